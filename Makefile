@@ -4,7 +4,7 @@ GO ?= go
 BIN := $(CURDIR)/bin
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
-MODULES := proto pkg api services/scheduler services/fetcher services/mapper services/loader cmd
+MODULES := proto pkg api services/scheduler services/fetcher services/mapper services/loader cmd e2e
 
 .PHONY: help
 help: ## Show this help.
@@ -29,7 +29,7 @@ proto: $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc ## Regenerate Go code from
 generate: proto ## Regenerate all generated code.
 
 # ---- build, test, run --------------------------------------------------------
-PKGS := ./proto/... ./pkg/... ./api/... ./services/scheduler/... ./services/fetcher/... ./services/mapper/... ./services/loader/... ./cmd/...
+PKGS := ./proto/... ./pkg/... ./api/... ./services/scheduler/... ./services/fetcher/... ./services/mapper/... ./services/loader/... ./cmd/... ./e2e/...
 TEST_PG_DIR ?= $(CURDIR)/.test/pg
 TEST_PG_PORT ?= 5439
 DEV_PG_DIR ?= $(CURDIR)/.dev/pg
