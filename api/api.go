@@ -1,0 +1,231 @@
+// Package api is Intake's control API: the gRPC server that owns jobs and
+// run history in PostgreSQL, takes the pipeline stages' status reports
+// (intake.v1.StageService), queues runs on JetStream, and streams run
+// progress to clients. It applies the database migrations on start.
+//
+// A Server is built with New and served with Run until its context ends:
+//
+//	srv, err := api.New(api.Config{DatabaseURL: dsn, NATSURL: natsURL, GRPCAddr: ":7070"})
+//	...
+//	err = srv.Run(ctx)
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/intakehq/intake/api/internal/store"
+	"github.com/intakehq/intake/pkg/pipeline"
+	"github.com/intakehq/intake/pkg/schema"
+	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
+)
+
+// DefaultShutdownTimeout is how long Run waits for in-flight calls to end
+// after its context is cancelled before it cuts them off.
+const DefaultShutdownTimeout = 10 * time.Second
+
+// Config configures a Server.
+type Config struct {
+	// DatabaseURL is the PostgreSQL connection string,
+	// e.g. "postgres://intake@db:5432/intake".
+	DatabaseURL string
+	// NATSURL is the NATS server URL, e.g. "nats://nats:4222".
+	NATSURL string
+	// GRPCAddr is the TCP address the gRPC server listens on, e.g.
+	// "127.0.0.1:7070" or ":7070"; port 0 picks a free port (see Addr).
+	GRPCAddr string
+	// Registerer receives the API's metrics; nil keeps them in a private
+	// registry.
+	Registerer prometheus.Registerer
+	// Logger receives the API's logs; nil means slog.Default().
+	Logger *slog.Logger
+	// DevMode accepts jobs with a local file connection.
+	DevMode bool
+	// ShutdownTimeout bounds the graceful stop; 0 means DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+}
+
+// Validate returns the first problem of the configuration.
+func (c Config) Validate() error {
+	if c.DatabaseURL == "" {
+		return errors.New("api: DatabaseURL is required (e.g. postgres://intake@localhost:5432/intake)")
+	}
+	if _, err := pgxpool.ParseConfig(c.DatabaseURL); err != nil {
+		return fmt.Errorf("api: DatabaseURL: %w", err)
+	}
+	if c.NATSURL == "" {
+		return errors.New("api: NATSURL is required (e.g. nats://localhost:4222)")
+	}
+	if c.GRPCAddr == "" {
+		return errors.New("api: GRPCAddr is required (e.g. :7070)")
+	}
+	if _, _, err := net.SplitHostPort(c.GRPCAddr); err != nil {
+		return fmt.Errorf("api: GRPCAddr %q: %w", c.GRPCAddr, err)
+	}
+	if c.ShutdownTimeout < 0 {
+		return fmt.Errorf("api: ShutdownTimeout %v is negative", c.ShutdownTimeout)
+	}
+	return nil
+}
+
+// Server is the control API.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	hub     *hub
+
+	// Set by Run before started is closed.
+	store *store.Store
+	js    jetstream.JetStream
+	// stopping is closed when shutdown begins, so long streams end.
+	stopping chan struct{}
+
+	ran      atomic.Bool
+	ready    atomic.Bool
+	started  chan struct{}
+	addrMu   sync.Mutex
+	addr     net.Addr
+	stopOnce sync.Once
+}
+
+// New checks cfg and builds a Server. Nothing is connected until Run.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{
+		cfg:      cfg,
+		log:      cfg.Logger.With("service", "api"),
+		metrics:  m,
+		hub:      newHub(),
+		stopping: make(chan struct{}),
+		started:  make(chan struct{}),
+	}, nil
+}
+
+// Started is closed once the server accepts calls; Addr is set by then.
+func (s *Server) Started() <-chan struct{} { return s.started }
+
+// Addr is the address the gRPC server listens on, nil before it started.
+func (s *Server) Addr() net.Addr {
+	s.addrMu.Lock()
+	defer s.addrMu.Unlock()
+	return s.addr
+}
+
+// Ready reports whether the server serves calls: connected, migrated,
+// listening and not shutting down. For a readiness probe.
+func (s *Server) Ready() bool { return s.ready.Load() }
+
+// Run connects PostgreSQL (applying migrations) and NATS (ensuring the
+// pipeline's streams), then serves gRPC until ctx is cancelled, and stops
+// gracefully. It returns nil after a graceful stop. A Server runs once.
+func (s *Server) Run(ctx context.Context) error {
+	if s.ran.Swap(true) {
+		return errors.New("api: Run called twice")
+	}
+	pool, err := pgxpool.New(ctx, s.cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("api: connect to PostgreSQL: %w", err)
+	}
+	defer pool.Close()
+	if err := pool.Ping(ctx); err != nil {
+		return fmt.Errorf("api: connect to PostgreSQL: %w", err)
+	}
+	if err := schema.Migrate(ctx, pool); err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
+	nc, err := nats.Connect(s.cfg.NATSURL, nats.Name("intake-api"), nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("api: connect to NATS at %s: %w", s.cfg.NATSURL, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("api: JetStream: %w", err)
+	}
+	if err := pipeline.EnsureStreams(ctx, js, 1); err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
+	s.store, s.js = store.New(pool), js
+
+	lis, err := net.Listen("tcp", s.cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("api: listen on %s: %w", s.cfg.GRPCAddr, err)
+	}
+	gs := grpc.NewServer(
+		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
+		grpc.ChainStreamInterceptor(s.streamInterceptor),
+	)
+	intakev1.RegisterJobServiceServer(gs, &jobService{s: s})
+	intakev1.RegisterRunServiceServer(gs, &runService{s: s})
+	intakev1.RegisterStageServiceServer(gs, &stageService{s: s})
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	reflection.Register(gs)
+	for _, name := range []string{"",
+		intakev1.JobService_ServiceDesc.ServiceName,
+		intakev1.RunService_ServiceDesc.ServiceName,
+		intakev1.StageService_ServiceDesc.ServiceName,
+	} {
+		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- gs.Serve(lis) }()
+	s.addrMu.Lock()
+	s.addr = lis.Addr()
+	s.addrMu.Unlock()
+	s.ready.Store(true)
+	close(s.started)
+	s.log.Info("control API serving", "addr", lis.Addr().String(), "dev_mode", s.cfg.DevMode)
+
+	select {
+	case err := <-serveErr:
+		s.ready.Store(false)
+		hs.Shutdown()
+		s.stopOnce.Do(func() { close(s.stopping) })
+		return fmt.Errorf("api: serve gRPC: %w", err)
+	case <-ctx.Done():
+	}
+	s.ready.Store(false)
+	hs.Shutdown()
+	s.stopOnce.Do(func() { close(s.stopping) })
+	s.log.Info("control API stopping", "timeout", s.cfg.ShutdownTimeout)
+	stopped := make(chan struct{})
+	go func() { gs.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(s.cfg.ShutdownTimeout):
+		s.log.Warn("graceful stop timed out; closing open calls", "timeout", s.cfg.ShutdownTimeout)
+		gs.Stop()
+		<-stopped
+	}
+	return nil
+}

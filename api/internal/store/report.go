@@ -1,0 +1,359 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
+)
+
+// ReportResult is what a report did.
+type ReportResult struct {
+	Directive intakev1.Directive
+	Run       *intakev1.Run
+	// Finished is true when this report moved the run to a final state.
+	Finished bool
+}
+
+// StageName is the lowercase name of a stage, as in messages and metrics.
+func StageName(s intakev1.Stage) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "STAGE_"))
+}
+
+// maxReasonLen bounds the reason of a stored row error.
+const maxReasonLen = 1000
+
+// Report applies a stage's report to its run, following the state rules of
+// docs/pipeline.md, in one transaction holding the run's row lock.
+func (s *Store) Report(ctx context.Context, jobID, runID string, req *intakev1.ReportRunEventRequest) (*ReportResult, error) {
+	name := RunName(jobID, runID)
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("report on run %s: %w", name, err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
+	r, err := readRun(ctx, tx, jobID, runID, "FOR UPDATE", false)
+	if err != nil {
+		return nil, err
+	}
+	res := &ReportResult{Directive: intakev1.Directive_DIRECTIVE_CONTINUE}
+	if IsFinal(r.state) {
+		// A final state never changes. The loader re-reports FINISHED after
+		// a redelivered message: that is no news, so tell it to go on.
+		if !(req.GetStage() == intakev1.Stage_STAGE_LOAD && req.GetKind() == intakev1.RunEventKind_RUN_EVENT_KIND_FINISHED &&
+			r.stage(intakev1.Stage_STAGE_LOAD).GetEndTime() != nil) {
+			res.Directive = intakev1.Directive_DIRECTIVE_ABANDON
+		}
+		if r.rowErrors, err = readRowErrors(ctx, tx, runID); err != nil {
+			return nil, err
+		}
+		res.Run = r.proto()
+		return res, tx.Commit(ctx)
+	}
+
+	at := s.now()
+	if t := req.GetEventTime(); t != nil && t.IsValid() && t.GetSeconds() > 0 {
+		at = t.AsTime().UTC().Truncate(time.Microsecond)
+	}
+	if r.start == nil {
+		r.start = &at
+	}
+	stage := req.GetStage()
+	st := r.stage(stage)
+	if st.StartTime == nil {
+		st.StartTime = ts(&at)
+	}
+	advance := func(to intakev1.RunState) {
+		if to > r.state {
+			r.state = to
+		}
+	}
+	finish := func(state intakev1.RunState, message string) {
+		r.state, r.message, r.end = state, message, &at
+		res.Finished = true
+	}
+
+	switch req.GetKind() {
+	case intakev1.RunEventKind_RUN_EVENT_KIND_STARTED:
+		advance(stageState(stage))
+
+	case intakev1.RunEventKind_RUN_EVENT_KIND_FETCHED:
+		advance(intakev1.RunState_RUN_STATE_FETCHING)
+		if err := putCounters(ctx, tx, runID, stage, -1, req.GetCounters()); err != nil {
+			return nil, err
+		}
+		if r.sha256 != req.GetSha256() {
+			prevID, prevSHA, err := lastSuccess(ctx, tx, jobID, runID)
+			if err != nil {
+				return nil, err
+			}
+			r.sha256, r.source = req.GetSha256(), req.GetSource()
+			if prevID != "" && prevSHA == req.GetSha256() {
+				st.EndTime = ts(&at)
+				finish(intakev1.RunState_RUN_STATE_SKIPPED,
+					fmt.Sprintf("file unchanged since run %s (sha256 %s)", RunName(jobID, prevID), req.GetSha256()[:12]))
+				res.Directive = intakev1.Directive_DIRECTIVE_SKIP
+			}
+		} else if req.GetSource() != "" {
+			r.source = req.GetSource()
+		}
+
+	case intakev1.RunEventKind_RUN_EVENT_KIND_CHUNK_DONE:
+		if err := putCounters(ctx, tx, runID, stage, req.GetChunk(), req.GetCounters()); err != nil {
+			return nil, err
+		}
+		advance(stageState(stage))
+
+	case intakev1.RunEventKind_RUN_EVENT_KIND_FINISHED:
+		if err := putCounters(ctx, tx, runID, stage, -1, req.GetCounters()); err != nil {
+			return nil, err
+		}
+		st.EndTime = ts(&at)
+		switch stage {
+		case intakev1.Stage_STAGE_FETCH:
+			advance(intakev1.RunState_RUN_STATE_MAPPING)
+		default:
+			advance(stageState(stage))
+		}
+
+	case intakev1.RunEventKind_RUN_EVENT_KIND_FAILED:
+		msg := strings.TrimSpace(req.GetMessage())
+		if msg == "" {
+			msg = "failed (no reason given)"
+		}
+		st.EndTime = ts(&at)
+		finish(intakev1.RunState_RUN_STATE_FAILED, StageName(stage)+": "+msg)
+	}
+	if len(req.GetRowErrors()) > 0 {
+		if err := putRowErrors(ctx, tx, runID, req.GetRowErrors()); err != nil {
+			return nil, err
+		}
+	}
+
+	if err := s.sumCounters(ctx, tx, r); err != nil {
+		return nil, err
+	}
+	// The mappers are done once every chunk the fetcher cut is mapped.
+	if m := r.stage(intakev1.Stage_STAGE_MAP); m.EndTime == nil && m.StartTime != nil &&
+		r.counters.GetChunks() > 0 && m.GetChunksDone() >= r.counters.GetChunks() {
+		m.EndTime = ts(&at)
+	}
+	if stage == intakev1.Stage_STAGE_LOAD && req.GetKind() == intakev1.RunEventKind_RUN_EVENT_KIND_FINISHED {
+		switch c := r.counters; {
+		case c.GetRowsRejected() > 0 && c.GetRowsRejected() >= c.GetRowsRead():
+			finish(intakev1.RunState_RUN_STATE_FAILED, fmt.Sprintf("every row was rejected: %d rows", c.GetRowsRejected()))
+		case c.GetRowsRejected() > 0:
+			finish(intakev1.RunState_RUN_STATE_PARTIALLY_SUCCEEDED, "")
+		default:
+			finish(intakev1.RunState_RUN_STATE_SUCCEEDED, "")
+		}
+	}
+	if IsFinal(r.state) {
+		for _, s := range r.stages {
+			if s.StartTime != nil && s.EndTime == nil {
+				s.EndTime = ts(&at)
+			}
+		}
+	}
+	sortStages(r.stages)
+
+	if err := saveRun(ctx, tx, r, s.now()); err != nil {
+		return nil, err
+	}
+	if r.rowErrors, err = readRowErrors(ctx, tx, runID); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("report on run %s: %w", name, err)
+	}
+	r.version++
+	res.Run = r.proto()
+	return res, nil
+}
+
+// stageState is the state a run is in while stage works on it.
+func stageState(s intakev1.Stage) intakev1.RunState {
+	switch s {
+	case intakev1.Stage_STAGE_MAP:
+		return intakev1.RunState_RUN_STATE_MAPPING
+	case intakev1.Stage_STAGE_LOAD:
+		return intakev1.RunState_RUN_STATE_LOADING
+	default:
+		return intakev1.RunState_RUN_STATE_FETCHING
+	}
+}
+
+func sortStages(stages []*intakev1.StageStatus) {
+	sort.Slice(stages, func(i, j int) bool { return stages[i].GetStage() < stages[j].GetStage() })
+}
+
+// lastSuccess is the id and hash of the job's most recent successful run
+// other than runID.
+func lastSuccess(ctx context.Context, q querier, jobID, runID string) (string, string, error) {
+	var id, sha string
+	err := q.QueryRow(ctx, `SELECT id, sha256 FROM intake.runs
+		WHERE job_id = $1 AND id <> $2 AND state IN ($3, $4)
+		ORDER BY end_time DESC NULLS LAST, create_time DESC LIMIT 1`,
+		jobID, runID, int16(intakev1.RunState_RUN_STATE_SUCCEEDED), int16(intakev1.RunState_RUN_STATE_PARTIALLY_SUCCEEDED)).Scan(&id, &sha)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", "", nil
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("look up the last successful run of job %s: %w", jobID, err)
+	}
+	return id, sha, nil
+}
+
+// putCounters stores the counters of (run, stage, chunk), replacing any
+// earlier report of the same chunk. chunk -1 holds the stage's totals.
+func putCounters(ctx context.Context, q querier, runID string, stage intakev1.Stage, chunk int64, c *intakev1.RunCounters) error {
+	_, err := q.Exec(ctx, `INSERT INTO intake.run_chunks (run_id, stage, chunk, bytes, chunks, rows_read, rows_rejected,
+			rows_staged, rows_created, rows_updated, rows_unchanged, rows_ignored)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+		ON CONFLICT (run_id, stage, chunk) DO UPDATE SET bytes = EXCLUDED.bytes, chunks = EXCLUDED.chunks,
+			rows_read = EXCLUDED.rows_read, rows_rejected = EXCLUDED.rows_rejected, rows_staged = EXCLUDED.rows_staged,
+			rows_created = EXCLUDED.rows_created, rows_updated = EXCLUDED.rows_updated,
+			rows_unchanged = EXCLUDED.rows_unchanged, rows_ignored = EXCLUDED.rows_ignored`,
+		runID, int16(stage), chunk, c.GetBytes(), c.GetChunks(), c.GetRowsRead(), c.GetRowsRejected(),
+		c.GetRowsStaged(), c.GetRowsCreated(), c.GetRowsUpdated(), c.GetRowsUnchanged(), c.GetRowsIgnored())
+	if err != nil {
+		return fmt.Errorf("store counters of run %s stage %s chunk %d: %w", runID, StageName(stage), chunk, err)
+	}
+	return nil
+}
+
+// putRowErrors keeps the run's row errors with the lowest row numbers, at
+// most MaxRowErrorsKept of them.
+func putRowErrors(ctx context.Context, q querier, runID string, errs []*intakev1.RowError) error {
+	sorted := make([]*intakev1.RowError, len(errs))
+	copy(sorted, errs)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].GetRow() < sorted[j].GetRow() })
+	if len(sorted) > MaxRowErrorsKept {
+		sorted = sorted[:MaxRowErrorsKept]
+	}
+	rows := make([]int64, len(sorted))
+	cols := make([]string, len(sorted))
+	reasons := make([]string, len(sorted))
+	for i, e := range sorted {
+		rows[i], cols[i], reasons[i] = e.GetRow(), e.GetColumn(), e.GetReason()
+		if len(reasons[i]) > maxReasonLen {
+			reasons[i] = strings.ToValidUTF8(reasons[i][:maxReasonLen], "") + "…"
+		}
+	}
+	if _, err := q.Exec(ctx, `INSERT INTO intake.run_row_errors (run_id, row, col, reason)
+		SELECT $1, r, c, e FROM unnest($2::bigint[], $3::text[], $4::text[]) AS t(r, c, e)
+		ON CONFLICT DO NOTHING`, runID, rows, cols, reasons); err != nil {
+		return fmt.Errorf("store row errors of run %s: %w", runID, err)
+	}
+	var n int64
+	if err := q.QueryRow(ctx, `SELECT count(*) FROM intake.run_row_errors WHERE run_id = $1`, runID).Scan(&n); err != nil {
+		return fmt.Errorf("count row errors of run %s: %w", runID, err)
+	}
+	if n > MaxRowErrorsKept {
+		if _, err := q.Exec(ctx, `DELETE FROM intake.run_row_errors e USING (
+				SELECT row, col FROM intake.run_row_errors WHERE run_id = $1 ORDER BY row DESC, col DESC LIMIT $2
+			) x WHERE e.run_id = $1 AND e.row = x.row AND e.col = x.col`, runID, n-MaxRowErrorsKept); err != nil {
+			return fmt.Errorf("trim row errors of run %s: %w", runID, err)
+		}
+	}
+	return nil
+}
+
+// owner is the stage whose reports count each counter; a counter reported
+// by another stage is ignored, so no number is counted twice.
+var owner = map[string]intakev1.Stage{
+	"bytes": intakev1.Stage_STAGE_FETCH, "chunks": intakev1.Stage_STAGE_FETCH,
+	"rows_read": intakev1.Stage_STAGE_MAP, "rows_rejected": intakev1.Stage_STAGE_MAP,
+	"rows_staged": intakev1.Stage_STAGE_LOAD, "rows_created": intakev1.Stage_STAGE_LOAD,
+	"rows_updated": intakev1.Stage_STAGE_LOAD, "rows_unchanged": intakev1.Stage_STAGE_LOAD,
+	"rows_ignored": intakev1.Stage_STAGE_LOAD,
+}
+
+var counterNames = []string{"bytes", "chunks", "rows_read", "rows_rejected", "rows_staged",
+	"rows_created", "rows_updated", "rows_unchanged", "rows_ignored"}
+
+// sumCounters sets r.counters and each stage's chunks_done from the stored
+// reports. A counter is its owning stage's per-chunk sum, or the stage's
+// reported total when that is larger (a FINISHED report carries totals).
+func (s *Store) sumCounters(ctx context.Context, q querier, r *runRow) error {
+	rows, err := q.Query(ctx, `SELECT stage, chunk >= 0, count(*), sum(bytes), sum(chunks), sum(rows_read), sum(rows_rejected),
+			sum(rows_staged), sum(rows_created), sum(rows_updated), sum(rows_unchanged), sum(rows_ignored)
+		FROM intake.run_chunks WHERE run_id = $1 GROUP BY 1, 2`, r.id)
+	if err != nil {
+		return fmt.Errorf("sum counters of run %s: %w", r.id, err)
+	}
+	defer rows.Close()
+	type key struct {
+		stage    intakev1.Stage
+		perChunk bool
+	}
+	sums := map[key]map[string]int64{}
+	chunksDone := map[intakev1.Stage]int64{}
+	for rows.Next() {
+		var (
+			stage    int16
+			perChunk bool
+			n        int64
+			v        = make([]int64, len(counterNames))
+		)
+		dest := []any{&stage, &perChunk, &n}
+		for i := range v {
+			dest = append(dest, &v[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return fmt.Errorf("sum counters of run %s: %w", r.id, err)
+		}
+		m := map[string]int64{}
+		for i, name := range counterNames {
+			m[name] = v[i]
+		}
+		sums[key{intakev1.Stage(stage), perChunk}] = m
+		if perChunk {
+			chunksDone[intakev1.Stage(stage)] = n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sum counters of run %s: %w", r.id, err)
+	}
+	total := map[string]int64{}
+	for _, name := range counterNames {
+		st := owner[name]
+		total[name] = max(sums[key{st, true}][name], sums[key{st, false}][name])
+	}
+	r.counters = &intakev1.RunCounters{
+		Bytes: total["bytes"], Chunks: total["chunks"], RowsRead: total["rows_read"], RowsRejected: total["rows_rejected"],
+		RowsStaged: total["rows_staged"], RowsCreated: total["rows_created"], RowsUpdated: total["rows_updated"],
+		RowsUnchanged: total["rows_unchanged"], RowsIgnored: total["rows_ignored"],
+	}
+	for stage, n := range chunksDone {
+		if stage != intakev1.Stage_STAGE_FETCH {
+			r.stage(stage).ChunksDone = n
+		}
+	}
+	return nil
+}
+
+func saveRun(ctx context.Context, q querier, r *runRow, now time.Time) error {
+	counters, err := jsonOpts.Marshal(r.counters)
+	if err != nil {
+		return fmt.Errorf("encode counters of run %s: %w", r.id, err)
+	}
+	stages, err := encodeStages(r.stages)
+	if err != nil {
+		return err
+	}
+	_, err = q.Exec(ctx, `UPDATE intake.runs SET state = $2, start_time = $3, end_time = $4, sha256 = $5, source = $6,
+			message = $7, counters = $8::jsonb, stages = $9::jsonb, version = version + 1, update_time = $10
+		WHERE id = $1`,
+		r.id, int16(r.state), r.start, r.end, r.sha256, r.source, r.message, string(counters), stages, now)
+	if err != nil {
+		return fmt.Errorf("save run %s: %w", r.id, err)
+	}
+	return nil
+}

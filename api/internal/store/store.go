@@ -1,0 +1,220 @@
+// Package store keeps the control API's jobs and runs in PostgreSQL (schema
+// intake, see pkg/schema/migrations/00001_control.sql) and holds the run
+// state machine that stage reports drive. Every report is one transaction
+// with a row lock on its run, so concurrent reports of one run take turns.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
+)
+
+// Conditions the API maps to gRPC codes.
+var (
+	ErrNotFound      = errors.New("not found")
+	ErrAlreadyExists = errors.New("already exists")
+	// ErrDisabled: the job is disabled, so its schedule does not fire.
+	ErrDisabled = errors.New("job is disabled")
+)
+
+// Store reads and writes jobs and runs.
+type Store struct {
+	pool *pgxpool.Pool
+	now  func() time.Time
+}
+
+// New returns a Store on pool.
+func New(pool *pgxpool.Pool) *Store {
+	return &Store{pool: pool, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
+}
+
+// Cursor is a position in a list: the create time and id of the last item
+// of the previous page.
+type Cursor struct {
+	Time time.Time
+	ID   string
+}
+
+// JobName is the resource name of a job id.
+func JobName(id string) string { return "jobs/" + id }
+
+// RunName is the resource name of a run.
+func RunName(jobID, runID string) string { return "jobs/" + jobID + "/runs/" + runID }
+
+var jsonOpts = protojson.MarshalOptions{}
+
+// specOf is the job as stored: without its name and output-only fields.
+func specOf(job *intakev1.Job) ([]byte, error) {
+	j := proto.Clone(job).(*intakev1.Job)
+	j.Name, j.CreateTime, j.UpdateTime, j.NextRunTime, j.LastRun, j.Etag = "", nil, nil, nil, "", ""
+	b, err := jsonOpts.Marshal(j)
+	if err != nil {
+		return nil, fmt.Errorf("encode job: %w", err)
+	}
+	return b, nil
+}
+
+// newEtag is a fresh random etag: it only has to differ from the previous one.
+func newEtag() string { return fmt.Sprintf("%016x", rand.Uint64()) }
+
+const jobColumns = `j.id, j.spec, j.etag, j.create_time, j.update_time,
+	COALESCE((SELECT r.id FROM intake.runs r WHERE r.job_id = j.id ORDER BY r.create_time DESC, r.id DESC LIMIT 1), '')`
+
+func scanJob(row pgx.Row) (*intakev1.Job, error) {
+	var (
+		id, etag, lastRun string
+		spec              []byte
+		created, updated  time.Time
+	)
+	if err := row.Scan(&id, &spec, &etag, &created, &updated, &lastRun); err != nil {
+		return nil, err
+	}
+	job := &intakev1.Job{}
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(spec, job); err != nil {
+		return nil, fmt.Errorf("decode job %s: %w", id, err)
+	}
+	job.Name = JobName(id)
+	job.Etag = etag
+	job.CreateTime = timestamppb.New(created)
+	job.UpdateTime = timestamppb.New(updated)
+	if lastRun != "" {
+		job.LastRun = RunName(id, lastRun)
+	}
+	return job, nil
+}
+
+// CreateJob stores job under id. ErrAlreadyExists when the id is taken.
+func (s *Store) CreateJob(ctx context.Context, id string, job *intakev1.Job) (*intakev1.Job, error) {
+	spec, err := specOf(job)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	_, err = s.pool.Exec(ctx, `INSERT INTO intake.jobs (id, spec, enabled, etag, create_time, update_time)
+		VALUES ($1, $2::jsonb, $3, $4, $5, $5)`, id, string(spec), job.GetEnabled(), newEtag(), now)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		return nil, ErrAlreadyExists
+	}
+	if err != nil {
+		return nil, fmt.Errorf("insert job %s: %w", id, err)
+	}
+	return s.GetJob(ctx, id)
+}
+
+// GetJob returns the job with the given id.
+func (s *Store) GetJob(ctx context.Context, id string) (*intakev1.Job, error) {
+	return getJob(ctx, s.pool, id, "")
+}
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func getJob(ctx context.Context, q querier, id, lock string) (*intakev1.Job, error) {
+	job, err := scanJob(q.QueryRow(ctx, `SELECT `+jobColumns+` FROM intake.jobs j WHERE j.id = $1 `+lock, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read job %s: %w", id, err)
+	}
+	return job, nil
+}
+
+// ListJobs returns up to limit jobs after the cursor, oldest first.
+func (s *Store) ListJobs(ctx context.Context, after *Cursor, limit int) ([]*intakev1.Job, error) {
+	var (
+		rows pgx.Rows
+		err  error
+	)
+	if after == nil {
+		rows, err = s.pool.Query(ctx, `SELECT `+jobColumns+` FROM intake.jobs j
+			ORDER BY j.create_time, j.id LIMIT $1`, limit)
+	} else {
+		rows, err = s.pool.Query(ctx, `SELECT `+jobColumns+` FROM intake.jobs j
+			WHERE (j.create_time, j.id) > ($1, $2) ORDER BY j.create_time, j.id LIMIT $3`, after.Time, after.ID, limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	defer rows.Close()
+	var jobs []*intakev1.Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list jobs: %w", err)
+		}
+		jobs = append(jobs, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	return jobs, nil
+}
+
+// UpdateJob locks the job, lets update change it (an error from update
+// aborts), stores the result with a new etag and update time.
+func (s *Store) UpdateJob(ctx context.Context, id string, update func(job *intakev1.Job) error) (*intakev1.Job, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("update job %s: %w", id, err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
+	job, err := getJob(ctx, tx, id, "FOR UPDATE OF j")
+	if err != nil {
+		return nil, err
+	}
+	if err := update(job); err != nil {
+		return nil, err
+	}
+	spec, err := specOf(job)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE intake.jobs SET spec = $2::jsonb, enabled = $3, etag = $4, update_time = $5 WHERE id = $1`,
+		id, string(spec), job.GetEnabled(), newEtag(), s.now()); err != nil {
+		return nil, fmt.Errorf("update job %s: %w", id, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("update job %s: %w", id, err)
+	}
+	return s.GetJob(ctx, id)
+}
+
+// DeleteJob deletes a job. Its runs stay, as history.
+func (s *Store) DeleteJob(ctx context.Context, id string) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM intake.jobs WHERE id = $1`, id)
+	if err != nil {
+		return fmt.Errorf("delete job %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// JobKnown reports whether a job exists or once existed (has runs).
+func (s *Store) JobKnown(ctx context.Context, id string) (bool, error) {
+	var ok bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM intake.jobs WHERE id = $1)
+		OR EXISTS (SELECT 1 FROM intake.runs WHERE job_id = $1)`, id).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("look up job %s: %w", id, err)
+	}
+	return ok, nil
+}

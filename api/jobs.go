@@ -1,0 +1,219 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/intakehq/intake/api/internal/jobspec"
+	"github.com/intakehq/intake/api/internal/store"
+	"github.com/intakehq/intake/pkg/pipeline"
+	pipelinev1 "github.com/intakehq/intake/proto/gen/intake/pipeline/v1"
+	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
+)
+
+// publishTimeout bounds the publish of a run request.
+const publishTimeout = 10 * time.Second
+
+type jobService struct {
+	intakev1.UnimplementedJobServiceServer
+	s *Server
+}
+
+// checkJob validates a job as it would be stored.
+func (s *Server) checkJob(extra jobspec.Violations, job *intakev1.Job) error {
+	vs := append(extra, jobspec.Validate("job", job)...)
+	if len(vs) > 0 {
+		return invalid("invalid job", vs)
+	}
+	if jobspec.IsLocal(job) && !s.cfg.DevMode {
+		return failedPrecondition("DEV_MODE", "job.connection.local",
+			"local file connections are only accepted when Intake runs in development mode; use an http connection")
+	}
+	return nil
+}
+
+func newJobID() string { return strings.ReplaceAll(uuid.NewString(), "-", "")[:12] }
+
+func (j *jobService) CreateJob(ctx context.Context, req *intakev1.CreateJobRequest) (*intakev1.Job, error) {
+	s := j.s
+	if req.GetJob() == nil {
+		return nil, badField("job", "required")
+	}
+	var vs jobspec.Violations
+	id := req.GetJobId()
+	if id != "" {
+		if err := jobspec.CheckJobID(id); err != nil {
+			vs = append(vs, jobspec.Violation{Field: "job_id", Description: err.Error()})
+		}
+	}
+	if err := s.checkJob(vs, req.GetJob()); err != nil {
+		return nil, err
+	}
+	var (
+		job *intakev1.Job
+		err error
+	)
+	for attempt := 0; ; attempt++ {
+		newID := id
+		if newID == "" {
+			newID = newJobID()
+		}
+		job, err = s.store.CreateJob(ctx, newID, req.GetJob())
+		if err == nil {
+			id = newID
+			break
+		}
+		if id != "" || !errors.Is(err, store.ErrAlreadyExists) || attempt >= 3 {
+			return nil, s.storeError(ctx, "create", "job "+store.JobName(newID), err)
+		}
+	}
+	s.log.InfoContext(ctx, "job created", "job", id, "object", job.GetObject().String(), "enabled", job.GetEnabled())
+	if job.GetRunOnSave() {
+		return s.runOnSave(ctx, id, job)
+	}
+	return job, nil
+}
+
+// runOnSave starts a run of a job just saved. The save stands even when the
+// run cannot be queued: the run then shows FAILED with the reason.
+func (s *Server) runOnSave(ctx context.Context, id string, job *intakev1.Job) (*intakev1.Job, error) {
+	if _, err := s.startRun(ctx, id, job, intakev1.Trigger_TRIGGER_RUN_NOW); err != nil {
+		s.log.WarnContext(ctx, "run on save not queued", "job", id, "error", err)
+	}
+	latest, err := s.store.GetJob(ctx, id)
+	if err != nil {
+		return nil, s.storeError(ctx, "read", "job "+store.JobName(id), err)
+	}
+	return latest, nil
+}
+
+// startRun creates a QUEUED run of job and publishes its run request. When
+// the publish fails the run is marked FAILED and the error is Unavailable.
+func (s *Server) startRun(ctx context.Context, jobID string, job *intakev1.Job, trigger intakev1.Trigger) (*intakev1.Run, error) {
+	run, err := s.store.CreateRun(ctx, job, jobID, trigger)
+	if err != nil {
+		return nil, s.storeError(ctx, "create a run of", "job "+store.JobName(jobID), err)
+	}
+	// The run exists now: finish queueing it even if the caller goes away.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+	defer cancel()
+	err = pipeline.Publish(pctx, s.js, pipeline.SubjectRunRequest, run.GetName(), &pipelinev1.RunRequest{
+		Run: run.GetName(), Job: job, Trigger: trigger, CreateTime: run.GetCreateTime(),
+	})
+	if err != nil {
+		_, runID, _ := parseRunName("run", run.GetName())
+		msg := fmt.Sprintf("could not queue the run: %v", err)
+		failed, ferr := s.store.FailQueued(pctx, jobID, runID, msg)
+		if ferr != nil {
+			s.log.ErrorContext(ctx, "mark unqueued run failed", "job", jobID, "run", runID, "error", ferr)
+		}
+		if failed {
+			s.hub.notify(run.GetName())
+			if r, err := s.store.GetRun(pctx, jobID, runID); err == nil {
+				s.metrics.runFinished(r)
+			}
+		}
+		s.log.ErrorContext(ctx, "run request not published", "job", jobID, "run", runID, "error", err)
+		return nil, status.Errorf(codes.Unavailable, "run %s could not be queued (it is marked FAILED; try again): %v", run.GetName(), err)
+	}
+	s.log.InfoContext(ctx, "run queued", "job", jobID, "run", run.GetName(), "trigger", trigger.String())
+	return run, nil
+}
+
+func (j *jobService) GetJob(ctx context.Context, req *intakev1.GetJobRequest) (*intakev1.Job, error) {
+	id, err := parseJobName("name", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	job, err := j.s.store.GetJob(ctx, id)
+	if err != nil {
+		return nil, j.s.storeError(ctx, "read", "job "+req.GetName(), err)
+	}
+	return job, nil
+}
+
+func (j *jobService) ListJobs(ctx context.Context, req *intakev1.ListJobsRequest) (*intakev1.ListJobsResponse, error) {
+	n, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	after, err := decodePageToken("jobs", "", req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	jobs, err := j.s.store.ListJobs(ctx, after, n+1)
+	if err != nil {
+		return nil, j.s.storeError(ctx, "list", "jobs", err)
+	}
+	resp := &intakev1.ListJobsResponse{Jobs: jobs}
+	if len(jobs) > n {
+		resp.Jobs = jobs[:n]
+		last := resp.Jobs[n-1]
+		id, _ := strings.CutPrefix(last.GetName(), "jobs/")
+		resp.NextPageToken = encodePageToken("jobs", "", store.Cursor{Time: last.GetCreateTime().AsTime(), ID: id})
+	}
+	return resp, nil
+}
+
+func (j *jobService) UpdateJob(ctx context.Context, req *intakev1.UpdateJobRequest) (*intakev1.Job, error) {
+	s := j.s
+	if req.GetJob() == nil {
+		return nil, badField("job", "required")
+	}
+	id, err := parseJobName("job.name", req.GetJob().GetName())
+	if err != nil {
+		return nil, err
+	}
+	paths := req.GetUpdateMask().GetPaths()
+	job, err := s.store.UpdateJob(ctx, id, func(cur *intakev1.Job) error {
+		if etag := req.GetJob().GetEtag(); etag != "" && etag != cur.GetEtag() {
+			return status.Errorf(codes.Aborted, "job %s was changed since etag %q (now %q): read it again and retry", cur.GetName(), etag, cur.GetEtag())
+		}
+		if vs := jobspec.ApplyMask(cur, req.GetJob(), paths); len(vs) > 0 {
+			return invalid("invalid update_mask", vs)
+		}
+		return s.checkJob(nil, cur)
+	})
+	if err != nil {
+		return nil, s.storeError(ctx, "update", "job "+store.JobName(id), err)
+	}
+	s.log.InfoContext(ctx, "job updated", "job", id, "fields", paths)
+	// "Save and run": an update that sets run_on_save runs the job.
+	if job.GetRunOnSave() && (len(paths) == 0 || slices.Contains(paths, "run_on_save")) {
+		return s.runOnSave(ctx, id, job)
+	}
+	return job, nil
+}
+
+func (j *jobService) DeleteJob(ctx context.Context, req *intakev1.DeleteJobRequest) (*emptypb.Empty, error) {
+	id, err := parseJobName("name", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	if err := j.s.store.DeleteJob(ctx, id); err != nil {
+		return nil, j.s.storeError(ctx, "delete", "job "+req.GetName(), err)
+	}
+	j.s.log.InfoContext(ctx, "job deleted", "job", id)
+	return &emptypb.Empty{}, nil
+}
+
+func (j *jobService) RunJob(ctx context.Context, req *intakev1.RunJobRequest) (*intakev1.Run, error) {
+	id, err := parseJobName("name", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	job, err := j.s.store.GetJob(ctx, id)
+	if err != nil {
+		return nil, j.s.storeError(ctx, "read", "job "+req.GetName(), err)
+	}
+	return j.s.startRun(ctx, id, job, intakev1.Trigger_TRIGGER_RUN_NOW)
+}

@@ -1,0 +1,257 @@
+package api_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+
+	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
+)
+
+func TestJobCRUD(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := testCtx(t)
+
+	in := accountsJob("CRM accounts")
+	created, err := b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{JobId: "crm-accounts", Job: in})
+	require.NoError(t, err)
+	require.Equal(t, "jobs/crm-accounts", created.GetName())
+	require.Equal(t, "CRM accounts", created.GetDisplayName())
+	require.NotEmpty(t, created.GetEtag())
+	require.NotNil(t, created.GetCreateTime())
+	require.Equal(t, created.GetCreateTime().AsTime(), created.GetUpdateTime().AsTime())
+	require.Empty(t, created.GetLastRun())
+	require.True(t, proto.Equal(in.GetMapping(), created.GetMapping()))
+	require.True(t, proto.Equal(in.GetSchedule(), created.GetSchedule()))
+
+	got, err := b.jobs.GetJob(ctx, &intakev1.GetJobRequest{Name: "jobs/crm-accounts"})
+	require.NoError(t, err)
+	require.True(t, proto.Equal(created, got))
+
+	_, err = b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{JobId: "crm-accounts", Job: in})
+	requireCode(t, err, codes.AlreadyExists, "job jobs/crm-accounts already exists")
+
+	// Without a job id, one is made up.
+	gen, err := b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{Job: accountsJob("generated")})
+	require.NoError(t, err)
+	require.Regexp(t, `^jobs/[a-z0-9]{12}$`, gen.GetName())
+
+	_, err = b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{JobId: "Bad_ID", Job: in})
+	st := requireCode(t, err, codes.InvalidArgument, "job_id")
+	require.Contains(t, fieldViolations(t, st), "job_id")
+
+	// Update only the display name: the description in the request is ignored.
+	upd := proto.Clone(created).(*intakev1.Job)
+	upd.DisplayName = "CRM accounts (EU)"
+	upd.Description = "not applied"
+	updated, err := b.jobs.UpdateJob(ctx, &intakev1.UpdateJobRequest{Job: upd, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"display_name"}}})
+	require.NoError(t, err)
+	require.Equal(t, "CRM accounts (EU)", updated.GetDisplayName())
+	require.Equal(t, in.GetDescription(), updated.GetDescription())
+	require.NotEqual(t, created.GetEtag(), updated.GetEtag())
+	require.True(t, updated.GetUpdateTime().AsTime().After(created.GetUpdateTime().AsTime()))
+	require.Equal(t, created.GetCreateTime().AsTime(), updated.GetCreateTime().AsTime())
+
+	// Disable scheduling and drop the schedule.
+	updated, err = b.jobs.UpdateJob(ctx, &intakev1.UpdateJobRequest{
+		Job:        &intakev1.Job{Name: "jobs/crm-accounts"},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"enabled", "schedule"}},
+	})
+	require.NoError(t, err)
+	require.False(t, updated.GetEnabled())
+	require.Nil(t, updated.GetSchedule())
+	require.Equal(t, "CRM accounts (EU)", updated.GetDisplayName())
+
+	// An empty mask replaces every updatable field.
+	full := accountsJob("replaced")
+	full.Name = "jobs/crm-accounts"
+	full.Description = ""
+	updated, err = b.jobs.UpdateJob(ctx, &intakev1.UpdateJobRequest{Job: full})
+	require.NoError(t, err)
+	require.Equal(t, "replaced", updated.GetDisplayName())
+	require.Empty(t, updated.GetDescription())
+	require.True(t, updated.GetEnabled())
+
+	// Bad masks, stale etags, and updates that would make the job invalid.
+	_, err = b.jobs.UpdateJob(ctx, &intakev1.UpdateJobRequest{Job: full, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"colour"}}})
+	st = requireCode(t, err, codes.InvalidArgument, "update_mask.paths[0]", `unknown field "colour"`)
+	require.Contains(t, fieldViolations(t, st), "update_mask.paths[0]")
+	_, err = b.jobs.UpdateJob(ctx, &intakev1.UpdateJobRequest{Job: full, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"display_name", "object"}}})
+	requireCode(t, err, codes.InvalidArgument, "update_mask.paths[1]", "cannot be changed")
+	_, err = b.jobs.UpdateJob(ctx, &intakev1.UpdateJobRequest{Job: &intakev1.Job{Name: "jobs/crm-accounts"}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"schedule"}}})
+	requireCode(t, err, codes.InvalidArgument, "job.schedule: required when the job is enabled")
+	stale := proto.Clone(full).(*intakev1.Job)
+	stale.Etag = created.GetEtag()
+	_, err = b.jobs.UpdateJob(ctx, &intakev1.UpdateJobRequest{Job: stale})
+	requireCode(t, err, codes.Aborted, "jobs/crm-accounts", "etag")
+	_, err = b.jobs.UpdateJob(ctx, &intakev1.UpdateJobRequest{Job: &intakev1.Job{Name: "jobs/nope", DisplayName: "x"}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"display_name"}}})
+	requireCode(t, err, codes.NotFound, "job jobs/nope not found")
+	current, err := b.jobs.GetJob(ctx, &intakev1.GetJobRequest{Name: "jobs/crm-accounts"})
+	require.NoError(t, err)
+	require.Equal(t, "replaced", current.GetDisplayName(), "a failed update changes nothing")
+
+	_, err = b.jobs.GetJob(ctx, &intakev1.GetJobRequest{Name: "crm-accounts"})
+	requireCode(t, err, codes.InvalidArgument, "name", "jobs/{job}")
+
+	_, err = b.jobs.DeleteJob(ctx, &intakev1.DeleteJobRequest{Name: "jobs/crm-accounts"})
+	require.NoError(t, err)
+	_, err = b.jobs.GetJob(ctx, &intakev1.GetJobRequest{Name: "jobs/crm-accounts"})
+	requireCode(t, err, codes.NotFound, "job jobs/crm-accounts not found")
+	_, err = b.jobs.DeleteJob(ctx, &intakev1.DeleteJobRequest{Name: "jobs/crm-accounts"})
+	requireCode(t, err, codes.NotFound, "job jobs/crm-accounts not found")
+}
+
+func TestListJobsPages(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := testCtx(t)
+	want := map[string]bool{}
+	for i := range 7 {
+		want[b.createJob(t, fmt.Sprintf("job-%d", i)).GetName()] = true
+	}
+	seen := map[string]bool{}
+	token, pages := "", 0
+	for {
+		resp, err := b.jobs.ListJobs(ctx, &intakev1.ListJobsRequest{PageSize: 3, PageToken: token})
+		require.NoError(t, err)
+		pages++
+		require.LessOrEqual(t, len(resp.GetJobs()), 3)
+		for _, j := range resp.GetJobs() {
+			require.False(t, seen[j.GetName()], "%s listed twice", j.GetName())
+			seen[j.GetName()] = true
+		}
+		if token = resp.GetNextPageToken(); token == "" {
+			break
+		}
+	}
+	require.Equal(t, want, seen)
+	require.Equal(t, 3, pages)
+
+	all, err := b.jobs.ListJobs(ctx, &intakev1.ListJobsRequest{})
+	require.NoError(t, err)
+	require.Len(t, all.GetJobs(), 7)
+	require.Empty(t, all.GetNextPageToken())
+
+	_, err = b.jobs.ListJobs(ctx, &intakev1.ListJobsRequest{PageToken: "garbage"})
+	requireCode(t, err, codes.InvalidArgument, "page_token")
+	_, err = b.jobs.ListJobs(ctx, &intakev1.ListJobsRequest{PageSize: -1})
+	requireCode(t, err, codes.InvalidArgument, "page_size")
+}
+
+func TestCreateJobValidation(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := testCtx(t)
+	usersJob := func() *intakev1.Job {
+		j := accountsJob("users")
+		j.Object = intakev1.ObjectType_OBJECT_TYPE_USERS
+		j.Mapping.Entries = []*intakev1.MappingEntry{
+			{Attribute: "account_id", Source: &intakev1.MappingEntry_Column{Column: "Account"}},
+			{Attribute: "user_id", Source: &intakev1.MappingEntry_Column{Column: "User"}},
+		}
+		return j
+	}
+	for name, tc := range map[string]struct {
+		change      func(j *intakev1.Job)
+		field, want string
+	}{
+		"hour out of range": {func(j *intakev1.Job) { j.Schedule.GetDaily().Hour = 25 },
+			"job.schedule.daily.hour", "25 is not an hour (0-23)"},
+		"minute out of range": {func(j *intakev1.Job) { j.Schedule.GetDaily().Minute = 60 },
+			"job.schedule.daily.minute", "60 is not a minute (0-59)"},
+		"every zero minutes": {func(j *intakev1.Job) {
+			j.Schedule.Cadence = &intakev1.Schedule_EveryMinutes{EveryMinutes: &intakev1.EveryMinutes{Minutes: 0}}
+		}, "job.schedule.every_minutes.minutes", "0 is out of range (1-1440)"},
+		"every too many minutes": {func(j *intakev1.Job) {
+			j.Schedule.Cadence = &intakev1.Schedule_EveryMinutes{EveryMinutes: &intakev1.EveryMinutes{Minutes: 1441}}
+		}, "job.schedule.every_minutes.minutes", "1441 is out of range"},
+		"unknown time zone": {func(j *intakev1.Job) { j.Schedule.TimeZone = "Mars/Olympus" },
+			"job.schedule.time_zone", `unknown time zone "Mars/Olympus"`},
+		"no cadence": {func(j *intakev1.Job) { j.Schedule.Cadence = nil },
+			"job.schedule", "a cadence is required"},
+		"enabled without schedule": {func(j *intakev1.Job) { j.Schedule = nil },
+			"job.schedule", "required when the job is enabled"},
+		"missing key mapping": {func(j *intakev1.Job) {
+			j.Object = intakev1.ObjectType_OBJECT_TYPE_USERS
+			j.Mapping.Entries = usersJob().Mapping.Entries[:1]
+		}, "job.mapping.entries", `key attribute "user_id" of object users is not mapped`},
+		"unknown attribute": {func(j *intakev1.Job) { j.Mapping.Entries[1].Attribute = "colour" },
+			"job.mapping.entries[1].attribute", `unknown attribute "colour" of object accounts`},
+		"duplicate attribute": {func(j *intakev1.Job) { j.Mapping.Entries[2].Attribute = "name" },
+			"job.mapping.entries[2].attribute", `"name" is already mapped by entries[1]`},
+		"entry without source": {func(j *intakev1.Job) { j.Mapping.Entries[1].Source = nil },
+			"job.mapping.entries[1]", "a column or a constant is required"},
+		"no display name": {func(j *intakev1.Job) { j.DisplayName = " " },
+			"job.display_name", "required"},
+		"no object": {func(j *intakev1.Job) { j.Object = intakev1.ObjectType_OBJECT_TYPE_UNSPECIFIED },
+			"job.object", "required"},
+		"unknown object": {func(j *intakev1.Job) { j.Object = 42 },
+			"job.object", "unknown object 42"},
+		"no connection": {func(j *intakev1.Job) { j.Connection = nil },
+			"job.connection", "required"},
+		"ftp url": {func(j *intakev1.Job) { j.Connection.GetHttp().Url = "ftp://files.example.com/a.csv" },
+			"job.connection.http.url", "the scheme must be http or https"},
+		"url without host": {func(j *intakev1.Job) { j.Connection.GetHttp().Url = "https:///a.csv" },
+			"job.connection.http.url", "has no host"},
+		"long delimiter": {func(j *intakev1.Job) { j.Mapping.Dialect = &intakev1.CsvDialect{Delimiter: ";;"} },
+			"job.mapping.dialect.delimiter", `";;" is not one character`},
+	} {
+		job := accountsJob("validation")
+		tc.change(job)
+		_, err := b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{Job: job})
+		st := requireCode(t, err, codes.InvalidArgument, tc.field+": ", tc.want)
+		fv := fieldViolations(t, st)
+		require.Contains(t, fv, tc.field, name)
+		require.Contains(t, fv[tc.field], tc.want, name)
+	}
+
+	// Several problems at once are all reported.
+	job := accountsJob("many")
+	job.Schedule.GetDaily().Hour = 24
+	job.Mapping.Entries[0].Attribute = "account"
+	_, err := b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{Job: job})
+	st := requireCode(t, err, codes.InvalidArgument)
+	fv := fieldViolations(t, st)
+	require.Contains(t, fv, "job.schedule.daily.hour")
+	require.Contains(t, fv, "job.mapping.entries[0].attribute")
+	require.Contains(t, fv, "job.mapping.entries")
+
+	// Local files are for development only.
+	local := accountsJob("local")
+	local.Connection = &intakev1.Connection{Kind: &intakev1.Connection_Local{Local: &intakev1.LocalConnection{Path: "/data/a.csv"}}}
+	_, err = b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{Job: local})
+	requireCode(t, err, codes.FailedPrecondition, "job.connection.local", "development mode")
+
+	// Nothing invalid was stored.
+	list, err := b.jobs.ListJobs(ctx, &intakev1.ListJobsRequest{})
+	require.NoError(t, err)
+	require.Empty(t, list.GetJobs())
+
+	// A disabled job needs no schedule.
+	ok := accountsJob("manual only")
+	ok.Enabled, ok.Schedule = false, nil
+	_, err = b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{Job: ok})
+	require.NoError(t, err)
+	ok = usersJob()
+	_, err = b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{Job: ok})
+	require.NoError(t, err)
+}
+
+func TestLocalConnectionInDevMode(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{devMode: true})
+	local := accountsJob("local")
+	local.Connection = &intakev1.Connection{Kind: &intakev1.Connection_Local{Local: &intakev1.LocalConnection{Path: "/data/a.csv"}}}
+	job, err := b.jobs.CreateJob(testCtx(t), &intakev1.CreateJobRequest{Job: local})
+	require.NoError(t, err)
+	require.Equal(t, "/data/a.csv", job.GetConnection().GetLocal().GetPath())
+
+	local.Connection.GetLocal().Path = "data/a.csv"
+	_, err = b.jobs.CreateJob(testCtx(t), &intakev1.CreateJobRequest{Job: local})
+	requireCode(t, err, codes.InvalidArgument, "job.connection.local.path", "not an absolute path")
+}

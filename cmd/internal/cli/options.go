@@ -1,0 +1,173 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// options are every flag of every subcommand; each subcommand registers the
+// ones it uses.
+type options struct {
+	databaseURL string
+	natsURL     string
+	apiAddr     string
+	grpcAddr    string
+	httpAddr    string
+	dev         bool
+	logFormat   string
+	logLevel    string
+
+	concurrency   int
+	maxChunkBytes int
+	maxChunkRows  int
+	ackWait       time.Duration
+	shutdownGrace time.Duration
+	pollInterval  time.Duration
+
+	natsStore string
+	natsPort  int
+
+	examples  string
+	filesAddr string
+}
+
+// Defaults shared by the subcommands.
+const (
+	defaultNATSURL  = "nats://127.0.0.1:4222"
+	defaultAPIAddr  = "127.0.0.1:7070"
+	defaultHTTPAddr = ":9090"
+)
+
+func (o *options) common(fs *flag.FlagSet, httpAddr string) {
+	fs.StringVar(&o.httpAddr, "http-addr", httpAddr, "address of the metrics and health endpoints (/metrics, /healthz, /readyz)")
+	fs.StringVar(&o.logFormat, "log-format", "", "log format: json or text (default json; text with --dev)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+}
+
+func (o *options) databaseFlag(fs *flag.FlagSet) {
+	fs.StringVar(&o.databaseURL, "database-url", "", "PostgreSQL URL, e.g. postgres://intake@db:5432/intake (required)")
+}
+
+func (o *options) natsFlag(fs *flag.FlagSet, def, help string) {
+	fs.StringVar(&o.natsURL, "nats-url", def, help)
+}
+
+func (o *options) apiAddrFlag(fs *flag.FlagSet) {
+	fs.StringVar(&o.apiAddr, "api-addr", defaultAPIAddr, "gRPC address of the control API")
+}
+
+func (o *options) devFlag(fs *flag.FlagSet) {
+	fs.BoolVar(&o.dev, "dev", false, "development mode: accept jobs that read local files")
+}
+
+func (o *options) workerFlags(fs *flag.FlagSet) {
+	fs.IntVar(&o.concurrency, "concurrency", 0, "messages handled at once (0: the service's default)")
+	fs.DurationVar(&o.ackWait, "ack-wait", 0, "JetStream ack wait of the consumer (0: the service's default)")
+	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 0, "how long a stop waits for in-flight messages (0: the service's default)")
+}
+
+func (o *options) chunkFlags(fs *flag.FlagSet) {
+	fs.IntVar(&o.maxChunkBytes, "max-chunk-bytes", 0, "largest chunk a file is cut into, in bytes (0: the fetcher's default)")
+	fs.IntVar(&o.maxChunkRows, "max-chunk-rows", 0, "most records in a chunk (0: the fetcher's default)")
+}
+
+func (o *options) pollFlag(fs *flag.FlagSet) {
+	fs.DurationVar(&o.pollInterval, "poll-interval", 0, "how often the scheduler reads the job list (0: the scheduler's default)")
+}
+
+func (o *options) embeddedNATSFlags(fs *flag.FlagSet, store string, port int) {
+	fs.StringVar(&o.natsStore, "nats-store", store, "JetStream store directory of the embedded NATS server")
+	fs.IntVar(&o.natsPort, "nats-port", port, "port of the embedded NATS server on 127.0.0.1 (0: a free port)")
+}
+
+// Config errors of the command line, one per rule.
+var (
+	errNoDatabaseURL = errors.New("--database-url (or INTAKE_DATABASE_URL) is required, e.g. postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
+	errNoNATSURL     = errors.New("--nats-url (or INTAKE_NATS_URL) is required, e.g. nats://127.0.0.1:4222")
+	errNoAPIAddr     = errors.New("--api-addr (or INTAKE_API_ADDR) is required, e.g. 127.0.0.1:7070")
+)
+
+func (o *options) validate(fs *flag.FlagSet) error {
+	has := func(name string) bool { return fs.Lookup(name) != nil }
+	switch {
+	case has("database-url") && o.databaseURL == "":
+		return errNoDatabaseURL
+	case has("nats-url") && !has("nats-store") && o.natsURL == "":
+		return errNoNATSURL
+	case has("api-addr") && o.apiAddr == "":
+		return errNoAPIAddr
+	case has("nats-port") && (o.natsPort < 0 || o.natsPort > 65535):
+		return fmt.Errorf("--nats-port %d is not a port (0 to 65535)", o.natsPort)
+	case has("nats-store") && o.natsURL == "" && o.natsStore == "":
+		return errors.New("--nats-store is required for the embedded NATS server (or give --nats-url)")
+	case o.concurrency < 0:
+		return fmt.Errorf("--concurrency %d must not be negative", o.concurrency)
+	case o.maxChunkBytes < 0:
+		return fmt.Errorf("--max-chunk-bytes %d must not be negative", o.maxChunkBytes)
+	case o.maxChunkRows < 0:
+		return fmt.Errorf("--max-chunk-rows %d must not be negative", o.maxChunkRows)
+	}
+	for _, a := range []struct{ name, addr string }{{"http-addr", o.httpAddr}, {"grpc-addr", o.grpcAddr}, {"api-addr", o.apiAddr}, {"files-addr", o.filesAddr}} {
+		if !has(a.name) {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return fmt.Errorf("--%s %q is not a host:port address: %w", a.name, a.addr, err)
+		}
+	}
+	return nil
+}
+
+// logger builds the process logger: JSON by default, text in development.
+func (o *options) logger(w io.Writer, devDefault bool) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", o.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	format := strings.ToLower(o.logFormat)
+	if format == "" {
+		format = "json"
+		if devDefault {
+			format = "text"
+		}
+	}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("--log-format %q: want json or text", o.logFormat)
+	}
+}
+
+// newRegistry is the process's metrics registry, with Go runtime and process
+// metrics.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// dialable turns a listen address into one to dial on this machine:
+// ":7070" and "0.0.0.0:7070" become "127.0.0.1:7070".
+func dialable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}

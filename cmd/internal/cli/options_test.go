@@ -1,0 +1,136 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/intakehq/intake/cmd/internal/command"
+)
+
+func testSystem(env map[string]string) (command.System, *bytes.Buffer) {
+	var out bytes.Buffer
+	return command.System{
+		Stdout: &out, Stderr: &out,
+		LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+	}, &out
+}
+
+func TestOptionsFlagOverEnvOverDefault(t *testing.T) {
+	t.Parallel()
+	sys, _ := testSystem(map[string]string{
+		"INTAKE_NATS_URL":       "nats://from-env:4222",
+		"INTAKE_API_ADDR":       "api.from-env:7070",
+		"INTAKE_CONCURRENCY":    "3",
+		"INTAKE_DEV":            "true",
+		"INTAKE_SHUTDOWN_GRACE": "45s",
+	})
+	o, err := parseOptions("intake fetcher", fetcherCommand, []string{"--api-addr", "api.from-flag:7070", "--max-chunk-rows=5000"}, sys)
+	require.NoError(t, err)
+	require.Equal(t, "nats://from-env:4222", o.natsURL, "env over default")
+	require.Equal(t, "api.from-flag:7070", o.apiAddr, "flag over env")
+	require.Equal(t, 3, o.concurrency)
+	require.True(t, o.dev)
+	require.Equal(t, 45*time.Second, o.shutdownGrace)
+	require.Equal(t, 5000, o.maxChunkRows)
+	require.Equal(t, ":9090", o.httpAddr, "default")
+	require.Equal(t, "info", o.logLevel)
+}
+
+func TestOptionsDefaultsPerCommand(t *testing.T) {
+	t.Parallel()
+	sys, _ := testSystem(nil)
+	o, err := parseOptions("intake all", allCommand, []string{"--database-url", "postgres://x@127.0.0.1/db"}, sys)
+	require.NoError(t, err)
+	require.Empty(t, o.natsURL, "embedded NATS by default")
+	require.Equal(t, ".intake/nats", o.natsStore)
+	require.Equal(t, 4222, o.natsPort)
+	require.Equal(t, "127.0.0.1:7070", o.grpcAddr)
+
+	o, err = parseOptions("intake api", apiCommand, []string{"--database-url", "postgres://x@127.0.0.1/db"}, sys)
+	require.NoError(t, err)
+	require.Equal(t, defaultNATSURL, o.natsURL)
+	require.Equal(t, ":7070", o.grpcAddr)
+}
+
+func TestOptionsErrorsNameTheFlag(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		cmd  subcommand
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{apiCommand, nil, nil, "--database-url (or INTAKE_DATABASE_URL) is required"},
+		{loaderCommand, []string{"--database-url", "postgres://x/db", "--api-addr", ""}, nil, "--api-addr (or INTAKE_API_ADDR) is required"},
+		{mapperCommand, []string{"--nats-url="}, nil, "--nats-url (or INTAKE_NATS_URL) is required"},
+		{mapperCommand, []string{"--concurrency", "-1"}, nil, "--concurrency -1 must not be negative"},
+		{mapperCommand, nil, map[string]string{"INTAKE_ACK_WAIT": "10"}, `invalid value "10" for INTAKE_ACK_WAIT (flag --ack-wait)`},
+		{apiCommand, []string{"--database-url", "postgres://x/db", "--grpc-addr", "7070"}, nil, `--grpc-addr "7070" is not a host:port address`},
+		{allCommand, []string{"--database-url", "postgres://x/db", "--nats-port", "70000"}, nil, "--nats-port 70000 is not a port"},
+		{schedulerCommand, []string{"extra"}, nil, `takes no arguments, got ["extra"]`},
+		{schedulerCommand, []string{"--no-such-flag"}, nil, "flag provided but not defined: -no-such-flag"},
+	} {
+		sys, _ := testSystem(tc.env)
+		_, err := parseOptions("intake x", tc.cmd, tc.args, sys)
+		require.ErrorContains(t, err, tc.want, "%v %v", tc.args, tc.env)
+	}
+}
+
+func TestUsageErrorsExitWithTwo(t *testing.T) {
+	t.Parallel()
+	sys, out := testSystem(nil)
+	err := Run(t.Context(), []string{"api"}, sys)
+	var ee *command.ExitError
+	require.True(t, errors.As(err, &ee))
+	require.Equal(t, 2, ee.Code)
+	require.Equal(t, 2, command.Report("intake", err, out))
+	require.Contains(t, out.String(), "intake: --database-url (or INTAKE_DATABASE_URL) is required")
+
+	err = Run(t.Context(), []string{"fly"}, sys)
+	require.ErrorContains(t, err, `unknown command "fly"`)
+
+	out.Reset()
+	require.NoError(t, Run(t.Context(), []string{"help"}, sys))
+	require.Contains(t, out.String(), "intake COMMAND [flags]")
+
+	out.Reset()
+	err = Run(t.Context(), []string{"loader", "-h"}, sys)
+	require.NoError(t, err, "help is not an error")
+	require.Contains(t, out.String(), "--database-url  [INTAKE_DATABASE_URL]")
+	_ = flag.ErrHelp
+}
+
+func TestLoggerFormats(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	o := &options{logLevel: "info"}
+	log, err := o.logger(&buf, false)
+	require.NoError(t, err)
+	log.Info("hello", "run", "jobs/a/runs/1")
+	require.Contains(t, buf.String(), `"msg":"hello"`)
+
+	buf.Reset()
+	log, err = o.logger(&buf, true)
+	require.NoError(t, err)
+	log.Debug("hidden")
+	log.Info("hello")
+	require.Equal(t, "msg=hello", buf.String()[len(buf.String())-10:len(buf.String())-1])
+
+	_, err = (&options{logLevel: "loud"}).logger(&buf, false)
+	require.ErrorContains(t, err, `--log-level "loud"`)
+	_, err = (&options{logLevel: "info", logFormat: "xml"}).logger(&buf, false)
+	require.ErrorContains(t, err, `--log-format "xml"`)
+}
+
+func TestDialable(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "127.0.0.1:7070", dialable(":7070"))
+	require.Equal(t, "127.0.0.1:7070", dialable("0.0.0.0:7070"))
+	require.Equal(t, "127.0.0.1:7070", dialable("[::]:7070"))
+	require.Equal(t, "api.internal:7070", dialable("api.internal:7070"))
+}

@@ -1,0 +1,196 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/intakehq/intake/api"
+	"github.com/intakehq/intake/cmd/internal/command"
+	"github.com/intakehq/intake/pkg/serve"
+	"github.com/intakehq/intake/services/fetcher"
+	"github.com/intakehq/intake/services/loader"
+	"github.com/intakehq/intake/services/mapper"
+	"github.com/intakehq/intake/services/scheduler"
+)
+
+// service is what every Intake service is.
+type service interface {
+	Run(ctx context.Context) error
+	Ready() bool
+}
+
+var apiCommand = subcommand{
+	summary: "run the control API (gRPC) against PostgreSQL and NATS",
+	flags: func(fs *flag.FlagSet, o *options) {
+		o.databaseFlag(fs)
+		o.natsFlag(fs, defaultNATSURL, "NATS server URL")
+		fs.StringVar(&o.grpcAddr, "grpc-addr", ":7070", "address the gRPC API listens on")
+		o.devFlag(fs)
+		o.common(fs, defaultHTTPAddr)
+	},
+	run: func(ctx context.Context, o *options, log *slog.Logger, _ command.System) error {
+		return runOne(ctx, o, log, "api", func(reg prometheus.Registerer) (service, error) {
+			return newAPI(o, reg, log)
+		})
+	},
+}
+
+var fetcherCommand = subcommand{
+	summary: "run fetchers: download each run's file, archive it, cut it into chunks",
+	flags: func(fs *flag.FlagSet, o *options) {
+		o.natsFlag(fs, defaultNATSURL, "NATS server URL")
+		o.apiAddrFlag(fs)
+		o.devFlag(fs)
+		o.workerFlags(fs)
+		o.chunkFlags(fs)
+		o.common(fs, defaultHTTPAddr)
+	},
+	run: func(ctx context.Context, o *options, log *slog.Logger, _ command.System) error {
+		return runOne(ctx, o, log, "fetcher", func(reg prometheus.Registerer) (service, error) {
+			return newFetcher(o, reg, log)
+		})
+	},
+}
+
+var mapperCommand = subcommand{
+	summary: "run mappers: parse chunks, validate and map rows into typed batches",
+	flags: func(fs *flag.FlagSet, o *options) {
+		o.natsFlag(fs, defaultNATSURL, "NATS server URL")
+		o.apiAddrFlag(fs)
+		o.workerFlags(fs)
+		o.common(fs, defaultHTTPAddr)
+	},
+	run: func(ctx context.Context, o *options, log *slog.Logger, _ command.System) error {
+		return runOne(ctx, o, log, "mapper", func(reg prometheus.Registerer) (service, error) {
+			return newMapper(o, reg, log)
+		})
+	},
+}
+
+var loaderCommand = subcommand{
+	summary: "run loaders: stage batches in PostgreSQL and commit each run whole",
+	flags: func(fs *flag.FlagSet, o *options) {
+		o.databaseFlag(fs)
+		o.natsFlag(fs, defaultNATSURL, "NATS server URL")
+		o.apiAddrFlag(fs)
+		o.workerFlags(fs)
+		o.common(fs, defaultHTTPAddr)
+	},
+	run: func(ctx context.Context, o *options, log *slog.Logger, _ command.System) error {
+		return runOne(ctx, o, log, "loader", func(reg prometheus.Registerer) (service, error) {
+			return newLoader(o, reg, log)
+		})
+	},
+}
+
+var schedulerCommand = subcommand{
+	summary: "run the scheduler: start each enabled job's runs on its schedule",
+	flags: func(fs *flag.FlagSet, o *options) {
+		o.natsFlag(fs, defaultNATSURL, "NATS server URL")
+		o.apiAddrFlag(fs)
+		o.pollFlag(fs)
+		o.common(fs, defaultHTTPAddr)
+	},
+	run: func(ctx context.Context, o *options, log *slog.Logger, _ command.System) error {
+		return runOne(ctx, o, log, "scheduler", func(reg prometheus.Registerer) (service, error) {
+			return newScheduler(o, reg, log)
+		})
+	},
+}
+
+func newAPI(o *options, reg prometheus.Registerer, log *slog.Logger) (*api.Server, error) {
+	return api.New(api.Config{
+		DatabaseURL: o.databaseURL,
+		NATSURL:     o.natsURL,
+		GRPCAddr:    o.grpcAddr,
+		Registerer:  reg,
+		Logger:      log, // the API names itself in its logs
+		DevMode:     o.dev,
+	})
+}
+
+func newFetcher(o *options, reg prometheus.Registerer, log *slog.Logger) (*fetcher.Service, error) {
+	return fetcher.New(fetcher.Config{
+		NATSURL:       o.natsURL,
+		APIAddr:       o.apiAddr,
+		DevMode:       o.dev,
+		Concurrency:   o.concurrency,
+		MaxChunkBytes: o.maxChunkBytes,
+		MaxChunkRows:  o.maxChunkRows,
+		AckWait:       o.ackWait,
+		ShutdownGrace: o.shutdownGrace,
+		Registerer:    reg,
+		Logger:        log.With("service", "fetcher"),
+	})
+}
+
+func newMapper(o *options, reg prometheus.Registerer, log *slog.Logger) (*mapper.Service, error) {
+	return mapper.New(mapper.Config{
+		NATSURL:       o.natsURL,
+		APIAddr:       o.apiAddr,
+		Concurrency:   o.concurrency,
+		AckWait:       o.ackWait,
+		ShutdownGrace: o.shutdownGrace,
+		Registerer:    reg,
+		Logger:        log.With("service", "mapper"),
+	})
+}
+
+func newLoader(o *options, reg prometheus.Registerer, log *slog.Logger) (*loader.Service, error) {
+	return loader.New(loader.Config{
+		NATSURL:       o.natsURL,
+		APIAddr:       o.apiAddr,
+		DatabaseURL:   o.databaseURL,
+		Concurrency:   o.concurrency,
+		AckWait:       o.ackWait,
+		ShutdownGrace: o.shutdownGrace,
+		Registerer:    reg,
+		Logger:        log.With("service", "loader"),
+	})
+}
+
+func newScheduler(o *options, reg prometheus.Registerer, log *slog.Logger) (*scheduler.Service, error) {
+	return scheduler.New(scheduler.Config{
+		NATSURL:      o.natsURL,
+		APIAddr:      o.apiAddr,
+		PollInterval: o.pollInterval,
+		Registerer:   reg,
+		Logger:       log.With("service", "scheduler"),
+	})
+}
+
+// runOne runs one service beside the metrics and health server until ctx
+// ends or either fails.
+func runOne(ctx context.Context, o *options, log *slog.Logger, name string, build func(prometheus.Registerer) (service, error)) error {
+	reg := newRegistry()
+	svc, err := build(reg)
+	if err != nil {
+		return &command.ExitError{Code: 2, Err: fmt.Errorf("%s: %w", name, err)}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return ended(gctx, name, svc.Run(gctx)) })
+	g.Go(func() error { return serve.HTTP(gctx, o.httpAddr, reg, svc.Ready, log) })
+	err = g.Wait()
+	if err == nil {
+		log.Info("stopped", "service", name)
+	}
+	return err
+}
+
+// ended interprets what a service's Run returned: a stop asked by ctx is no
+// error; a service that stops by itself while ctx lives is one.
+func ended(ctx context.Context, name string, err error) error {
+	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
+		return nil
+	}
+	if err == nil {
+		return fmt.Errorf("%s stopped by itself", name)
+	}
+	return err
+}

@@ -1,0 +1,261 @@
+// Package ctl is intakectl, the command line of Intake's control API: it
+// creates and lists jobs, starts runs and watches them over gRPC.
+package ctl
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/intakehq/intake/cmd/internal/command"
+	"github.com/intakehq/intake/cmd/internal/flagenv"
+	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
+)
+
+// DefaultAPIAddr is where intakectl finds the API unless told otherwise.
+const DefaultAPIAddr = "127.0.0.1:7070"
+
+const usage = `intakectl talks to the Intake control API.
+
+Usage:
+  intakectl job create -f FILE [--id ID]   create a job from a YAML or JSON file ("-": stdin)
+  intakectl job update -f FILE [--id ID]   replace a job's settings from a file
+  intakectl job list                       list jobs
+  intakectl job get NAME                   show a job
+  intakectl job delete NAME                delete a job (permanent)
+  intakectl job run NAME [--watch]         start a run now (the schedule does not move)
+  intakectl run list [--job NAME]          list runs, newest first
+  intakectl run get NAME                   show a run: state, counters, row errors
+  intakectl run watch NAME                 follow a run until it ends
+
+NAME is a job id ("demo-accounts") or resource name ("jobs/demo-accounts");
+a run's NAME is "jobs/JOB/runs/RUN".
+
+Flags of every command:
+  --api-addr ADDR   the API's gRPC address (env INTAKE_API_ADDR, default 127.0.0.1:7070)
+  -o table|json     output format (env INTAKE_OUTPUT)
+  --timeout D       deadline of each call (default 30s)
+
+Exit status: 0 on success; 1 on an error, or when a watched run ends failed,
+skipped or cancelled; 2 on a usage error.
+`
+
+// Run runs intakectl with args (without the program name).
+func Run(ctx context.Context, args []string, sys command.System) error {
+	switch {
+	case len(args) == 0:
+		fmt.Fprint(sys.Stderr, usage)
+		return &command.ExitError{Code: 2}
+	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":
+		fmt.Fprint(sys.Stdout, usage)
+		return nil
+	case args[0] != "job" && args[0] != "run":
+		return command.Usagef("unknown command %q (want job or run; see intakectl help)", args[0])
+	case len(args) == 1:
+		return command.Usagef("intakectl %s needs a command: %s", args[0], verbs(args[0]))
+	}
+	key := args[0] + " " + args[1]
+	cmd, ok := commands[key]
+	if !ok {
+		return command.Usagef("unknown command %q: intakectl %s takes %s", key, args[0], verbs(args[0]))
+	}
+	c := &cli{sys: sys}
+	fs := flag.NewFlagSet("intakectl "+key, flag.ContinueOnError)
+	fs.SetOutput(sys.Stderr)
+	fs.StringVar(&c.addr, "api-addr", DefaultAPIAddr, "the API's gRPC address")
+	fs.StringVar(&c.output, "o", "table", "output format: table or json")
+	fs.StringVar(&c.output, "output", "table", "output format: table or json")
+	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "deadline of each call")
+	if cmd.flags != nil {
+		cmd.flags(fs, c)
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(sys.Stderr, "Usage: intakectl %s %s\n\nFlags:\n", key, cmd.args)
+		fs.PrintDefaults()
+	}
+	pos, err := flagenv.Parse(fs, args[2:], sys.LookupEnv, "api-addr", "output")
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return &command.ExitError{Code: 2, Err: err}
+	}
+	if c.output != "table" && c.output != "json" {
+		return command.Usagef("-o must be table or json, not %q", c.output)
+	}
+	if len(pos) != cmd.nargs {
+		if cmd.nargs == 0 {
+			return command.Usagef("intakectl %s takes no arguments, got %q", key, pos)
+		}
+		return command.Usagef("usage: intakectl %s %s", key, cmd.args)
+	}
+	conn, err := grpc.NewClient(c.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("connect to the API at %s: %w", c.addr, err)
+	}
+	defer conn.Close()
+	c.jobs = intakev1.NewJobServiceClient(conn)
+	c.runs = intakev1.NewRunServiceClient(conn)
+	return cmd.run(c, ctx, pos)
+}
+
+type cli struct {
+	sys     command.System
+	addr    string
+	output  string
+	timeout time.Duration
+	jobs    intakev1.JobServiceClient
+	runs    intakev1.RunServiceClient
+
+	file  string
+	id    string
+	watch bool
+	job   string
+	limit int
+}
+
+type cmdSpec struct {
+	args  string
+	nargs int
+	flags func(*flag.FlagSet, *cli)
+	run   func(*cli, context.Context, []string) error
+}
+
+var commands = map[string]cmdSpec{
+	"job create": {args: "-f FILE [--id ID]", flags: fileFlags, run: (*cli).jobCreate},
+	"job update": {args: "-f FILE [--id ID]", flags: fileFlags, run: (*cli).jobUpdate},
+	"job list":   {run: (*cli).jobList},
+	"job get":    {args: "NAME", nargs: 1, run: (*cli).jobGet},
+	"job delete": {args: "NAME", nargs: 1, run: (*cli).jobDelete},
+	"job run": {args: "NAME [--watch]", nargs: 1, run: (*cli).jobRun, flags: func(fs *flag.FlagSet, c *cli) {
+		fs.BoolVar(&c.watch, "watch", false, "follow the run until it ends")
+	}},
+	"run list": {args: "[--job NAME] [--limit N]", run: (*cli).runList, flags: func(fs *flag.FlagSet, c *cli) {
+		fs.StringVar(&c.job, "job", "", "only the runs of this job")
+		fs.IntVar(&c.limit, "limit", 50, "at most this many runs (0: all)")
+	}},
+	"run get":   {args: "NAME", nargs: 1, run: (*cli).runGet},
+	"run watch": {args: "NAME", nargs: 1, run: (*cli).runWatch},
+}
+
+func verbs(resource string) string {
+	var vs []string
+	for k := range commands {
+		if r, v, _ := strings.Cut(k, " "); r == resource {
+			vs = append(vs, v)
+		}
+	}
+	slices.Sort(vs)
+	return strings.Join(vs, ", ")
+}
+
+func fileFlags(fs *flag.FlagSet, c *cli) {
+	fs.StringVar(&c.file, "f", "", `job file, YAML or JSON ("-": standard input)`)
+	fs.StringVar(&c.id, "id", "", `job id (default: from the file's name, "jobs/ID")`)
+}
+
+func (c *cli) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	if c.timeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, c.timeout)
+}
+
+// apiError explains a failed call: which address could not be reached, or
+// the API's code, message and the details it attached.
+func (c *cli) apiError(what string, err error) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	switch st.Code() {
+	case codes.Unavailable:
+		return fmt.Errorf("%s: cannot reach the Intake API at %s (is it running? set --api-addr or INTAKE_API_ADDR): %s", what, c.addr, st.Message())
+	case codes.DeadlineExceeded:
+		return fmt.Errorf("%s: no answer from the Intake API at %s within %s", what, c.addr, c.timeout)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s", what, st.Message())
+	if st.Code() != codes.Unknown {
+		fmt.Fprintf(&b, " (%s)", codeName(st.Code()))
+	}
+	for _, d := range st.Details() {
+		switch d := d.(type) {
+		case *errdetails.BadRequest:
+			for _, v := range d.GetFieldViolations() {
+				fmt.Fprintf(&b, "\n  %s: %s", v.GetField(), v.GetDescription())
+			}
+		case *errdetails.PreconditionFailure:
+			for _, v := range d.GetViolations() {
+				fmt.Fprintf(&b, "\n  %s: %s", v.GetSubject(), v.GetDescription())
+			}
+		case *errdetails.ResourceInfo:
+			if d.GetDescription() != "" {
+				fmt.Fprintf(&b, "\n  %s %s: %s", d.GetResourceType(), d.GetResourceName(), d.GetDescription())
+			}
+		case *errdetails.LocalizedMessage:
+			fmt.Fprintf(&b, "\n  %s", d.GetMessage())
+		case *errdetails.Help:
+			for _, l := range d.GetLinks() {
+				fmt.Fprintf(&b, "\n  see %s: %s", l.GetDescription(), l.GetUrl())
+			}
+		}
+	}
+	return errors.New(b.String())
+}
+
+func codeName(c codes.Code) string {
+	var b strings.Builder
+	for i, r := range c.String() {
+		if r >= 'A' && r <= 'Z' {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// JobName turns a job id or resource name into the resource name.
+func JobName(s string) (string, error) {
+	id := strings.TrimPrefix(s, "jobs/")
+	if id == "" || strings.Contains(id, "/") {
+		return "", fmt.Errorf("%q is not a job: want a job id (demo-accounts) or name (jobs/demo-accounts)", s)
+	}
+	return "jobs/" + id, nil
+}
+
+// RunName checks a run's resource name.
+func RunName(s string) (string, error) {
+	parts := strings.Split(s, "/")
+	if len(parts) != 4 || parts[0] != "jobs" || parts[1] == "" || parts[2] != "runs" || parts[3] == "" {
+		return "", fmt.Errorf("%q is not a run: want jobs/JOB/runs/RUN (as intakectl run list prints)", s)
+	}
+	return s, nil
+}
+
+func (c *cli) printJSON(m proto.Message) error {
+	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode JSON: %w", err)
+	}
+	_, err = fmt.Fprintf(c.sys.Stdout, "%s\n", b)
+	return err
+}
+
+func writeString(w io.Writer, s string) { _, _ = io.WriteString(w, s) }

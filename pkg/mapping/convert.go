@@ -1,0 +1,204 @@
+package mapping
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	pipelinev1 "github.com/intakehq/intake/proto/gen/intake/pipeline/v1"
+	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
+)
+
+// kind is the kind of a converted cell, i.e. of its Value.
+type kind uint8
+
+const (
+	kNull kind = iota
+	kText
+	kDecimal
+	kDate
+	kBool
+)
+
+// cell is a converted value before it is wrapped in a Value.
+type cell struct {
+	k kind
+	s string
+	d int32
+	b bool
+}
+
+// wrap allocates the Value of a cell (for constants; rows use a Mapper).
+func (c cell) wrap(p *Plan) *pipelinev1.Value {
+	switch c.k {
+	case kText:
+		return &pipelinev1.Value{Kind: &pipelinev1.Value_Text{Text: c.s}}
+	case kDecimal:
+		return &pipelinev1.Value{Kind: &pipelinev1.Value_Decimal{Decimal: c.s}}
+	case kDate:
+		return &pipelinev1.Value{Kind: &pipelinev1.Value_Date{Date: c.d}}
+	case kBool:
+		if c.b {
+			return p.boolTrue
+		}
+		return p.boolFalse
+	}
+	return &pipelinev1.Value{}
+}
+
+// converter converts cells to one attribute type.
+type converter struct {
+	typ  intakev1.AttributeType
+	num  numberFormat
+	date dateFormat
+	// custom is whether the source format is not the default one (for messages).
+	custom bool
+}
+
+func newConverter(t intakev1.AttributeType, format string) (converter, error) {
+	c := converter{typ: t, custom: strings.TrimSpace(format) != ""}
+	var err error
+	switch t {
+	case intakev1.AttributeType_ATTRIBUTE_TYPE_TEXT, intakev1.AttributeType_ATTRIBUTE_TYPE_BOOLEAN:
+		if c.custom {
+			err = fmt.Errorf("%q does not apply to a %s attribute (only dates, numbers and currency have a source format)", format, typeName(t))
+		}
+	case intakev1.AttributeType_ATTRIBUTE_TYPE_NUMBER:
+		c.num, err = parseNumberFormat(format, false)
+	case intakev1.AttributeType_ATTRIBUTE_TYPE_CURRENCY:
+		c.num, err = parseNumberFormat(format, true)
+	case intakev1.AttributeType_ATTRIBUTE_TYPE_DATE:
+		c.date, err = parseDateFormat(format)
+	default:
+		err = fmt.Errorf("cannot be used: the attribute's type %v is not supported", t)
+	}
+	return c, err
+}
+
+// wrapper is the kind of the cells the converter makes.
+func (c *converter) wrapper() kind {
+	switch c.typ {
+	case intakev1.AttributeType_ATTRIBUTE_TYPE_TEXT:
+		return kText
+	case intakev1.AttributeType_ATTRIBUTE_TYPE_NUMBER, intakev1.AttributeType_ATTRIBUTE_TYPE_CURRENCY:
+		return kDecimal
+	case intakev1.AttributeType_ATTRIBUTE_TYPE_DATE:
+		return kDate
+	case intakev1.AttributeType_ATTRIBUTE_TYPE_BOOLEAN:
+		return kBool
+	}
+	return kNull
+}
+
+func typeName(t intakev1.AttributeType) string {
+	return strings.ToLower(strings.TrimPrefix(t.String(), "ATTRIBUTE_TYPE_"))
+}
+
+// convert converts a non-null cell: for text the cell as written, for the
+// other types the cell trimmed of spaces. It returns the cell, or the reason
+// it is not valid.
+func (c *converter) convert(np *numberParser, s string) (cell, string) {
+	switch c.typ {
+	case intakev1.AttributeType_ATTRIBUTE_TYPE_TEXT:
+		if reason := checkText(s); reason != "" {
+			return cell{}, reason
+		}
+		return cell{k: kText, s: s}, ""
+	case intakev1.AttributeType_ATTRIBUTE_TYPE_NUMBER:
+		if v, ok := np.parse(&c.num, s); ok {
+			return cell{k: kDecimal, s: v}, ""
+		}
+		return cell{}, c.reason("not a number", s)
+	case intakev1.AttributeType_ATTRIBUTE_TYPE_CURRENCY:
+		if v, ok := np.parseCurrency(&c.num, s); ok {
+			return cell{k: kDecimal, s: v}, ""
+		}
+		return cell{}, c.reason("not a currency amount", s)
+	case intakev1.AttributeType_ATTRIBUTE_TYPE_DATE:
+		d, ok, detail := c.date.parse(s)
+		if ok {
+			return cell{k: kDate, d: d}, ""
+		}
+		reason := quoteValue(s) + " does not match date format " + c.date.name
+		if detail != "" {
+			reason += ": " + detail
+		}
+		return cell{}, reason
+	case intakev1.AttributeType_ATTRIBUTE_TYPE_BOOLEAN:
+		if b, ok := parseBool(s); ok {
+			return cell{k: kBool, b: b}, ""
+		}
+		return cell{}, "not a boolean: " + quoteValue(s) + " (use true/false, yes/no, y/n or 1/0)"
+	}
+	return cell{}, "unsupported attribute type"
+}
+
+func (c *converter) reason(what, s string) string {
+	if c.custom {
+		return what + " in the format " + c.num.String() + ": " + quoteValue(s)
+	}
+	return what + ": " + quoteValue(s)
+}
+
+// checkText returns why s cannot be stored as text, or "".
+func checkText(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == 0 || c >= utf8.RuneSelf {
+			return checkTextSlow(s)
+		}
+	}
+	return ""
+}
+
+func checkTextSlow(s string) string {
+	if !utf8.ValidString(s) {
+		for i := 0; i < len(s); {
+			r, w := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && w == 1 {
+				return "invalid UTF-8 byte at position " + strconv.Itoa(i+1) + fmt.Sprintf(" (0x%02x)", s[i])
+			}
+			i += w
+		}
+	}
+	if i := strings.IndexByte(s, 0); i >= 0 {
+		return "NUL byte at position " + strconv.Itoa(i+1) + " (text cannot hold NUL)"
+	}
+	return ""
+}
+
+// parseBool reads true/false, yes/no, y/n, t/f, on/off and 1/0 in any case.
+func parseBool(s string) (bool, bool) {
+	switch len(s) {
+	case 1:
+		switch s[0] {
+		case '1', 't', 'T', 'y', 'Y':
+			return true, true
+		case '0', 'f', 'F', 'n', 'N':
+			return false, true
+		}
+	case 2:
+		if strings.EqualFold(s, "no") {
+			return false, true
+		}
+		if strings.EqualFold(s, "on") {
+			return true, true
+		}
+	case 3:
+		if strings.EqualFold(s, "yes") {
+			return true, true
+		}
+		if strings.EqualFold(s, "off") {
+			return false, true
+		}
+	case 4:
+		if strings.EqualFold(s, "true") {
+			return true, true
+		}
+	case 5:
+		if strings.EqualFold(s, "false") {
+			return false, true
+		}
+	}
+	return false, false
+}

@@ -1,0 +1,37 @@
+// Package mapping is the row mapping engine: it turns the records of a CSV
+// file into typed rows of an object, following a job's mapping spec.
+//
+// A spec is compiled once per run against the file's header ([Compile]); the
+// resulting [Plan] is immutable and safe for concurrent use. Compile reports
+// every problem of the job at once in a [*SpecError] (a key not mapped, an
+// unknown attribute, a column missing from the header, a bad source format,
+// ...), so the user can fix them in one go.
+//
+// Rows are converted by a [Mapper], one per goroutine, which hands out typed
+// values from blocks it allocates in bulk, so mapping a row costs almost no
+// allocations. A bad cell rejects its whole row; every bad cell of the row is
+// reported as a [RowError] with the row number, the source column and the
+// reason.
+//
+// Conversions by attribute type:
+//   - Text: any valid UTF-8 without NUL bytes, kept as written.
+//   - Number: a decimal, written with the separators of the source format
+//     ("1,234.56" by default, which also accepts plain "1234.56"; "1.234,56";
+//     "1 234,56"; an exponent such as "1.5e3" is accepted). Output is a
+//     canonical decimal string ("-1234.50"): no thousands separators, a dot as
+//     the decimal point, no exponent, no leading zeros, the written scale kept.
+//   - Currency: a number with an optional currency symbol or code before or
+//     after it ("$1,234.56", "1.234,56 €", "USD 12") and parentheses for
+//     negative amounts ("($12.00)").
+//   - Date: days since 1970-01-01. Source formats are patterns of yyyy, yy,
+//     MMMM, MMM, MM, M, dd, d, HH, H, hh, h, mm, ss, SSS and a (quote literal
+//     letters with '...'), or "iso8601", "unix" (seconds) or "unix_ms". The
+//     default is ISO 8601 ("2024-01-31", "2024-01-31T10:00:00Z"); the date is
+//     taken as written, ignoring a time of day and offset. A two-digit year
+//     yy is 1969–1999 for 69–99 and 2000–2068 for 00–68.
+//   - Boolean: true/false, yes/no, y/n, t/f, on/off, 1/0, in any case.
+//
+// An empty cell, a cell of only spaces, or one equal to a null value of the
+// dialect (after trimming spaces) is null. A key attribute may not be null. Constants are converted
+// once, when the plan is compiled.
+package mapping

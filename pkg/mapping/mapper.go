@@ -1,0 +1,177 @@
+package mapping
+
+import (
+	"strconv"
+
+	pipelinev1 "github.com/intakehq/intake/proto/gen/intake/pipeline/v1"
+	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
+)
+
+// Mapper maps records through a plan. It allocates rows and values in
+// blocks, so a row costs a small fraction of an allocation plus one string per
+// reformatted number. The rows it returns stay valid until Release; a Mapper
+// is not safe for concurrent use.
+type Mapper struct {
+	p      *Plan
+	hint   int
+	np     numberParser
+	blocks []*block
+	bi, ri int // current block, next row in it
+}
+
+// block holds the rows and values of up to len(rows) rows.
+type block struct {
+	rows   []pipelinev1.Row
+	values []pipelinev1.Value
+	ptrs   []*pipelinev1.Value
+	texts  []pipelinev1.Value_Text
+	decs   []pipelinev1.Value_Decimal
+	dates  []pipelinev1.Value_Date
+}
+
+// defaultBlock is the number of rows a Mapper allocates at once when it was
+// not told how many to expect (or got more).
+const defaultBlock = 256
+
+// NewMapper returns a Mapper for the plan, reusing the memory of a released
+// one when it can. rowsHint is how many rows it will likely map (e.g. the
+// records of a chunk); 0 if unknown.
+func (p *Plan) NewMapper(rowsHint int) *Mapper {
+	if m, ok := p.mappers.Get().(*Mapper); ok {
+		return m
+	}
+	b := defaultBlock
+	if rowsHint > 0 {
+		b = min(rowsHint, 1<<16)
+	}
+	return &Mapper{p: p, hint: b}
+}
+
+// Release gives the Mapper's memory back to its plan for the next
+// NewMapper. The rows it returned must not be used any more (for example,
+// once their batch is published).
+func (m *Mapper) Release() {
+	m.bi, m.ri = 0, 0
+	m.p.mappers.Put(m)
+}
+
+// next returns the block and index of the next free row.
+func (m *Mapper) next() (*block, int) {
+	for {
+		if m.bi < len(m.blocks) {
+			if b := m.blocks[m.bi]; m.ri < len(b.rows) {
+				return b, m.ri
+			}
+			m.bi, m.ri = m.bi+1, 0
+			continue
+		}
+		size := defaultBlock
+		if len(m.blocks) == 0 {
+			size = m.hint
+		}
+		p, n := m.p, len(m.p.entries)
+		m.blocks = append(m.blocks, &block{
+			rows:   make([]pipelinev1.Row, size),
+			values: make([]pipelinev1.Value, size*n),
+			ptrs:   make([]*pipelinev1.Value, size*n),
+			texts:  make([]pipelinev1.Value_Text, size*p.nText),
+			decs:   make([]pipelinev1.Value_Decimal, size*p.nDecimal),
+			dates:  make([]pipelinev1.Value_Date, size*p.nDate),
+		})
+	}
+}
+
+// MapRecord maps one record, numbered row in the file. It returns the row,
+// or nil when the record is rejected; the record's errors (every bad value)
+// are appended to errs.
+func (m *Mapper) MapRecord(row int64, record []string, errs []RowError) (*pipelinev1.Row, []RowError) {
+	p := m.p
+	if len(record) != len(p.header) {
+		return nil, append(errs, RowError{Row: row,
+			Reason: strconv.Itoa(len(record)) + " fields, the header has " + strconv.Itoa(len(p.header))})
+	}
+	b, ri := m.next()
+	n := len(p.entries)
+	ptrs := b.ptrs[ri*n : (ri+1)*n : (ri+1)*n]
+	values := b.values[ri*n : (ri+1)*n]
+	texts, decs, dates := b.texts[ri*p.nText:], b.decs[ri*p.nDecimal:], b.dates[ri*p.nDate:]
+	bad := false
+	for j := range p.entries {
+		e := &p.entries[j]
+		v := &values[j]
+		ptrs[j] = v
+		if e.col < 0 {
+			v.Kind = e.constant.Kind
+			continue
+		}
+		raw := record[e.col]
+		s := trimSpace(raw)
+		if s == "" || (len(p.nulls) > 0 && p.isNull(s)) {
+			v.Kind = nil
+			if e.key {
+				bad = true
+				errs = append(errs, RowError{Row: row, Column: e.column, Reason: "key " + e.attr + " is empty"})
+			}
+			continue
+		}
+		if e.conv.typ == intakev1.AttributeType_ATTRIBUTE_TYPE_TEXT {
+			s = raw // text is kept as written
+		}
+		c, reason := e.conv.convert(&m.np, s)
+		if reason != "" {
+			bad = true
+			errs = append(errs, RowError{Row: row, Column: e.column, Reason: reason})
+			continue
+		}
+		switch c.k {
+		case kText:
+			t := &texts[e.slot]
+			t.Text = c.s
+			v.Kind = t
+		case kDecimal:
+			d := &decs[e.slot]
+			d.Decimal = c.s
+			v.Kind = d
+		case kDate:
+			d := &dates[e.slot]
+			d.Date = c.d
+			v.Kind = d
+		case kBool:
+			if c.b {
+				v.Kind = p.boolTrue.Kind
+			} else {
+				v.Kind = p.boolFalse.Kind
+			}
+		}
+	}
+	if bad {
+		return nil, errs
+	}
+	r := &b.rows[ri]
+	r.Row = row
+	r.Values = ptrs
+	m.ri++
+	return r, errs
+}
+
+// isNull reports whether a trimmed cell is one of the dialect's null values.
+func (p *Plan) isNull(s string) bool {
+	for _, nv := range p.nulls {
+		if len(nv) == len(s) && nv == s {
+			return true
+		}
+	}
+	return false
+}
+
+// MapRecord maps one record with a throwaway Mapper: convenient for a
+// preview or a validation of a few rows. It returns the record's values in
+// the order of Attributes, or nil and the record's errors.
+func (p *Plan) MapRecord(row int64, record []string) ([]*pipelinev1.Value, []RowError) {
+	m := &Mapper{p: p, hint: 1}
+	r, errs := m.MapRecord(row, record, nil)
+	if r == nil {
+		return nil, errs
+	}
+	return r.Values, nil
+}

@@ -1,0 +1,289 @@
+#!/usr/bin/env bash
+# bench.sh — `make bench`: generate an accounts CSV file and import it three
+# ways into equivalent typed tables (primary key on account_id) on one
+# dedicated PostgreSQL cluster, then print rows/s and peak RSS of each and the
+# ratios of Intake's throughput to the two psql baselines:
+#   copy         psql \copy straight into the typed table (the floor)
+#   copy+upsert  psql \copy into a staging table, then INSERT … ON CONFLICT DO UPDATE
+#   intake       the all-in-one binary (embedded NATS, API, fetcher, mapper,
+#                loader), a job created and run with intakectl
+# See docs/benchmark.md for what is measured and how to read it.
+#
+# Environment:
+#   BENCH_ROWS=1000000    rows in the generated file (e.g. BENCH_ROWS=50000 make bench)
+#   BENCH_PG_PORT=5441    port of the benchmark's PostgreSQL cluster (.bench/pg)
+#   BENCH_KEEP_PG=0       1 leaves the cluster running afterwards (to inspect the tables)
+#   BENCH_SKIP_INTAKE=0   1 runs only the two psql paths (no ratios are printed)
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+rows=${BENCH_ROWS:-1000000}
+port=${BENCH_PG_PORT:-5441}
+keep_pg=${BENCH_KEEP_PG:-0}
+skip_intake=${BENCH_SKIP_INTAKE:-0}
+bench=$root/.bench
+pgdir=$bench/pg
+csv=$bench/accounts.csv
+bin=$root/bin
+base_url="postgres://postgres@127.0.0.1:$port"
+
+die() { echo "bench: FAIL: $*" >&2; exit 1; }
+log() { echo "bench: $*" >&2; }
+
+[[ $rows =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROWS must be a positive integer, got '$rows'"
+[[ $port =~ ^[1-9][0-9]*$ ]] || die "BENCH_PG_PORT must be a port number, got '$port'"
+
+# ---- tools -------------------------------------------------------------------
+if [ ! -x /usr/bin/time ]; then
+  log "installing GNU time (peak RSS is read from /usr/bin/time -v)"
+  if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq time >/dev/null
+fi
+for tool in psql createdb dropdb go python3; do
+  command -v "$tool" >/dev/null || die "$tool is missing"
+done
+
+mkdir -p "$bench" "$bin"
+if [ "$skip_intake" = 1 ]; then
+  targets=(./intake-benchgen)
+else
+  targets=(./intake ./intakectl ./intake-benchgen)
+fi
+log "building ${targets[*]} into bin/"
+(cd cmd && go build -o "$bin/" "${targets[@]}") || die "build failed"
+
+# ---- cleanup -----------------------------------------------------------------
+intake_time_pid=   # the /usr/bin/time process that runs bin/intake
+cleanup() {
+  local rc=$?
+  if [ -n "$intake_time_pid" ] && kill -0 "$intake_time_pid" 2>/dev/null; then
+    local child
+    child=$(pgrep -P "$intake_time_pid" || true)
+    [ -n "$child" ] && kill -TERM "$child" 2>/dev/null || true
+    wait "$intake_time_pid" 2>/dev/null || true
+  fi
+  if [ "$keep_pg" != 1 ]; then
+    scripts/pg.sh stop "$pgdir" "$port" || true
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- PostgreSQL and the file -------------------------------------------------
+log "starting PostgreSQL in .bench/pg on 127.0.0.1:$port (fsync=off, synchronous_commit=off, full_page_writes=off)"
+scripts/pg.sh start "$pgdir" "$port"
+pg_version=$(psql -X -At "$base_url/postgres?sslmode=disable" -c "SHOW server_version")
+
+log "generating $rows rows into .bench/accounts.csv"
+"$bin/intake-benchgen" -rows "$rows" -o "$csv"
+csv_bytes=$(stat -c %s "$csv")
+# Read the file once so that every path starts with it in the page cache.
+cat "$csv" >/dev/null
+
+# The typed table: the very DDL of the migration that creates objects.accounts,
+# so the psql paths write into the same columns, types and primary key as Intake.
+objects_ddl=$(sed -n '/^-- +goose Up/,/^-- +goose Down/p' pkg/schema/migrations/00002_objects.sql | sed '/^-- +goose/d')
+[ -n "$objects_ddl" ] || die "could not read the objects DDL from pkg/schema/migrations/00002_objects.sql"
+
+# The 12 columns of the file, in file order.
+cols="account_id, name, status, industry, region, employees, annual_revenue, mrr, is_active, created_date, renewal_date, notes"
+
+fresh_db() { # fresh_db NAME — drop and create a database
+  PGOPTIONS='-c client_min_messages=warning' dropdb --if-exists -h 127.0.0.1 -p "$port" -U postgres "$1"
+  createdb -h 127.0.0.1 -p "$port" -U postgres "$1"
+}
+sql() { # sql DB SQL — run a statement, print unaligned output
+  psql -X -q -At -v ON_ERROR_STOP=1 "$base_url/$1?sslmode=disable" -c "$2"
+}
+now() { date +%s.%N; }
+peak_rss_kib() { # peak_rss_kib TIMEFILE
+  local v
+  v=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$1")
+  [ -n "$v" ] || die "no peak RSS in $1"
+  echo "$v"
+}
+# A canonical fingerprint of the 12 imported columns: equal fingerprints mean
+# equal tables (numerics compared by value, not by their scale).
+fingerprint() { # fingerprint DB
+  sql "$1" "SELECT count(*) || ' ' || coalesce(sum(hashtextextended(
+      (account_id, name, status, industry, region, trim_scale(employees),
+       trim_scale(annual_revenue), trim_scale(mrr), is_active, created_date,
+       renewal_date, notes)::text, 0)::numeric), 0)
+    FROM objects.accounts"
+}
+
+declare -A secs rss count
+record() { # record PATH SECONDS TIMEFILE DB
+  secs[$1]=$2
+  rss[$1]=$(peak_rss_kib "$3")
+  count[$1]=$(sql "$4" "SELECT count(*) FROM objects.accounts")
+  [ "${count[$1]}" = "$rows" ] || die "$1: objects.accounts holds ${count[$1]} rows, the file $rows"
+  log "$(printf '%s: %d rows in %.2f s' "$1" "$rows" "$2")"
+}
+
+# ---- path 2: psql \copy into the typed table ---------------------------------
+db=bench_copy
+fresh_db $db
+sql $db "$objects_ddl" >/dev/null
+sql $db "CHECKPOINT" >/dev/null
+log "copy: psql \\copy into objects.accounts"
+t0=$(now)
+/usr/bin/time -v -o "$bench/copy.time" \
+  psql -X -q -v ON_ERROR_STOP=1 "$base_url/$db?sslmode=disable" \
+  -c "\\copy objects.accounts ($cols) FROM '$csv' WITH (FORMAT csv, HEADER true)" \
+  || die "copy: psql failed"
+t1=$(now)
+record copy "$(echo "$t1 - $t0" | bc -l)" "$bench/copy.time" $db
+
+# ---- path 3: psql \copy into staging, then INSERT … ON CONFLICT DO UPDATE ----
+db=bench_upsert
+fresh_db $db
+sql $db "$objects_ddl" >/dev/null
+sql $db "CHECKPOINT" >/dev/null
+updates=$(echo "$cols" | tr -d ' ' | tr ',' '\n' | grep -v '^account_id$' | sed 's/.*/& = EXCLUDED.&/' | paste -sd, | sed 's/,/, /g')
+cat >"$bench/upsert.sql" <<SQL
+\\set ON_ERROR_STOP on
+BEGIN;
+CREATE TEMP TABLE staging (LIKE objects.accounts INCLUDING DEFAULTS) ON COMMIT DROP;
+\\copy staging ($cols) FROM '$csv' WITH (FORMAT csv, HEADER true)
+INSERT INTO objects.accounts AS t ($cols)
+SELECT $cols FROM staging
+ON CONFLICT (account_id) DO UPDATE SET $updates, _updated_at = now();
+COMMIT;
+SQL
+log "copy+upsert: psql \\copy into a staging table, then INSERT … ON CONFLICT DO UPDATE"
+t0=$(now)
+/usr/bin/time -v -o "$bench/upsert.time" \
+  psql -X -q "$base_url/$db?sslmode=disable" -f "$bench/upsert.sql" \
+  || die "copy+upsert: psql failed"
+t1=$(now)
+record copy+upsert "$(echo "$t1 - $t0" | bc -l)" "$bench/upsert.time" $db
+
+fp_copy=$(fingerprint bench_copy)
+fp_upsert=$(fingerprint bench_upsert)
+[ "$fp_copy" = "$fp_upsert" ] || die "copy and copy+upsert tables differ: $fp_copy vs $fp_upsert"
+
+# ---- path 1: Intake end to end -----------------------------------------------
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+wait_api() { # wait_api — poll until intakectl reaches the API (intake serving)
+  local i
+  for i in $(seq 1 240); do
+    kill -0 "$intake_time_pid" 2>/dev/null || die "intake: exited while starting; see .bench/intake.log"
+    if ctl job list >/dev/null 2>&1; then return 0; fi
+    sleep 0.5
+  done
+  die "intake: the API did not answer on $grpc_addr within 120 s; see .bench/intake.log"
+}
+if [ "$skip_intake" != 1 ]; then
+  db=intake_bench
+  fresh_db $db
+  sql $db "CHECKPOINT" >/dev/null
+  rm -rf "$bench/nats"
+  grpc_addr=127.0.0.1:$(free_port)
+  http_addr=127.0.0.1:$(free_port)
+  ctl() { "$bin/intakectl" --api-addr "$grpc_addr" "$@"; }
+  log "intake: starting bin/intake all --dev (API on $grpc_addr, HTTP on $http_addr), log in .bench/intake.log"
+  /usr/bin/time -v -o "$bench/intake.time" \
+    "$bin/intake" all --dev \
+    --database-url "$base_url/$db?sslmode=disable" \
+    --nats-store "$bench/nats" --nats-port 0 \
+    --grpc-addr "$grpc_addr" --http-addr "$http_addr" \
+    >"$bench/intake.log" 2>&1 &
+  intake_time_pid=$!
+  wait_api
+
+  cat >"$bench/job.yaml" <<YAML
+# The benchmark's job: .bench/accounts.csv read from the local disk (dev mode).
+name: jobs/bench-accounts
+displayName: Benchmark accounts
+description: make bench — the generated accounts file.
+object: OBJECT_TYPE_ACCOUNTS
+connection:
+  local:
+    path: $csv
+mapping:
+  dialect:
+    delimiter: ","
+    headerRow: 1
+  entries:
+    - {attribute: account_id, column: Account ID}
+    - {attribute: name, column: Account Name}
+    - {attribute: status, column: Status}
+    - {attribute: industry, column: Industry}
+    - {attribute: region, column: Region}
+    - {attribute: employees, column: Employees}
+    - {attribute: annual_revenue, column: Annual Revenue}
+    - {attribute: mrr, column: MRR}
+    - {attribute: is_active, column: Active}
+    - {attribute: created_date, column: Created, sourceFormat: yyyy-MM-dd}
+    - {attribute: renewal_date, column: Renewal Date, sourceFormat: yyyy-MM-dd}
+    - {attribute: notes, column: Notes}
+allowNewRecords: true
+schedule:
+  timeZone: UTC
+  daily: {hour: 3, minute: 0}
+enabled: false
+runOnSave: false
+YAML
+  ctl job create -f "$bench/job.yaml" >"$bench/job.out" 2>&1 || { cat "$bench/job.out" >&2; die "intake: job create failed"; }
+
+  log "intake: intakectl job run jobs/bench-accounts --watch"
+  t0=$(now)
+  ctl job run jobs/bench-accounts --watch >"$bench/run.out" 2>&1 || { cat "$bench/run.out" >&2; die "intake: the run did not succeed"; }
+  t1=$(now)
+  run_name=$(grep -o 'jobs/bench-accounts/runs/[0-9a-f-]*' "$bench/run.out" | head -1)
+  [ -n "$run_name" ] || { cat "$bench/run.out" >&2; die "intake: no run name in the output of job run"; }
+  ctl run get "$run_name" -o json >"$bench/run.json" || die "intake: run get $run_name failed"
+  run_info=$(python3 - "$bench/run.json" <<'PY'
+import json, sys
+from datetime import datetime
+r = json.load(open(sys.argv[1]))
+def ts(k):
+    v = r.get(k) or r.get({"startTime": "start_time", "endTime": "end_time", "createTime": "create_time"}[k])
+    return datetime.fromisoformat(v.replace("Z", "+00:00")) if v else None
+c = r.get("counters", {})
+start, end, created = ts("startTime"), ts("endTime"), ts("createTime")
+print(r.get("state", ""),
+      (end - start).total_seconds() if start and end else "",
+      (end - created).total_seconds() if created and end else "",
+      c.get("rowsRead", c.get("rows_read", 0)), c.get("rowsRejected", c.get("rows_rejected", 0)))
+PY
+  ) || die "intake: cannot read $bench/run.json"
+  read -r run_state run_secs run_total_secs rows_read rows_rejected <<<"$run_info"
+  [ "$run_state" = RUN_STATE_SUCCEEDED ] || { cat "$bench/run.json" >&2; die "intake: run $run_name ended $run_state, not RUN_STATE_SUCCEEDED"; }
+  [ "$rows_read" = "$rows" ] && [ "$rows_rejected" = 0 ] || die "intake: run read $rows_read rows and rejected $rows_rejected; want $rows and 0"
+
+  # Stop intake gracefully and read its peak RSS.
+  intake_pid=$(pgrep -P "$intake_time_pid" || true)
+  [ -n "$intake_pid" ] && kill -TERM "$intake_pid"
+  wait "$intake_time_pid" || log "intake: exited with status $? after SIGTERM; see .bench/intake.log"
+  intake_time_pid=
+  record intake "$(echo "$t1 - $t0" | bc -l)" "$bench/intake.time" $db
+  log "intake: run $run_name: ${run_secs}s from start_time to end_time, ${run_total_secs}s from create_time to end_time"
+
+  fp_intake=$(fingerprint $db)
+  [ "$fp_intake" = "$fp_copy" ] || die "intake and copy tables differ (count, hash): $fp_intake vs $fp_copy"
+fi
+
+# ---- report ------------------------------------------------------------------
+rate() { echo "scale=6; $rows / $1" | bc -l; }
+echo
+echo "bench: $rows rows, 12 columns, $((csv_bytes / 1024 / 1024)) MiB (.bench/accounts.csv), ~1% of rows with a quoted newline"
+echo "bench: PostgreSQL $pg_version on 127.0.0.1:$port, the same server for every path, run with fsync=off,"
+echo "bench: synchronous_commit=off, full_page_writes=off (scripts/pg.sh): numbers are not durable-write numbers."
+echo "bench: peak RSS is the client process only (psql, or the intake all-in-one binary); the server's is not included."
+printf '%-12s %10s %9s %11s %13s\n' path rows seconds rows/s "peak RSS MiB"
+paths=(copy copy+upsert)
+[ "$skip_intake" != 1 ] && paths=(intake "${paths[@]}")
+for p in "${paths[@]}"; do
+  printf '%-12s %10d %9.2f %11.0f %13.1f\n' "$p" "${count[$p]}" "${secs[$p]}" "$(rate "${secs[$p]}")" "$(echo "${rss[$p]} / 1024" | bc -l)"
+done
+if [ "$skip_intake" != 1 ]; then
+  printf 'ratio intake/copy+upsert: %.2f\n' "$(echo "${secs[copy+upsert]} / ${secs[intake]}" | bc -l)"
+  printf 'ratio intake/copy: %.2f\n' "$(echo "${secs[copy]} / ${secs[intake]}" | bc -l)"
+fi

@@ -1,0 +1,360 @@
+package fetcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/intakehq/intake/pkg/archive"
+	"github.com/intakehq/intake/pkg/chunker"
+	"github.com/intakehq/intake/pkg/pipeline"
+	"github.com/intakehq/intake/pkg/source"
+	pipelinev1 "github.com/intakehq/intake/proto/gen/intake/pipeline/v1"
+	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
+)
+
+// maxMessageBytes is the chunk stream's message size limit
+// (pipeline.EnsureStreams).
+const maxMessageBytes = 16 << 20
+
+// messageReserve is room kept in a chunk message beyond the job, the header
+// and the data: the run name, numbers and protobuf framing.
+const messageReserve = 4096
+
+// fileError is a failure of the run's file or job (unreachable, missing,
+// malformed): the run fails with its message. Any other error is a failure
+// of the fetcher or its infrastructure and the run request is retried.
+type fileError struct{ msg string }
+
+func (e *fileError) Error() string { return e.msg }
+
+// handle processes one RunRequest.
+func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
+	var req pipelinev1.RunRequest
+	if err := proto.Unmarshal(msg.Data(), &req); err != nil {
+		return pipeline.Term(fmt.Errorf("fetcher: message on %s is not a RunRequest: %w", msg.Subject(), err))
+	}
+	id, err := runID(req.GetRun())
+	if err != nil {
+		return pipeline.Term(fmt.Errorf("fetcher: %w", err))
+	}
+	log := s.log.With("run", req.GetRun(), "job", req.GetJob().GetName())
+	if md, err := msg.Metadata(); err == nil && md.NumDelivered > 1 {
+		log = log.With("delivery", md.NumDelivered)
+		log.Info("run request redelivered")
+	}
+	r := &run{s: s, log: log, req: &req, id: id}
+	return r.process(ctx)
+}
+
+// run is the work on one run request.
+type run struct {
+	s   *Service
+	log *slog.Logger
+	req *pipelinev1.RunRequest
+	id  string
+	// headerBudget is how many bytes the header may take in a chunk message.
+	headerBudget int
+}
+
+// fetched is the result of the fetch step.
+type fetched struct {
+	info   archive.Info
+	source string
+}
+
+func (r *run) process(ctx context.Context) error {
+	started := &intakev1.ReportRunEventRequest{Kind: intakev1.RunEventKind_RUN_EVENT_KIND_STARTED}
+	dir, err := r.report(ctx, started)
+	if err != nil {
+		return err
+	}
+	if dir == intakev1.Directive_DIRECTIVE_ABANDON {
+		r.log.Info("run abandoned by the control API before the fetch")
+		return nil
+	}
+	if r.req.GetJob() == nil {
+		return r.fail(ctx, "the run request carries no job")
+	}
+	opts, err := r.chunkOptions()
+	if err != nil {
+		return r.fail(ctx, err.Error())
+	}
+
+	f, err := r.fetch(ctx, opts)
+	var ferr *fileError
+	if errors.As(err, &ferr) {
+		return r.fail(ctx, ferr.msg)
+	}
+	if err != nil {
+		return err
+	}
+	dir, err = r.report(ctx, &intakev1.ReportRunEventRequest{
+		Kind:     intakev1.RunEventKind_RUN_EVENT_KIND_FETCHED,
+		Sha256:   f.info.SHA256,
+		Source:   f.source,
+		Counters: &intakev1.RunCounters{Bytes: f.info.Size},
+	})
+	if err != nil {
+		return err
+	}
+	switch dir {
+	case intakev1.Directive_DIRECTIVE_SKIP:
+		r.log.Info("run skipped: the file is unchanged since the last successful run", "sha256", f.info.SHA256)
+		r.s.metrics.runs.WithLabelValues(outcomeSkipped).Inc()
+		return nil
+	case intakev1.Directive_DIRECTIVE_ABANDON:
+		r.log.Info("run abandoned by the control API after the fetch")
+		return nil
+	}
+
+	chunks, err := r.publish(ctx, opts, f.source)
+	if errors.As(err, &ferr) {
+		return r.fail(ctx, ferr.msg)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := r.report(ctx, &intakev1.ReportRunEventRequest{
+		Kind:     intakev1.RunEventKind_RUN_EVENT_KIND_FINISHED,
+		Counters: &intakev1.RunCounters{Bytes: f.info.Size, Chunks: chunks},
+	}); err != nil {
+		return err
+	}
+	r.s.metrics.runs.WithLabelValues(outcomeFetched).Inc()
+	r.log.Info("run chunked and sealed", "chunks", chunks, "bytes", f.info.Size)
+	return nil
+}
+
+// fail reports the run as failed with msg and acks the request.
+func (r *run) fail(ctx context.Context, msg string) error {
+	r.log.Warn("run failed", "reason", msg)
+	if _, err := r.report(ctx, &intakev1.ReportRunEventRequest{
+		Kind:    intakev1.RunEventKind_RUN_EVENT_KIND_FAILED,
+		Message: msg,
+	}); err != nil {
+		return err
+	}
+	r.s.metrics.runs.WithLabelValues(outcomeFailed).Inc()
+	return nil
+}
+
+// chunkOptions are the chunker options for the job's dialect, with a chunk
+// size that lets a chunk message (job snapshot and header included) fit the
+// NATS server's max_payload.
+func (r *run) chunkOptions() (chunker.Options, error) {
+	d := r.req.GetJob().GetMapping().GetDialect()
+	opts := chunker.Options{HeaderRow: int(d.GetHeaderRow()), MaxChunkRows: r.s.cfg.MaxChunkRows}
+	switch delim := d.GetDelimiter(); {
+	case delim == "":
+		opts.Delimiter = ','
+	case len(delim) == 1 && delim[0] < utf8.RuneSelf && delim[0] != '"' && delim[0] != '\n' && delim[0] != '\r':
+		opts.Delimiter = delim[0]
+	default:
+		return opts, fmt.Errorf("the job's CSV delimiter %q cannot be used: it must be one ASCII character other than a quote or a line break", delim)
+	}
+	if d.GetHeaderRow() < 0 {
+		return opts, fmt.Errorf("the job's header row %d is not a row number (1 or more)", d.GetHeaderRow())
+	}
+	payload := maxMessageBytes
+	if nc := r.s.nc.Load(); nc != nil && nc.MaxPayload() > 0 && int(nc.MaxPayload()) < payload {
+		payload = int(nc.MaxPayload())
+	}
+	budget := payload - proto.Size(&pipelinev1.Chunk{Run: r.req.GetRun(), Job: r.req.GetJob()}) - messageReserve
+	// Half for the data, half for the header (which a record limit of the
+	// data's size bounds in the file, not in its protobuf form).
+	opts.MaxChunkBytes = min(r.s.cfg.MaxChunkBytes, budget/2)
+	r.headerBudget = budget - opts.MaxChunkBytes
+	if opts.MaxChunkBytes < 1024 {
+		return opts, fmt.Errorf("the job is too large (%d bytes) to travel with its chunks in a NATS message of at most %d bytes", budget, payload)
+	}
+	return opts, nil
+}
+
+// openChunker starts cutting rd and checks that the header fits a message.
+func (r *run) openChunker(rd io.Reader, opts chunker.Options, src string) (*chunker.Chunker, error) {
+	c, err := chunker.New(rd, opts)
+	if err != nil {
+		return nil, r.chunkErr(err, src)
+	}
+	if n := proto.Size(&pipelinev1.Chunk{Header: c.Header()}); n > r.headerBudget {
+		return nil, &fileError{fmt.Sprintf("%s: the header row is too large (%d bytes, at most %d)", src, n, r.headerBudget)}
+	}
+	return c, nil
+}
+
+// chunkErr tells a problem of the file from a failure to read it.
+func (r *run) chunkErr(err error, src string) error {
+	for _, fe := range []error{chunker.ErrEmptyFile, chunker.ErrNoRows, chunker.ErrNoHeader, chunker.ErrUnterminatedQuote, chunker.ErrRecordTooLarge} {
+		if errors.Is(err, fe) {
+			return &fileError{fmt.Sprintf("%s: %v", src, err)}
+		}
+	}
+	return fmt.Errorf("read %s: %w", src, err)
+}
+
+// validate reads the whole file through the chunker, so a malformed file
+// fails before the API is told it was fetched and before any chunk leaves.
+func (r *run) validate(rd io.Reader, opts chunker.Options, src string) error {
+	c, err := r.openChunker(rd, opts, src)
+	if err != nil {
+		return err
+	}
+	for {
+		_, err := c.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return r.chunkErr(err, src)
+		}
+	}
+}
+
+// fetch streams the job's file into the archive under the run id, checking
+// it is a well-formed CSV file on the way. When an earlier delivery of the
+// run already archived the file, that copy is used, so every chunk of the
+// run comes from the same bytes even if the source has changed since.
+func (r *run) fetch(ctx context.Context, opts chunker.Options) (fetched, error) {
+	conn := r.req.GetJob().GetConnection()
+	src := source.Describe(conn)
+	info, err := r.s.archive.Stat(ctx, r.id)
+	switch {
+	case err == nil:
+		r.log.Info("using the file archived by an earlier attempt", "bytes", info.Size, "sha256", info.SHA256)
+		rc, err := r.s.archive.Open(ctx, r.id)
+		if err != nil {
+			return fetched{}, fmt.Errorf("fetcher: open archived file: %w", err)
+		}
+		defer rc.Close()
+		if err := r.validate(rc, opts, src); err != nil {
+			return fetched{}, err
+		}
+		return fetched{info: info, source: src}, nil
+	case !errors.Is(err, archive.ErrNotFound):
+		return fetched{}, fmt.Errorf("fetcher: look up archived file: %w", err)
+	}
+
+	start := time.Now()
+	body, sinfo, err := source.Open(ctx, conn, source.Options{
+		DevMode: r.s.cfg.DevMode, HTTPClient: r.s.http, Timeout: r.s.cfg.FetchTimeout,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return fetched{}, fmt.Errorf("fetcher: %w", err)
+		}
+		return fetched{}, &fileError{err.Error()}
+	}
+	defer body.Close()
+	src = sinfo.Source
+
+	// One pass: the archive reads the source, and a copy of every byte goes
+	// through the chunker, which stops the upload at the first malformed
+	// record.
+	tracked := &trackingReader{r: body}
+	pr, pw := io.Pipe()
+	verr := make(chan error, 1)
+	go func() {
+		err := r.validate(pr, opts, src)
+		if err == nil {
+			err = io.ErrClosedPipe
+		}
+		pr.CloseWithError(err)
+		if errors.Is(err, io.ErrClosedPipe) {
+			err = nil
+		}
+		verr <- err
+	}()
+	info, perr := r.s.archive.Put(ctx, r.id, io.TeeReader(tracked, pw))
+	pw.CloseWithError(perr)
+	vErr := <-verr
+
+	var ferr *fileError
+	switch {
+	case errors.As(vErr, &ferr):
+		return fetched{}, vErr
+	case tracked.err != nil:
+		if ctx.Err() != nil {
+			return fetched{}, fmt.Errorf("fetcher: %w", tracked.err)
+		}
+		return fetched{}, &fileError{tracked.err.Error()}
+	case perr != nil:
+		return fetched{}, fmt.Errorf("fetcher: %w", perr)
+	case vErr != nil:
+		return fetched{}, fmt.Errorf("fetcher: check file while archiving: %w", vErr)
+	}
+	r.s.metrics.bytes.Add(float64(info.Size))
+	r.s.metrics.fetchDuration.Observe(sinceSeconds(start))
+	r.log.Info("file fetched and archived", "source", src, "bytes", info.Size, "sha256", info.SHA256,
+		"duration", time.Since(start).Round(time.Millisecond))
+	return fetched{info: info, source: src}, nil
+}
+
+// publish cuts the archived file into chunks, publishes them and the seal,
+// and returns the number of chunks.
+func (r *run) publish(ctx context.Context, opts chunker.Options, src string) (int64, error) {
+	rc, err := r.s.archive.Open(ctx, r.id)
+	if err != nil {
+		return 0, fmt.Errorf("fetcher: open archived file: %w", err)
+	}
+	defer rc.Close()
+	c, err := r.openChunker(rc, opts, src)
+	if err != nil {
+		return 0, err
+	}
+	job := r.req.GetJob()
+	header := c.Header()
+	var n int64
+	for {
+		ch, err := c.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return n, r.chunkErr(err, src)
+		}
+		msg := &pipelinev1.Chunk{
+			Run: r.req.GetRun(), Job: job, Index: ch.Index, FirstRow: ch.FirstRow,
+			Header: header, Data: ch.Data, Rows: ch.Rows,
+		}
+		if err := pipeline.Publish(ctx, r.s.js, pipeline.SubjectChunk, pipeline.ChunkMsgID(r.req.GetRun(), ch.Index), msg); err != nil {
+			return n, fmt.Errorf("fetcher: %w", err)
+		}
+		n++
+		r.s.metrics.chunks.Inc()
+	}
+	attrs := make([]string, 0, len(job.GetMapping().GetEntries()))
+	for _, e := range job.GetMapping().GetEntries() {
+		attrs = append(attrs, e.GetAttribute())
+	}
+	seal := &pipelinev1.Seal{
+		Run: r.req.GetRun(), Chunks: n, Object: job.GetObject(),
+		AllowNewRecords: job.GetAllowNewRecords(), Attributes: attrs,
+	}
+	if err := pipeline.Publish(ctx, r.s.js, pipeline.SubjectSeal, pipeline.SealMsgID(r.req.GetRun()), seal); err != nil {
+		return n, fmt.Errorf("fetcher: %w", err)
+	}
+	return n, nil
+}
+
+// trackingReader remembers the first read error of the source, to tell a
+// broken download from a failure to archive.
+type trackingReader struct {
+	r   io.Reader
+	err error
+}
+
+func (t *trackingReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) && t.err == nil {
+		t.err = err
+	}
+	return n, err
+}

@@ -1,0 +1,49 @@
+package scheduler
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Tick outcomes, the values of the outcome label of
+// intake_scheduler_ticks_total.
+const (
+	outcomeCreated   = "created"   // the tick created its run and published the request
+	outcomeDuplicate = "duplicate" // the run already existed (another replica, a retry); request published again
+	outcomeSkipped   = "skipped"   // the job was disabled or deleted since the last poll
+	outcomeFailed    = "failed"    // the run could not be created or its request not published
+)
+
+type metrics struct {
+	jobs     prometheus.Gauge
+	ticks    *prometheus.CounterVec
+	lateness prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		jobs: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "intake_scheduler_jobs",
+			Help: "Jobs with a schedule that this scheduler fires.",
+		}),
+		ticks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "intake_scheduler_ticks_total",
+			Help: "Schedule ticks handled, by outcome (created, duplicate, skipped, failed).",
+		}, []string{"outcome"}),
+		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "intake_scheduler_tick_lateness_seconds",
+			Help:    "Time from a tick's scheduled time to when it fired.",
+			Buckets: []float64{0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60, 300},
+		}),
+	}
+	for _, o := range []string{outcomeCreated, outcomeDuplicate, outcomeSkipped, outcomeFailed} {
+		m.ticks.WithLabelValues(o)
+	}
+	for _, c := range []prometheus.Collector{m.jobs, m.ticks, m.lateness} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("scheduler: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}

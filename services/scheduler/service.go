@@ -1,0 +1,417 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-co-op/gocron/v2"
+	"github.com/google/uuid"
+	"github.com/jonboulle/clockwork"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/intakehq/intake/pkg/pipeline"
+	pipelinev1 "github.com/intakehq/intake/proto/gen/intake/pipeline/v1"
+	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
+)
+
+const (
+	// tickTimeout bounds one tick's work (create the run, publish the
+	// request), retries included. Shutdown waits for running ticks up to
+	// a little more than this, so a tick is not cut between the two steps.
+	tickTimeout = 20 * time.Second
+	// listTimeout bounds one poll of the job list.
+	listTimeout = 30 * time.Second
+	// listPageSize is the page size asked of ListJobs.
+	listPageSize = 200
+	// createAttempts is how often CreateScheduledRun is tried while the API
+	// answers Unavailable.
+	createAttempts = 5
+)
+
+// Service fires the scheduled runs of the control API's jobs.
+type Service struct {
+	cfg   Config
+	log   *slog.Logger
+	clock clockwork.Clock
+	m     *metrics
+
+	started atomic.Bool
+	synced  atomic.Bool // the job list was read at least once
+	nc      atomic.Pointer[nats.Conn]
+
+	// Set by Run before the first job is armed.
+	sched    gocron.Scheduler
+	jobsAPI  intakev1.JobServiceClient
+	stageAPI intakev1.StageServiceClient
+	js       jetstream.JetStream
+	tickCtx  context.Context
+
+	// mu guards the scheduled jobs and serialises every change of the
+	// gocron jobs: reconcile and the re-arming after a tick.
+	mu      sync.Mutex
+	jobs    map[string]*entry // by job name
+	invalid map[string]string // job name → fingerprint of a schedule already reported invalid
+}
+
+// entry is one scheduled job: a gocron one-time job armed at next.
+type entry struct {
+	job         string // "jobs/{job}"
+	fingerprint string
+	cad         cadence
+	id          uuid.UUID // the gocron job
+	next        time.Time
+}
+
+// New checks cfg and returns a Service that Run starts.
+func New(cfg Config) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		clock:   cfg.Clock,
+		m:       m,
+		jobs:    map[string]*entry{},
+		invalid: map[string]string{},
+	}, nil
+}
+
+// Ready reports whether the scheduler has read the job list at least once
+// and is connected to NATS.
+func (s *Service) Ready() bool {
+	nc := s.nc.Load()
+	return s.synced.Load() && nc != nil && nc.IsConnected()
+}
+
+// NextRun returns when the scheduled job ("jobs/{job}") fires next, and
+// false when this scheduler does not hold it (unknown, disabled, without a
+// valid schedule, or not yet picked up).
+func (s *Service) NextRun(job string) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.jobs[job]
+	if !ok {
+		return time.Time{}, false
+	}
+	return e.next, true
+}
+
+// Run schedules the jobs until ctx is cancelled, then stops the scheduler
+// (waiting for ticks in flight), closes its connections and returns
+// ctx.Err(). It may be called once.
+func (s *Service) Run(ctx context.Context) error {
+	if !s.started.CompareAndSwap(false, true) {
+		return errors.New("scheduler: Run called more than once")
+	}
+	nc, err := nats.Connect(s.cfg.NATSURL,
+		nats.Name("intake-scheduler"),
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1),
+	)
+	if err != nil {
+		return fmt.Errorf("scheduler: connect to NATS %s: %w", s.cfg.NATSURL, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("scheduler: JetStream on %s: %w", s.cfg.NATSURL, err)
+	}
+	conn, err := grpc.NewClient(s.cfg.APIAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("scheduler: control API client for %s: %w", s.cfg.APIAddr, err)
+	}
+	defer conn.Close()
+	sched, err := gocron.NewScheduler(
+		gocron.WithClock(s.clock),
+		gocron.WithLocation(time.UTC),
+		gocron.WithLogger(s.log),
+		gocron.WithStopTimeout(tickTimeout+5*time.Second),
+	)
+	if err != nil {
+		return fmt.Errorf("scheduler: new gocron scheduler: %w", err)
+	}
+	// Ticks outlive ctx so that a tick that created its run also publishes
+	// it; Shutdown waits for them, and they are cancelled when Run returns.
+	tickCtx, cancelTicks := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelTicks()
+
+	s.mu.Lock()
+	s.sched, s.js, s.tickCtx = sched, js, tickCtx
+	s.jobsAPI = intakev1.NewJobServiceClient(conn)
+	s.stageAPI = intakev1.NewStageServiceClient(conn)
+	s.mu.Unlock()
+	s.nc.Store(nc)
+	sched.Start()
+	s.log.Info("scheduler: started", "api", s.cfg.APIAddr, "nats", s.cfg.NATSURL, "poll_interval", s.cfg.PollInterval)
+
+	poll := s.clock.NewTicker(s.cfg.PollInterval)
+	for {
+		if err := s.reconcile(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("scheduler: could not read the job list; keeping the current schedule", "err", err)
+		}
+		select {
+		case <-poll.Chan():
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+	poll.Stop()
+
+	s.synced.Store(false)
+	if err := sched.Shutdown(); err != nil {
+		s.log.Warn("scheduler: stopping gocron", "err", err)
+	}
+	s.mu.Lock()
+	clear(s.jobs)
+	s.m.jobs.Set(0)
+	s.mu.Unlock()
+	s.nc.Store(nil)
+	s.log.Info("scheduler: stopped")
+	return ctx.Err()
+}
+
+// reconcile reads every job and makes the gocron jobs match: one per enabled
+// job with a valid schedule, re-armed when the schedule changed.
+func (s *Service) reconcile(ctx context.Context) error {
+	jobs, err := s.listJobs(ctx)
+	if err != nil {
+		return err
+	}
+	want := make(map[string]*intakev1.Job, len(jobs))
+	for _, j := range jobs {
+		if j.GetEnabled() && j.GetSchedule().GetCadence() != nil {
+			want[j.GetName()] = j
+		}
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer func() { s.m.jobs.Set(float64(len(s.jobs))) }()
+	for name, e := range s.jobs {
+		if _, ok := want[name]; !ok {
+			s.removeLocked(e)
+			s.log.Info("scheduler: job unscheduled (disabled or deleted)", "job", name)
+		}
+	}
+	for name := range s.invalid {
+		if _, ok := want[name]; !ok {
+			delete(s.invalid, name)
+		}
+	}
+	for name, j := range want {
+		fp := fingerprint(j.GetSchedule())
+		old, ok := s.jobs[name]
+		if ok && old.fingerprint == fp {
+			continue
+		}
+		if !ok && s.invalid[name] == fp {
+			continue
+		}
+		if ok {
+			s.removeLocked(old)
+		}
+		cad, err := parseSchedule(j.GetSchedule())
+		if err != nil {
+			s.invalid[name] = fp
+			s.log.Warn("scheduler: job not scheduled: invalid schedule", "job", name, "err", err)
+			continue
+		}
+		delete(s.invalid, name)
+		e := &entry{job: name, fingerprint: fp, cad: cad}
+		if err := s.armLocked(e, s.clock.Now()); err != nil {
+			s.log.Error("scheduler: job not scheduled", "job", name, "err", err)
+			continue
+		}
+		s.jobs[name] = e
+		verb := "scheduled"
+		if ok {
+			verb = "rescheduled"
+		}
+		s.log.Info("scheduler: job "+verb, "job", name, "next_run", e.next.Format(time.RFC3339))
+	}
+	s.synced.Store(true)
+	return nil
+}
+
+// listJobs reads all pages of ListJobs.
+func (s *Service) listJobs(ctx context.Context) ([]*intakev1.Job, error) {
+	ctx, cancel := context.WithTimeout(ctx, listTimeout)
+	defer cancel()
+	var jobs []*intakev1.Job
+	token := ""
+	for {
+		resp, err := s.jobsAPI.ListJobs(ctx, &intakev1.ListJobsRequest{PageSize: listPageSize, PageToken: token})
+		if err != nil {
+			return nil, fmt.Errorf("scheduler: list jobs (page after %d jobs): %w", len(jobs), err)
+		}
+		jobs = append(jobs, resp.GetJobs()...)
+		next := resp.GetNextPageToken()
+		if next == "" {
+			return jobs, nil
+		}
+		if next == token {
+			return nil, fmt.Errorf("scheduler: list jobs: the API returned the same page token %q twice", next)
+		}
+		token = next
+	}
+}
+
+// removeLocked drops e's gocron job and forgets e.
+func (s *Service) removeLocked(e *entry) {
+	if err := s.sched.RemoveJob(e.id); err != nil && !errors.Is(err, gocron.ErrJobNotFound) {
+		s.log.Warn("scheduler: remove gocron job", "job", e.job, "err", err)
+	}
+	delete(s.jobs, e.job)
+}
+
+// armLocked (re-)arms e's gocron job at its first fire time after from (or
+// after now, when from has passed: missed ticks are not caught up).
+func (s *Service) armLocked(e *entry, from time.Time) error {
+	var err error
+	for range 3 {
+		if now := s.clock.Now(); now.After(from) {
+			from = now
+		}
+		at := e.cad.next(from)
+		def := gocron.OneTimeJob(gocron.OneTimeJobStartDateTime(at))
+		task := gocron.NewTask(func() { s.fire(e, at) })
+		var j gocron.Job
+		if e.id == uuid.Nil {
+			j, err = s.sched.NewJob(def, task, gocron.WithName(e.job))
+		} else {
+			j, err = s.sched.Update(e.id, def, task, gocron.WithName(e.job))
+		}
+		if err == nil {
+			if j != nil {
+				e.id = j.ID()
+			}
+			e.next = at
+			return nil
+		}
+		// The clock passed at between computing and arming it: try the
+		// next one.
+		if !errors.Is(err, gocron.ErrOneTimeJobStartDateTimePast) {
+			break
+		}
+	}
+	return fmt.Errorf("scheduler: arm gocron job of %s: %w", e.job, err)
+}
+
+// fire runs on gocron's timer for e's tick at at: it re-arms e at its next
+// tick, then runs this one.
+func (s *Service) fire(e *entry, at time.Time) {
+	late := s.clock.Now().Sub(at)
+	s.m.lateness.Observe(max(late, 0).Seconds())
+
+	s.mu.Lock()
+	current := s.jobs[e.job] == e
+	if current {
+		if err := s.armLocked(e, at); err != nil {
+			// Forget the job: the next poll schedules it again.
+			s.log.Error("scheduler: could not re-arm job", "job", e.job, "err", err)
+			delete(s.jobs, e.job)
+			s.m.jobs.Set(float64(len(s.jobs)))
+		}
+	}
+	s.mu.Unlock()
+	if !current {
+		// Unscheduled or rescheduled since this tick was armed.
+		return
+	}
+	s.tick(e.job, at)
+}
+
+// tick creates the run of job's tick at at and publishes its run request.
+func (s *Service) tick(job string, at time.Time) {
+	ctx, cancel := context.WithTimeout(s.tickCtx, tickTimeout)
+	defer cancel()
+	at = at.Truncate(time.Second)
+	log := s.log.With("job", job, "scheduled_time", at.UTC().Format(time.RFC3339))
+
+	resp, err := s.createRun(ctx, job, at)
+	if err != nil {
+		switch status.Code(err) {
+		case codes.FailedPrecondition, codes.NotFound:
+			// Disabled or deleted since the last poll.
+			log.Info("scheduler: tick skipped: the job is no longer scheduled", "err", err)
+			s.m.ticks.WithLabelValues(outcomeSkipped).Inc()
+		default:
+			log.Error("scheduler: tick failed: could not create the run", "err", err)
+			s.m.ticks.WithLabelValues(outcomeFailed).Inc()
+		}
+		return
+	}
+	run := resp.GetRun()
+	if run.GetName() == "" {
+		log.Error("scheduler: tick failed: CreateScheduledRun returned no run name")
+		s.m.ticks.WithLabelValues(outcomeFailed).Inc()
+		return
+	}
+	log = log.With("run", run.GetName())
+	createTime := run.GetCreateTime()
+	if createTime == nil {
+		createTime = timestamppb.New(s.clock.Now())
+	}
+	req := &pipelinev1.RunRequest{
+		Run:        run.GetName(),
+		Job:        resp.GetJob(),
+		Trigger:    intakev1.Trigger_TRIGGER_SCHEDULE,
+		CreateTime: createTime,
+	}
+	// Published also when the run already existed: the replica or attempt
+	// that created it may have died before publishing, and JetStream drops
+	// the copy by its Nats-Msg-Id otherwise.
+	if err := pipeline.Publish(ctx, s.js, pipeline.SubjectRunRequest, run.GetName(), req); err != nil {
+		log.Error("scheduler: tick failed: could not publish the run request", "err", err)
+		s.m.ticks.WithLabelValues(outcomeFailed).Inc()
+		return
+	}
+	if resp.GetCreated() {
+		log.Info("scheduler: run requested")
+		s.m.ticks.WithLabelValues(outcomeCreated).Inc()
+		return
+	}
+	log.Debug("scheduler: run of this tick already existed; request published again")
+	s.m.ticks.WithLabelValues(outcomeDuplicate).Inc()
+}
+
+// createRun calls CreateScheduledRun, retrying while the API is Unavailable.
+func (s *Service) createRun(ctx context.Context, job string, at time.Time) (*intakev1.CreateScheduledRunResponse, error) {
+	req := &intakev1.CreateScheduledRunRequest{Job: job, ScheduledTime: timestamppb.New(at)}
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		resp, err := s.stageAPI.CreateScheduledRun(ctx, req)
+		if err == nil {
+			return resp, nil
+		}
+		if status.Code(err) != codes.Unavailable || attempt >= createAttempts {
+			return nil, fmt.Errorf("create scheduled run (attempt %d): %w", attempt, err)
+		}
+		s.log.Debug("scheduler: control API unavailable; retrying", "job", job, "attempt", attempt, "err", err)
+		// Real time, not s.clock: this waits for a server, not for the schedule.
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("create scheduled run (attempt %d): %w", attempt, err)
+		case <-time.After(backoff):
+		}
+		backoff *= 2
+	}
+}
