@@ -199,10 +199,16 @@ func (j *jobService) DeleteJob(ctx context.Context, req *intakev1.DeleteJobReque
 	if err != nil {
 		return nil, err
 	}
-	if err := j.s.store.DeleteJob(ctx, id); err != nil {
+	cancelled, err := j.s.store.DeleteJob(ctx, id)
+	if err != nil {
 		return nil, j.s.storeError(ctx, "delete", "job "+req.GetName(), err)
 	}
-	j.s.log.InfoContext(ctx, "job deleted", "job", id)
+	for _, run := range cancelled {
+		j.s.hub.notify(run.GetName())
+		j.s.metrics.runFinished(run)
+		j.s.log.InfoContext(ctx, "run cancelled: its job was deleted", "job", id, "run", run.GetName())
+	}
+	j.s.log.InfoContext(ctx, "job deleted", "job", id, "runs_cancelled", len(cancelled))
 	return &emptypb.Empty{}, nil
 }
 

@@ -625,3 +625,27 @@ func TestWatchRunAcrossReplicas(t *testing.T) {
 		t.Fatal("the watcher on the other replica did not see the run fail")
 	}
 }
+
+// Deleting a job cancels its runs in progress, so the workers drop them;
+// its finished runs stay as history.
+func TestDeleteJobCancelsRunsInProgress(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := testCtx(t)
+	job := b.createJob(t, "accounts")
+	done := b.runNow(t, job.GetName()).GetName()
+	b.completeRun(t, done, shaA, []int64{5}, []int64{0})
+	busy := b.runNow(t, job.GetName()).GetName()
+	b.report(t, &event{Run: busy, Stage: fetch, Kind: started})
+
+	_, err := b.jobs.DeleteJob(ctx, &intakev1.DeleteJobRequest{Name: job.GetName()})
+	require.NoError(t, err)
+	r := b.report(t, &event{Run: busy, Stage: fetch, Kind: fetched, Sha256: shaB})
+	require.Equal(t, abandon, r.GetDirective())
+	require.Equal(t, intakev1.RunState_RUN_STATE_CANCELLED, r.GetRun().GetState())
+	require.Equal(t, "cancelled: job jobs/accounts was deleted", r.GetRun().GetMessage())
+	got, err := b.runs.GetRun(ctx, &intakev1.GetRunRequest{Name: done})
+	require.NoError(t, err)
+	require.Equal(t, intakev1.RunState_RUN_STATE_SUCCEEDED, got.GetState())
+	require.Equal(t, 1.0, metricValue(t, b.reg, "intake_api_runs_finished_total", map[string]string{"state": "cancelled", "trigger": "run_now"}))
+}

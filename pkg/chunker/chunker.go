@@ -37,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"unicode/utf8"
 )
 
 // Defaults of Options.
@@ -97,6 +98,10 @@ func (e *ParseError) Unwrap() error { return e.Err }
 type Options struct {
 	// Delimiter separates fields. Default ','.
 	Delimiter byte
+	// Comma, when not 0, is the delimiter as a character and overrides
+	// Delimiter; it allows delimiters outside ASCII (as encoding/csv's
+	// Reader.Comma does).
+	Comma rune
 	// Quote opens and closes a quoted field. Default '"'.
 	Quote byte
 	// HeaderRow is the 1-based record number of the header; the records
@@ -131,6 +136,20 @@ func (o Options) WithDefaults() Options {
 // Validate checks the options (after defaults).
 func (o Options) Validate() error {
 	o = o.WithDefaults()
+	if o.Comma != 0 {
+		switch {
+		case o.Comma == '\n' || o.Comma == '\r':
+			return fmt.Errorf("chunker: delimiter %q: a line break cannot be the delimiter", o.Comma)
+		case !utf8.ValidRune(o.Comma) || o.Comma == utf8.RuneError:
+			return fmt.Errorf("chunker: delimiter %q is not a valid character", o.Comma)
+		case o.Comma == rune(o.Quote):
+			return fmt.Errorf("chunker: delimiter and quote are both %q", o.Comma)
+		}
+		o.Delimiter = ','
+		if o.Quote == ',' {
+			o.Delimiter = ';'
+		}
+	}
 	switch {
 	case o.Delimiter == '\n' || o.Delimiter == '\r':
 		return fmt.Errorf("chunker: delimiter %q: a line break cannot be the delimiter", o.Delimiter)
@@ -165,6 +184,7 @@ type Chunk struct {
 type Chunker struct {
 	r      *bufio.Reader
 	opts   Options
+	delim  []byte // the delimiter's bytes
 	header []string
 
 	line   int64 // lines started so far; the number of the current line
@@ -191,7 +211,10 @@ func New(r io.Reader, opts Options) (*Chunker, error) {
 		return nil, err
 	}
 	opts = opts.WithDefaults()
-	c := &Chunker{r: bufio.NewReaderSize(r, readBufferSize), opts: opts}
+	c := &Chunker{r: bufio.NewReaderSize(r, readBufferSize), opts: opts, delim: []byte{opts.Delimiter}}
+	if opts.Comma != 0 {
+		c.delim = utf8.AppendRune(nil, opts.Comma)
+	}
 	if b, err := c.r.Peek(len(bom)); err == nil && bytes.Equal(b, bom) {
 		_, _ = c.r.Discard(len(bom))
 	}
@@ -211,7 +234,7 @@ func New(r io.Reader, opts Options) (*Chunker, error) {
 		}
 		c.record++
 	}
-	c.header = splitRecord(rec, opts.Delimiter, opts.Quote)
+	c.header = splitRecord(rec, c.delim, opts.Quote)
 	c.cur = make([]byte, 0, c.bufCap())
 	return c, nil
 }
@@ -371,7 +394,7 @@ func (c *Chunker) readLine(dst []byte, start int, recLine int64, inQuote bool, q
 // is the last of the file). It reports whether a quoted field is still open
 // at the end of the line.
 func (c *Chunker) scan(line []byte, inQuote, fieldStart bool, quoteLine *int64) (bool, bool) {
-	q, d := c.opts.Quote, c.opts.Delimiter
+	q, d := c.opts.Quote, c.delim
 	if !inQuote && bytes.IndexByte(line, q) < 0 {
 		// Fast path: no quote on the line, so it is a whole record.
 		return false, false
@@ -387,8 +410,8 @@ func (c *Chunker) scan(line []byte, inQuote, fieldStart bool, quoteLine *int64) 
 			switch {
 			case i < n && line[i] == q:
 				i++ // doubled quote
-			case i < n && line[i] == d:
-				i++
+			case bytes.HasPrefix(line[i:], d):
+				i += len(d)
 				inQuote, fieldStart = false, true
 			case isTerminator(line[i:]):
 				return false, false
@@ -407,11 +430,11 @@ func (c *Chunker) scan(line []byte, inQuote, fieldStart bool, quoteLine *int64) 
 				continue
 			}
 		}
-		j := bytes.IndexByte(line[i:], d)
+		j := index(line[i:], d)
 		if j < 0 {
 			return false, false
 		}
-		i += j + 1
+		i += j + len(d)
 		fieldStart = true
 	}
 	return inQuote, fieldStart
@@ -435,7 +458,7 @@ func isTerminator(b []byte) bool {
 // fields, the way encoding/csv does with LazyQuotes: quotes are removed from
 // quoted fields, doubled quotes become one, "\r\n" inside a quoted field
 // becomes "\n", and the terminator is dropped.
-func splitRecord(rec []byte, d, q byte) []string {
+func splitRecord(rec, d []byte, q byte) []string {
 	var fields []string
 	var buf []byte
 	i, n := 0, len(rec)
@@ -458,9 +481,9 @@ func splitRecord(rec []byte, d, q byte) []string {
 					buf = append(buf, q)
 					i++
 					continue
-				case i < n && rec[i] == d:
+				case bytes.HasPrefix(rec[i:], d):
 					fields = append(fields, normalizeNL(buf))
-					i++
+					i += len(d)
 				case isTerminator(rec[i:]):
 					return append(fields, normalizeNL(buf))
 				default:
@@ -471,13 +494,21 @@ func splitRecord(rec []byte, d, q byte) []string {
 			}
 			continue
 		}
-		j := bytes.IndexByte(rec[i:], d)
+		j := index(rec[i:], d)
 		if j < 0 {
 			return append(fields, string(stripTerminator(rec[i:])))
 		}
 		fields = append(fields, string(rec[i:i+j]))
-		i += j + 1
+		i += j + len(d)
 	}
+}
+
+// index is bytes.Index, faster for the usual one-byte delimiter.
+func index(b, d []byte) int {
+	if len(d) == 1 {
+		return bytes.IndexByte(b, d[0])
+	}
+	return bytes.Index(b, d)
 }
 
 func stripTerminator(b []byte) []byte {

@@ -162,6 +162,19 @@ func TestDelimiterAndQuoteOptions(t *testing.T) {
 	require.Equal(t, int64(1), chunks[0].Rows)
 }
 
+func TestNonASCIIDelimiter(t *testing.T) {
+	t.Parallel()
+	// 'ç' ends in the same byte as '§' (0xA7): only the whole character
+	// separates fields.
+	in := "\"id\"§\"a§b\"\n1§ç\"x\"\n2§\"y\nz\"\n"
+	header, chunks, err := chunkAll(t, in, chunker.Options{Comma: '§'})
+	require.NoError(t, err)
+	require.Equal(t, []string{"id", "a§b"}, header)
+	require.Len(t, chunks, 1)
+	recs := parse(t, chunks[0].Data, '§')
+	require.Equal(t, [][]string{{"1", `ç"x"`}, {"2", "y\nz"}}, recs)
+}
+
 func TestQuoteInsideUnquotedFieldIsLiteral(t *testing.T) {
 	t.Parallel()
 	in := "id,size\n1,5\" disk\n2,\"3\"\" disk\"\n"
@@ -291,6 +304,9 @@ func TestOptionsValidate(t *testing.T) {
 		{chunker.Options{HeaderRow: -1}, "chunker: header row -1: must be 1 or more"},
 		{chunker.Options{MaxChunkBytes: -1}, "chunker: max chunk bytes -1: must be positive"},
 		{chunker.Options{MaxChunkRows: -5}, "chunker: max chunk rows -5: must be positive"},
+		{chunker.Options{Comma: '\n'}, `chunker: delimiter '\n': a line break cannot be the delimiter`},
+		{chunker.Options{Comma: 0xFFFD}, `chunker: delimiter '�' is not a valid character`},
+		{chunker.Options{Comma: '"'}, `chunker: delimiter and quote are both '"'`},
 	} {
 		_, err := chunker.New(strings.NewReader("a\n1\n"), tc.opts)
 		require.EqualError(t, err, tc.err)
@@ -308,8 +324,8 @@ func TestMatchesEncodingCSV(t *testing.T) {
 		var data []byte
 		comma := ','
 		if i%2 == 0 {
-			comma = []rune{',', ';', '\t', '|'}[rng.IntN(4)]
-			data = structuredCSV(rng, byte(comma))
+			comma = []rune{',', ';', '\t', '|', '§', 'é'}[rng.IntN(6)]
+			data = structuredCSV(rng, comma)
 		} else {
 			data = randomCSV(rng)
 		}
@@ -345,7 +361,7 @@ func checkAgainstCSV(t *testing.T, rng *rand.Rand, data []byte, comma rune) bool
 	}
 	headerRow := 1 + rng.IntN(3)
 	opts := chunker.Options{
-		Delimiter:     byte(comma),
+		Comma:         comma,
 		HeaderRow:     headerRow,
 		MaxChunkBytes: int(maxSpan) + 1 + rng.IntN(60),
 		MaxChunkRows:  1 + rng.IntN(4),
@@ -403,13 +419,13 @@ func checkAgainstCSV(t *testing.T, rng *rand.Rand, data []byte, comma rune) bool
 }
 
 // structuredCSV writes records with plain, quoted and odd fields.
-func structuredCSV(rng *rand.Rand, comma byte) []byte {
+func structuredCSV(rng *rand.Rand, comma rune) []byte {
 	var b bytes.Buffer
 	if rng.IntN(5) == 0 {
 		b.WriteString("\xEF\xBB\xBF")
 	}
 	words := []string{"a", "bc", "", "x y", "5\" disk", "it's", "é", " sp "}
-	quoted := []string{"a,b", "a;b", "a\tb", "a|b", "line\nbreak", "crlf\r\nbreak", `say ""hi""`, "", "\n", "trail\r", `""`}
+	quoted := []string{"a,b", "a;b", "a\tb", "a|b", "a§b", "é\"\"é", "line\nbreak", "crlf\r\nbreak", `say ""hi""`, "", "\n", "trail\r", `""`}
 	nrec := rng.IntN(12)
 	for range nrec {
 		if rng.IntN(6) == 0 {
@@ -418,7 +434,7 @@ func structuredCSV(rng *rand.Rand, comma byte) []byte {
 		nf := 1 + rng.IntN(5)
 		for f := range nf {
 			if f > 0 {
-				b.WriteByte(comma)
+				b.WriteRune(comma)
 			}
 			if rng.IntN(3) == 0 {
 				b.WriteString(`"` + quoted[rng.IntN(len(quoted))] + `"`)

@@ -9,7 +9,9 @@
 //
 // Rows are converted by a [Mapper], one per goroutine, which hands out typed
 // values from blocks it allocates in bulk, so mapping a row costs almost no
-// allocations. A bad cell rejects its whole row; every bad cell of the row is
+// allocations; [Mapper.Release] gives the blocks back to the plan for the
+// next Mapper once the rows are no longer used (e.g. after a chunk's batch is
+// published). A bad cell rejects its whole row; every bad cell of the row is
 // reported as a [RowError] with the row number, the source column and the
 // reason.
 //

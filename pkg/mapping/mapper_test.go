@@ -231,3 +231,26 @@ func TestMapperAllocations(t *testing.T) {
 	})
 	require.Less(t, allocs, 0.1, "allocations per row")
 }
+
+// TestMapperReleaseReusesMemory checks that a released Mapper's memory is
+// reused and its new rows are right.
+func TestMapperReleaseReusesMemory(t *testing.T) {
+	t.Parallel()
+	plan := accountsPlan(t)
+	for round := range 3 {
+		m := plan.NewMapper(10)
+		var rows []*pipelinev1.Row
+		for i := range 25 {
+			rec := []string{fmt.Sprintf("R%d-%d", round, i), "", fmt.Sprint(i), "", "", "", "", ""}
+			r, errs := m.MapRecord(int64(i+2), rec, nil)
+			require.Empty(t, errs)
+			rows = append(rows, r)
+		}
+		for i, r := range rows {
+			require.Equal(t, int64(i+2), r.GetRow())
+			require.Equal(t, fmt.Sprintf("R%d-%d", round, i), r.GetValues()[0].GetText())
+			require.Equal(t, fmt.Sprint(i), r.GetValues()[2].GetDecimal())
+		}
+		m.Release()
+	}
+}

@@ -55,7 +55,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	return &Service{
 		cfg:     cfg,
-		log:     cfg.Logger.With("service", "fetcher"),
+		log:     cfg.Logger,
 		metrics: m,
 		http:    source.NewHTTPClient(cfg.FetchTimeout),
 	}, nil

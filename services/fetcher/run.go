@@ -7,13 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/intakehq/intake/pkg/archive"
 	"github.com/intakehq/intake/pkg/chunker"
+	"github.com/intakehq/intake/pkg/mapping"
 	"github.com/intakehq/intake/pkg/pipeline"
 	"github.com/intakehq/intake/pkg/source"
 	pipelinev1 "github.com/intakehq/intake/proto/gen/intake/pipeline/v1"
@@ -152,14 +152,12 @@ func (r *run) fail(ctx context.Context, msg string) error {
 func (r *run) chunkOptions() (chunker.Options, error) {
 	d := r.req.GetJob().GetMapping().GetDialect()
 	opts := chunker.Options{HeaderRow: int(d.GetHeaderRow()), MaxChunkRows: r.s.cfg.MaxChunkRows}
-	switch delim := d.GetDelimiter(); {
-	case delim == "":
-		opts.Delimiter = ','
-	case len(delim) == 1 && delim[0] < utf8.RuneSelf && delim[0] != '"' && delim[0] != '\n' && delim[0] != '\r':
-		opts.Delimiter = delim[0]
-	default:
-		return opts, fmt.Errorf("the job's CSV delimiter %q cannot be used: it must be one ASCII character other than a quote or a line break", delim)
+	// The mapper reads the dialect the same way.
+	comma, err := mapping.Delimiter(d.GetDelimiter())
+	if err != nil {
+		return opts, fmt.Errorf("the job's CSV dialect: %w", err)
 	}
+	opts.Comma = comma
 	if d.GetHeaderRow() < 0 {
 		return opts, fmt.Errorf("the job's header row %d is not a row number (1 or more)", d.GetHeaderRow())
 	}
@@ -263,13 +261,7 @@ func (r *run) fetch(ctx context.Context, opts chunker.Options) (fetched, error) 
 	verr := make(chan error, 1)
 	go func() {
 		err := r.validate(pr, opts, src)
-		if err == nil {
-			err = io.ErrClosedPipe
-		}
-		pr.CloseWithError(err)
-		if errors.Is(err, io.ErrClosedPipe) {
-			err = nil
-		}
+		pr.CloseWithError(err) // a malformed file stops the upload
 		verr <- err
 	}()
 	info, perr := r.s.archive.Put(ctx, r.id, io.TeeReader(tracked, pw))

@@ -99,6 +99,9 @@ func (s *Service) handleBatch(ctx context.Context, log *slog.Logger, b *pipeline
 	if d == intakev1.Directive_DIRECTIVE_ABANDON {
 		return s.abandon(ctx, log, b.Run)
 	}
+	if err := s.store.ChunkReported(ctx, b.Run, b.Chunk); err != nil {
+		return fmt.Errorf("loader: %w", err)
+	}
 	return s.commit(ctx, log, b.Run)
 }
 

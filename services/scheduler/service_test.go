@@ -426,7 +426,7 @@ func TestDailyTicksAcrossDaylightSaving(t *testing.T) {
 		b := setup(t, mustTime(t, "2026-03-08T01:59:00-05:00"), time.Hour,
 			job("jobs/nightly", true, daily("America/New_York", 2, 30)))
 		b.requireNextRun(t, "jobs/nightly", "2026-03-08T07:00:00Z") // 03:00 EDT
-		b.clock.Advance(2 * time.Minute)                              // 03:01 EDT
+		b.clock.Advance(2 * time.Minute)                            // 03:01 EDT
 		b.requireRunRequests(t, 1)
 		require.Equal(t, []string{"2026-03-08T07:00:00Z"}, b.api.scheduledTimes())
 		b.requireNextRun(t, "jobs/nightly", "2026-03-09T06:30:00Z") // 02:30 EDT
@@ -439,7 +439,7 @@ func TestDailyTicksAcrossDaylightSaving(t *testing.T) {
 		b.clock.Advance(2 * time.Minute)
 		b.requireRunRequests(t, 1)
 		b.requireNextRun(t, "jobs/nightly", "2026-11-02T06:30:00Z") // 01:30 EST, the next day
-		b.clock.Advance(time.Hour)                                    // past 01:30 EST on Nov 1
+		b.clock.Advance(time.Hour)                                  // past 01:30 EST on Nov 1
 		quiet()
 		require.Equal(t, []string{"2026-11-01T05:30:00Z"}, b.api.scheduledTimes())
 		require.Len(t, b.runRequests(t), 1)

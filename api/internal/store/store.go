@@ -196,16 +196,47 @@ func (s *Store) UpdateJob(ctx context.Context, id string, update func(job *intak
 	return s.GetJob(ctx, id)
 }
 
-// DeleteJob deletes a job. Its runs stay, as history.
-func (s *Store) DeleteJob(ctx context.Context, id string) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM intake.jobs WHERE id = $1`, id)
+// DeleteJob deletes a job. Its runs stay, as history; the ones still in
+// progress are CANCELLED, so the workers drop their work. It returns the
+// cancelled runs.
+func (s *Store) DeleteJob(ctx context.Context, id string) ([]*intakev1.Run, error) {
+	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("delete job %s: %w", id, err)
+		return nil, fmt.Errorf("delete job %s: %w", id, err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
+	tag, err := tx.Exec(ctx, `DELETE FROM intake.jobs WHERE id = $1`, id)
+	if err != nil {
+		return nil, fmt.Errorf("delete job %s: %w", id, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return ErrNotFound
+		return nil, ErrNotFound
 	}
-	return nil
+	now := s.now()
+	rows, err := tx.Query(ctx, `UPDATE intake.runs SET state = $2, message = $3, end_time = $4,
+			version = version + 1, update_time = $4
+		WHERE job_id = $1 AND state < $5 RETURNING `+runColumns,
+		id, int16(intakev1.RunState_RUN_STATE_CANCELLED), "cancelled: job "+JobName(id)+" was deleted", now,
+		int16(intakev1.RunState_RUN_STATE_SUCCEEDED))
+	if err != nil {
+		return nil, fmt.Errorf("cancel the runs of job %s: %w", id, err)
+	}
+	defer rows.Close()
+	var cancelled []*intakev1.Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, fmt.Errorf("cancel the runs of job %s: %w", id, err)
+		}
+		cancelled = append(cancelled, r.proto())
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cancel the runs of job %s: %w", id, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("delete job %s: %w", id, err)
+	}
+	return cancelled, nil
 }
 
 // JobKnown reports whether a job exists or once existed (has runs).

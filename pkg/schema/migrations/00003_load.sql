@@ -24,11 +24,14 @@ CREATE TABLE intake.load_runs (
     CHECK (NOT (committed AND abandoned))
 );
 
--- The chunks of a run staged so far; deleted when the run is committed.
+-- The chunks of a run staged so far; deleted when the run is committed. A run
+-- commits once every chunk is staged and its CHUNK_DONE report was taken by
+-- the control API (reported), so FINISHED comes after every CHUNK_DONE.
 CREATE TABLE intake.load_chunks (
-    run_id text   NOT NULL,
-    chunk  bigint NOT NULL,
-    rows   bigint NOT NULL,
+    run_id   text    NOT NULL,
+    chunk    bigint  NOT NULL,
+    rows     bigint  NOT NULL,
+    reported boolean NOT NULL DEFAULT false,
     PRIMARY KEY (run_id, chunk)
 );
 

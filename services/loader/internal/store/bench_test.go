@@ -9,8 +9,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/intakehq/intake/services/loader/internal/store"
 	pipelinev1 "github.com/intakehq/intake/proto/gen/intake/pipeline/v1"
+	"github.com/intakehq/intake/services/loader/internal/store"
 )
 
 // BenchmarkStageAndCommit stages 200k accounts rows (every attribute mapped,
@@ -71,7 +71,7 @@ func BenchmarkStageAndCommit(b *testing.B) {
 				for range stagers {
 					wg.Go(func() {
 						for bt := range ch {
-							if _, err := st.StageBatch(ctx, bt); err != nil {
+							if _, err := stage(st, bt); err != nil {
 								b.Error(err)
 							}
 						}

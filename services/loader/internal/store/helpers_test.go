@@ -11,9 +11,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/intakehq/intake/pkg/pgtest"
-	"github.com/intakehq/intake/services/loader/internal/store"
 	pipelinev1 "github.com/intakehq/intake/proto/gen/intake/pipeline/v1"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
+	"github.com/intakehq/intake/services/loader/internal/store"
 )
 
 const (
@@ -81,7 +81,7 @@ func load(t testing.TB, st *store.Store, s spec, run string, chunks ...[]*pipeli
 	t.Helper()
 	ctx := context.Background()
 	for i, rows := range chunks {
-		res, err := st.StageBatch(ctx, s.batch(run, int64(i), rows...))
+		res, err := stage(st, s.batch(run, int64(i), rows...))
 		require.NoError(t, err)
 		require.True(t, res.Staged)
 		require.Equal(t, int64(len(rows)), res.Rows)
@@ -132,4 +132,15 @@ func count(t testing.TB, pool *pgxpool.Pool, sql string, args ...any) int64 {
 	var n int64
 	require.NoError(t, pool.QueryRow(context.Background(), sql, args...).Scan(&n))
 	return n
+}
+
+// stage stages a batch and, as the loader does once the control API took
+// the chunk's report, marks the chunk reported.
+func stage(st *store.Store, b *pipelinev1.Batch) (store.StageResult, error) {
+	ctx := context.Background()
+	res, err := st.StageBatch(ctx, b)
+	if err == nil && res.State == store.Open {
+		err = st.ChunkReported(ctx, b.Run, b.Chunk)
+	}
+	return res, err
 }

@@ -8,8 +8,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/intakehq/intake/services/loader/internal/store"
 	pipelinev1 "github.com/intakehq/intake/proto/gen/intake/pipeline/v1"
+	"github.com/intakehq/intake/services/loader/internal/store"
 )
 
 func TestAStagedBatchIsStagedOnce(t *testing.T) {
@@ -18,10 +18,10 @@ func TestAStagedBatchIsStagedOnce(t *testing.T) {
 	ctx := context.Background()
 	run := newRun()
 	b := nameOnly.batch(run, 0, row(2, txt("a1"), txt("Acme")), row(3, txt("a2"), txt("Beta")))
-	res, err := st.StageBatch(ctx, b)
+	res, err := stage(st, b)
 	require.NoError(t, err)
 	require.Equal(t, store.StageResult{State: store.Open, Staged: true, Rows: 2}, res)
-	res, err = st.StageBatch(ctx, b)
+	res, err = stage(st, b)
 	require.NoError(t, err)
 	require.Equal(t, store.StageResult{State: store.Open, Staged: false, Rows: 2}, res, "a redelivered batch changes nothing")
 	require.Equal(t, int64(2), count(t, pool, "SELECT count(*) FROM "+store.StagingTable(runID(run)).Sanitize()))
@@ -37,7 +37,6 @@ func TestAStagedBatchIsStagedOnce(t *testing.T) {
 func TestTheSameBatchStagedConcurrentlyIsStagedOnce(t *testing.T) {
 	t.Parallel()
 	st, pool := newStore(t)
-	ctx := context.Background()
 	run := newRun()
 	const chunks = 8
 	// Every batch is delivered to three loaders at once: the first batches
@@ -48,7 +47,7 @@ func TestTheSameBatchStagedConcurrentlyIsStagedOnce(t *testing.T) {
 		b := nameOnly.batch(run, c, row(c*2+2, txt(fmt.Sprint("k", c)), txt("x")), row(c*2+3, txt(fmt.Sprint("k", c, "b")), txt("y")))
 		for range 3 {
 			wg.Go(func() {
-				res, err := st.StageBatch(ctx, b)
+				res, err := stage(st, b)
 				if !a(t, err) {
 					return
 				}
@@ -104,10 +103,10 @@ func TestTheSealMayComeFirstOrLast(t *testing.T) {
 				seal()
 				notYet("no chunk staged")
 			}
-			_, err := st.StageBatch(ctx, nameOnly.batch(run, 1, chunks[1]...))
+			_, err := stage(st, nameOnly.batch(run, 1, chunks[1]...))
 			require.NoError(t, err)
 			notYet("chunk 0 is missing")
-			_, err = st.StageBatch(ctx, nameOnly.batch(run, 0, chunks[0]...))
+			_, err = stage(st, nameOnly.batch(run, 0, chunks[0]...))
 			require.NoError(t, err)
 			if !sealFirst {
 				notYet("not sealed")
@@ -120,6 +119,31 @@ func TestTheSealMayComeFirstOrLast(t *testing.T) {
 			require.True(t, res.Merged)
 		})
 	}
+}
+
+func TestARunCommitsOnlyOnceEveryChunkIsReported(t *testing.T) {
+	t.Parallel()
+	st, pool := newStore(t)
+	ctx := context.Background()
+	run := newRun()
+	_, err := st.Seal(ctx, nameOnly.seal(run, 2))
+	require.NoError(t, err)
+	_, err = stage(st, nameOnly.batch(run, 0, row(2, txt("a1"), txt("Acme"))))
+	require.NoError(t, err)
+	_, err = st.StageBatch(ctx, nameOnly.batch(run, 1, row(3, txt("a2"), txt("Beta"))))
+	require.NoError(t, err)
+	_, committed, err := st.TryCommit(ctx, run)
+	require.NoError(t, err)
+	require.False(t, committed, "chunk 1 is staged but its report did not reach the API yet")
+	require.Zero(t, count(t, pool, "SELECT count(*) FROM objects.accounts"))
+
+	require.NoError(t, st.ChunkReported(ctx, run, 1))
+	require.NoError(t, st.ChunkReported(ctx, run, 1), "idempotent")
+	res, committed, err := st.TryCommit(ctx, run)
+	require.NoError(t, err)
+	require.True(t, committed)
+	require.Equal(t, store.Counts{Created: 2}, res.Counts)
+	require.NoError(t, st.ChunkReported(ctx, run, 1), "a late report after the commit is harmless")
 }
 
 func TestASealWithoutTheShapeFirst(t *testing.T) {
@@ -141,7 +165,7 @@ func TestConcurrentCommitsCommitOnce(t *testing.T) {
 	st, pool := newStore(t)
 	ctx := context.Background()
 	run := newRun()
-	_, err := st.StageBatch(ctx, nameOnly.batch(run, 0, row(2, txt("a1"), txt("Acme")), row(3, txt("a2"), txt("Beta"))))
+	_, err := stage(st, nameOnly.batch(run, 0, row(2, txt("a1"), txt("Acme")), row(3, txt("a2"), txt("Beta"))))
 	require.NoError(t, err)
 	_, err = st.Seal(ctx, nameOnly.seal(run, 1))
 	require.NoError(t, err)
@@ -182,7 +206,7 @@ func TestRedeliveryAfterTheCommitChangesNothing(t *testing.T) {
 	_, err := pool.Exec(ctx, `UPDATE objects.accounts SET name = 'edited' WHERE account_id = 'a1'`)
 	require.NoError(t, err)
 
-	res, err := st.StageBatch(ctx, nameOnly.batch(run, 0, rows...))
+	res, err := stage(st, nameOnly.batch(run, 0, rows...))
 	require.NoError(t, err)
 	require.Equal(t, store.StageResult{State: store.Committed, Counts: want}, res)
 	require.False(t, tableExists(t, pool, run), "no staging table is made again")
@@ -207,7 +231,7 @@ func TestAbandonDropsTheRun(t *testing.T) {
 	ctx := context.Background()
 	run := newRun()
 	b := nameOnly.batch(run, 0, row(2, txt("a1"), txt("Acme")))
-	_, err := st.StageBatch(ctx, b)
+	_, err := stage(st, b)
 	require.NoError(t, err)
 	require.True(t, tableExists(t, pool, run))
 
@@ -217,7 +241,7 @@ func TestAbandonDropsTheRun(t *testing.T) {
 	require.Zero(t, count(t, pool, "SELECT count(*) FROM intake.load_chunks"))
 
 	// Late messages of the run change nothing.
-	res, err := st.StageBatch(ctx, b)
+	res, err := stage(st, b)
 	require.NoError(t, err)
 	require.Equal(t, store.Abandoned, res.State)
 	require.False(t, res.Staged)
@@ -238,7 +262,7 @@ func TestAbandonBeforeAnythingAndAfterTheCommit(t *testing.T) {
 
 	early := newRun()
 	require.NoError(t, st.Abandon(ctx, early))
-	res, err := st.StageBatch(ctx, nameOnly.batch(early, 0, row(2, txt("a1"), txt("Acme"))))
+	res, err := stage(st, nameOnly.batch(early, 0, row(2, txt("a1"), txt("Acme"))))
 	require.NoError(t, err)
 	require.Equal(t, store.Abandoned, res.State)
 	require.False(t, tableExists(t, pool, early))
@@ -278,7 +302,7 @@ func TestALostStagingTableFailsTheRun(t *testing.T) {
 	st, pool := newStore(t)
 	ctx := context.Background()
 	run := newRun()
-	_, err := st.StageBatch(ctx, nameOnly.batch(run, 0, row(2, txt("a1"), txt("Acme"))))
+	_, err := stage(st, nameOnly.batch(run, 0, row(2, txt("a1"), txt("Acme"))))
 	require.NoError(t, err)
 	// What crash recovery does to an unlogged table.
 	_, err = pool.Exec(ctx, "TRUNCATE "+store.StagingTable(runID(run)).Sanitize())

@@ -6,9 +6,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/intakehq/intake/services/loader/internal/store"
 	pipelinev1 "github.com/intakehq/intake/proto/gen/intake/pipeline/v1"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
+	"github.com/intakehq/intake/services/loader/internal/store"
 )
 
 func TestBadBatchesAreRejectedWithAClearError(t *testing.T) {

@@ -7,8 +7,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/intakehq/intake/services/loader/internal/store"
 	pipelinev1 "github.com/intakehq/intake/proto/gen/intake/pipeline/v1"
+	"github.com/intakehq/intake/services/loader/internal/store"
 )
 
 var nameOnly = spec{object: accounts, allowNew: true, attrs: []string{"account_id", "name"}}
@@ -19,11 +19,11 @@ func TestLastRowOfTheFileWinsPerKey(t *testing.T) {
 	ctx := context.Background()
 	run := newRun()
 	// Chunk 1 is staged before chunk 0: the row number decides, not the order of arrival.
-	_, err := st.StageBatch(ctx, nameOnly.batch(run, 1,
+	_, err := stage(st, nameOnly.batch(run, 1,
 		row(5, txt("a1"), txt("a1 from row 5")),
 		row(6, txt("a3"), txt("a3 from row 6"))))
 	require.NoError(t, err)
-	_, err = st.StageBatch(ctx, nameOnly.batch(run, 0,
+	_, err = stage(st, nameOnly.batch(run, 0,
 		row(2, txt("a1"), txt("a1 from row 2")),
 		row(3, txt("a2"), txt("a2 from row 3")),
 		row(4, txt("a2"), txt("a2 from row 4"))))
@@ -226,7 +226,7 @@ func TestCommitsIntoTheSameTableTakeTurns(t *testing.T) {
 		for k := range 50 {
 			rows = append(rows, row(int64(k+2), txt(string(rune('a'+k%26))+"-key"), txt(names[i])))
 		}
-		_, err := st.StageBatch(ctx, nameOnly.batch(names[i], 0, rows...))
+		_, err := stage(st, nameOnly.batch(names[i], 0, rows...))
 		require.NoError(t, err)
 		_, err = st.Seal(ctx, nameOnly.seal(names[i], 1))
 		require.NoError(t, err)

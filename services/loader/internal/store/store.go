@@ -241,7 +241,7 @@ func getRunStaged(ctx context.Context, q querier, id string) (runRow, int64, boo
 	var r runRow
 	var staged int64
 	err := q.QueryRow(ctx, `SELECT `+runColumns+`, (SELECT count(*) FROM intake.load_chunks c
-			WHERE c.run_id = r.run_id AND c.chunk < coalesce(r.chunks, 0))
+			WHERE c.run_id = r.run_id AND c.chunk < coalesce(r.chunks, 0) AND c.reported)
 		FROM intake.load_runs r WHERE run_id = $1`, id).Scan(append(r.dest(), &staged)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, 0, false, nil
@@ -308,13 +308,19 @@ func createStagingSQL(table pgx.Identifier, sh *shape) string {
 }
 
 // createStaging creates the run's staging table unless it exists. Two
-// loaders creating it at once make one of them fail on the catalog's unique
-// index; that one finds the table made.
+// loaders creating it at once make one of them fail (on the catalog's unique
+// index, or finding the table's row type made); that one finds the table
+// made.
 func createStaging(ctx context.Context, q querier, table pgx.Identifier, sh *shape) error {
 	_, err := q.Exec(ctx, createStagingSQL(table, sh))
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "42P07") {
-		return nil
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "23505", // unique_violation
+			"42P07", // duplicate_table
+			"42710": // duplicate_object
+			return nil
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("create staging table %s: %w", table.Sanitize(), err)
@@ -451,18 +457,36 @@ func (s *Store) Seal(ctx context.Context, m *pipelinev1.Seal) (SealResult, error
 	return SealResult{State: Open}, nil
 }
 
+// countChunks counts the run's chunks staged and reported.
 func countChunks(ctx context.Context, q querier, id string, chunks int64) (int64, error) {
 	var n int64
-	err := q.QueryRow(ctx, `SELECT count(*) FROM intake.load_chunks WHERE run_id = $1 AND chunk < $2`, id, chunks).Scan(&n)
+	err := q.QueryRow(ctx, `SELECT count(*) FROM intake.load_chunks WHERE run_id = $1 AND chunk < $2 AND reported`, id, chunks).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count staged chunks of run %s: %w", id, err)
 	}
 	return n, nil
 }
 
-// TryCommit commits the run if it is sealed and every chunk is staged:
-// in one transaction it merges the staged rows into the object table, stores
-// the counts, drops the staging table and forgets the chunks. committed
+// ChunkReported records that the control API took the chunk's CHUNK_DONE
+// report. A run commits once every chunk is staged and reported, so that its
+// FINISHED report comes after every CHUNK_DONE, and every chunk's report was
+// a chance for the API to abandon the run before it lands.
+func (s *Store) ChunkReported(ctx context.Context, run string, chunk int64) error {
+	_, id, err := ParseRun(run)
+	if err != nil {
+		return err
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE intake.load_chunks SET reported = true
+		WHERE run_id = $1 AND chunk = $2 AND NOT reported`, id, chunk); err != nil {
+		return fmt.Errorf("run %s, chunk %d: record the report: %w", run, chunk, err)
+	}
+	return nil
+}
+
+// TryCommit commits the run if it is sealed and every chunk is staged (and
+// reported, see ChunkReported): in one transaction it merges the staged rows
+// into the object table, stores the counts, drops the staging table and
+// forgets the chunks. committed
 // reports whether the run is committed, by this call (res.Merged) or before;
 // then res.Counts are the run's counts. Calls for a run that is not complete
 // yet, or abandoned, return committed false.
@@ -473,16 +497,16 @@ func (s *Store) TryCommit(ctx context.Context, run string) (res CommitResult, co
 	}
 	// Look without a lock first: most calls come from batches of runs that
 	// are not complete yet, and must not make the other stagers wait.
-	ready, c, err := s.ready(ctx, s.pool, id, false)
-	if err != nil || !ready || c != nil {
+	ok, c, err := ready(ctx, s.pool, id, false)
+	if err != nil || !ok || c != nil {
 		if c != nil {
 			return CommitResult{Counts: *c}, true, nil
 		}
 		return res, false, err
 	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		ready, c, err := s.ready(ctx, tx, id, true)
-		if err != nil || !ready || c != nil {
+		ok, c, err := ready(ctx, tx, id, true)
+		if err != nil || !ok || c != nil {
 			if c != nil {
 				res, committed = CommitResult{Counts: *c}, true
 			}
@@ -517,7 +541,7 @@ func (s *Store) TryCommit(ctx context.Context, run string) (res CommitResult, co
 // counts the staged chunks, so that it sees every stager that held the row
 // before; without, it reads both from one snapshot, so that a commit in
 // between cannot make a committed run look incomplete.
-func (s *Store) ready(ctx context.Context, q querier, id string, lock bool) (bool, *Counts, error) {
+func ready(ctx context.Context, q querier, id string, lock bool) (bool, *Counts, error) {
 	var r runRow
 	var staged int64
 	var found bool
@@ -575,7 +599,11 @@ func merge(ctx context.Context, tx pgx.Tx, id string, r *runRow) (Counts, error)
 		return c, fmt.Errorf("create staging table: %w", err)
 	}
 	// The planner needs the staging table's size and key spread to pick hash
-	// joins and aggregates.
+	// joins and aggregates. A small sample is enough for that, and ten
+	// times faster than the default.
+	if _, err := tx.Exec(ctx, "SET LOCAL default_statistics_target = 10"); err != nil {
+		return c, fmt.Errorf("set default_statistics_target: %w", err)
+	}
 	if _, err := tx.Exec(ctx, "ANALYZE "+table.Sanitize()); err != nil {
 		return c, fmt.Errorf("analyze staging table: %w", err)
 	}
