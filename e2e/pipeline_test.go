@@ -250,7 +250,7 @@ func TestImportLifecycle(t *testing.T) {
 	require.Equal(t, int64(1), count(ctx, t, s.db, `SELECT count(*) FROM objects.accounts WHERE name = 'Renamed Twenty'`))
 
 	// 4. One bad row: the run partially succeeds, names the row, loses no good row.
-	body := accountsCSV(0, 1003, map[int]string{5: "Five again"})
+	body := accountsCSV(0, 1003, map[int]string{5: "Five again", 10: "Renamed Ten", 20: "Renamed Twenty"})
 	body = strings.Replace(body, "A-000007,Company 7,7,\"$7,007.50\",08/08/2007", "A-000007,Company 7,7,\"$7,007.50\",13/45/2007", 1)
 	files.set(body)
 	run = s.runAndWait(ctx, t, job.Name)

@@ -81,15 +81,15 @@ type ParseError struct {
 func (e *ParseError) Error() string {
 	switch e.Err {
 	case ErrUnterminatedQuote:
-		return fmt.Sprintf("record %d: the quoted field opened on line %d is not closed before the end of the file", e.Record, e.QuoteLine)
+		return fmt.Sprintf("row %d: the quoted field opened on line %d is not closed before the end of the file", e.Record, e.QuoteLine)
 	case ErrRecordTooLarge:
-		msg := fmt.Sprintf("record %d (starting on line %d) is larger than the limit of %d bytes", e.Record, e.Line, e.Limit)
+		msg := fmt.Sprintf("row %d (starting on line %d) is larger than the limit of %d bytes", e.Record, e.Line, e.Limit)
 		if e.QuoteLine > 0 {
 			msg += fmt.Sprintf("; is the quoted field opened on line %d missing its closing quote?", e.QuoteLine)
 		}
 		return msg
 	}
-	return fmt.Sprintf("record %d (line %d): %v", e.Record, e.Line, e.Err)
+	return fmt.Sprintf("row %d (line %d): %v", e.Record, e.Line, e.Err)
 }
 
 func (e *ParseError) Unwrap() error { return e.Err }

@@ -231,12 +231,12 @@ func TestRecordTooLarge(t *testing.T) {
 	in := "id,note\n1,short\n2,\"" + strings.Repeat("x", 200) + "\n3,more\n"
 	_, _, err := chunkAll(t, in, chunker.Options{MaxChunkBytes: 100})
 	require.ErrorIs(t, err, chunker.ErrRecordTooLarge)
-	require.EqualError(t, err, "record 3 (starting on line 3) is larger than the limit of 100 bytes")
+	require.EqualError(t, err, "row 3 (starting on line 3) is larger than the limit of 100 bytes")
 
 	// Over several lines with an open quote, the message points at the quote.
 	in = "id,note\n1,short\n2,\"" + strings.Repeat("x\n", 100) + "\n3,more\n"
 	_, _, err = chunkAll(t, in, chunker.Options{MaxChunkBytes: 100})
-	require.EqualError(t, err, "record 3 (starting on line 3) is larger than the limit of 100 bytes; is the quoted field opened on line 3 missing its closing quote?")
+	require.EqualError(t, err, "row 3 (starting on line 3) is larger than the limit of 100 bytes; is the quoted field opened on line 3 missing its closing quote?")
 }
 
 func TestUnterminatedQuote(t *testing.T) {
@@ -244,7 +244,7 @@ func TestUnterminatedQuote(t *testing.T) {
 	in := "id,note\n1,a\n\n2,b\n3,\"never closed\n4,d\n5,e\n"
 	_, chunks, err := chunkAll(t, in, chunker.Options{MaxChunkRows: 1})
 	require.ErrorIs(t, err, chunker.ErrUnterminatedQuote)
-	require.EqualError(t, err, "record 4: the quoted field opened on line 5 is not closed before the end of the file")
+	require.EqualError(t, err, "row 4: the quoted field opened on line 5 is not closed before the end of the file")
 	var perr *chunker.ParseError
 	require.ErrorAs(t, err, &perr)
 	require.Equal(t, int64(4), perr.Record)
@@ -253,7 +253,7 @@ func TestUnterminatedQuote(t *testing.T) {
 
 	// In the header: New fails.
 	_, err = chunker.New(strings.NewReader("id,\"note\n1,a\n"), chunker.Options{})
-	require.EqualError(t, err, "record 1: the quoted field opened on line 1 is not closed before the end of the file")
+	require.EqualError(t, err, "row 1: the quoted field opened on line 1 is not closed before the end of the file")
 
 	// A quote closed but followed by text stays open (as encoding/csv reads it).
 	_, _, err = chunkAll(t, "id,n\n1,\"a\"b\n", chunker.Options{})

@@ -491,7 +491,7 @@ func TestMalformedFilesFail(t *testing.T) {
 		"/no-header.csv":   "title\n",
 	})
 	for path, msg := range map[string]string{
-		"/open-quote.csv":  "record 3: the quoted field opened on line 3 is not closed before the end of the file",
+		"/open-quote.csv":  "row 3: the quoted field opened on line 3 is not closed before the end of the file",
 		"/empty.csv":       "file is empty",
 		"/header-only.csv": "file has a header but no data rows",
 		"/no-header.csv":   "file ends before the header row: the header is record 2 but the file has only 1 records",
