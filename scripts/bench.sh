@@ -41,7 +41,7 @@ if [ ! -x /usr/bin/time ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq time >/dev/null
 fi
-for tool in psql createdb dropdb go python3; do
+for tool in psql createdb dropdb go python3 bc pgrep; do
   command -v "$tool" >/dev/null || die "$tool is missing"
 done
 
@@ -174,9 +174,10 @@ wait_api() { # wait_api — poll until intakectl reaches the API (intake serving
   local i
   for i in $(seq 1 240); do
     kill -0 "$intake_time_pid" 2>/dev/null || die "intake: exited while starting; see .bench/intake.log"
-    if ctl job list >/dev/null 2>&1; then return 0; fi
+    if ctl job list >"$bench/ctl.out" 2>&1; then return 0; fi
     sleep 0.5
   done
+  cat "$bench/ctl.out" >&2
   die "intake: the API did not answer on $grpc_addr within 120 s; see .bench/intake.log"
 }
 if [ "$skip_intake" != 1 ]; then
@@ -186,7 +187,7 @@ if [ "$skip_intake" != 1 ]; then
   rm -rf "$bench/nats"
   grpc_addr=127.0.0.1:$(free_port)
   http_addr=127.0.0.1:$(free_port)
-  ctl() { "$bin/intakectl" --api-addr "$grpc_addr" "$@"; }
+  ctl() { INTAKE_API_ADDR=$grpc_addr "$bin/intakectl" "$@"; }
   log "intake: starting bin/intake all --dev (API on $grpc_addr, HTTP on $http_addr), log in .bench/intake.log"
   /usr/bin/time -v -o "$bench/intake.time" \
     "$bin/intake" all --dev \
@@ -265,6 +266,16 @@ PY
   intake_time_pid=
   record intake "$(echo "$t1 - $t0" | bc -l)" "$bench/intake.time" $db
   log "intake: run $run_name: ${run_secs}s from start_time to end_time, ${run_total_secs}s from create_time to end_time"
+  python3 - "$bench/run.json" >&2 <<'PY' || true
+import json, sys
+from datetime import datetime
+r = json.load(open(sys.argv[1]))
+t = lambda v: datetime.fromisoformat(v.replace("Z", "+00:00"))
+t0 = t(r["startTime"])
+for s in r.get("stages", []):
+    a, b = t(s["startTime"]), t(s["endTime"])
+    print("bench: intake:   %-11s %6.2fs → %6.2fs (%.2fs)" % (s["stage"], (a - t0).total_seconds(), (b - t0).total_seconds(), (b - a).total_seconds()))
+PY
 
   fp_intake=$(fingerprint $db)
   [ "$fp_intake" = "$fp_copy" ] || die "intake and copy tables differ (count, hash): $fp_intake vs $fp_copy"

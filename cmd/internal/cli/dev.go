@@ -189,7 +189,7 @@ func (d *demo) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		d.printf("  job %-9s %s (%s, %s, from %s)\n", verb, saved.GetName(), ctl.Object(saved.GetObject()), ctl.Schedule(saved.GetSchedule()), j.file)
+		d.printf("  job %-9s %s: %s, %s, from %s\n", verb, saved.GetName(), ctl.Object(saved.GetObject()), ctl.Schedule(saved.GetSchedule()), j.file)
 	}
 	d.printf("Runs are printed as they end. Ctrl-C stops everything.\n\n")
 

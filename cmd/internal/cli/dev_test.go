@@ -80,7 +80,7 @@ func TestDevDemoImportsTheSampleAndFollowsEdits(t *testing.T) {
 		}
 	})
 
-	waitFor(t, out, `job created\s+jobs/demo-accounts \(accounts, every minute \(UTC\)`, logs)
+	waitFor(t, out, `job created\s+jobs/demo-accounts: accounts, every minute \(UTC\), from `, logs)
 	waitFor(t, out, `job created\s+jobs/demo-users`, logs)
 	waitFor(t, out, `jobs/demo-accounts/runs/\S+ succeeded \(run now\) in \S+: rows 50 read, 0 rejected, 50 created`, logs)
 	waitFor(t, out, `psql '`+regexp.QuoteMeta(dsn)+`' -c 'SELECT \* FROM objects.accounts LIMIT 5'`, logs)

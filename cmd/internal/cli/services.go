@@ -151,7 +151,7 @@ func newLoader(o *options, reg prometheus.Registerer, log *slog.Logger) (*loader
 		AckWait:       o.ackWait,
 		ShutdownGrace: o.shutdownGrace,
 		Registerer:    reg,
-		Logger:        log.With("service", "loader"),
+		Logger:        log, // the loader names itself in its logs
 	})
 }
 

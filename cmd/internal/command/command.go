@@ -11,7 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"sync/atomic"
+	"sync"
 	"syscall"
 
 	"golang.org/x/term"
@@ -95,17 +95,37 @@ func Report(name string, err error, stderr io.Writer) int {
 
 // SignalContext returns a context cancelled by the first SIGINT or SIGTERM,
 // so the command can stop gracefully: services finish their in-flight work.
-// The first signal also restores the default handling, so a second one ends
-// the process at once. stop releases the signal handling.
+// A second signal ends the process at once with exit code 130. stop
+// releases the signal handling.
 func SignalContext(stderr io.Writer) (ctx context.Context, stop func()) {
-	ctx, release := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	var done atomic.Bool
-	go func() {
-		<-ctx.Done()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, release := notifyContext(sigs, os.Exit, stderr)
+	return ctx, func() {
+		signal.Stop(sigs)
 		release()
-		if !done.Load() {
-			fmt.Fprintln(stderr, "stopping gracefully; send the signal again to exit at once")
+	}
+}
+
+// notifyContext is SignalContext with the signals and the exit as values.
+func notifyContext(sigs <-chan os.Signal, exit func(int), stderr io.Writer) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	quit := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-sigs:
+			fmt.Fprintf(stderr, "%s: stopping gracefully; send the signal again to exit at once\n", sig)
+			cancel()
+		case <-quit:
+			return
+		}
+		select {
+		case sig := <-sigs:
+			fmt.Fprintf(stderr, "%s again: exiting now\n", sig)
+			exit(130)
+		case <-quit:
 		}
 	}()
-	return ctx, func() { done.Store(true); release() }
+	var once sync.Once
+	return ctx, func() { once.Do(func() { close(quit); cancel() }) }
 }

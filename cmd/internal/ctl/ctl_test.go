@@ -159,7 +159,7 @@ func TestJobLifecycleThroughTheCLI(t *testing.T) {
 
 	out, err = intakectl(t, addr, "job", "get", "jobs/ctl-accounts")
 	require.NoError(t, err, out)
-	require.Contains(t, out, `created_date  column "created_date"  MM/dd/yyyy`)
+	require.Regexp(t, `created_date\s+column "created_date"\s+MM/dd/yyyy`, out)
 
 	out, err = intakectl(t, addr, "job", "run", "ctl-accounts", "--watch")
 	require.NoError(t, err, "%s\nlogs:\n%s", out, logs)

@@ -142,7 +142,7 @@ func (c *cli) watchRun(ctx context.Context, name string) error {
 		now := time.Now()
 		switch {
 		case tty:
-			line := runview.Progress(last, now)
+			line := runview.Progress(last, now, width)
 			if r := []rune(line); width > 1 && len(r) >= width {
 				line = string(r[:width-1])
 			}

@@ -129,19 +129,23 @@ func Summary(w io.Writer, r *intakev1.Run, maxErrors int, now time.Time) {
 		fmt.Fprintf(w, "File:     %s, %d chunks, sha256 %s\n", Bytes(c.GetBytes()), c.GetChunks(), r.GetSha256())
 	}
 	fmt.Fprintf(w, "Rows:     %s\n", Counters(c))
+	if len(r.GetStages()) > 0 {
+		fmt.Fprintln(w, "Stages:")
+	}
 	for _, s := range r.GetStages() {
-		line := fmt.Sprintf("  %-5s", strings.ToLower(strings.TrimPrefix(s.GetStage().String(), "STAGE_")))
+		took := "-"
 		if st := s.GetStartTime(); st != nil {
 			end := now
 			if s.GetEndTime() != nil {
 				end = s.GetEndTime().AsTime()
 			}
-			line += fmt.Sprintf(" %s", Duration(end.Sub(st.AsTime())))
+			took = Duration(end.Sub(st.AsTime()))
 		}
+		line := fmt.Sprintf("  %-6s %s", strings.ToLower(strings.TrimPrefix(s.GetStage().String(), "STAGE_")), took)
 		if s.GetStage() != intakev1.Stage_STAGE_FETCH {
-			line += fmt.Sprintf(", %d of %d chunks", s.GetChunksDone(), c.GetChunks())
+			line += fmt.Sprintf(", %d/%d chunks", s.GetChunksDone(), c.GetChunks())
 		}
-		fmt.Fprintf(w, "Stage%s\n", line)
+		fmt.Fprintln(w, line)
 	}
 	if m := r.GetMessage(); m != "" {
 		fmt.Fprintf(w, "Message:  %s\n", m)
@@ -163,21 +167,15 @@ func RowError(e *intakev1.RowError) string {
 	return fmt.Sprintf("row %d, column %q: %s", e.GetRow(), e.GetColumn(), e.GetReason())
 }
 
-// barWidth is the width of the progress bar in characters.
-const barWidth = 20
-
 // Progress is the one-line progress of a running run, to be redrawn in
-// place on a terminal: state, a bar of chunks done, rows read, rejected,
-// rows per second, elapsed time and the estimated time left.
-func Progress(r *intakev1.Run, now time.Time) string {
+// place on a terminal of the given width: state, a bar of chunks done, rows
+// read, rejected, rows per second, elapsed time and the estimated time left.
+func Progress(r *intakev1.Run, now time.Time, width int) string {
 	done, total := ChunksDone(r)
 	elapsed := Elapsed(r, now)
-	bar := strings.Repeat("·", barWidth)
 	chunks := fmt.Sprintf("%d/?", done)
 	eta := "ETA --"
 	if total > 0 {
-		filled := int(done * barWidth / total)
-		bar = strings.Repeat("█", filled) + strings.Repeat("·", barWidth-filled)
 		chunks = fmt.Sprintf("%d/%d", done, total)
 		if Final(r.GetState()) {
 			eta = "done"
@@ -187,8 +185,17 @@ func Progress(r *intakev1.Run, now time.Time) string {
 		}
 	}
 	c := r.GetCounters()
-	return fmt.Sprintf("%-19s [%s] %s chunks  %d rows  %d rejected  %s rows/s  %s  %s",
-		State(r.GetState()), bar, chunks, c.GetRowsRead(), c.GetRowsRejected(), rate(c.GetRowsRead(), elapsed), Duration(elapsed), eta)
+	state := State(r.GetState())
+	text := fmt.Sprintf(" %s  %d rows  %d rejected  %s rows/s  %s  %s",
+		chunks, c.GetRowsRead(), c.GetRowsRejected(), rate(c.GetRowsRead(), elapsed), Duration(elapsed), eta)
+	// The bar takes what the text leaves of the line, within limits.
+	barWidth := min(30, max(5, width-1-len(state)-3-len([]rune(text))))
+	bar := strings.Repeat("·", barWidth)
+	if total > 0 {
+		filled := int(done * int64(barWidth) / total)
+		bar = strings.Repeat("█", filled) + strings.Repeat("·", barWidth-filled)
+	}
+	return fmt.Sprintf("%s [%s]%s", state, bar, text)
 }
 
 // Update is a line per change of a watched run, for logs and pipes.

@@ -32,23 +32,27 @@ func running() *intakev1.Run {
 
 func TestProgressShowsBarRateAndETA(t *testing.T) {
 	t.Parallel()
-	line := runview.Progress(running(), t0.Add(20*time.Second))
-	require.True(t, strings.HasPrefix(line, "loading "), line)
-	require.Contains(t, line, "[████████············]", "4 of 10 chunks loaded")
-	require.Contains(t, line, "4/10 chunks")
+	line := runview.Progress(running(), t0.Add(20*time.Second), 120)
+	require.True(t, strings.HasPrefix(line, "loading ["), line)
+	require.Contains(t, line, "[████████████··················]", "4 of 10 chunks loaded, on a bar of 30")
+	require.Contains(t, line, "] 4/10  40000 rows")
 	require.Contains(t, line, "40000 rows")
 	require.Contains(t, line, "3 rejected")
 	require.Contains(t, line, "2000 rows/s")
 	require.Contains(t, line, "20.0s")
 	require.Contains(t, line, "ETA 30.0s", "6 chunks left at 5s a chunk")
 	require.NotContains(t, line, "\n")
+
+	narrow := runview.Progress(running(), t0.Add(20*time.Second), 80)
+	require.Less(t, len([]rune(narrow)), 80, "fits 80 columns: %q", narrow)
+	require.Contains(t, narrow, "ETA 30.0s")
 }
 
 func TestProgressBeforeTheChunkCountIsKnown(t *testing.T) {
 	t.Parallel()
 	r := &intakev1.Run{State: intakev1.RunState_RUN_STATE_FETCHING, StartTime: timestamppb.New(t0)}
-	line := runview.Progress(r, t0.Add(time.Second))
-	require.Contains(t, line, "0/? chunks")
+	line := runview.Progress(r, t0.Add(time.Second), 80)
+	require.Contains(t, line, "] 0/?  0 rows")
 	require.Contains(t, line, "ETA --")
 }
 
@@ -72,6 +76,7 @@ func TestSummaryAndOutcomeOfAPartialRun(t *testing.T) {
 	require.Contains(t, out, "Message:  3 rows rejected")
 	require.Contains(t, out, `row 7, column "created_date": "31/02/2021" is not a date`)
 	require.NotContains(t, out, "row 9", "only the first maxErrors")
+	require.Contains(t, out, "Stages:\n  fetch  1.0s\n  map    -, 8/10 chunks\n  load   -, 4/10 chunks\n")
 
 	require.Equal(t, `jobs/demo/runs/r1 partially succeeded (schedule) in 1m30s: rows 40000 read, 3 rejected, 39990 created, 7 updated, 0 unchanged, 0 ignored — 3 rows rejected`,
 		runview.Outcome(r, t0.Add(time.Hour)))
