@@ -72,4 +72,5 @@ verify: proto ## Regenerate code and fail if it differs from what is checked in.
 clean: ## Stop local PostgreSQL clusters and remove build output.
 	-scripts/pg.sh stop $(TEST_PG_DIR) $(TEST_PG_PORT)
 	-scripts/pg.sh stop $(DEV_PG_DIR) $(DEV_PG_PORT)
+	-scripts/pg.sh stop $(CURDIR)/.bench/pg 5441
 	rm -rf $(BIN) .test .dev .bench
