@@ -30,19 +30,44 @@ const (
 	ObjectType_OBJECT_TYPE_UNSPECIFIED ObjectType = 0
 	ObjectType_OBJECT_TYPE_ACCOUNTS    ObjectType = 1
 	ObjectType_OBJECT_TYPE_USERS       ObjectType = 2
+	// Append-only events: a row whose keys already exist is not imported again.
+	ObjectType_OBJECT_TYPE_USAGE                ObjectType = 3
+	ObjectType_OBJECT_TYPE_COLLECTIONS          ObjectType = 4
+	ObjectType_OBJECT_TYPE_USAGE_AGGREGATIONS   ObjectType = 5
+	ObjectType_OBJECT_TYPE_TEAM_USERS           ObjectType = 6
+	ObjectType_OBJECT_TYPE_ACCOUNT_ASSIGNMENTS  ObjectType = 7
+	ObjectType_OBJECT_TYPE_TASKS                ObjectType = 8
+	ObjectType_OBJECT_TYPE_TOUCHPOINTS          ObjectType = 9
+	ObjectType_OBJECT_TYPE_ACCOUNT_FOREIGN_KEYS ObjectType = 10
 )
 
 // Enum value maps for ObjectType.
 var (
 	ObjectType_name = map[int32]string{
-		0: "OBJECT_TYPE_UNSPECIFIED",
-		1: "OBJECT_TYPE_ACCOUNTS",
-		2: "OBJECT_TYPE_USERS",
+		0:  "OBJECT_TYPE_UNSPECIFIED",
+		1:  "OBJECT_TYPE_ACCOUNTS",
+		2:  "OBJECT_TYPE_USERS",
+		3:  "OBJECT_TYPE_USAGE",
+		4:  "OBJECT_TYPE_COLLECTIONS",
+		5:  "OBJECT_TYPE_USAGE_AGGREGATIONS",
+		6:  "OBJECT_TYPE_TEAM_USERS",
+		7:  "OBJECT_TYPE_ACCOUNT_ASSIGNMENTS",
+		8:  "OBJECT_TYPE_TASKS",
+		9:  "OBJECT_TYPE_TOUCHPOINTS",
+		10: "OBJECT_TYPE_ACCOUNT_FOREIGN_KEYS",
 	}
 	ObjectType_value = map[string]int32{
-		"OBJECT_TYPE_UNSPECIFIED": 0,
-		"OBJECT_TYPE_ACCOUNTS":    1,
-		"OBJECT_TYPE_USERS":       2,
+		"OBJECT_TYPE_UNSPECIFIED":          0,
+		"OBJECT_TYPE_ACCOUNTS":             1,
+		"OBJECT_TYPE_USERS":                2,
+		"OBJECT_TYPE_USAGE":                3,
+		"OBJECT_TYPE_COLLECTIONS":          4,
+		"OBJECT_TYPE_USAGE_AGGREGATIONS":   5,
+		"OBJECT_TYPE_TEAM_USERS":           6,
+		"OBJECT_TYPE_ACCOUNT_ASSIGNMENTS":  7,
+		"OBJECT_TYPE_TASKS":                8,
+		"OBJECT_TYPE_TOUCHPOINTS":          9,
+		"OBJECT_TYPE_ACCOUNT_FOREIGN_KEYS": 10,
 	}
 )
 
@@ -83,6 +108,8 @@ const (
 	AttributeType_ATTRIBUTE_TYPE_DATE        AttributeType = 3
 	AttributeType_ATTRIBUTE_TYPE_CURRENCY    AttributeType = 4
 	AttributeType_ATTRIBUTE_TYPE_BOOLEAN     AttributeType = 5
+	// The key of a record of another object (Attribute.references names it).
+	AttributeType_ATTRIBUTE_TYPE_FOREIGN_KEY AttributeType = 6
 )
 
 // Enum value maps for AttributeType.
@@ -94,6 +121,7 @@ var (
 		3: "ATTRIBUTE_TYPE_DATE",
 		4: "ATTRIBUTE_TYPE_CURRENCY",
 		5: "ATTRIBUTE_TYPE_BOOLEAN",
+		6: "ATTRIBUTE_TYPE_FOREIGN_KEY",
 	}
 	AttributeType_value = map[string]int32{
 		"ATTRIBUTE_TYPE_UNSPECIFIED": 0,
@@ -102,6 +130,7 @@ var (
 		"ATTRIBUTE_TYPE_DATE":        3,
 		"ATTRIBUTE_TYPE_CURRENCY":    4,
 		"ATTRIBUTE_TYPE_BOOLEAN":     5,
+		"ATTRIBUTE_TYPE_FOREIGN_KEY": 6,
 	}
 )
 
@@ -130,6 +159,57 @@ func (x AttributeType) Number() protoreflect.EnumNumber {
 // Deprecated: Use AttributeType.Descriptor instead.
 func (AttributeType) EnumDescriptor() ([]byte, []int) {
 	return file_intake_v1_resources_proto_rawDescGZIP(), []int{1}
+}
+
+// Compression of the file.
+type Compression int32
+
+const (
+	// Detected by magic bytes.
+	Compression_COMPRESSION_AUTO Compression = 0
+	Compression_COMPRESSION_NONE Compression = 1
+	Compression_COMPRESSION_GZIP Compression = 2
+)
+
+// Enum value maps for Compression.
+var (
+	Compression_name = map[int32]string{
+		0: "COMPRESSION_AUTO",
+		1: "COMPRESSION_NONE",
+		2: "COMPRESSION_GZIP",
+	}
+	Compression_value = map[string]int32{
+		"COMPRESSION_AUTO": 0,
+		"COMPRESSION_NONE": 1,
+		"COMPRESSION_GZIP": 2,
+	}
+)
+
+func (x Compression) Enum() *Compression {
+	p := new(Compression)
+	*p = x
+	return p
+}
+
+func (x Compression) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Compression) Descriptor() protoreflect.EnumDescriptor {
+	return file_intake_v1_resources_proto_enumTypes[2].Descriptor()
+}
+
+func (Compression) Type() protoreflect.EnumType {
+	return &file_intake_v1_resources_proto_enumTypes[2]
+}
+
+func (x Compression) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Compression.Descriptor instead.
+func (Compression) EnumDescriptor() ([]byte, []int) {
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{2}
 }
 
 // RunState is the lifecycle of a run.
@@ -189,11 +269,11 @@ func (x RunState) String() string {
 }
 
 func (RunState) Descriptor() protoreflect.EnumDescriptor {
-	return file_intake_v1_resources_proto_enumTypes[2].Descriptor()
+	return file_intake_v1_resources_proto_enumTypes[3].Descriptor()
 }
 
 func (RunState) Type() protoreflect.EnumType {
-	return &file_intake_v1_resources_proto_enumTypes[2]
+	return &file_intake_v1_resources_proto_enumTypes[3]
 }
 
 func (x RunState) Number() protoreflect.EnumNumber {
@@ -202,7 +282,7 @@ func (x RunState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RunState.Descriptor instead.
 func (RunState) EnumDescriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{2}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{3}
 }
 
 // Trigger says what started a run.
@@ -239,11 +319,11 @@ func (x Trigger) String() string {
 }
 
 func (Trigger) Descriptor() protoreflect.EnumDescriptor {
-	return file_intake_v1_resources_proto_enumTypes[3].Descriptor()
+	return file_intake_v1_resources_proto_enumTypes[4].Descriptor()
 }
 
 func (Trigger) Type() protoreflect.EnumType {
-	return &file_intake_v1_resources_proto_enumTypes[3]
+	return &file_intake_v1_resources_proto_enumTypes[4]
 }
 
 func (x Trigger) Number() protoreflect.EnumNumber {
@@ -252,7 +332,7 @@ func (x Trigger) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Trigger.Descriptor instead.
 func (Trigger) EnumDescriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{3}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{4}
 }
 
 // Stage is one step of the pipeline.
@@ -292,11 +372,11 @@ func (x Stage) String() string {
 }
 
 func (Stage) Descriptor() protoreflect.EnumDescriptor {
-	return file_intake_v1_resources_proto_enumTypes[4].Descriptor()
+	return file_intake_v1_resources_proto_enumTypes[5].Descriptor()
 }
 
 func (Stage) Type() protoreflect.EnumType {
-	return &file_intake_v1_resources_proto_enumTypes[4]
+	return &file_intake_v1_resources_proto_enumTypes[5]
 }
 
 func (x Stage) Number() protoreflect.EnumNumber {
@@ -305,7 +385,230 @@ func (x Stage) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Stage.Descriptor instead.
 func (Stage) EnumDescriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{4}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{5}
+}
+
+// A DataObject is a target object of the data model and its attributes.
+type DataObject struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Resource name: "objects/{object}", e.g. "objects/accounts".
+	Name        string     `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Type        ObjectType `protobuf:"varint,2,opt,name=type,proto3,enum=intake.v1.ObjectType" json:"type,omitempty"`
+	DisplayName string     `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	// Attribute ids that identify a record; every one must be mapped.
+	Keys []string `protobuf:"bytes,4,rep,name=keys,proto3" json:"keys,omitempty"`
+	// At least one of these attribute ids must be mapped (e.g. a touchpoint's
+	// subject or content). Empty when there is no such rule.
+	RequiredAny []string `protobuf:"bytes,5,rep,name=required_any,json=requiredAny,proto3" json:"required_any,omitempty"`
+	// Append-only objects (usage events) never update a record: a row whose
+	// keys exist already is ignored.
+	AppendOnly bool `protobuf:"varint,6,opt,name=append_only,json=appendOnly,proto3" json:"append_only,omitempty"`
+	// Every attribute, keys first, then system, then custom attributes.
+	Attributes []*Attribute `protobuf:"bytes,7,rep,name=attributes,proto3" json:"attributes,omitempty"`
+	// The PostgreSQL table holding the records, e.g. "objects.accounts".
+	Table         string `protobuf:"bytes,8,opt,name=table,proto3" json:"table,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DataObject) Reset() {
+	*x = DataObject{}
+	mi := &file_intake_v1_resources_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DataObject) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DataObject) ProtoMessage() {}
+
+func (x *DataObject) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_resources_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DataObject.ProtoReflect.Descriptor instead.
+func (*DataObject) Descriptor() ([]byte, []int) {
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *DataObject) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DataObject) GetType() ObjectType {
+	if x != nil {
+		return x.Type
+	}
+	return ObjectType_OBJECT_TYPE_UNSPECIFIED
+}
+
+func (x *DataObject) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *DataObject) GetKeys() []string {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *DataObject) GetRequiredAny() []string {
+	if x != nil {
+		return x.RequiredAny
+	}
+	return nil
+}
+
+func (x *DataObject) GetAppendOnly() bool {
+	if x != nil {
+		return x.AppendOnly
+	}
+	return false
+}
+
+func (x *DataObject) GetAttributes() []*Attribute {
+	if x != nil {
+		return x.Attributes
+	}
+	return nil
+}
+
+func (x *DataObject) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+// An Attribute is a typed column of an object table.
+type Attribute struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Resource name: "objects/{object}/attributes/{attribute}".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The attribute id, also the column name: lowercase letters, digits and
+	// '_', starting with a letter, at most 63 characters.
+	AttributeId string        `protobuf:"bytes,2,opt,name=attribute_id,json=attributeId,proto3" json:"attribute_id,omitempty"`
+	DisplayName string        `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	Type        AttributeType `protobuf:"varint,4,opt,name=type,proto3,enum=intake.v1.AttributeType" json:"type,omitempty"`
+	// System attributes come with the object and cannot be deleted.
+	System bool `protobuf:"varint,5,opt,name=system,proto3" json:"system,omitempty"`
+	Key    bool `protobuf:"varint,6,opt,name=key,proto3" json:"key,omitempty"`
+	// For FOREIGN_KEY attributes: the object referred to, e.g. "objects/accounts".
+	References    string                 `protobuf:"bytes,7,opt,name=references,proto3" json:"references,omitempty"`
+	Description   string                 `protobuf:"bytes,8,opt,name=description,proto3" json:"description,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Attribute) Reset() {
+	*x = Attribute{}
+	mi := &file_intake_v1_resources_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Attribute) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Attribute) ProtoMessage() {}
+
+func (x *Attribute) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_resources_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Attribute.ProtoReflect.Descriptor instead.
+func (*Attribute) Descriptor() ([]byte, []int) {
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Attribute) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Attribute) GetAttributeId() string {
+	if x != nil {
+		return x.AttributeId
+	}
+	return ""
+}
+
+func (x *Attribute) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *Attribute) GetType() AttributeType {
+	if x != nil {
+		return x.Type
+	}
+	return AttributeType_ATTRIBUTE_TYPE_UNSPECIFIED
+}
+
+func (x *Attribute) GetSystem() bool {
+	if x != nil {
+		return x.System
+	}
+	return false
+}
+
+func (x *Attribute) GetKey() bool {
+	if x != nil {
+		return x.Key
+	}
+	return false
+}
+
+func (x *Attribute) GetReferences() string {
+	if x != nil {
+		return x.References
+	}
+	return ""
+}
+
+func (x *Attribute) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Attribute) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
 }
 
 // A Job is a recurring import of one file into one object.
@@ -334,14 +637,22 @@ type Job struct {
 	// Output only: the most recent run, if any ("jobs/{job}/runs/{run}").
 	LastRun string `protobuf:"bytes,14,opt,name=last_run,json=lastRun,proto3" json:"last_run,omitempty"`
 	// Output only: changes on every update; for optimistic concurrency.
-	Etag          string `protobuf:"bytes,15,opt,name=etag,proto3" json:"etag,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Etag string `protobuf:"bytes,15,opt,name=etag,proto3" json:"etag,omitempty"`
+	// The most rejected rows a run may have; past it the run fails and nothing
+	// lands. Unset: no limit.
+	ErrorBudget *ErrorBudget `protobuf:"bytes,16,opt,name=error_budget,json=errorBudget,proto3" json:"error_budget,omitempty"`
+	// Output only: the current mapping has passed ValidateMapping. An enabled
+	// job needs it; changing the mapping clears it.
+	MappingValidated bool `protobuf:"varint,17,opt,name=mapping_validated,json=mappingValidated,proto3" json:"mapping_validated,omitempty"`
+	// Output only: when the current mapping passed validation.
+	MappingValidateTime *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=mapping_validate_time,json=mappingValidateTime,proto3" json:"mapping_validate_time,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_intake_v1_resources_proto_msgTypes[0]
+	mi := &file_intake_v1_resources_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -353,7 +664,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[0]
+	mi := &file_intake_v1_resources_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -366,7 +677,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{0}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Job) GetName() string {
@@ -474,6 +785,112 @@ func (x *Job) GetEtag() string {
 	return ""
 }
 
+func (x *Job) GetErrorBudget() *ErrorBudget {
+	if x != nil {
+		return x.ErrorBudget
+	}
+	return nil
+}
+
+func (x *Job) GetMappingValidated() bool {
+	if x != nil {
+		return x.MappingValidated
+	}
+	return false
+}
+
+func (x *Job) GetMappingValidateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.MappingValidateTime
+	}
+	return nil
+}
+
+// ErrorBudget bounds the rejected rows of a run.
+type ErrorBudget struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Limit:
+	//
+	//	*ErrorBudget_MaxRejectedRows
+	//	*ErrorBudget_MaxRejectedPercent
+	Limit         isErrorBudget_Limit `protobuf_oneof:"limit"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ErrorBudget) Reset() {
+	*x = ErrorBudget{}
+	mi := &file_intake_v1_resources_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ErrorBudget) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ErrorBudget) ProtoMessage() {}
+
+func (x *ErrorBudget) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_resources_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ErrorBudget.ProtoReflect.Descriptor instead.
+func (*ErrorBudget) Descriptor() ([]byte, []int) {
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ErrorBudget) GetLimit() isErrorBudget_Limit {
+	if x != nil {
+		return x.Limit
+	}
+	return nil
+}
+
+func (x *ErrorBudget) GetMaxRejectedRows() int64 {
+	if x != nil {
+		if x, ok := x.Limit.(*ErrorBudget_MaxRejectedRows); ok {
+			return x.MaxRejectedRows
+		}
+	}
+	return 0
+}
+
+func (x *ErrorBudget) GetMaxRejectedPercent() float64 {
+	if x != nil {
+		if x, ok := x.Limit.(*ErrorBudget_MaxRejectedPercent); ok {
+			return x.MaxRejectedPercent
+		}
+	}
+	return 0
+}
+
+type isErrorBudget_Limit interface {
+	isErrorBudget_Limit()
+}
+
+type ErrorBudget_MaxRejectedRows struct {
+	// At most this many rejected rows.
+	MaxRejectedRows int64 `protobuf:"varint,1,opt,name=max_rejected_rows,json=maxRejectedRows,proto3,oneof"`
+}
+
+type ErrorBudget_MaxRejectedPercent struct {
+	// At most this percentage (0-100) of the rows read.
+	MaxRejectedPercent float64 `protobuf:"fixed64,2,opt,name=max_rejected_percent,json=maxRejectedPercent,proto3,oneof"`
+}
+
+func (*ErrorBudget_MaxRejectedRows) isErrorBudget_Limit() {}
+
+func (*ErrorBudget_MaxRejectedPercent) isErrorBudget_Limit() {}
+
 // A Connection says how to reach the file. Later kinds (S3, SFTP) are added to
 // the oneof.
 type Connection struct {
@@ -489,7 +906,7 @@ type Connection struct {
 
 func (x *Connection) Reset() {
 	*x = Connection{}
-	mi := &file_intake_v1_resources_proto_msgTypes[1]
+	mi := &file_intake_v1_resources_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -501,7 +918,7 @@ func (x *Connection) String() string {
 func (*Connection) ProtoMessage() {}
 
 func (x *Connection) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[1]
+	mi := &file_intake_v1_resources_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -514,7 +931,7 @@ func (x *Connection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Connection.ProtoReflect.Descriptor instead.
 func (*Connection) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{1}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Connection) GetKind() isConnection_Kind {
@@ -571,7 +988,7 @@ type HttpConnection struct {
 
 func (x *HttpConnection) Reset() {
 	*x = HttpConnection{}
-	mi := &file_intake_v1_resources_proto_msgTypes[2]
+	mi := &file_intake_v1_resources_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -583,7 +1000,7 @@ func (x *HttpConnection) String() string {
 func (*HttpConnection) ProtoMessage() {}
 
 func (x *HttpConnection) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[2]
+	mi := &file_intake_v1_resources_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -596,7 +1013,7 @@ func (x *HttpConnection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpConnection.ProtoReflect.Descriptor instead.
 func (*HttpConnection) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{2}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *HttpConnection) GetUrl() string {
@@ -625,7 +1042,7 @@ type LocalConnection struct {
 
 func (x *LocalConnection) Reset() {
 	*x = LocalConnection{}
-	mi := &file_intake_v1_resources_proto_msgTypes[3]
+	mi := &file_intake_v1_resources_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -637,7 +1054,7 @@ func (x *LocalConnection) String() string {
 func (*LocalConnection) ProtoMessage() {}
 
 func (x *LocalConnection) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[3]
+	mi := &file_intake_v1_resources_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -650,7 +1067,7 @@ func (x *LocalConnection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalConnection.ProtoReflect.Descriptor instead.
 func (*LocalConnection) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{3}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LocalConnection) GetPath() string {
@@ -676,7 +1093,7 @@ type Schedule struct {
 
 func (x *Schedule) Reset() {
 	*x = Schedule{}
-	mi := &file_intake_v1_resources_proto_msgTypes[4]
+	mi := &file_intake_v1_resources_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -688,7 +1105,7 @@ func (x *Schedule) String() string {
 func (*Schedule) ProtoMessage() {}
 
 func (x *Schedule) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[4]
+	mi := &file_intake_v1_resources_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -701,7 +1118,7 @@ func (x *Schedule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Schedule.ProtoReflect.Descriptor instead.
 func (*Schedule) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{4}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Schedule) GetTimeZone() string {
@@ -762,7 +1179,7 @@ type EveryMinutes struct {
 
 func (x *EveryMinutes) Reset() {
 	*x = EveryMinutes{}
-	mi := &file_intake_v1_resources_proto_msgTypes[5]
+	mi := &file_intake_v1_resources_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -774,7 +1191,7 @@ func (x *EveryMinutes) String() string {
 func (*EveryMinutes) ProtoMessage() {}
 
 func (x *EveryMinutes) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[5]
+	mi := &file_intake_v1_resources_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -787,7 +1204,7 @@ func (x *EveryMinutes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EveryMinutes.ProtoReflect.Descriptor instead.
 func (*EveryMinutes) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{5}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *EveryMinutes) GetMinutes() int32 {
@@ -808,7 +1225,7 @@ type Daily struct {
 
 func (x *Daily) Reset() {
 	*x = Daily{}
-	mi := &file_intake_v1_resources_proto_msgTypes[6]
+	mi := &file_intake_v1_resources_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -820,7 +1237,7 @@ func (x *Daily) String() string {
 func (*Daily) ProtoMessage() {}
 
 func (x *Daily) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[6]
+	mi := &file_intake_v1_resources_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -833,7 +1250,7 @@ func (x *Daily) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Daily.ProtoReflect.Descriptor instead.
 func (*Daily) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{6}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Daily) GetHour() int32 {
@@ -852,16 +1269,18 @@ func (x *Daily) GetMinute() int32 {
 
 // MappingSpec maps the file's columns onto the object's attributes.
 type MappingSpec struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Dialect       *CsvDialect            `protobuf:"bytes,1,opt,name=dialect,proto3" json:"dialect,omitempty"`
-	Entries       []*MappingEntry        `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Dialect *CsvDialect            `protobuf:"bytes,1,opt,name=dialect,proto3" json:"dialect,omitempty"`
+	Entries []*MappingEntry        `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	// Custom attributes the mapping creates when the job is saved.
+	NewAttributes []*NewAttribute `protobuf:"bytes,3,rep,name=new_attributes,json=newAttributes,proto3" json:"new_attributes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MappingSpec) Reset() {
 	*x = MappingSpec{}
-	mi := &file_intake_v1_resources_proto_msgTypes[7]
+	mi := &file_intake_v1_resources_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -873,7 +1292,7 @@ func (x *MappingSpec) String() string {
 func (*MappingSpec) ProtoMessage() {}
 
 func (x *MappingSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[7]
+	mi := &file_intake_v1_resources_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -886,7 +1305,7 @@ func (x *MappingSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MappingSpec.ProtoReflect.Descriptor instead.
 func (*MappingSpec) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{7}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *MappingSpec) GetDialect() *CsvDialect {
@@ -903,22 +1322,113 @@ func (x *MappingSpec) GetEntries() []*MappingEntry {
 	return nil
 }
 
+func (x *MappingSpec) GetNewAttributes() []*NewAttribute {
+	if x != nil {
+		return x.NewAttributes
+	}
+	return nil
+}
+
+// NewAttribute declares a custom attribute to create with the job.
+type NewAttribute struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	AttributeId string                 `protobuf:"bytes,1,opt,name=attribute_id,json=attributeId,proto3" json:"attribute_id,omitempty"`
+	DisplayName string                 `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	Type        AttributeType          `protobuf:"varint,3,opt,name=type,proto3,enum=intake.v1.AttributeType" json:"type,omitempty"`
+	// For FOREIGN_KEY: the object referred to, e.g. "objects/accounts".
+	References    string `protobuf:"bytes,4,opt,name=references,proto3" json:"references,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NewAttribute) Reset() {
+	*x = NewAttribute{}
+	mi := &file_intake_v1_resources_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NewAttribute) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NewAttribute) ProtoMessage() {}
+
+func (x *NewAttribute) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_resources_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NewAttribute.ProtoReflect.Descriptor instead.
+func (*NewAttribute) Descriptor() ([]byte, []int) {
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *NewAttribute) GetAttributeId() string {
+	if x != nil {
+		return x.AttributeId
+	}
+	return ""
+}
+
+func (x *NewAttribute) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *NewAttribute) GetType() AttributeType {
+	if x != nil {
+		return x.Type
+	}
+	return AttributeType_ATTRIBUTE_TYPE_UNSPECIFIED
+}
+
+func (x *NewAttribute) GetReferences() string {
+	if x != nil {
+		return x.References
+	}
+	return ""
+}
+
 // CsvDialect describes how the file is written.
 type CsvDialect struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Field delimiter, one character. Empty means ",".
+	// Field delimiter, one character: ",", ";", "\t", "|", .... Empty: detected
+	// from the file (comma, semicolon, tab or pipe).
 	Delimiter string `protobuf:"bytes,1,opt,name=delimiter,proto3" json:"delimiter,omitempty"`
-	// 1-based number of the header row. 0 means 1.
+	// 1-based number of the header row. 0 means 1. Rows above it are skipped.
 	HeaderRow int32 `protobuf:"varint,2,opt,name=header_row,json=headerRow,proto3" json:"header_row,omitempty"`
 	// Values that mean "no value" (e.g. "NULL", "n/a"). An empty cell is always null.
-	NullValues    []string `protobuf:"bytes,3,rep,name=null_values,json=nullValues,proto3" json:"null_values,omitempty"`
+	NullValues []string `protobuf:"bytes,3,rep,name=null_values,json=nullValues,proto3" json:"null_values,omitempty"`
+	// Quote character. Empty means '"'. "none" turns quoting off.
+	Quote string `protobuf:"bytes,4,opt,name=quote,proto3" json:"quote,omitempty"`
+	// Escape character inside quoted fields. Empty means the quote itself
+	// (a doubled quote, as in RFC 4180); "\\" for backslash escapes.
+	Escape string `protobuf:"bytes,5,opt,name=escape,proto3" json:"escape,omitempty"`
+	// Character encoding: "utf-8", "utf-16le", "utf-16be", "iso-8859-1",
+	// "windows-1252". Empty: detected (BOM, then UTF-8 validity).
+	Encoding string `protobuf:"bytes,6,opt,name=encoding,proto3" json:"encoding,omitempty"`
+	// Data rows to skip right after the header (e.g. a row of units).
+	SkipRows int32 `protobuf:"varint,7,opt,name=skip_rows,json=skipRows,proto3" json:"skip_rows,omitempty"`
+	// Trim leading and trailing spaces of every value.
+	TrimSpace     bool        `protobuf:"varint,8,opt,name=trim_space,json=trimSpace,proto3" json:"trim_space,omitempty"`
+	Compression   Compression `protobuf:"varint,9,opt,name=compression,proto3,enum=intake.v1.Compression" json:"compression,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CsvDialect) Reset() {
 	*x = CsvDialect{}
-	mi := &file_intake_v1_resources_proto_msgTypes[8]
+	mi := &file_intake_v1_resources_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -930,7 +1440,7 @@ func (x *CsvDialect) String() string {
 func (*CsvDialect) ProtoMessage() {}
 
 func (x *CsvDialect) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[8]
+	mi := &file_intake_v1_resources_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -943,7 +1453,7 @@ func (x *CsvDialect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CsvDialect.ProtoReflect.Descriptor instead.
 func (*CsvDialect) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{8}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CsvDialect) GetDelimiter() string {
@@ -967,6 +1477,48 @@ func (x *CsvDialect) GetNullValues() []string {
 	return nil
 }
 
+func (x *CsvDialect) GetQuote() string {
+	if x != nil {
+		return x.Quote
+	}
+	return ""
+}
+
+func (x *CsvDialect) GetEscape() string {
+	if x != nil {
+		return x.Escape
+	}
+	return ""
+}
+
+func (x *CsvDialect) GetEncoding() string {
+	if x != nil {
+		return x.Encoding
+	}
+	return ""
+}
+
+func (x *CsvDialect) GetSkipRows() int32 {
+	if x != nil {
+		return x.SkipRows
+	}
+	return 0
+}
+
+func (x *CsvDialect) GetTrimSpace() bool {
+	if x != nil {
+		return x.TrimSpace
+	}
+	return false
+}
+
+func (x *CsvDialect) GetCompression() Compression {
+	if x != nil {
+		return x.Compression
+	}
+	return Compression_COMPRESSION_AUTO
+}
+
 // MappingEntry fills one target attribute.
 type MappingEntry struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -976,6 +1528,7 @@ type MappingEntry struct {
 	//
 	//	*MappingEntry_Column
 	//	*MappingEntry_Constant
+	//	*MappingEntry_Function
 	Source isMappingEntry_Source `protobuf_oneof:"source"`
 	// Source format of the value: for dates a pattern such as "MM/dd/yyyy",
 	// "yyyy-MM-dd", "iso8601", "unix", "unix_ms"; for numbers "1,234.5" or
@@ -989,7 +1542,7 @@ type MappingEntry struct {
 
 func (x *MappingEntry) Reset() {
 	*x = MappingEntry{}
-	mi := &file_intake_v1_resources_proto_msgTypes[9]
+	mi := &file_intake_v1_resources_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1001,7 +1554,7 @@ func (x *MappingEntry) String() string {
 func (*MappingEntry) ProtoMessage() {}
 
 func (x *MappingEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[9]
+	mi := &file_intake_v1_resources_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1014,7 +1567,7 @@ func (x *MappingEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MappingEntry.ProtoReflect.Descriptor instead.
 func (*MappingEntry) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{9}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *MappingEntry) GetAttribute() string {
@@ -1049,6 +1602,15 @@ func (x *MappingEntry) GetConstant() string {
 	return ""
 }
 
+func (x *MappingEntry) GetFunction() string {
+	if x != nil {
+		if x, ok := x.Source.(*MappingEntry_Function); ok {
+			return x.Function
+		}
+	}
+	return ""
+}
+
 func (x *MappingEntry) GetSourceFormat() string {
 	if x != nil {
 		return x.SourceFormat
@@ -1077,9 +1639,19 @@ type MappingEntry_Constant struct {
 	Constant string `protobuf:"bytes,3,opt,name=constant,proto3,oneof"`
 }
 
+type MappingEntry_Function struct {
+	// A CEL expression over the row. Columns are in the map `col`
+	// (col["First Name"]) and, when their name is an identifier, also as
+	// variables. Example: col["First"] + " " + col["Last"]. It must yield a
+	// string, a number, a bool or null; the result is converted like a column.
+	Function string `protobuf:"bytes,6,opt,name=function,proto3,oneof"`
+}
+
 func (*MappingEntry_Column) isMappingEntry_Source() {}
 
 func (*MappingEntry_Constant) isMappingEntry_Source() {}
+
+func (*MappingEntry_Function) isMappingEntry_Source() {}
 
 // RunCounters are the numbers a run reports.
 type RunCounters struct {
@@ -1099,7 +1671,7 @@ type RunCounters struct {
 
 func (x *RunCounters) Reset() {
 	*x = RunCounters{}
-	mi := &file_intake_v1_resources_proto_msgTypes[10]
+	mi := &file_intake_v1_resources_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1111,7 +1683,7 @@ func (x *RunCounters) String() string {
 func (*RunCounters) ProtoMessage() {}
 
 func (x *RunCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[10]
+	mi := &file_intake_v1_resources_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1124,7 +1696,7 @@ func (x *RunCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunCounters.ProtoReflect.Descriptor instead.
 func (*RunCounters) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{10}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RunCounters) GetBytes() int64 {
@@ -1204,7 +1776,7 @@ type StageStatus struct {
 
 func (x *StageStatus) Reset() {
 	*x = StageStatus{}
-	mi := &file_intake_v1_resources_proto_msgTypes[11]
+	mi := &file_intake_v1_resources_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1216,7 +1788,7 @@ func (x *StageStatus) String() string {
 func (*StageStatus) ProtoMessage() {}
 
 func (x *StageStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[11]
+	mi := &file_intake_v1_resources_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1229,7 +1801,7 @@ func (x *StageStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageStatus.ProtoReflect.Descriptor instead.
 func (*StageStatus) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{11}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StageStatus) GetStage() Stage {
@@ -1266,15 +1838,17 @@ type RowError struct {
 	// Record number in the file, counting the header as row 1 (as a spreadsheet does).
 	Row int64 `protobuf:"varint,1,opt,name=row,proto3" json:"row,omitempty"`
 	// Source column, empty when the error is about the whole row.
-	Column        string `protobuf:"bytes,2,opt,name=column,proto3" json:"column,omitempty"`
-	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Column string `protobuf:"bytes,2,opt,name=column,proto3" json:"column,omitempty"`
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The raw record as it is in the file (for the download of rejects).
+	Record        string `protobuf:"bytes,4,opt,name=record,proto3" json:"record,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RowError) Reset() {
 	*x = RowError{}
-	mi := &file_intake_v1_resources_proto_msgTypes[12]
+	mi := &file_intake_v1_resources_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1286,7 +1860,7 @@ func (x *RowError) String() string {
 func (*RowError) ProtoMessage() {}
 
 func (x *RowError) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[12]
+	mi := &file_intake_v1_resources_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1299,7 +1873,7 @@ func (x *RowError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RowError.ProtoReflect.Descriptor instead.
 func (*RowError) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{12}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RowError) GetRow() int64 {
@@ -1319,6 +1893,13 @@ func (x *RowError) GetColumn() string {
 func (x *RowError) GetReason() string {
 	if x != nil {
 		return x.Reason
+	}
+	return ""
+}
+
+func (x *RowError) GetRecord() string {
+	if x != nil {
+		return x.Record
 	}
 	return ""
 }
@@ -1344,14 +1925,22 @@ type Run struct {
 	// The first rejected rows (at most 100); the full list is downloadable later.
 	RowErrors []*RowError `protobuf:"bytes,12,rep,name=row_errors,json=rowErrors,proto3" json:"row_errors,omitempty"`
 	// Where the source file was read from.
-	Source        string `protobuf:"bytes,13,opt,name=source,proto3" json:"source,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Source string `protobuf:"bytes,13,opt,name=source,proto3" json:"source,omitempty"`
+	// A dry run stages the whole file and reports what it would do (the
+	// counters) without changing the object table.
+	DryRun bool `protobuf:"varint,14,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// Columns of the file that the mapping does not use and that were not in
+	// the file when the mapping was last validated.
+	NewColumns []string `protobuf:"bytes,15,rep,name=new_columns,json=newColumns,proto3" json:"new_columns,omitempty"`
+	// Mapped columns missing from the file (the run then fails before loading).
+	MissingColumns []string `protobuf:"bytes,16,rep,name=missing_columns,json=missingColumns,proto3" json:"missing_columns,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Run) Reset() {
 	*x = Run{}
-	mi := &file_intake_v1_resources_proto_msgTypes[13]
+	mi := &file_intake_v1_resources_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1363,7 +1952,7 @@ func (x *Run) String() string {
 func (*Run) ProtoMessage() {}
 
 func (x *Run) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[13]
+	mi := &file_intake_v1_resources_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1376,7 +1965,7 @@ func (x *Run) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Run.ProtoReflect.Descriptor instead.
 func (*Run) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{13}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Run) GetName() string {
@@ -1470,11 +2059,58 @@ func (x *Run) GetSource() string {
 	return ""
 }
 
+func (x *Run) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *Run) GetNewColumns() []string {
+	if x != nil {
+		return x.NewColumns
+	}
+	return nil
+}
+
+func (x *Run) GetMissingColumns() []string {
+	if x != nil {
+		return x.MissingColumns
+	}
+	return nil
+}
+
 var File_intake_v1_resources_proto protoreflect.FileDescriptor
 
 const file_intake_v1_resources_proto_rawDesc = "" +
 	"\n" +
-	"\x19intake/v1/resources.proto\x12\tintake.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf6\x04\n" +
+	"\x19intake/v1/resources.proto\x12\tintake.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x92\x02\n" +
+	"\n" +
+	"DataObject\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
+	"\x04type\x18\x02 \x01(\x0e2\x15.intake.v1.ObjectTypeR\x04type\x12!\n" +
+	"\fdisplay_name\x18\x03 \x01(\tR\vdisplayName\x12\x12\n" +
+	"\x04keys\x18\x04 \x03(\tR\x04keys\x12!\n" +
+	"\frequired_any\x18\x05 \x03(\tR\vrequiredAny\x12\x1f\n" +
+	"\vappend_only\x18\x06 \x01(\bR\n" +
+	"appendOnly\x124\n" +
+	"\n" +
+	"attributes\x18\a \x03(\v2\x14.intake.v1.AttributeR\n" +
+	"attributes\x12\x14\n" +
+	"\x05table\x18\b \x01(\tR\x05table\"\xbc\x02\n" +
+	"\tAttribute\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
+	"\fattribute_id\x18\x02 \x01(\tR\vattributeId\x12!\n" +
+	"\fdisplay_name\x18\x03 \x01(\tR\vdisplayName\x12,\n" +
+	"\x04type\x18\x04 \x01(\x0e2\x18.intake.v1.AttributeTypeR\x04type\x12\x16\n" +
+	"\x06system\x18\x05 \x01(\bR\x06system\x12\x10\n" +
+	"\x03key\x18\x06 \x01(\bR\x03key\x12\x1e\n" +
+	"\n" +
+	"references\x18\a \x01(\tR\n" +
+	"references\x12 \n" +
+	"\vdescription\x18\b \x01(\tR\vdescription\x12;\n" +
+	"\vcreate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\"\xae\x06\n" +
 	"\x03Job\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12 \n" +
@@ -1495,7 +2131,14 @@ const file_intake_v1_resources_proto_rawDesc = "" +
 	"updateTime\x12>\n" +
 	"\rnext_run_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\vnextRunTime\x12\x19\n" +
 	"\blast_run\x18\x0e \x01(\tR\alastRun\x12\x12\n" +
-	"\x04etag\x18\x0f \x01(\tR\x04etag\"y\n" +
+	"\x04etag\x18\x0f \x01(\tR\x04etag\x129\n" +
+	"\ferror_budget\x18\x10 \x01(\v2\x16.intake.v1.ErrorBudgetR\verrorBudget\x12+\n" +
+	"\x11mapping_validated\x18\x11 \x01(\bR\x10mappingValidated\x12N\n" +
+	"\x15mapping_validate_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\x13mappingValidateTime\"x\n" +
+	"\vErrorBudget\x12,\n" +
+	"\x11max_rejected_rows\x18\x01 \x01(\x03H\x00R\x0fmaxRejectedRows\x122\n" +
+	"\x14max_rejected_percent\x18\x02 \x01(\x01H\x00R\x12maxRejectedPercentB\a\n" +
+	"\x05limit\"y\n" +
 	"\n" +
 	"Connection\x12/\n" +
 	"\x04http\x18\x01 \x01(\v2\x19.intake.v1.HttpConnectionH\x00R\x04http\x122\n" +
@@ -1518,21 +2161,37 @@ const file_intake_v1_resources_proto_rawDesc = "" +
 	"\aminutes\x18\x01 \x01(\x05R\aminutes\"3\n" +
 	"\x05Daily\x12\x12\n" +
 	"\x04hour\x18\x01 \x01(\x05R\x04hour\x12\x16\n" +
-	"\x06minute\x18\x02 \x01(\x05R\x06minute\"q\n" +
+	"\x06minute\x18\x02 \x01(\x05R\x06minute\"\xb1\x01\n" +
 	"\vMappingSpec\x12/\n" +
 	"\adialect\x18\x01 \x01(\v2\x15.intake.v1.CsvDialectR\adialect\x121\n" +
-	"\aentries\x18\x02 \x03(\v2\x17.intake.v1.MappingEntryR\aentries\"j\n" +
+	"\aentries\x18\x02 \x03(\v2\x17.intake.v1.MappingEntryR\aentries\x12>\n" +
+	"\x0enew_attributes\x18\x03 \x03(\v2\x17.intake.v1.NewAttributeR\rnewAttributes\"\xa2\x01\n" +
+	"\fNewAttribute\x12!\n" +
+	"\fattribute_id\x18\x01 \x01(\tR\vattributeId\x12!\n" +
+	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12,\n" +
+	"\x04type\x18\x03 \x01(\x0e2\x18.intake.v1.AttributeTypeR\x04type\x12\x1e\n" +
+	"\n" +
+	"references\x18\x04 \x01(\tR\n" +
+	"references\"\xaa\x02\n" +
 	"\n" +
 	"CsvDialect\x12\x1c\n" +
 	"\tdelimiter\x18\x01 \x01(\tR\tdelimiter\x12\x1d\n" +
 	"\n" +
 	"header_row\x18\x02 \x01(\x05R\theaderRow\x12\x1f\n" +
 	"\vnull_values\x18\x03 \x03(\tR\n" +
-	"nullValues\"\xa7\x01\n" +
+	"nullValues\x12\x14\n" +
+	"\x05quote\x18\x04 \x01(\tR\x05quote\x12\x16\n" +
+	"\x06escape\x18\x05 \x01(\tR\x06escape\x12\x1a\n" +
+	"\bencoding\x18\x06 \x01(\tR\bencoding\x12\x1b\n" +
+	"\tskip_rows\x18\a \x01(\x05R\bskipRows\x12\x1d\n" +
+	"\n" +
+	"trim_space\x18\b \x01(\bR\ttrimSpace\x128\n" +
+	"\vcompression\x18\t \x01(\x0e2\x16.intake.v1.CompressionR\vcompression\"\xc5\x01\n" +
 	"\fMappingEntry\x12\x1c\n" +
 	"\tattribute\x18\x01 \x01(\tR\tattribute\x12\x18\n" +
 	"\x06column\x18\x02 \x01(\tH\x00R\x06column\x12\x1c\n" +
-	"\bconstant\x18\x03 \x01(\tH\x00R\bconstant\x12#\n" +
+	"\bconstant\x18\x03 \x01(\tH\x00R\bconstant\x12\x1c\n" +
+	"\bfunction\x18\x06 \x01(\tH\x00R\bfunction\x12#\n" +
 	"\rsource_format\x18\x04 \x01(\tR\fsourceFormat\x12\x12\n" +
 	"\x04note\x18\x05 \x01(\tR\x04noteB\b\n" +
 	"\x06source\"\xae\x02\n" +
@@ -1553,11 +2212,12 @@ const file_intake_v1_resources_proto_rawDesc = "" +
 	"start_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
 	"\bend_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\x1f\n" +
 	"\vchunks_done\x18\x04 \x01(\x03R\n" +
-	"chunksDone\"L\n" +
+	"chunksDone\"d\n" +
 	"\bRowError\x12\x10\n" +
 	"\x03row\x18\x01 \x01(\x03R\x03row\x12\x16\n" +
 	"\x06column\x18\x02 \x01(\tR\x06column\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xc6\x04\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x16\n" +
+	"\x06record\x18\x04 \x01(\tR\x06record\"\xa9\x05\n" +
 	"\x03Run\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x13.intake.v1.RunStateR\x05state\x12,\n" +
@@ -1575,19 +2235,37 @@ const file_intake_v1_resources_proto_rawDesc = "" +
 	"\amessage\x18\v \x01(\tR\amessage\x122\n" +
 	"\n" +
 	"row_errors\x18\f \x03(\v2\x13.intake.v1.RowErrorR\trowErrors\x12\x16\n" +
-	"\x06source\x18\r \x01(\tR\x06source*Z\n" +
+	"\x06source\x18\r \x01(\tR\x06source\x12\x17\n" +
+	"\adry_run\x18\x0e \x01(\bR\x06dryRun\x12\x1f\n" +
+	"\vnew_columns\x18\x0f \x03(\tR\n" +
+	"newColumns\x12'\n" +
+	"\x0fmissing_columns\x18\x10 \x03(\tR\x0emissingColumns*\xcd\x02\n" +
 	"\n" +
 	"ObjectType\x12\x1b\n" +
 	"\x17OBJECT_TYPE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14OBJECT_TYPE_ACCOUNTS\x10\x01\x12\x15\n" +
-	"\x11OBJECT_TYPE_USERS\x10\x02*\xb5\x01\n" +
+	"\x11OBJECT_TYPE_USERS\x10\x02\x12\x15\n" +
+	"\x11OBJECT_TYPE_USAGE\x10\x03\x12\x1b\n" +
+	"\x17OBJECT_TYPE_COLLECTIONS\x10\x04\x12\"\n" +
+	"\x1eOBJECT_TYPE_USAGE_AGGREGATIONS\x10\x05\x12\x1a\n" +
+	"\x16OBJECT_TYPE_TEAM_USERS\x10\x06\x12#\n" +
+	"\x1fOBJECT_TYPE_ACCOUNT_ASSIGNMENTS\x10\a\x12\x15\n" +
+	"\x11OBJECT_TYPE_TASKS\x10\b\x12\x1b\n" +
+	"\x17OBJECT_TYPE_TOUCHPOINTS\x10\t\x12$\n" +
+	" OBJECT_TYPE_ACCOUNT_FOREIGN_KEYS\x10\n" +
+	"*\xd5\x01\n" +
 	"\rAttributeType\x12\x1e\n" +
 	"\x1aATTRIBUTE_TYPE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13ATTRIBUTE_TYPE_TEXT\x10\x01\x12\x19\n" +
 	"\x15ATTRIBUTE_TYPE_NUMBER\x10\x02\x12\x17\n" +
 	"\x13ATTRIBUTE_TYPE_DATE\x10\x03\x12\x1b\n" +
 	"\x17ATTRIBUTE_TYPE_CURRENCY\x10\x04\x12\x1a\n" +
-	"\x16ATTRIBUTE_TYPE_BOOLEAN\x10\x05*\x83\x02\n" +
+	"\x16ATTRIBUTE_TYPE_BOOLEAN\x10\x05\x12\x1e\n" +
+	"\x1aATTRIBUTE_TYPE_FOREIGN_KEY\x10\x06*O\n" +
+	"\vCompression\x12\x14\n" +
+	"\x10COMPRESSION_AUTO\x10\x00\x12\x14\n" +
+	"\x10COMPRESSION_NONE\x10\x01\x12\x14\n" +
+	"\x10COMPRESSION_GZIP\x10\x02*\x83\x02\n" +
 	"\bRunState\x12\x19\n" +
 	"\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10RUN_STATE_QUEUED\x10\x01\x12\x16\n" +
@@ -1622,63 +2300,77 @@ func file_intake_v1_resources_proto_rawDescGZIP() []byte {
 	return file_intake_v1_resources_proto_rawDescData
 }
 
-var file_intake_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_intake_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_intake_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_intake_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_intake_v1_resources_proto_goTypes = []any{
 	(ObjectType)(0),               // 0: intake.v1.ObjectType
 	(AttributeType)(0),            // 1: intake.v1.AttributeType
-	(RunState)(0),                 // 2: intake.v1.RunState
-	(Trigger)(0),                  // 3: intake.v1.Trigger
-	(Stage)(0),                    // 4: intake.v1.Stage
-	(*Job)(nil),                   // 5: intake.v1.Job
-	(*Connection)(nil),            // 6: intake.v1.Connection
-	(*HttpConnection)(nil),        // 7: intake.v1.HttpConnection
-	(*LocalConnection)(nil),       // 8: intake.v1.LocalConnection
-	(*Schedule)(nil),              // 9: intake.v1.Schedule
-	(*EveryMinutes)(nil),          // 10: intake.v1.EveryMinutes
-	(*Daily)(nil),                 // 11: intake.v1.Daily
-	(*MappingSpec)(nil),           // 12: intake.v1.MappingSpec
-	(*CsvDialect)(nil),            // 13: intake.v1.CsvDialect
-	(*MappingEntry)(nil),          // 14: intake.v1.MappingEntry
-	(*RunCounters)(nil),           // 15: intake.v1.RunCounters
-	(*StageStatus)(nil),           // 16: intake.v1.StageStatus
-	(*RowError)(nil),              // 17: intake.v1.RowError
-	(*Run)(nil),                   // 18: intake.v1.Run
-	nil,                           // 19: intake.v1.HttpConnection.HeadersEntry
-	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
+	(Compression)(0),              // 2: intake.v1.Compression
+	(RunState)(0),                 // 3: intake.v1.RunState
+	(Trigger)(0),                  // 4: intake.v1.Trigger
+	(Stage)(0),                    // 5: intake.v1.Stage
+	(*DataObject)(nil),            // 6: intake.v1.DataObject
+	(*Attribute)(nil),             // 7: intake.v1.Attribute
+	(*Job)(nil),                   // 8: intake.v1.Job
+	(*ErrorBudget)(nil),           // 9: intake.v1.ErrorBudget
+	(*Connection)(nil),            // 10: intake.v1.Connection
+	(*HttpConnection)(nil),        // 11: intake.v1.HttpConnection
+	(*LocalConnection)(nil),       // 12: intake.v1.LocalConnection
+	(*Schedule)(nil),              // 13: intake.v1.Schedule
+	(*EveryMinutes)(nil),          // 14: intake.v1.EveryMinutes
+	(*Daily)(nil),                 // 15: intake.v1.Daily
+	(*MappingSpec)(nil),           // 16: intake.v1.MappingSpec
+	(*NewAttribute)(nil),          // 17: intake.v1.NewAttribute
+	(*CsvDialect)(nil),            // 18: intake.v1.CsvDialect
+	(*MappingEntry)(nil),          // 19: intake.v1.MappingEntry
+	(*RunCounters)(nil),           // 20: intake.v1.RunCounters
+	(*StageStatus)(nil),           // 21: intake.v1.StageStatus
+	(*RowError)(nil),              // 22: intake.v1.RowError
+	(*Run)(nil),                   // 23: intake.v1.Run
+	nil,                           // 24: intake.v1.HttpConnection.HeadersEntry
+	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
 }
 var file_intake_v1_resources_proto_depIdxs = []int32{
-	0,  // 0: intake.v1.Job.object:type_name -> intake.v1.ObjectType
-	6,  // 1: intake.v1.Job.connection:type_name -> intake.v1.Connection
-	12, // 2: intake.v1.Job.mapping:type_name -> intake.v1.MappingSpec
-	9,  // 3: intake.v1.Job.schedule:type_name -> intake.v1.Schedule
-	20, // 4: intake.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	20, // 5: intake.v1.Job.update_time:type_name -> google.protobuf.Timestamp
-	20, // 6: intake.v1.Job.next_run_time:type_name -> google.protobuf.Timestamp
-	7,  // 7: intake.v1.Connection.http:type_name -> intake.v1.HttpConnection
-	8,  // 8: intake.v1.Connection.local:type_name -> intake.v1.LocalConnection
-	19, // 9: intake.v1.HttpConnection.headers:type_name -> intake.v1.HttpConnection.HeadersEntry
-	10, // 10: intake.v1.Schedule.every_minutes:type_name -> intake.v1.EveryMinutes
-	11, // 11: intake.v1.Schedule.daily:type_name -> intake.v1.Daily
-	13, // 12: intake.v1.MappingSpec.dialect:type_name -> intake.v1.CsvDialect
-	14, // 13: intake.v1.MappingSpec.entries:type_name -> intake.v1.MappingEntry
-	4,  // 14: intake.v1.StageStatus.stage:type_name -> intake.v1.Stage
-	20, // 15: intake.v1.StageStatus.start_time:type_name -> google.protobuf.Timestamp
-	20, // 16: intake.v1.StageStatus.end_time:type_name -> google.protobuf.Timestamp
-	2,  // 17: intake.v1.Run.state:type_name -> intake.v1.RunState
-	3,  // 18: intake.v1.Run.trigger:type_name -> intake.v1.Trigger
-	20, // 19: intake.v1.Run.create_time:type_name -> google.protobuf.Timestamp
-	20, // 20: intake.v1.Run.start_time:type_name -> google.protobuf.Timestamp
-	20, // 21: intake.v1.Run.end_time:type_name -> google.protobuf.Timestamp
-	20, // 22: intake.v1.Run.scheduled_time:type_name -> google.protobuf.Timestamp
-	15, // 23: intake.v1.Run.counters:type_name -> intake.v1.RunCounters
-	16, // 24: intake.v1.Run.stages:type_name -> intake.v1.StageStatus
-	17, // 25: intake.v1.Run.row_errors:type_name -> intake.v1.RowError
-	26, // [26:26] is the sub-list for method output_type
-	26, // [26:26] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	0,  // 0: intake.v1.DataObject.type:type_name -> intake.v1.ObjectType
+	7,  // 1: intake.v1.DataObject.attributes:type_name -> intake.v1.Attribute
+	1,  // 2: intake.v1.Attribute.type:type_name -> intake.v1.AttributeType
+	25, // 3: intake.v1.Attribute.create_time:type_name -> google.protobuf.Timestamp
+	0,  // 4: intake.v1.Job.object:type_name -> intake.v1.ObjectType
+	10, // 5: intake.v1.Job.connection:type_name -> intake.v1.Connection
+	16, // 6: intake.v1.Job.mapping:type_name -> intake.v1.MappingSpec
+	13, // 7: intake.v1.Job.schedule:type_name -> intake.v1.Schedule
+	25, // 8: intake.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	25, // 9: intake.v1.Job.update_time:type_name -> google.protobuf.Timestamp
+	25, // 10: intake.v1.Job.next_run_time:type_name -> google.protobuf.Timestamp
+	9,  // 11: intake.v1.Job.error_budget:type_name -> intake.v1.ErrorBudget
+	25, // 12: intake.v1.Job.mapping_validate_time:type_name -> google.protobuf.Timestamp
+	11, // 13: intake.v1.Connection.http:type_name -> intake.v1.HttpConnection
+	12, // 14: intake.v1.Connection.local:type_name -> intake.v1.LocalConnection
+	24, // 15: intake.v1.HttpConnection.headers:type_name -> intake.v1.HttpConnection.HeadersEntry
+	14, // 16: intake.v1.Schedule.every_minutes:type_name -> intake.v1.EveryMinutes
+	15, // 17: intake.v1.Schedule.daily:type_name -> intake.v1.Daily
+	18, // 18: intake.v1.MappingSpec.dialect:type_name -> intake.v1.CsvDialect
+	19, // 19: intake.v1.MappingSpec.entries:type_name -> intake.v1.MappingEntry
+	17, // 20: intake.v1.MappingSpec.new_attributes:type_name -> intake.v1.NewAttribute
+	1,  // 21: intake.v1.NewAttribute.type:type_name -> intake.v1.AttributeType
+	2,  // 22: intake.v1.CsvDialect.compression:type_name -> intake.v1.Compression
+	5,  // 23: intake.v1.StageStatus.stage:type_name -> intake.v1.Stage
+	25, // 24: intake.v1.StageStatus.start_time:type_name -> google.protobuf.Timestamp
+	25, // 25: intake.v1.StageStatus.end_time:type_name -> google.protobuf.Timestamp
+	3,  // 26: intake.v1.Run.state:type_name -> intake.v1.RunState
+	4,  // 27: intake.v1.Run.trigger:type_name -> intake.v1.Trigger
+	25, // 28: intake.v1.Run.create_time:type_name -> google.protobuf.Timestamp
+	25, // 29: intake.v1.Run.start_time:type_name -> google.protobuf.Timestamp
+	25, // 30: intake.v1.Run.end_time:type_name -> google.protobuf.Timestamp
+	25, // 31: intake.v1.Run.scheduled_time:type_name -> google.protobuf.Timestamp
+	20, // 32: intake.v1.Run.counters:type_name -> intake.v1.RunCounters
+	21, // 33: intake.v1.Run.stages:type_name -> intake.v1.StageStatus
+	22, // 34: intake.v1.Run.row_errors:type_name -> intake.v1.RowError
+	35, // [35:35] is the sub-list for method output_type
+	35, // [35:35] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_intake_v1_resources_proto_init() }
@@ -1686,25 +2378,30 @@ func file_intake_v1_resources_proto_init() {
 	if File_intake_v1_resources_proto != nil {
 		return
 	}
-	file_intake_v1_resources_proto_msgTypes[1].OneofWrappers = []any{
+	file_intake_v1_resources_proto_msgTypes[3].OneofWrappers = []any{
+		(*ErrorBudget_MaxRejectedRows)(nil),
+		(*ErrorBudget_MaxRejectedPercent)(nil),
+	}
+	file_intake_v1_resources_proto_msgTypes[4].OneofWrappers = []any{
 		(*Connection_Http)(nil),
 		(*Connection_Local)(nil),
 	}
-	file_intake_v1_resources_proto_msgTypes[4].OneofWrappers = []any{
+	file_intake_v1_resources_proto_msgTypes[7].OneofWrappers = []any{
 		(*Schedule_EveryMinutes)(nil),
 		(*Schedule_Daily)(nil),
 	}
-	file_intake_v1_resources_proto_msgTypes[9].OneofWrappers = []any{
+	file_intake_v1_resources_proto_msgTypes[13].OneofWrappers = []any{
 		(*MappingEntry_Column)(nil),
 		(*MappingEntry_Constant)(nil),
+		(*MappingEntry_Function)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_intake_v1_resources_proto_rawDesc), len(file_intake_v1_resources_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   15,
+			NumEnums:      6,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -24,6 +24,56 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// FindingSeverity: errors fail the validation, warnings do not.
+type FindingSeverity int32
+
+const (
+	FindingSeverity_FINDING_SEVERITY_UNSPECIFIED FindingSeverity = 0
+	FindingSeverity_FINDING_SEVERITY_ERROR       FindingSeverity = 1
+	FindingSeverity_FINDING_SEVERITY_WARNING     FindingSeverity = 2
+)
+
+// Enum value maps for FindingSeverity.
+var (
+	FindingSeverity_name = map[int32]string{
+		0: "FINDING_SEVERITY_UNSPECIFIED",
+		1: "FINDING_SEVERITY_ERROR",
+		2: "FINDING_SEVERITY_WARNING",
+	}
+	FindingSeverity_value = map[string]int32{
+		"FINDING_SEVERITY_UNSPECIFIED": 0,
+		"FINDING_SEVERITY_ERROR":       1,
+		"FINDING_SEVERITY_WARNING":     2,
+	}
+)
+
+func (x FindingSeverity) Enum() *FindingSeverity {
+	p := new(FindingSeverity)
+	*p = x
+	return p
+}
+
+func (x FindingSeverity) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FindingSeverity) Descriptor() protoreflect.EnumDescriptor {
+	return file_intake_v1_service_proto_enumTypes[0].Descriptor()
+}
+
+func (FindingSeverity) Type() protoreflect.EnumType {
+	return &file_intake_v1_service_proto_enumTypes[0]
+}
+
+func (x FindingSeverity) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FindingSeverity.Descriptor instead.
+func (FindingSeverity) EnumDescriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{0}
+}
+
 // RunEventKind is what happened.
 type RunEventKind int32
 
@@ -37,8 +87,10 @@ const (
 	RunEventKind_RUN_EVENT_KIND_FINISHED RunEventKind = 3
 	// The run failed in this stage; message says why.
 	RunEventKind_RUN_EVENT_KIND_FAILED RunEventKind = 4
-	// The fetched file is unchanged: ask whether to skip (see directive).
+	// The file is fetched: ask whether to skip (see directive).
 	RunEventKind_RUN_EVENT_KIND_FETCHED RunEventKind = 5
+	// The loader is about to commit: ask whether it may (error budget, cancel).
+	RunEventKind_RUN_EVENT_KIND_COMMITTING RunEventKind = 6
 )
 
 // Enum value maps for RunEventKind.
@@ -50,6 +102,7 @@ var (
 		3: "RUN_EVENT_KIND_FINISHED",
 		4: "RUN_EVENT_KIND_FAILED",
 		5: "RUN_EVENT_KIND_FETCHED",
+		6: "RUN_EVENT_KIND_COMMITTING",
 	}
 	RunEventKind_value = map[string]int32{
 		"RUN_EVENT_KIND_UNSPECIFIED": 0,
@@ -58,6 +111,7 @@ var (
 		"RUN_EVENT_KIND_FINISHED":    3,
 		"RUN_EVENT_KIND_FAILED":      4,
 		"RUN_EVENT_KIND_FETCHED":     5,
+		"RUN_EVENT_KIND_COMMITTING":  6,
 	}
 )
 
@@ -72,11 +126,11 @@ func (x RunEventKind) String() string {
 }
 
 func (RunEventKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_intake_v1_service_proto_enumTypes[0].Descriptor()
+	return file_intake_v1_service_proto_enumTypes[1].Descriptor()
 }
 
 func (RunEventKind) Type() protoreflect.EnumType {
-	return &file_intake_v1_service_proto_enumTypes[0]
+	return &file_intake_v1_service_proto_enumTypes[1]
 }
 
 func (x RunEventKind) Number() protoreflect.EnumNumber {
@@ -85,7 +139,7 @@ func (x RunEventKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RunEventKind.Descriptor instead.
 func (RunEventKind) EnumDescriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{0}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{1}
 }
 
 // Directive tells a worker how to go on with a run.
@@ -127,11 +181,11 @@ func (x Directive) String() string {
 }
 
 func (Directive) Descriptor() protoreflect.EnumDescriptor {
-	return file_intake_v1_service_proto_enumTypes[1].Descriptor()
+	return file_intake_v1_service_proto_enumTypes[2].Descriptor()
 }
 
 func (Directive) Type() protoreflect.EnumType {
-	return &file_intake_v1_service_proto_enumTypes[1]
+	return &file_intake_v1_service_proto_enumTypes[2]
 }
 
 func (x Directive) Number() protoreflect.EnumNumber {
@@ -140,16 +194,19 @@ func (x Directive) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Directive.Descriptor instead.
 func (Directive) EnumDescriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{1}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{2}
 }
 
 type CreateJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Job   *Job                   `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
 	// Optional: the job id (lowercase letters, digits, '-'); generated when empty.
-	JobId         string `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	JobId string `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// The token of a passing ValidateMapping of this job's mapping. Required
+	// to create an enabled job.
+	ValidationToken string `protobuf:"bytes,3,opt,name=validation_token,json=validationToken,proto3" json:"validation_token,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *CreateJobRequest) Reset() {
@@ -192,6 +249,13 @@ func (x *CreateJobRequest) GetJob() *Job {
 func (x *CreateJobRequest) GetJobId() string {
 	if x != nil {
 		return x.JobId
+	}
+	return ""
+}
+
+func (x *CreateJobRequest) GetValidationToken() string {
+	if x != nil {
+		return x.ValidationToken
 	}
 	return ""
 }
@@ -349,9 +413,12 @@ type UpdateJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Job   *Job                   `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
 	// Fields to update; all updatable fields when empty.
-	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UpdateMask *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	// The token of a passing ValidateMapping of the new mapping. Needed when
+	// the update leaves the job enabled with a mapping that has not passed.
+	ValidationToken string `protobuf:"bytes,3,opt,name=validation_token,json=validationToken,proto3" json:"validation_token,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *UpdateJobRequest) Reset() {
@@ -396,6 +463,13 @@ func (x *UpdateJobRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
 		return x.UpdateMask
 	}
 	return nil
+}
+
+func (x *UpdateJobRequest) GetValidationToken() string {
+	if x != nil {
+		return x.ValidationToken
+	}
+	return ""
 }
 
 type DeleteJobRequest struct {
@@ -445,7 +519,9 @@ func (x *DeleteJobRequest) GetName() string {
 type RunJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "jobs/{job}"
-	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Stage the whole file and report what the run would do, changing nothing.
+	DryRun        bool `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -487,6 +563,1268 @@ func (x *RunJobRequest) GetName() string {
 	return ""
 }
 
+func (x *RunJobRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+// Where a ValidateMapping, PreviewJob or SuggestMapping takes its job from:
+// a saved job, a saved job with a proposed change, or a job not saved yet.
+type ValidateMappingRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "jobs/{job}": validate this job (with `job`'s mapping when given).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The job to validate (object, connection, mapping). With `name`, only its
+	// mapping is used.
+	Job *Job `protobuf:"bytes,2,opt,name=job,proto3" json:"job,omitempty"`
+	// Data rows of the file to check. Default 200, at most 10000.
+	SampleRows    int32 `protobuf:"varint,3,opt,name=sample_rows,json=sampleRows,proto3" json:"sample_rows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidateMappingRequest) Reset() {
+	*x = ValidateMappingRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidateMappingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidateMappingRequest) ProtoMessage() {}
+
+func (x *ValidateMappingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidateMappingRequest.ProtoReflect.Descriptor instead.
+func (*ValidateMappingRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ValidateMappingRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ValidateMappingRequest) GetJob() *Job {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+func (x *ValidateMappingRequest) GetSampleRows() int32 {
+	if x != nil {
+		return x.SampleRows
+	}
+	return 0
+}
+
+// A Finding is one problem of a mapping.
+type Finding struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Severity FindingSeverity        `protobuf:"varint,1,opt,name=severity,proto3,enum=intake.v1.FindingSeverity" json:"severity,omitempty"`
+	// A stable code, e.g. KEY_NOT_MAPPED, UNKNOWN_ATTRIBUTE, DUPLICATE_ATTRIBUTE,
+	// COLUMN_NOT_IN_HEADER, INVALID_FORMAT, VALUE_DOES_NOT_CONVERT,
+	// FUNCTION_DOES_NOT_COMPILE, ...
+	Code string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	// 0-based index of the mapping entry; -1 when about no single entry.
+	Entry     int32  `protobuf:"varint,3,opt,name=entry,proto3" json:"entry,omitempty"`
+	Attribute string `protobuf:"bytes,4,opt,name=attribute,proto3" json:"attribute,omitempty"`
+	Column    string `protobuf:"bytes,5,opt,name=column,proto3" json:"column,omitempty"`
+	Message   string `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	// For value problems: the sample row (record number, header = 1) and value.
+	Row           int64  `protobuf:"varint,7,opt,name=row,proto3" json:"row,omitempty"`
+	Value         string `protobuf:"bytes,8,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Finding) Reset() {
+	*x = Finding{}
+	mi := &file_intake_v1_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Finding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Finding) ProtoMessage() {}
+
+func (x *Finding) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Finding.ProtoReflect.Descriptor instead.
+func (*Finding) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Finding) GetSeverity() FindingSeverity {
+	if x != nil {
+		return x.Severity
+	}
+	return FindingSeverity_FINDING_SEVERITY_UNSPECIFIED
+}
+
+func (x *Finding) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *Finding) GetEntry() int32 {
+	if x != nil {
+		return x.Entry
+	}
+	return 0
+}
+
+func (x *Finding) GetAttribute() string {
+	if x != nil {
+		return x.Attribute
+	}
+	return ""
+}
+
+func (x *Finding) GetColumn() string {
+	if x != nil {
+		return x.Column
+	}
+	return ""
+}
+
+func (x *Finding) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *Finding) GetRow() int64 {
+	if x != nil {
+		return x.Row
+	}
+	return 0
+}
+
+func (x *Finding) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+// A SourceColumn is a column of the file's header.
+type SourceColumn struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Used by at least one entry.
+	Mapped bool `protobuf:"varint,2,opt,name=mapped,proto3" json:"mapped,omitempty"`
+	// Not in the file when the job's mapping was last validated (shown green).
+	New bool `protobuf:"varint,3,opt,name=new,proto3" json:"new,omitempty"`
+	// Up to three sample values.
+	Samples       []string `protobuf:"bytes,4,rep,name=samples,proto3" json:"samples,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SourceColumn) Reset() {
+	*x = SourceColumn{}
+	mi := &file_intake_v1_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SourceColumn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SourceColumn) ProtoMessage() {}
+
+func (x *SourceColumn) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SourceColumn.ProtoReflect.Descriptor instead.
+func (*SourceColumn) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SourceColumn) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SourceColumn) GetMapped() bool {
+	if x != nil {
+		return x.Mapped
+	}
+	return false
+}
+
+func (x *SourceColumn) GetNew() bool {
+	if x != nil {
+		return x.New
+	}
+	return false
+}
+
+func (x *SourceColumn) GetSamples() []string {
+	if x != nil {
+		return x.Samples
+	}
+	return nil
+}
+
+// DialectDetection reports what was detected and how sure it is (0..1).
+type DialectDetection struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	Delimiter           string                 `protobuf:"bytes,1,opt,name=delimiter,proto3" json:"delimiter,omitempty"`
+	DelimiterConfidence float64                `protobuf:"fixed64,2,opt,name=delimiter_confidence,json=delimiterConfidence,proto3" json:"delimiter_confidence,omitempty"`
+	Encoding            string                 `protobuf:"bytes,3,opt,name=encoding,proto3" json:"encoding,omitempty"`
+	EncodingConfidence  float64                `protobuf:"fixed64,4,opt,name=encoding_confidence,json=encodingConfidence,proto3" json:"encoding_confidence,omitempty"`
+	Gzip                bool                   `protobuf:"varint,5,opt,name=gzip,proto3" json:"gzip,omitempty"`
+	Bom                 bool                   `protobuf:"varint,6,opt,name=bom,proto3" json:"bom,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *DialectDetection) Reset() {
+	*x = DialectDetection{}
+	mi := &file_intake_v1_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DialectDetection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DialectDetection) ProtoMessage() {}
+
+func (x *DialectDetection) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DialectDetection.ProtoReflect.Descriptor instead.
+func (*DialectDetection) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *DialectDetection) GetDelimiter() string {
+	if x != nil {
+		return x.Delimiter
+	}
+	return ""
+}
+
+func (x *DialectDetection) GetDelimiterConfidence() float64 {
+	if x != nil {
+		return x.DelimiterConfidence
+	}
+	return 0
+}
+
+func (x *DialectDetection) GetEncoding() string {
+	if x != nil {
+		return x.Encoding
+	}
+	return ""
+}
+
+func (x *DialectDetection) GetEncodingConfidence() float64 {
+	if x != nil {
+		return x.EncodingConfidence
+	}
+	return 0
+}
+
+func (x *DialectDetection) GetGzip() bool {
+	if x != nil {
+		return x.Gzip
+	}
+	return false
+}
+
+func (x *DialectDetection) GetBom() bool {
+	if x != nil {
+		return x.Bom
+	}
+	return false
+}
+
+type ValidateMappingResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Valid    bool                   `protobuf:"varint,1,opt,name=valid,proto3" json:"valid,omitempty"`
+	Findings []*Finding             `protobuf:"bytes,2,rep,name=findings,proto3" json:"findings,omitempty"`
+	// Every column of the file, with whether the mapping uses it.
+	Columns []*SourceColumn `protobuf:"bytes,3,rep,name=columns,proto3" json:"columns,omitempty"`
+	// Set when valid: pass it to CreateJob / UpdateJob.
+	ValidationToken string            `protobuf:"bytes,4,opt,name=validation_token,json=validationToken,proto3" json:"validation_token,omitempty"`
+	RowsSampled     int64             `protobuf:"varint,5,opt,name=rows_sampled,json=rowsSampled,proto3" json:"rows_sampled,omitempty"`
+	Detected        *DialectDetection `protobuf:"bytes,6,opt,name=detected,proto3" json:"detected,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ValidateMappingResponse) Reset() {
+	*x = ValidateMappingResponse{}
+	mi := &file_intake_v1_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidateMappingResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidateMappingResponse) ProtoMessage() {}
+
+func (x *ValidateMappingResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidateMappingResponse.ProtoReflect.Descriptor instead.
+func (*ValidateMappingResponse) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ValidateMappingResponse) GetValid() bool {
+	if x != nil {
+		return x.Valid
+	}
+	return false
+}
+
+func (x *ValidateMappingResponse) GetFindings() []*Finding {
+	if x != nil {
+		return x.Findings
+	}
+	return nil
+}
+
+func (x *ValidateMappingResponse) GetColumns() []*SourceColumn {
+	if x != nil {
+		return x.Columns
+	}
+	return nil
+}
+
+func (x *ValidateMappingResponse) GetValidationToken() string {
+	if x != nil {
+		return x.ValidationToken
+	}
+	return ""
+}
+
+func (x *ValidateMappingResponse) GetRowsSampled() int64 {
+	if x != nil {
+		return x.RowsSampled
+	}
+	return 0
+}
+
+func (x *ValidateMappingResponse) GetDetected() *DialectDetection {
+	if x != nil {
+		return x.Detected
+	}
+	return nil
+}
+
+type PreviewJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Job   *Job                   `protobuf:"bytes,2,opt,name=job,proto3" json:"job,omitempty"`
+	// Data rows to show. Default 20, at most 1000.
+	Rows          int32 `protobuf:"varint,3,opt,name=rows,proto3" json:"rows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreviewJobRequest) Reset() {
+	*x = PreviewJobRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreviewJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreviewJobRequest) ProtoMessage() {}
+
+func (x *PreviewJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreviewJobRequest.ProtoReflect.Descriptor instead.
+func (*PreviewJobRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *PreviewJobRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PreviewJobRequest) GetJob() *Job {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+func (x *PreviewJobRequest) GetRows() int32 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
+// PreviewCell is one transformed value.
+type PreviewCell struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The value as it would be stored, as text ("1234.5", "2024-03-01", "true").
+	Value string `protobuf:"bytes,1,opt,name=value,proto3" json:"value,omitempty"`
+	Null  bool   `protobuf:"varint,2,opt,name=null,proto3" json:"null,omitempty"`
+	// Why the value does not convert; empty when it does.
+	Error         string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreviewCell) Reset() {
+	*x = PreviewCell{}
+	mi := &file_intake_v1_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreviewCell) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreviewCell) ProtoMessage() {}
+
+func (x *PreviewCell) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreviewCell.ProtoReflect.Descriptor instead.
+func (*PreviewCell) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *PreviewCell) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *PreviewCell) GetNull() bool {
+	if x != nil {
+		return x.Null
+	}
+	return false
+}
+
+func (x *PreviewCell) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type PreviewRow struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Record number in the file (header = 1).
+	Row int64 `protobuf:"varint,1,opt,name=row,proto3" json:"row,omitempty"`
+	// The raw fields of the record.
+	Raw []string `protobuf:"bytes,2,rep,name=raw,proto3" json:"raw,omitempty"`
+	// One cell per attribute of PreviewJobResponse.attributes.
+	Cells []*PreviewCell `protobuf:"bytes,3,rep,name=cells,proto3" json:"cells,omitempty"`
+	// A problem of the whole row (wrong field count, bad quoting).
+	Error         string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreviewRow) Reset() {
+	*x = PreviewRow{}
+	mi := &file_intake_v1_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreviewRow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreviewRow) ProtoMessage() {}
+
+func (x *PreviewRow) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreviewRow.ProtoReflect.Descriptor instead.
+func (*PreviewRow) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *PreviewRow) GetRow() int64 {
+	if x != nil {
+		return x.Row
+	}
+	return 0
+}
+
+func (x *PreviewRow) GetRaw() []string {
+	if x != nil {
+		return x.Raw
+	}
+	return nil
+}
+
+func (x *PreviewRow) GetCells() []*PreviewCell {
+	if x != nil {
+		return x.Cells
+	}
+	return nil
+}
+
+func (x *PreviewRow) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type PreviewJobResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Header     []string               `protobuf:"bytes,1,rep,name=header,proto3" json:"header,omitempty"`
+	Attributes []string               `protobuf:"bytes,2,rep,name=attributes,proto3" json:"attributes,omitempty"`
+	Rows       []*PreviewRow          `protobuf:"bytes,3,rep,name=rows,proto3" json:"rows,omitempty"`
+	// Problems of the mapping itself (as in ValidateMapping).
+	Findings      []*Finding        `protobuf:"bytes,4,rep,name=findings,proto3" json:"findings,omitempty"`
+	Detected      *DialectDetection `protobuf:"bytes,5,opt,name=detected,proto3" json:"detected,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreviewJobResponse) Reset() {
+	*x = PreviewJobResponse{}
+	mi := &file_intake_v1_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreviewJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreviewJobResponse) ProtoMessage() {}
+
+func (x *PreviewJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreviewJobResponse.ProtoReflect.Descriptor instead.
+func (*PreviewJobResponse) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *PreviewJobResponse) GetHeader() []string {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *PreviewJobResponse) GetAttributes() []string {
+	if x != nil {
+		return x.Attributes
+	}
+	return nil
+}
+
+func (x *PreviewJobResponse) GetRows() []*PreviewRow {
+	if x != nil {
+		return x.Rows
+	}
+	return nil
+}
+
+func (x *PreviewJobResponse) GetFindings() []*Finding {
+	if x != nil {
+		return x.Findings
+	}
+	return nil
+}
+
+func (x *PreviewJobResponse) GetDetected() *DialectDetection {
+	if x != nil {
+		return x.Detected
+	}
+	return nil
+}
+
+type SuggestMappingRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The object, connection and dialect to read the file with.
+	Job           *Job `protobuf:"bytes,2,opt,name=job,proto3" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SuggestMappingRequest) Reset() {
+	*x = SuggestMappingRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SuggestMappingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SuggestMappingRequest) ProtoMessage() {}
+
+func (x *SuggestMappingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SuggestMappingRequest.ProtoReflect.Descriptor instead.
+func (*SuggestMappingRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SuggestMappingRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SuggestMappingRequest) GetJob() *Job {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+// Suggestion explains one proposed entry.
+type Suggestion struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 0-based index into SuggestMappingResponse.mapping.entries.
+	Entry  int32  `protobuf:"varint,1,opt,name=entry,proto3" json:"entry,omitempty"`
+	Column string `protobuf:"bytes,2,opt,name=column,proto3" json:"column,omitempty"`
+	// e.g. "key", "same name", "synonym of account_id", "new attribute".
+	Reason        string  `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Confidence    float64 `protobuf:"fixed64,4,opt,name=confidence,proto3" json:"confidence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Suggestion) Reset() {
+	*x = Suggestion{}
+	mi := &file_intake_v1_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Suggestion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Suggestion) ProtoMessage() {}
+
+func (x *Suggestion) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Suggestion.ProtoReflect.Descriptor instead.
+func (*Suggestion) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Suggestion) GetEntry() int32 {
+	if x != nil {
+		return x.Entry
+	}
+	return 0
+}
+
+func (x *Suggestion) GetColumn() string {
+	if x != nil {
+		return x.Column
+	}
+	return ""
+}
+
+func (x *Suggestion) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Suggestion) GetConfidence() float64 {
+	if x != nil {
+		return x.Confidence
+	}
+	return 0
+}
+
+type SuggestMappingResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Keys first; unmatched columns as new attributes with inferred types.
+	Mapping       *MappingSpec      `protobuf:"bytes,1,opt,name=mapping,proto3" json:"mapping,omitempty"`
+	Suggestions   []*Suggestion     `protobuf:"bytes,2,rep,name=suggestions,proto3" json:"suggestions,omitempty"`
+	Header        []string          `protobuf:"bytes,3,rep,name=header,proto3" json:"header,omitempty"`
+	Detected      *DialectDetection `protobuf:"bytes,4,opt,name=detected,proto3" json:"detected,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SuggestMappingResponse) Reset() {
+	*x = SuggestMappingResponse{}
+	mi := &file_intake_v1_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SuggestMappingResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SuggestMappingResponse) ProtoMessage() {}
+
+func (x *SuggestMappingResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SuggestMappingResponse.ProtoReflect.Descriptor instead.
+func (*SuggestMappingResponse) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *SuggestMappingResponse) GetMapping() *MappingSpec {
+	if x != nil {
+		return x.Mapping
+	}
+	return nil
+}
+
+func (x *SuggestMappingResponse) GetSuggestions() []*Suggestion {
+	if x != nil {
+		return x.Suggestions
+	}
+	return nil
+}
+
+func (x *SuggestMappingResponse) GetHeader() []string {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *SuggestMappingResponse) GetDetected() *DialectDetection {
+	if x != nil {
+		return x.Detected
+	}
+	return nil
+}
+
+type DownloadRejectsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "jobs/{job}/runs/{run}"
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownloadRejectsRequest) Reset() {
+	*x = DownloadRejectsRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadRejectsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadRejectsRequest) ProtoMessage() {}
+
+func (x *DownloadRejectsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadRejectsRequest.ProtoReflect.Descriptor instead.
+func (*DownloadRejectsRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *DownloadRejectsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// FileChunk is a piece of a downloaded file.
+type FileChunk struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Data  []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	// Set on the first chunk.
+	Filename      string `protobuf:"bytes,2,opt,name=filename,proto3" json:"filename,omitempty"`
+	ContentType   string `protobuf:"bytes,3,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileChunk) Reset() {
+	*x = FileChunk{}
+	mi := &file_intake_v1_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileChunk) ProtoMessage() {}
+
+func (x *FileChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileChunk.ProtoReflect.Descriptor instead.
+func (*FileChunk) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *FileChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *FileChunk) GetFilename() string {
+	if x != nil {
+		return x.Filename
+	}
+	return ""
+}
+
+func (x *FileChunk) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+type ListObjectsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListObjectsRequest) Reset() {
+	*x = ListObjectsRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListObjectsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListObjectsRequest) ProtoMessage() {}
+
+func (x *ListObjectsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListObjectsRequest.ProtoReflect.Descriptor instead.
+func (*ListObjectsRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{21}
+}
+
+type ListObjectsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Objects       []*DataObject          `protobuf:"bytes,1,rep,name=objects,proto3" json:"objects,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListObjectsResponse) Reset() {
+	*x = ListObjectsResponse{}
+	mi := &file_intake_v1_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListObjectsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListObjectsResponse) ProtoMessage() {}
+
+func (x *ListObjectsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListObjectsResponse.ProtoReflect.Descriptor instead.
+func (*ListObjectsResponse) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ListObjectsResponse) GetObjects() []*DataObject {
+	if x != nil {
+		return x.Objects
+	}
+	return nil
+}
+
+type ListAttributesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "objects/{object}"
+	Parent        string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAttributesRequest) Reset() {
+	*x = ListAttributesRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAttributesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAttributesRequest) ProtoMessage() {}
+
+func (x *ListAttributesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAttributesRequest.ProtoReflect.Descriptor instead.
+func (*ListAttributesRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ListAttributesRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+type ListAttributesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Attributes    []*Attribute           `protobuf:"bytes,1,rep,name=attributes,proto3" json:"attributes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAttributesResponse) Reset() {
+	*x = ListAttributesResponse{}
+	mi := &file_intake_v1_service_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAttributesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAttributesResponse) ProtoMessage() {}
+
+func (x *ListAttributesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAttributesResponse.ProtoReflect.Descriptor instead.
+func (*ListAttributesResponse) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ListAttributesResponse) GetAttributes() []*Attribute {
+	if x != nil {
+		return x.Attributes
+	}
+	return nil
+}
+
+type CreateAttributeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "objects/{object}"
+	Parent        string     `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	Attribute     *Attribute `protobuf:"bytes,2,opt,name=attribute,proto3" json:"attribute,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateAttributeRequest) Reset() {
+	*x = CreateAttributeRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateAttributeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateAttributeRequest) ProtoMessage() {}
+
+func (x *CreateAttributeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateAttributeRequest.ProtoReflect.Descriptor instead.
+func (*CreateAttributeRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *CreateAttributeRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *CreateAttributeRequest) GetAttribute() *Attribute {
+	if x != nil {
+		return x.Attribute
+	}
+	return nil
+}
+
+type DeleteAttributeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "objects/{object}/attributes/{attribute}"
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteAttributeRequest) Reset() {
+	*x = DeleteAttributeRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteAttributeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteAttributeRequest) ProtoMessage() {}
+
+func (x *DeleteAttributeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteAttributeRequest.ProtoReflect.Descriptor instead.
+func (*DeleteAttributeRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *DeleteAttributeRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
 type GetRunRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "jobs/{job}/runs/{run}"
@@ -497,7 +1835,7 @@ type GetRunRequest struct {
 
 func (x *GetRunRequest) Reset() {
 	*x = GetRunRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[7]
+	mi := &file_intake_v1_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -509,7 +1847,7 @@ func (x *GetRunRequest) String() string {
 func (*GetRunRequest) ProtoMessage() {}
 
 func (x *GetRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[7]
+	mi := &file_intake_v1_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -522,7 +1860,7 @@ func (x *GetRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRunRequest.ProtoReflect.Descriptor instead.
 func (*GetRunRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{7}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetRunRequest) GetName() string {
@@ -544,7 +1882,7 @@ type ListRunsRequest struct {
 
 func (x *ListRunsRequest) Reset() {
 	*x = ListRunsRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[8]
+	mi := &file_intake_v1_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -556,7 +1894,7 @@ func (x *ListRunsRequest) String() string {
 func (*ListRunsRequest) ProtoMessage() {}
 
 func (x *ListRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[8]
+	mi := &file_intake_v1_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -569,7 +1907,7 @@ func (x *ListRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunsRequest.ProtoReflect.Descriptor instead.
 func (*ListRunsRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{8}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListRunsRequest) GetParent() string {
@@ -603,7 +1941,7 @@ type ListRunsResponse struct {
 
 func (x *ListRunsResponse) Reset() {
 	*x = ListRunsResponse{}
-	mi := &file_intake_v1_service_proto_msgTypes[9]
+	mi := &file_intake_v1_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -615,7 +1953,7 @@ func (x *ListRunsResponse) String() string {
 func (*ListRunsResponse) ProtoMessage() {}
 
 func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[9]
+	mi := &file_intake_v1_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -628,7 +1966,7 @@ func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunsResponse.ProtoReflect.Descriptor instead.
 func (*ListRunsResponse) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{9}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListRunsResponse) GetRuns() []*Run {
@@ -654,7 +1992,7 @@ type WatchRunRequest struct {
 
 func (x *WatchRunRequest) Reset() {
 	*x = WatchRunRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[10]
+	mi := &file_intake_v1_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -666,7 +2004,7 @@ func (x *WatchRunRequest) String() string {
 func (*WatchRunRequest) ProtoMessage() {}
 
 func (x *WatchRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[10]
+	mi := &file_intake_v1_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -679,7 +2017,7 @@ func (x *WatchRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRunRequest.ProtoReflect.Descriptor instead.
 func (*WatchRunRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{10}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *WatchRunRequest) GetName() string {
@@ -698,7 +2036,7 @@ type WatchRunResponse struct {
 
 func (x *WatchRunResponse) Reset() {
 	*x = WatchRunResponse{}
-	mi := &file_intake_v1_service_proto_msgTypes[11]
+	mi := &file_intake_v1_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -710,7 +2048,7 @@ func (x *WatchRunResponse) String() string {
 func (*WatchRunResponse) ProtoMessage() {}
 
 func (x *WatchRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[11]
+	mi := &file_intake_v1_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -723,7 +2061,7 @@ func (x *WatchRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRunResponse.ProtoReflect.Descriptor instead.
 func (*WatchRunResponse) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{11}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *WatchRunResponse) GetRun() *Run {
@@ -747,15 +2085,17 @@ type ReportRunEventRequest struct {
 	Source  string `protobuf:"bytes,7,opt,name=source,proto3" json:"source,omitempty"`
 	Message string `protobuf:"bytes,8,opt,name=message,proto3" json:"message,omitempty"`
 	// Rejected rows of this chunk (all of them; the API keeps the first ones).
-	RowErrors     []*RowError            `protobuf:"bytes,9,rep,name=row_errors,json=rowErrors,proto3" json:"row_errors,omitempty"`
-	EventTime     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=event_time,json=eventTime,proto3" json:"event_time,omitempty"`
+	RowErrors []*RowError            `protobuf:"bytes,9,rep,name=row_errors,json=rowErrors,proto3" json:"row_errors,omitempty"`
+	EventTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=event_time,json=eventTime,proto3" json:"event_time,omitempty"`
+	// For FETCHED: the file's header (after decoding).
+	Header        []string `protobuf:"bytes,11,rep,name=header,proto3" json:"header,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReportRunEventRequest) Reset() {
 	*x = ReportRunEventRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[12]
+	mi := &file_intake_v1_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -767,7 +2107,7 @@ func (x *ReportRunEventRequest) String() string {
 func (*ReportRunEventRequest) ProtoMessage() {}
 
 func (x *ReportRunEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[12]
+	mi := &file_intake_v1_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -780,7 +2120,7 @@ func (x *ReportRunEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRunEventRequest.ProtoReflect.Descriptor instead.
 func (*ReportRunEventRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{12}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ReportRunEventRequest) GetRun() string {
@@ -853,6 +2193,13 @@ func (x *ReportRunEventRequest) GetEventTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ReportRunEventRequest) GetHeader() []string {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
 type ReportRunEventResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Directive     Directive              `protobuf:"varint,1,opt,name=directive,proto3,enum=intake.v1.Directive" json:"directive,omitempty"`
@@ -863,7 +2210,7 @@ type ReportRunEventResponse struct {
 
 func (x *ReportRunEventResponse) Reset() {
 	*x = ReportRunEventResponse{}
-	mi := &file_intake_v1_service_proto_msgTypes[13]
+	mi := &file_intake_v1_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -875,7 +2222,7 @@ func (x *ReportRunEventResponse) String() string {
 func (*ReportRunEventResponse) ProtoMessage() {}
 
 func (x *ReportRunEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[13]
+	mi := &file_intake_v1_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -888,7 +2235,7 @@ func (x *ReportRunEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRunEventResponse.ProtoReflect.Descriptor instead.
 func (*ReportRunEventResponse) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{13}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ReportRunEventResponse) GetDirective() Directive {
@@ -916,7 +2263,7 @@ type CreateScheduledRunRequest struct {
 
 func (x *CreateScheduledRunRequest) Reset() {
 	*x = CreateScheduledRunRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[14]
+	mi := &file_intake_v1_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -928,7 +2275,7 @@ func (x *CreateScheduledRunRequest) String() string {
 func (*CreateScheduledRunRequest) ProtoMessage() {}
 
 func (x *CreateScheduledRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[14]
+	mi := &file_intake_v1_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -941,7 +2288,7 @@ func (x *CreateScheduledRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateScheduledRunRequest.ProtoReflect.Descriptor instead.
 func (*CreateScheduledRunRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{14}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CreateScheduledRunRequest) GetJob() string {
@@ -970,7 +2317,7 @@ type CreateScheduledRunResponse struct {
 
 func (x *CreateScheduledRunResponse) Reset() {
 	*x = CreateScheduledRunResponse{}
-	mi := &file_intake_v1_service_proto_msgTypes[15]
+	mi := &file_intake_v1_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -982,7 +2329,7 @@ func (x *CreateScheduledRunResponse) String() string {
 func (*CreateScheduledRunResponse) ProtoMessage() {}
 
 func (x *CreateScheduledRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[15]
+	mi := &file_intake_v1_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -995,7 +2342,7 @@ func (x *CreateScheduledRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateScheduledRunResponse.ProtoReflect.Descriptor instead.
 func (*CreateScheduledRunResponse) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{15}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CreateScheduledRunResponse) GetRun() *Run {
@@ -1023,10 +2370,11 @@ var File_intake_v1_service_proto protoreflect.FileDescriptor
 
 const file_intake_v1_service_proto_rawDesc = "" +
 	"\n" +
-	"\x17intake/v1/service.proto\x12\tintake.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19intake/v1/resources.proto\"K\n" +
+	"\x17intake/v1/service.proto\x12\tintake.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19intake/v1/resources.proto\"v\n" +
 	"\x10CreateJobRequest\x12 \n" +
 	"\x03job\x18\x01 \x01(\v2\x0e.intake.v1.JobR\x03job\x12\x15\n" +
-	"\x06job_id\x18\x02 \x01(\tR\x05jobId\"#\n" +
+	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12)\n" +
+	"\x10validation_token\x18\x03 \x01(\tR\x0fvalidationToken\"#\n" +
 	"\rGetJobRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"M\n" +
 	"\x0fListJobsRequest\x12\x1b\n" +
@@ -1035,14 +2383,107 @@ const file_intake_v1_service_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"^\n" +
 	"\x10ListJobsResponse\x12\"\n" +
 	"\x04jobs\x18\x01 \x03(\v2\x0e.intake.v1.JobR\x04jobs\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"q\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9c\x01\n" +
 	"\x10UpdateJobRequest\x12 \n" +
 	"\x03job\x18\x01 \x01(\v2\x0e.intake.v1.JobR\x03job\x12;\n" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
-	"updateMask\"&\n" +
+	"updateMask\x12)\n" +
+	"\x10validation_token\x18\x03 \x01(\tR\x0fvalidationToken\"&\n" +
 	"\x10DeleteJobRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"#\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"<\n" +
 	"\rRunJobRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x17\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"o\n" +
+	"\x16ValidateMappingRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\x03job\x18\x02 \x01(\v2\x0e.intake.v1.JobR\x03job\x12\x1f\n" +
+	"\vsample_rows\x18\x03 \x01(\x05R\n" +
+	"sampleRows\"\xe3\x01\n" +
+	"\aFinding\x126\n" +
+	"\bseverity\x18\x01 \x01(\x0e2\x1a.intake.v1.FindingSeverityR\bseverity\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12\x14\n" +
+	"\x05entry\x18\x03 \x01(\x05R\x05entry\x12\x1c\n" +
+	"\tattribute\x18\x04 \x01(\tR\tattribute\x12\x16\n" +
+	"\x06column\x18\x05 \x01(\tR\x06column\x12\x18\n" +
+	"\amessage\x18\x06 \x01(\tR\amessage\x12\x10\n" +
+	"\x03row\x18\a \x01(\x03R\x03row\x12\x14\n" +
+	"\x05value\x18\b \x01(\tR\x05value\"f\n" +
+	"\fSourceColumn\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06mapped\x18\x02 \x01(\bR\x06mapped\x12\x10\n" +
+	"\x03new\x18\x03 \x01(\bR\x03new\x12\x18\n" +
+	"\asamples\x18\x04 \x03(\tR\asamples\"\xd6\x01\n" +
+	"\x10DialectDetection\x12\x1c\n" +
+	"\tdelimiter\x18\x01 \x01(\tR\tdelimiter\x121\n" +
+	"\x14delimiter_confidence\x18\x02 \x01(\x01R\x13delimiterConfidence\x12\x1a\n" +
+	"\bencoding\x18\x03 \x01(\tR\bencoding\x12/\n" +
+	"\x13encoding_confidence\x18\x04 \x01(\x01R\x12encodingConfidence\x12\x12\n" +
+	"\x04gzip\x18\x05 \x01(\bR\x04gzip\x12\x10\n" +
+	"\x03bom\x18\x06 \x01(\bR\x03bom\"\x99\x02\n" +
+	"\x17ValidateMappingResponse\x12\x14\n" +
+	"\x05valid\x18\x01 \x01(\bR\x05valid\x12.\n" +
+	"\bfindings\x18\x02 \x03(\v2\x12.intake.v1.FindingR\bfindings\x121\n" +
+	"\acolumns\x18\x03 \x03(\v2\x17.intake.v1.SourceColumnR\acolumns\x12)\n" +
+	"\x10validation_token\x18\x04 \x01(\tR\x0fvalidationToken\x12!\n" +
+	"\frows_sampled\x18\x05 \x01(\x03R\vrowsSampled\x127\n" +
+	"\bdetected\x18\x06 \x01(\v2\x1b.intake.v1.DialectDetectionR\bdetected\"]\n" +
+	"\x11PreviewJobRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\x03job\x18\x02 \x01(\v2\x0e.intake.v1.JobR\x03job\x12\x12\n" +
+	"\x04rows\x18\x03 \x01(\x05R\x04rows\"M\n" +
+	"\vPreviewCell\x12\x14\n" +
+	"\x05value\x18\x01 \x01(\tR\x05value\x12\x12\n" +
+	"\x04null\x18\x02 \x01(\bR\x04null\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"t\n" +
+	"\n" +
+	"PreviewRow\x12\x10\n" +
+	"\x03row\x18\x01 \x01(\x03R\x03row\x12\x10\n" +
+	"\x03raw\x18\x02 \x03(\tR\x03raw\x12,\n" +
+	"\x05cells\x18\x03 \x03(\v2\x16.intake.v1.PreviewCellR\x05cells\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"\xe0\x01\n" +
+	"\x12PreviewJobResponse\x12\x16\n" +
+	"\x06header\x18\x01 \x03(\tR\x06header\x12\x1e\n" +
+	"\n" +
+	"attributes\x18\x02 \x03(\tR\n" +
+	"attributes\x12)\n" +
+	"\x04rows\x18\x03 \x03(\v2\x15.intake.v1.PreviewRowR\x04rows\x12.\n" +
+	"\bfindings\x18\x04 \x03(\v2\x12.intake.v1.FindingR\bfindings\x127\n" +
+	"\bdetected\x18\x05 \x01(\v2\x1b.intake.v1.DialectDetectionR\bdetected\"M\n" +
+	"\x15SuggestMappingRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\x03job\x18\x02 \x01(\v2\x0e.intake.v1.JobR\x03job\"r\n" +
+	"\n" +
+	"Suggestion\x12\x14\n" +
+	"\x05entry\x18\x01 \x01(\x05R\x05entry\x12\x16\n" +
+	"\x06column\x18\x02 \x01(\tR\x06column\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1e\n" +
+	"\n" +
+	"confidence\x18\x04 \x01(\x01R\n" +
+	"confidence\"\xd4\x01\n" +
+	"\x16SuggestMappingResponse\x120\n" +
+	"\amapping\x18\x01 \x01(\v2\x16.intake.v1.MappingSpecR\amapping\x127\n" +
+	"\vsuggestions\x18\x02 \x03(\v2\x15.intake.v1.SuggestionR\vsuggestions\x12\x16\n" +
+	"\x06header\x18\x03 \x03(\tR\x06header\x127\n" +
+	"\bdetected\x18\x04 \x01(\v2\x1b.intake.v1.DialectDetectionR\bdetected\",\n" +
+	"\x16DownloadRejectsRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"^\n" +
+	"\tFileChunk\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12\x1a\n" +
+	"\bfilename\x18\x02 \x01(\tR\bfilename\x12!\n" +
+	"\fcontent_type\x18\x03 \x01(\tR\vcontentType\"\x14\n" +
+	"\x12ListObjectsRequest\"F\n" +
+	"\x13ListObjectsResponse\x12/\n" +
+	"\aobjects\x18\x01 \x03(\v2\x15.intake.v1.DataObjectR\aobjects\"/\n" +
+	"\x15ListAttributesRequest\x12\x16\n" +
+	"\x06parent\x18\x01 \x01(\tR\x06parent\"N\n" +
+	"\x16ListAttributesResponse\x124\n" +
+	"\n" +
+	"attributes\x18\x01 \x03(\v2\x14.intake.v1.AttributeR\n" +
+	"attributes\"d\n" +
+	"\x16CreateAttributeRequest\x12\x16\n" +
+	"\x06parent\x18\x01 \x01(\tR\x06parent\x122\n" +
+	"\tattribute\x18\x02 \x01(\v2\x14.intake.v1.AttributeR\tattribute\",\n" +
+	"\x16DeleteAttributeRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"#\n" +
 	"\rGetRunRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"e\n" +
@@ -1057,7 +2498,7 @@ const file_intake_v1_service_proto_rawDesc = "" +
 	"\x0fWatchRunRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"4\n" +
 	"\x10WatchRunResponse\x12 \n" +
-	"\x03run\x18\x01 \x01(\v2\x0e.intake.v1.RunR\x03run\"\x81\x03\n" +
+	"\x03run\x18\x01 \x01(\v2\x0e.intake.v1.RunR\x03run\"\x99\x03\n" +
 	"\x15ReportRunEventRequest\x12\x10\n" +
 	"\x03run\x18\x01 \x01(\tR\x03run\x12&\n" +
 	"\x05stage\x18\x02 \x01(\x0e2\x10.intake.v1.StageR\x05stage\x12+\n" +
@@ -1071,7 +2512,8 @@ const file_intake_v1_service_proto_rawDesc = "" +
 	"row_errors\x18\t \x03(\v2\x13.intake.v1.RowErrorR\trowErrors\x129\n" +
 	"\n" +
 	"event_time\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\teventTime\"n\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\teventTime\x12\x16\n" +
+	"\x06header\x18\v \x03(\tR\x06header\"n\n" +
 	"\x16ReportRunEventResponse\x122\n" +
 	"\tdirective\x18\x01 \x01(\x0e2\x14.intake.v1.DirectiveR\tdirective\x12 \n" +
 	"\x03run\x18\x02 \x01(\v2\x0e.intake.v1.RunR\x03run\"p\n" +
@@ -1081,19 +2523,24 @@ const file_intake_v1_service_proto_rawDesc = "" +
 	"\x1aCreateScheduledRunResponse\x12 \n" +
 	"\x03run\x18\x01 \x01(\v2\x0e.intake.v1.RunR\x03run\x12 \n" +
 	"\x03job\x18\x02 \x01(\v2\x0e.intake.v1.JobR\x03job\x12\x18\n" +
-	"\acreated\x18\x03 \x01(\bR\acreated*\xbd\x01\n" +
+	"\acreated\x18\x03 \x01(\bR\acreated*m\n" +
+	"\x0fFindingSeverity\x12 \n" +
+	"\x1cFINDING_SEVERITY_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16FINDING_SEVERITY_ERROR\x10\x01\x12\x1c\n" +
+	"\x18FINDING_SEVERITY_WARNING\x10\x02*\xdc\x01\n" +
 	"\fRunEventKind\x12\x1e\n" +
 	"\x1aRUN_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16RUN_EVENT_KIND_STARTED\x10\x01\x12\x1d\n" +
 	"\x19RUN_EVENT_KIND_CHUNK_DONE\x10\x02\x12\x1b\n" +
 	"\x17RUN_EVENT_KIND_FINISHED\x10\x03\x12\x19\n" +
 	"\x15RUN_EVENT_KIND_FAILED\x10\x04\x12\x1a\n" +
-	"\x16RUN_EVENT_KIND_FETCHED\x10\x05*i\n" +
+	"\x16RUN_EVENT_KIND_FETCHED\x10\x05\x12\x1d\n" +
+	"\x19RUN_EVENT_KIND_COMMITTING\x10\x06*i\n" +
 	"\tDirective\x12\x19\n" +
 	"\x15DIRECTIVE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12DIRECTIVE_CONTINUE\x10\x01\x12\x12\n" +
 	"\x0eDIRECTIVE_SKIP\x10\x02\x12\x15\n" +
-	"\x11DIRECTIVE_ABANDON\x10\x032\xef\x02\n" +
+	"\x11DIRECTIVE_ABANDON\x10\x032\xeb\x04\n" +
 	"\n" +
 	"JobService\x128\n" +
 	"\tCreateJob\x12\x1b.intake.v1.CreateJobRequest\x1a\x0e.intake.v1.Job\x122\n" +
@@ -1101,12 +2548,22 @@ const file_intake_v1_service_proto_rawDesc = "" +
 	"\bListJobs\x12\x1a.intake.v1.ListJobsRequest\x1a\x1b.intake.v1.ListJobsResponse\x128\n" +
 	"\tUpdateJob\x12\x1b.intake.v1.UpdateJobRequest\x1a\x0e.intake.v1.Job\x12@\n" +
 	"\tDeleteJob\x12\x1b.intake.v1.DeleteJobRequest\x1a\x16.google.protobuf.Empty\x122\n" +
-	"\x06RunJob\x12\x18.intake.v1.RunJobRequest\x1a\x0e.intake.v1.Run2\xcc\x01\n" +
+	"\x06RunJob\x12\x18.intake.v1.RunJobRequest\x1a\x0e.intake.v1.Run\x12X\n" +
+	"\x0fValidateMapping\x12!.intake.v1.ValidateMappingRequest\x1a\".intake.v1.ValidateMappingResponse\x12I\n" +
+	"\n" +
+	"PreviewJob\x12\x1c.intake.v1.PreviewJobRequest\x1a\x1d.intake.v1.PreviewJobResponse\x12U\n" +
+	"\x0eSuggestMapping\x12 .intake.v1.SuggestMappingRequest\x1a!.intake.v1.SuggestMappingResponse2\x9a\x02\n" +
 	"\n" +
 	"RunService\x122\n" +
 	"\x06GetRun\x12\x18.intake.v1.GetRunRequest\x1a\x0e.intake.v1.Run\x12C\n" +
 	"\bListRuns\x12\x1a.intake.v1.ListRunsRequest\x1a\x1b.intake.v1.ListRunsResponse\x12E\n" +
-	"\bWatchRun\x12\x1a.intake.v1.WatchRunRequest\x1a\x1b.intake.v1.WatchRunResponse0\x012\xc8\x01\n" +
+	"\bWatchRun\x12\x1a.intake.v1.WatchRunRequest\x1a\x1b.intake.v1.WatchRunResponse0\x01\x12L\n" +
+	"\x0fDownloadRejects\x12!.intake.v1.DownloadRejectsRequest\x1a\x14.intake.v1.FileChunk0\x012\xd1\x02\n" +
+	"\x10DataModelService\x12L\n" +
+	"\vListObjects\x12\x1d.intake.v1.ListObjectsRequest\x1a\x1e.intake.v1.ListObjectsResponse\x12U\n" +
+	"\x0eListAttributes\x12 .intake.v1.ListAttributesRequest\x1a!.intake.v1.ListAttributesResponse\x12J\n" +
+	"\x0fCreateAttribute\x12!.intake.v1.CreateAttributeRequest\x1a\x14.intake.v1.Attribute\x12L\n" +
+	"\x0fDeleteAttribute\x12!.intake.v1.DeleteAttributeRequest\x1a\x16.google.protobuf.Empty2\xc8\x01\n" +
 	"\fStageService\x12U\n" +
 	"\x0eReportRunEvent\x12 .intake.v1.ReportRunEventRequest\x1a!.intake.v1.ReportRunEventResponse\x12a\n" +
 	"\x12CreateScheduledRun\x12$.intake.v1.CreateScheduledRunRequest\x1a%.intake.v1.CreateScheduledRunResponseB9Z7github.com/intakehq/intake/proto/gen/intake/v1;intakev1b\x06proto3"
@@ -1123,80 +2580,137 @@ func file_intake_v1_service_proto_rawDescGZIP() []byte {
 	return file_intake_v1_service_proto_rawDescData
 }
 
-var file_intake_v1_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_intake_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_intake_v1_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_intake_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_intake_v1_service_proto_goTypes = []any{
-	(RunEventKind)(0),                  // 0: intake.v1.RunEventKind
-	(Directive)(0),                     // 1: intake.v1.Directive
-	(*CreateJobRequest)(nil),           // 2: intake.v1.CreateJobRequest
-	(*GetJobRequest)(nil),              // 3: intake.v1.GetJobRequest
-	(*ListJobsRequest)(nil),            // 4: intake.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),           // 5: intake.v1.ListJobsResponse
-	(*UpdateJobRequest)(nil),           // 6: intake.v1.UpdateJobRequest
-	(*DeleteJobRequest)(nil),           // 7: intake.v1.DeleteJobRequest
-	(*RunJobRequest)(nil),              // 8: intake.v1.RunJobRequest
-	(*GetRunRequest)(nil),              // 9: intake.v1.GetRunRequest
-	(*ListRunsRequest)(nil),            // 10: intake.v1.ListRunsRequest
-	(*ListRunsResponse)(nil),           // 11: intake.v1.ListRunsResponse
-	(*WatchRunRequest)(nil),            // 12: intake.v1.WatchRunRequest
-	(*WatchRunResponse)(nil),           // 13: intake.v1.WatchRunResponse
-	(*ReportRunEventRequest)(nil),      // 14: intake.v1.ReportRunEventRequest
-	(*ReportRunEventResponse)(nil),     // 15: intake.v1.ReportRunEventResponse
-	(*CreateScheduledRunRequest)(nil),  // 16: intake.v1.CreateScheduledRunRequest
-	(*CreateScheduledRunResponse)(nil), // 17: intake.v1.CreateScheduledRunResponse
-	(*Job)(nil),                        // 18: intake.v1.Job
-	(*fieldmaskpb.FieldMask)(nil),      // 19: google.protobuf.FieldMask
-	(*Run)(nil),                        // 20: intake.v1.Run
-	(Stage)(0),                         // 21: intake.v1.Stage
-	(*RunCounters)(nil),                // 22: intake.v1.RunCounters
-	(*RowError)(nil),                   // 23: intake.v1.RowError
-	(*timestamppb.Timestamp)(nil),      // 24: google.protobuf.Timestamp
-	(*emptypb.Empty)(nil),              // 25: google.protobuf.Empty
+	(FindingSeverity)(0),               // 0: intake.v1.FindingSeverity
+	(RunEventKind)(0),                  // 1: intake.v1.RunEventKind
+	(Directive)(0),                     // 2: intake.v1.Directive
+	(*CreateJobRequest)(nil),           // 3: intake.v1.CreateJobRequest
+	(*GetJobRequest)(nil),              // 4: intake.v1.GetJobRequest
+	(*ListJobsRequest)(nil),            // 5: intake.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),           // 6: intake.v1.ListJobsResponse
+	(*UpdateJobRequest)(nil),           // 7: intake.v1.UpdateJobRequest
+	(*DeleteJobRequest)(nil),           // 8: intake.v1.DeleteJobRequest
+	(*RunJobRequest)(nil),              // 9: intake.v1.RunJobRequest
+	(*ValidateMappingRequest)(nil),     // 10: intake.v1.ValidateMappingRequest
+	(*Finding)(nil),                    // 11: intake.v1.Finding
+	(*SourceColumn)(nil),               // 12: intake.v1.SourceColumn
+	(*DialectDetection)(nil),           // 13: intake.v1.DialectDetection
+	(*ValidateMappingResponse)(nil),    // 14: intake.v1.ValidateMappingResponse
+	(*PreviewJobRequest)(nil),          // 15: intake.v1.PreviewJobRequest
+	(*PreviewCell)(nil),                // 16: intake.v1.PreviewCell
+	(*PreviewRow)(nil),                 // 17: intake.v1.PreviewRow
+	(*PreviewJobResponse)(nil),         // 18: intake.v1.PreviewJobResponse
+	(*SuggestMappingRequest)(nil),      // 19: intake.v1.SuggestMappingRequest
+	(*Suggestion)(nil),                 // 20: intake.v1.Suggestion
+	(*SuggestMappingResponse)(nil),     // 21: intake.v1.SuggestMappingResponse
+	(*DownloadRejectsRequest)(nil),     // 22: intake.v1.DownloadRejectsRequest
+	(*FileChunk)(nil),                  // 23: intake.v1.FileChunk
+	(*ListObjectsRequest)(nil),         // 24: intake.v1.ListObjectsRequest
+	(*ListObjectsResponse)(nil),        // 25: intake.v1.ListObjectsResponse
+	(*ListAttributesRequest)(nil),      // 26: intake.v1.ListAttributesRequest
+	(*ListAttributesResponse)(nil),     // 27: intake.v1.ListAttributesResponse
+	(*CreateAttributeRequest)(nil),     // 28: intake.v1.CreateAttributeRequest
+	(*DeleteAttributeRequest)(nil),     // 29: intake.v1.DeleteAttributeRequest
+	(*GetRunRequest)(nil),              // 30: intake.v1.GetRunRequest
+	(*ListRunsRequest)(nil),            // 31: intake.v1.ListRunsRequest
+	(*ListRunsResponse)(nil),           // 32: intake.v1.ListRunsResponse
+	(*WatchRunRequest)(nil),            // 33: intake.v1.WatchRunRequest
+	(*WatchRunResponse)(nil),           // 34: intake.v1.WatchRunResponse
+	(*ReportRunEventRequest)(nil),      // 35: intake.v1.ReportRunEventRequest
+	(*ReportRunEventResponse)(nil),     // 36: intake.v1.ReportRunEventResponse
+	(*CreateScheduledRunRequest)(nil),  // 37: intake.v1.CreateScheduledRunRequest
+	(*CreateScheduledRunResponse)(nil), // 38: intake.v1.CreateScheduledRunResponse
+	(*Job)(nil),                        // 39: intake.v1.Job
+	(*fieldmaskpb.FieldMask)(nil),      // 40: google.protobuf.FieldMask
+	(*MappingSpec)(nil),                // 41: intake.v1.MappingSpec
+	(*DataObject)(nil),                 // 42: intake.v1.DataObject
+	(*Attribute)(nil),                  // 43: intake.v1.Attribute
+	(*Run)(nil),                        // 44: intake.v1.Run
+	(Stage)(0),                         // 45: intake.v1.Stage
+	(*RunCounters)(nil),                // 46: intake.v1.RunCounters
+	(*RowError)(nil),                   // 47: intake.v1.RowError
+	(*timestamppb.Timestamp)(nil),      // 48: google.protobuf.Timestamp
+	(*emptypb.Empty)(nil),              // 49: google.protobuf.Empty
 }
 var file_intake_v1_service_proto_depIdxs = []int32{
-	18, // 0: intake.v1.CreateJobRequest.job:type_name -> intake.v1.Job
-	18, // 1: intake.v1.ListJobsResponse.jobs:type_name -> intake.v1.Job
-	18, // 2: intake.v1.UpdateJobRequest.job:type_name -> intake.v1.Job
-	19, // 3: intake.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
-	20, // 4: intake.v1.ListRunsResponse.runs:type_name -> intake.v1.Run
-	20, // 5: intake.v1.WatchRunResponse.run:type_name -> intake.v1.Run
-	21, // 6: intake.v1.ReportRunEventRequest.stage:type_name -> intake.v1.Stage
-	0,  // 7: intake.v1.ReportRunEventRequest.kind:type_name -> intake.v1.RunEventKind
-	22, // 8: intake.v1.ReportRunEventRequest.counters:type_name -> intake.v1.RunCounters
-	23, // 9: intake.v1.ReportRunEventRequest.row_errors:type_name -> intake.v1.RowError
-	24, // 10: intake.v1.ReportRunEventRequest.event_time:type_name -> google.protobuf.Timestamp
-	1,  // 11: intake.v1.ReportRunEventResponse.directive:type_name -> intake.v1.Directive
-	20, // 12: intake.v1.ReportRunEventResponse.run:type_name -> intake.v1.Run
-	24, // 13: intake.v1.CreateScheduledRunRequest.scheduled_time:type_name -> google.protobuf.Timestamp
-	20, // 14: intake.v1.CreateScheduledRunResponse.run:type_name -> intake.v1.Run
-	18, // 15: intake.v1.CreateScheduledRunResponse.job:type_name -> intake.v1.Job
-	2,  // 16: intake.v1.JobService.CreateJob:input_type -> intake.v1.CreateJobRequest
-	3,  // 17: intake.v1.JobService.GetJob:input_type -> intake.v1.GetJobRequest
-	4,  // 18: intake.v1.JobService.ListJobs:input_type -> intake.v1.ListJobsRequest
-	6,  // 19: intake.v1.JobService.UpdateJob:input_type -> intake.v1.UpdateJobRequest
-	7,  // 20: intake.v1.JobService.DeleteJob:input_type -> intake.v1.DeleteJobRequest
-	8,  // 21: intake.v1.JobService.RunJob:input_type -> intake.v1.RunJobRequest
-	9,  // 22: intake.v1.RunService.GetRun:input_type -> intake.v1.GetRunRequest
-	10, // 23: intake.v1.RunService.ListRuns:input_type -> intake.v1.ListRunsRequest
-	12, // 24: intake.v1.RunService.WatchRun:input_type -> intake.v1.WatchRunRequest
-	14, // 25: intake.v1.StageService.ReportRunEvent:input_type -> intake.v1.ReportRunEventRequest
-	16, // 26: intake.v1.StageService.CreateScheduledRun:input_type -> intake.v1.CreateScheduledRunRequest
-	18, // 27: intake.v1.JobService.CreateJob:output_type -> intake.v1.Job
-	18, // 28: intake.v1.JobService.GetJob:output_type -> intake.v1.Job
-	5,  // 29: intake.v1.JobService.ListJobs:output_type -> intake.v1.ListJobsResponse
-	18, // 30: intake.v1.JobService.UpdateJob:output_type -> intake.v1.Job
-	25, // 31: intake.v1.JobService.DeleteJob:output_type -> google.protobuf.Empty
-	20, // 32: intake.v1.JobService.RunJob:output_type -> intake.v1.Run
-	20, // 33: intake.v1.RunService.GetRun:output_type -> intake.v1.Run
-	11, // 34: intake.v1.RunService.ListRuns:output_type -> intake.v1.ListRunsResponse
-	13, // 35: intake.v1.RunService.WatchRun:output_type -> intake.v1.WatchRunResponse
-	15, // 36: intake.v1.StageService.ReportRunEvent:output_type -> intake.v1.ReportRunEventResponse
-	17, // 37: intake.v1.StageService.CreateScheduledRun:output_type -> intake.v1.CreateScheduledRunResponse
-	27, // [27:38] is the sub-list for method output_type
-	16, // [16:27] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	39, // 0: intake.v1.CreateJobRequest.job:type_name -> intake.v1.Job
+	39, // 1: intake.v1.ListJobsResponse.jobs:type_name -> intake.v1.Job
+	39, // 2: intake.v1.UpdateJobRequest.job:type_name -> intake.v1.Job
+	40, // 3: intake.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
+	39, // 4: intake.v1.ValidateMappingRequest.job:type_name -> intake.v1.Job
+	0,  // 5: intake.v1.Finding.severity:type_name -> intake.v1.FindingSeverity
+	11, // 6: intake.v1.ValidateMappingResponse.findings:type_name -> intake.v1.Finding
+	12, // 7: intake.v1.ValidateMappingResponse.columns:type_name -> intake.v1.SourceColumn
+	13, // 8: intake.v1.ValidateMappingResponse.detected:type_name -> intake.v1.DialectDetection
+	39, // 9: intake.v1.PreviewJobRequest.job:type_name -> intake.v1.Job
+	16, // 10: intake.v1.PreviewRow.cells:type_name -> intake.v1.PreviewCell
+	17, // 11: intake.v1.PreviewJobResponse.rows:type_name -> intake.v1.PreviewRow
+	11, // 12: intake.v1.PreviewJobResponse.findings:type_name -> intake.v1.Finding
+	13, // 13: intake.v1.PreviewJobResponse.detected:type_name -> intake.v1.DialectDetection
+	39, // 14: intake.v1.SuggestMappingRequest.job:type_name -> intake.v1.Job
+	41, // 15: intake.v1.SuggestMappingResponse.mapping:type_name -> intake.v1.MappingSpec
+	20, // 16: intake.v1.SuggestMappingResponse.suggestions:type_name -> intake.v1.Suggestion
+	13, // 17: intake.v1.SuggestMappingResponse.detected:type_name -> intake.v1.DialectDetection
+	42, // 18: intake.v1.ListObjectsResponse.objects:type_name -> intake.v1.DataObject
+	43, // 19: intake.v1.ListAttributesResponse.attributes:type_name -> intake.v1.Attribute
+	43, // 20: intake.v1.CreateAttributeRequest.attribute:type_name -> intake.v1.Attribute
+	44, // 21: intake.v1.ListRunsResponse.runs:type_name -> intake.v1.Run
+	44, // 22: intake.v1.WatchRunResponse.run:type_name -> intake.v1.Run
+	45, // 23: intake.v1.ReportRunEventRequest.stage:type_name -> intake.v1.Stage
+	1,  // 24: intake.v1.ReportRunEventRequest.kind:type_name -> intake.v1.RunEventKind
+	46, // 25: intake.v1.ReportRunEventRequest.counters:type_name -> intake.v1.RunCounters
+	47, // 26: intake.v1.ReportRunEventRequest.row_errors:type_name -> intake.v1.RowError
+	48, // 27: intake.v1.ReportRunEventRequest.event_time:type_name -> google.protobuf.Timestamp
+	2,  // 28: intake.v1.ReportRunEventResponse.directive:type_name -> intake.v1.Directive
+	44, // 29: intake.v1.ReportRunEventResponse.run:type_name -> intake.v1.Run
+	48, // 30: intake.v1.CreateScheduledRunRequest.scheduled_time:type_name -> google.protobuf.Timestamp
+	44, // 31: intake.v1.CreateScheduledRunResponse.run:type_name -> intake.v1.Run
+	39, // 32: intake.v1.CreateScheduledRunResponse.job:type_name -> intake.v1.Job
+	3,  // 33: intake.v1.JobService.CreateJob:input_type -> intake.v1.CreateJobRequest
+	4,  // 34: intake.v1.JobService.GetJob:input_type -> intake.v1.GetJobRequest
+	5,  // 35: intake.v1.JobService.ListJobs:input_type -> intake.v1.ListJobsRequest
+	7,  // 36: intake.v1.JobService.UpdateJob:input_type -> intake.v1.UpdateJobRequest
+	8,  // 37: intake.v1.JobService.DeleteJob:input_type -> intake.v1.DeleteJobRequest
+	9,  // 38: intake.v1.JobService.RunJob:input_type -> intake.v1.RunJobRequest
+	10, // 39: intake.v1.JobService.ValidateMapping:input_type -> intake.v1.ValidateMappingRequest
+	15, // 40: intake.v1.JobService.PreviewJob:input_type -> intake.v1.PreviewJobRequest
+	19, // 41: intake.v1.JobService.SuggestMapping:input_type -> intake.v1.SuggestMappingRequest
+	30, // 42: intake.v1.RunService.GetRun:input_type -> intake.v1.GetRunRequest
+	31, // 43: intake.v1.RunService.ListRuns:input_type -> intake.v1.ListRunsRequest
+	33, // 44: intake.v1.RunService.WatchRun:input_type -> intake.v1.WatchRunRequest
+	22, // 45: intake.v1.RunService.DownloadRejects:input_type -> intake.v1.DownloadRejectsRequest
+	24, // 46: intake.v1.DataModelService.ListObjects:input_type -> intake.v1.ListObjectsRequest
+	26, // 47: intake.v1.DataModelService.ListAttributes:input_type -> intake.v1.ListAttributesRequest
+	28, // 48: intake.v1.DataModelService.CreateAttribute:input_type -> intake.v1.CreateAttributeRequest
+	29, // 49: intake.v1.DataModelService.DeleteAttribute:input_type -> intake.v1.DeleteAttributeRequest
+	35, // 50: intake.v1.StageService.ReportRunEvent:input_type -> intake.v1.ReportRunEventRequest
+	37, // 51: intake.v1.StageService.CreateScheduledRun:input_type -> intake.v1.CreateScheduledRunRequest
+	39, // 52: intake.v1.JobService.CreateJob:output_type -> intake.v1.Job
+	39, // 53: intake.v1.JobService.GetJob:output_type -> intake.v1.Job
+	6,  // 54: intake.v1.JobService.ListJobs:output_type -> intake.v1.ListJobsResponse
+	39, // 55: intake.v1.JobService.UpdateJob:output_type -> intake.v1.Job
+	49, // 56: intake.v1.JobService.DeleteJob:output_type -> google.protobuf.Empty
+	44, // 57: intake.v1.JobService.RunJob:output_type -> intake.v1.Run
+	14, // 58: intake.v1.JobService.ValidateMapping:output_type -> intake.v1.ValidateMappingResponse
+	18, // 59: intake.v1.JobService.PreviewJob:output_type -> intake.v1.PreviewJobResponse
+	21, // 60: intake.v1.JobService.SuggestMapping:output_type -> intake.v1.SuggestMappingResponse
+	44, // 61: intake.v1.RunService.GetRun:output_type -> intake.v1.Run
+	32, // 62: intake.v1.RunService.ListRuns:output_type -> intake.v1.ListRunsResponse
+	34, // 63: intake.v1.RunService.WatchRun:output_type -> intake.v1.WatchRunResponse
+	23, // 64: intake.v1.RunService.DownloadRejects:output_type -> intake.v1.FileChunk
+	25, // 65: intake.v1.DataModelService.ListObjects:output_type -> intake.v1.ListObjectsResponse
+	27, // 66: intake.v1.DataModelService.ListAttributes:output_type -> intake.v1.ListAttributesResponse
+	43, // 67: intake.v1.DataModelService.CreateAttribute:output_type -> intake.v1.Attribute
+	49, // 68: intake.v1.DataModelService.DeleteAttribute:output_type -> google.protobuf.Empty
+	36, // 69: intake.v1.StageService.ReportRunEvent:output_type -> intake.v1.ReportRunEventResponse
+	38, // 70: intake.v1.StageService.CreateScheduledRun:output_type -> intake.v1.CreateScheduledRunResponse
+	52, // [52:71] is the sub-list for method output_type
+	33, // [33:52] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_intake_v1_service_proto_init() }
@@ -1210,10 +2724,10 @@ func file_intake_v1_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_intake_v1_service_proto_rawDesc), len(file_intake_v1_service_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   16,
+			NumEnums:      3,
+			NumMessages:   36,
 			NumExtensions: 0,
-			NumServices:   3,
+			NumServices:   4,
 		},
 		GoTypes:           file_intake_v1_service_proto_goTypes,
 		DependencyIndexes: file_intake_v1_service_proto_depIdxs,

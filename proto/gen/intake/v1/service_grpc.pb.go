@@ -20,12 +20,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	JobService_CreateJob_FullMethodName = "/intake.v1.JobService/CreateJob"
-	JobService_GetJob_FullMethodName    = "/intake.v1.JobService/GetJob"
-	JobService_ListJobs_FullMethodName  = "/intake.v1.JobService/ListJobs"
-	JobService_UpdateJob_FullMethodName = "/intake.v1.JobService/UpdateJob"
-	JobService_DeleteJob_FullMethodName = "/intake.v1.JobService/DeleteJob"
-	JobService_RunJob_FullMethodName    = "/intake.v1.JobService/RunJob"
+	JobService_CreateJob_FullMethodName       = "/intake.v1.JobService/CreateJob"
+	JobService_GetJob_FullMethodName          = "/intake.v1.JobService/GetJob"
+	JobService_ListJobs_FullMethodName        = "/intake.v1.JobService/ListJobs"
+	JobService_UpdateJob_FullMethodName       = "/intake.v1.JobService/UpdateJob"
+	JobService_DeleteJob_FullMethodName       = "/intake.v1.JobService/DeleteJob"
+	JobService_RunJob_FullMethodName          = "/intake.v1.JobService/RunJob"
+	JobService_ValidateMapping_FullMethodName = "/intake.v1.JobService/ValidateMapping"
+	JobService_PreviewJob_FullMethodName      = "/intake.v1.JobService/PreviewJob"
+	JobService_SuggestMapping_FullMethodName  = "/intake.v1.JobService/SuggestMapping"
 )
 
 // JobServiceClient is the client API for JobService service.
@@ -41,6 +44,15 @@ type JobServiceClient interface {
 	DeleteJob(ctx context.Context, in *DeleteJobRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 	// RunJob starts a run now. It does not move the schedule.
 	RunJob(ctx context.Context, in *RunJobRequest, opts ...grpc.CallOption) (*Run, error)
+	// ValidateMapping checks a job's mapping against its data model and a
+	// sample of its file. A passing validation returns a token that lets the
+	// job be saved enabled (and, for an existing job, marks it validated).
+	ValidateMapping(ctx context.Context, in *ValidateMappingRequest, opts ...grpc.CallOption) (*ValidateMappingResponse, error)
+	// PreviewJob reads the first rows of the file and shows them raw and
+	// transformed, with an error per cell that does not convert.
+	PreviewJob(ctx context.Context, in *PreviewJobRequest, opts ...grpc.CallOption) (*PreviewJobResponse, error)
+	// SuggestMapping proposes mapping entries from the file's header and sample.
+	SuggestMapping(ctx context.Context, in *SuggestMappingRequest, opts ...grpc.CallOption) (*SuggestMappingResponse, error)
 }
 
 type jobServiceClient struct {
@@ -111,6 +123,36 @@ func (c *jobServiceClient) RunJob(ctx context.Context, in *RunJobRequest, opts .
 	return out, nil
 }
 
+func (c *jobServiceClient) ValidateMapping(ctx context.Context, in *ValidateMappingRequest, opts ...grpc.CallOption) (*ValidateMappingResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ValidateMappingResponse)
+	err := c.cc.Invoke(ctx, JobService_ValidateMapping_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobServiceClient) PreviewJob(ctx context.Context, in *PreviewJobRequest, opts ...grpc.CallOption) (*PreviewJobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PreviewJobResponse)
+	err := c.cc.Invoke(ctx, JobService_PreviewJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobServiceClient) SuggestMapping(ctx context.Context, in *SuggestMappingRequest, opts ...grpc.CallOption) (*SuggestMappingResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SuggestMappingResponse)
+	err := c.cc.Invoke(ctx, JobService_SuggestMapping_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // JobServiceServer is the server API for JobService service.
 // All implementations must embed UnimplementedJobServiceServer
 // for forward compatibility.
@@ -124,6 +166,15 @@ type JobServiceServer interface {
 	DeleteJob(context.Context, *DeleteJobRequest) (*emptypb.Empty, error)
 	// RunJob starts a run now. It does not move the schedule.
 	RunJob(context.Context, *RunJobRequest) (*Run, error)
+	// ValidateMapping checks a job's mapping against its data model and a
+	// sample of its file. A passing validation returns a token that lets the
+	// job be saved enabled (and, for an existing job, marks it validated).
+	ValidateMapping(context.Context, *ValidateMappingRequest) (*ValidateMappingResponse, error)
+	// PreviewJob reads the first rows of the file and shows them raw and
+	// transformed, with an error per cell that does not convert.
+	PreviewJob(context.Context, *PreviewJobRequest) (*PreviewJobResponse, error)
+	// SuggestMapping proposes mapping entries from the file's header and sample.
+	SuggestMapping(context.Context, *SuggestMappingRequest) (*SuggestMappingResponse, error)
 	mustEmbedUnimplementedJobServiceServer()
 }
 
@@ -151,6 +202,15 @@ func (UnimplementedJobServiceServer) DeleteJob(context.Context, *DeleteJobReques
 }
 func (UnimplementedJobServiceServer) RunJob(context.Context, *RunJobRequest) (*Run, error) {
 	return nil, status.Error(codes.Unimplemented, "method RunJob not implemented")
+}
+func (UnimplementedJobServiceServer) ValidateMapping(context.Context, *ValidateMappingRequest) (*ValidateMappingResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ValidateMapping not implemented")
+}
+func (UnimplementedJobServiceServer) PreviewJob(context.Context, *PreviewJobRequest) (*PreviewJobResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PreviewJob not implemented")
+}
+func (UnimplementedJobServiceServer) SuggestMapping(context.Context, *SuggestMappingRequest) (*SuggestMappingResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SuggestMapping not implemented")
 }
 func (UnimplementedJobServiceServer) mustEmbedUnimplementedJobServiceServer() {}
 func (UnimplementedJobServiceServer) testEmbeddedByValue()                    {}
@@ -281,6 +341,60 @@ func _JobService_RunJob_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobService_ValidateMapping_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ValidateMappingRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).ValidateMapping(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_ValidateMapping_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).ValidateMapping(ctx, req.(*ValidateMappingRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobService_PreviewJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PreviewJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).PreviewJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_PreviewJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).PreviewJob(ctx, req.(*PreviewJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobService_SuggestMapping_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SuggestMappingRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).SuggestMapping(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_SuggestMapping_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).SuggestMapping(ctx, req.(*SuggestMappingRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // JobService_ServiceDesc is the grpc.ServiceDesc for JobService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -312,15 +426,28 @@ var JobService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "RunJob",
 			Handler:    _JobService_RunJob_Handler,
 		},
+		{
+			MethodName: "ValidateMapping",
+			Handler:    _JobService_ValidateMapping_Handler,
+		},
+		{
+			MethodName: "PreviewJob",
+			Handler:    _JobService_PreviewJob_Handler,
+		},
+		{
+			MethodName: "SuggestMapping",
+			Handler:    _JobService_SuggestMapping_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "intake/v1/service.proto",
 }
 
 const (
-	RunService_GetRun_FullMethodName   = "/intake.v1.RunService/GetRun"
-	RunService_ListRuns_FullMethodName = "/intake.v1.RunService/ListRuns"
-	RunService_WatchRun_FullMethodName = "/intake.v1.RunService/WatchRun"
+	RunService_GetRun_FullMethodName          = "/intake.v1.RunService/GetRun"
+	RunService_ListRuns_FullMethodName        = "/intake.v1.RunService/ListRuns"
+	RunService_WatchRun_FullMethodName        = "/intake.v1.RunService/WatchRun"
+	RunService_DownloadRejects_FullMethodName = "/intake.v1.RunService/DownloadRejects"
 )
 
 // RunServiceClient is the client API for RunService service.
@@ -334,6 +461,10 @@ type RunServiceClient interface {
 	// WatchRun sends the run now and on every change, and ends after the run
 	// reaches a final state.
 	WatchRun(ctx context.Context, in *WatchRunRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchRunResponse], error)
+	// DownloadRejects streams a run's rejected rows as CSV: row, column,
+	// reason, then the raw record. Cells that a spreadsheet would run as a
+	// formula (=, +, -, @) are neutralised.
+	DownloadRejects(ctx context.Context, in *DownloadRejectsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FileChunk], error)
 }
 
 type runServiceClient struct {
@@ -383,6 +514,25 @@ func (c *runServiceClient) WatchRun(ctx context.Context, in *WatchRunRequest, op
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RunService_WatchRunClient = grpc.ServerStreamingClient[WatchRunResponse]
 
+func (c *runServiceClient) DownloadRejects(ctx context.Context, in *DownloadRejectsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FileChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &RunService_ServiceDesc.Streams[1], RunService_DownloadRejects_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[DownloadRejectsRequest, FileChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RunService_DownloadRejectsClient = grpc.ServerStreamingClient[FileChunk]
+
 // RunServiceServer is the server API for RunService service.
 // All implementations must embed UnimplementedRunServiceServer
 // for forward compatibility.
@@ -394,6 +544,10 @@ type RunServiceServer interface {
 	// WatchRun sends the run now and on every change, and ends after the run
 	// reaches a final state.
 	WatchRun(*WatchRunRequest, grpc.ServerStreamingServer[WatchRunResponse]) error
+	// DownloadRejects streams a run's rejected rows as CSV: row, column,
+	// reason, then the raw record. Cells that a spreadsheet would run as a
+	// formula (=, +, -, @) are neutralised.
+	DownloadRejects(*DownloadRejectsRequest, grpc.ServerStreamingServer[FileChunk]) error
 	mustEmbedUnimplementedRunServiceServer()
 }
 
@@ -412,6 +566,9 @@ func (UnimplementedRunServiceServer) ListRuns(context.Context, *ListRunsRequest)
 }
 func (UnimplementedRunServiceServer) WatchRun(*WatchRunRequest, grpc.ServerStreamingServer[WatchRunResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchRun not implemented")
+}
+func (UnimplementedRunServiceServer) DownloadRejects(*DownloadRejectsRequest, grpc.ServerStreamingServer[FileChunk]) error {
+	return status.Error(codes.Unimplemented, "method DownloadRejects not implemented")
 }
 func (UnimplementedRunServiceServer) mustEmbedUnimplementedRunServiceServer() {}
 func (UnimplementedRunServiceServer) testEmbeddedByValue()                    {}
@@ -481,6 +638,17 @@ func _RunService_WatchRun_Handler(srv interface{}, stream grpc.ServerStream) err
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RunService_WatchRunServer = grpc.ServerStreamingServer[WatchRunResponse]
 
+func _RunService_DownloadRejects_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(DownloadRejectsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(RunServiceServer).DownloadRejects(m, &grpc.GenericServerStream[DownloadRejectsRequest, FileChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RunService_DownloadRejectsServer = grpc.ServerStreamingServer[FileChunk]
+
 // RunService_ServiceDesc is the grpc.ServiceDesc for RunService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -503,7 +671,238 @@ var RunService_ServiceDesc = grpc.ServiceDesc{
 			Handler:       _RunService_WatchRun_Handler,
 			ServerStreams: true,
 		},
+		{
+			StreamName:    "DownloadRejects",
+			Handler:       _RunService_DownloadRejects_Handler,
+			ServerStreams: true,
+		},
 	},
+	Metadata: "intake/v1/service.proto",
+}
+
+const (
+	DataModelService_ListObjects_FullMethodName     = "/intake.v1.DataModelService/ListObjects"
+	DataModelService_ListAttributes_FullMethodName  = "/intake.v1.DataModelService/ListAttributes"
+	DataModelService_CreateAttribute_FullMethodName = "/intake.v1.DataModelService/CreateAttribute"
+	DataModelService_DeleteAttribute_FullMethodName = "/intake.v1.DataModelService/DeleteAttribute"
+)
+
+// DataModelServiceClient is the client API for DataModelService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// DataModelService manages the objects and their attributes.
+type DataModelServiceClient interface {
+	ListObjects(ctx context.Context, in *ListObjectsRequest, opts ...grpc.CallOption) (*ListObjectsResponse, error)
+	ListAttributes(ctx context.Context, in *ListAttributesRequest, opts ...grpc.CallOption) (*ListAttributesResponse, error)
+	// CreateAttribute adds a custom attribute (a typed column) to an object.
+	CreateAttribute(ctx context.Context, in *CreateAttributeRequest, opts ...grpc.CallOption) (*Attribute, error)
+	// DeleteAttribute removes a custom attribute. Refused (FailedPrecondition,
+	// naming the jobs) while a recurring job maps it.
+	DeleteAttribute(ctx context.Context, in *DeleteAttributeRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
+}
+
+type dataModelServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewDataModelServiceClient(cc grpc.ClientConnInterface) DataModelServiceClient {
+	return &dataModelServiceClient{cc}
+}
+
+func (c *dataModelServiceClient) ListObjects(ctx context.Context, in *ListObjectsRequest, opts ...grpc.CallOption) (*ListObjectsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListObjectsResponse)
+	err := c.cc.Invoke(ctx, DataModelService_ListObjects_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dataModelServiceClient) ListAttributes(ctx context.Context, in *ListAttributesRequest, opts ...grpc.CallOption) (*ListAttributesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAttributesResponse)
+	err := c.cc.Invoke(ctx, DataModelService_ListAttributes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dataModelServiceClient) CreateAttribute(ctx context.Context, in *CreateAttributeRequest, opts ...grpc.CallOption) (*Attribute, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Attribute)
+	err := c.cc.Invoke(ctx, DataModelService_CreateAttribute_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dataModelServiceClient) DeleteAttribute(ctx context.Context, in *DeleteAttributeRequest, opts ...grpc.CallOption) (*emptypb.Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(emptypb.Empty)
+	err := c.cc.Invoke(ctx, DataModelService_DeleteAttribute_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DataModelServiceServer is the server API for DataModelService service.
+// All implementations must embed UnimplementedDataModelServiceServer
+// for forward compatibility.
+//
+// DataModelService manages the objects and their attributes.
+type DataModelServiceServer interface {
+	ListObjects(context.Context, *ListObjectsRequest) (*ListObjectsResponse, error)
+	ListAttributes(context.Context, *ListAttributesRequest) (*ListAttributesResponse, error)
+	// CreateAttribute adds a custom attribute (a typed column) to an object.
+	CreateAttribute(context.Context, *CreateAttributeRequest) (*Attribute, error)
+	// DeleteAttribute removes a custom attribute. Refused (FailedPrecondition,
+	// naming the jobs) while a recurring job maps it.
+	DeleteAttribute(context.Context, *DeleteAttributeRequest) (*emptypb.Empty, error)
+	mustEmbedUnimplementedDataModelServiceServer()
+}
+
+// UnimplementedDataModelServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedDataModelServiceServer struct{}
+
+func (UnimplementedDataModelServiceServer) ListObjects(context.Context, *ListObjectsRequest) (*ListObjectsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListObjects not implemented")
+}
+func (UnimplementedDataModelServiceServer) ListAttributes(context.Context, *ListAttributesRequest) (*ListAttributesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAttributes not implemented")
+}
+func (UnimplementedDataModelServiceServer) CreateAttribute(context.Context, *CreateAttributeRequest) (*Attribute, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateAttribute not implemented")
+}
+func (UnimplementedDataModelServiceServer) DeleteAttribute(context.Context, *DeleteAttributeRequest) (*emptypb.Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteAttribute not implemented")
+}
+func (UnimplementedDataModelServiceServer) mustEmbedUnimplementedDataModelServiceServer() {}
+func (UnimplementedDataModelServiceServer) testEmbeddedByValue()                          {}
+
+// UnsafeDataModelServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to DataModelServiceServer will
+// result in compilation errors.
+type UnsafeDataModelServiceServer interface {
+	mustEmbedUnimplementedDataModelServiceServer()
+}
+
+func RegisterDataModelServiceServer(s grpc.ServiceRegistrar, srv DataModelServiceServer) {
+	// If the following call panics, it indicates UnimplementedDataModelServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&DataModelService_ServiceDesc, srv)
+}
+
+func _DataModelService_ListObjects_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListObjectsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataModelServiceServer).ListObjects(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DataModelService_ListObjects_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataModelServiceServer).ListObjects(ctx, req.(*ListObjectsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DataModelService_ListAttributes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAttributesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataModelServiceServer).ListAttributes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DataModelService_ListAttributes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataModelServiceServer).ListAttributes(ctx, req.(*ListAttributesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DataModelService_CreateAttribute_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateAttributeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataModelServiceServer).CreateAttribute(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DataModelService_CreateAttribute_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataModelServiceServer).CreateAttribute(ctx, req.(*CreateAttributeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DataModelService_DeleteAttribute_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteAttributeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataModelServiceServer).DeleteAttribute(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DataModelService_DeleteAttribute_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataModelServiceServer).DeleteAttribute(ctx, req.(*DeleteAttributeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// DataModelService_ServiceDesc is the grpc.ServiceDesc for DataModelService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var DataModelService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "intake.v1.DataModelService",
+	HandlerType: (*DataModelServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "ListObjects",
+			Handler:    _DataModelService_ListObjects_Handler,
+		},
+		{
+			MethodName: "ListAttributes",
+			Handler:    _DataModelService_ListAttributes_Handler,
+		},
+		{
+			MethodName: "CreateAttribute",
+			Handler:    _DataModelService_CreateAttribute_Handler,
+		},
+		{
+			MethodName: "DeleteAttribute",
+			Handler:    _DataModelService_DeleteAttribute_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
 	Metadata: "intake/v1/service.proto",
 }
 

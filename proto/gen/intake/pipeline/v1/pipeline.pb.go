@@ -33,9 +33,13 @@ type RunRequest struct {
 	// "jobs/{job}/runs/{run}"
 	Run string `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
 	// The job as it was when the run was created.
-	Job           *v1.Job                `protobuf:"bytes,2,opt,name=job,proto3" json:"job,omitempty"`
-	Trigger       v1.Trigger             `protobuf:"varint,3,opt,name=trigger,proto3,enum=intake.v1.Trigger" json:"trigger,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	Job        *v1.Job                `protobuf:"bytes,2,opt,name=job,proto3" json:"job,omitempty"`
+	Trigger    v1.Trigger             `protobuf:"varint,3,opt,name=trigger,proto3,enum=intake.v1.Trigger" json:"trigger,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// The job's object with every attribute and its type, as it was when the
+	// run was created (custom attributes included).
+	Model         *v1.DataObject `protobuf:"bytes,5,opt,name=model,proto3" json:"model,omitempty"`
+	DryRun        bool           `protobuf:"varint,6,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -98,6 +102,20 @@ func (x *RunRequest) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *RunRequest) GetModel() *v1.DataObject {
+	if x != nil {
+		return x.Model
+	}
+	return nil
+}
+
+func (x *RunRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
 // Chunk is a record-aligned slice of the file. Subject: intake.run.chunk.
 // Nats-Msg-Id: "{run}/chunk/{index}".
 type Chunk struct {
@@ -113,7 +131,14 @@ type Chunk struct {
 	// Whole CSV records, as bytes of the file.
 	Data []byte `protobuf:"bytes,6,opt,name=data,proto3" json:"data,omitempty"`
 	// Number of records in data.
-	Rows          int64 `protobuf:"varint,7,opt,name=rows,proto3" json:"rows,omitempty"`
+	Rows int64 `protobuf:"varint,7,opt,name=rows,proto3" json:"rows,omitempty"`
+	// As in RunRequest.
+	Model  *v1.DataObject `protobuf:"bytes,8,opt,name=model,proto3" json:"model,omitempty"`
+	DryRun bool           `protobuf:"varint,9,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// The dialect to parse data with, resolved by the fetcher: the delimiter
+	// detected when the job leaves it empty. Data is always UTF-8 (the fetcher
+	// decompresses and decodes) and starts at a record.
+	Dialect       *v1.CsvDialect `protobuf:"bytes,10,opt,name=dialect,proto3" json:"dialect,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -195,6 +220,27 @@ func (x *Chunk) GetRows() int64 {
 		return x.Rows
 	}
 	return 0
+}
+
+func (x *Chunk) GetModel() *v1.DataObject {
+	if x != nil {
+		return x.Model
+	}
+	return nil
+}
+
+func (x *Chunk) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *Chunk) GetDialect() *v1.CsvDialect {
+	if x != nil {
+		return x.Dialect
+	}
+	return nil
 }
 
 // Value is one typed cell. Numbers and currency travel as decimal strings so
@@ -379,7 +425,10 @@ type Batch struct {
 	Chunk      int64    `protobuf:"varint,5,opt,name=chunk,proto3" json:"chunk,omitempty"`
 	Rows       []*Row   `protobuf:"bytes,6,rep,name=rows,proto3" json:"rows,omitempty"`
 	// Rows the mapper rejected in this chunk.
-	Rejected      int64 `protobuf:"varint,7,opt,name=rejected,proto3" json:"rejected,omitempty"`
+	Rejected int64 `protobuf:"varint,7,opt,name=rejected,proto3" json:"rejected,omitempty"`
+	// The type of each attribute, in the order of attributes.
+	Types         []v1.AttributeType `protobuf:"varint,8,rep,packed,name=types,proto3,enum=intake.v1.AttributeType" json:"types,omitempty"`
+	DryRun        bool               `protobuf:"varint,9,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -463,6 +512,20 @@ func (x *Batch) GetRejected() int64 {
 	return 0
 }
 
+func (x *Batch) GetTypes() []v1.AttributeType {
+	if x != nil {
+		return x.Types
+	}
+	return nil
+}
+
+func (x *Batch) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
 // Seal tells the loaders how many chunks the run has, once the fetcher has cut
 // the whole file. Subject: intake.run.seal. Nats-Msg-Id: "{run}/seal".
 type Seal struct {
@@ -472,6 +535,7 @@ type Seal struct {
 	Object          v1.ObjectType          `protobuf:"varint,3,opt,name=object,proto3,enum=intake.v1.ObjectType" json:"object,omitempty"`
 	AllowNewRecords bool                   `protobuf:"varint,4,opt,name=allow_new_records,json=allowNewRecords,proto3" json:"allow_new_records,omitempty"`
 	Attributes      []string               `protobuf:"bytes,5,rep,name=attributes,proto3" json:"attributes,omitempty"`
+	DryRun          bool                   `protobuf:"varint,6,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -541,18 +605,27 @@ func (x *Seal) GetAttributes() []string {
 	return nil
 }
 
+func (x *Seal) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
 var File_intake_pipeline_v1_pipeline_proto protoreflect.FileDescriptor
 
 const file_intake_pipeline_v1_pipeline_proto_rawDesc = "" +
 	"\n" +
-	"!intake/pipeline/v1/pipeline.proto\x12\x12intake.pipeline.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19intake/v1/resources.proto\"\xab\x01\n" +
+	"!intake/pipeline/v1/pipeline.proto\x12\x12intake.pipeline.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19intake/v1/resources.proto\"\xf1\x01\n" +
 	"\n" +
 	"RunRequest\x12\x10\n" +
 	"\x03run\x18\x01 \x01(\tR\x03run\x12 \n" +
 	"\x03job\x18\x02 \x01(\v2\x0e.intake.v1.JobR\x03job\x12,\n" +
 	"\atrigger\x18\x03 \x01(\x0e2\x12.intake.v1.TriggerR\atrigger\x12;\n" +
 	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xae\x01\n" +
+	"createTime\x12+\n" +
+	"\x05model\x18\x05 \x01(\v2\x15.intake.v1.DataObjectR\x05model\x12\x17\n" +
+	"\adry_run\x18\x06 \x01(\bR\x06dryRun\"\xa5\x02\n" +
 	"\x05Chunk\x12\x10\n" +
 	"\x03run\x18\x01 \x01(\tR\x03run\x12 \n" +
 	"\x03job\x18\x02 \x01(\v2\x0e.intake.v1.JobR\x03job\x12\x14\n" +
@@ -560,7 +633,11 @@ const file_intake_pipeline_v1_pipeline_proto_rawDesc = "" +
 	"\tfirst_row\x18\x04 \x01(\x03R\bfirstRow\x12\x16\n" +
 	"\x06header\x18\x05 \x03(\tR\x06header\x12\x12\n" +
 	"\x04data\x18\x06 \x01(\fR\x04data\x12\x12\n" +
-	"\x04rows\x18\a \x01(\x03R\x04rows\"s\n" +
+	"\x04rows\x18\a \x01(\x03R\x04rows\x12+\n" +
+	"\x05model\x18\b \x01(\v2\x15.intake.v1.DataObjectR\x05model\x12\x17\n" +
+	"\adry_run\x18\t \x01(\bR\x06dryRun\x12/\n" +
+	"\adialect\x18\n" +
+	" \x01(\v2\x15.intake.v1.CsvDialectR\adialect\"s\n" +
 	"\x05Value\x12\x14\n" +
 	"\x04text\x18\x01 \x01(\tH\x00R\x04text\x12\x1a\n" +
 	"\adecimal\x18\x02 \x01(\tH\x00R\adecimal\x12\x14\n" +
@@ -569,7 +646,7 @@ const file_intake_pipeline_v1_pipeline_proto_rawDesc = "" +
 	"\x04kind\"J\n" +
 	"\x03Row\x12\x10\n" +
 	"\x03row\x18\x01 \x01(\x03R\x03row\x121\n" +
-	"\x06values\x18\x02 \x03(\v2\x19.intake.pipeline.v1.ValueR\x06values\"\xf3\x01\n" +
+	"\x06values\x18\x02 \x03(\v2\x19.intake.pipeline.v1.ValueR\x06values\"\xbc\x02\n" +
 	"\x05Batch\x12\x10\n" +
 	"\x03run\x18\x01 \x01(\tR\x03run\x12-\n" +
 	"\x06object\x18\x02 \x01(\x0e2\x15.intake.v1.ObjectTypeR\x06object\x12*\n" +
@@ -579,7 +656,9 @@ const file_intake_pipeline_v1_pipeline_proto_rawDesc = "" +
 	"attributes\x12\x14\n" +
 	"\x05chunk\x18\x05 \x01(\x03R\x05chunk\x12+\n" +
 	"\x04rows\x18\x06 \x03(\v2\x17.intake.pipeline.v1.RowR\x04rows\x12\x1a\n" +
-	"\brejected\x18\a \x01(\x03R\brejected\"\xab\x01\n" +
+	"\brejected\x18\a \x01(\x03R\brejected\x12.\n" +
+	"\x05types\x18\b \x03(\x0e2\x18.intake.v1.AttributeTypeR\x05types\x12\x17\n" +
+	"\adry_run\x18\t \x01(\bR\x06dryRun\"\xc4\x01\n" +
 	"\x04Seal\x12\x10\n" +
 	"\x03run\x18\x01 \x01(\tR\x03run\x12\x16\n" +
 	"\x06chunks\x18\x02 \x01(\x03R\x06chunks\x12-\n" +
@@ -587,7 +666,8 @@ const file_intake_pipeline_v1_pipeline_proto_rawDesc = "" +
 	"\x11allow_new_records\x18\x04 \x01(\bR\x0fallowNewRecords\x12\x1e\n" +
 	"\n" +
 	"attributes\x18\x05 \x03(\tR\n" +
-	"attributesBDZBgithub.com/intakehq/intake/proto/gen/intake/pipeline/v1;pipelinev1b\x06proto3"
+	"attributes\x12\x17\n" +
+	"\adry_run\x18\x06 \x01(\bR\x06dryRunBDZBgithub.com/intakehq/intake/proto/gen/intake/pipeline/v1;pipelinev1b\x06proto3"
 
 var (
 	file_intake_pipeline_v1_pipeline_proto_rawDescOnce sync.Once
@@ -612,22 +692,29 @@ var file_intake_pipeline_v1_pipeline_proto_goTypes = []any{
 	(*v1.Job)(nil),                // 6: intake.v1.Job
 	(v1.Trigger)(0),               // 7: intake.v1.Trigger
 	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
-	(v1.ObjectType)(0),            // 9: intake.v1.ObjectType
+	(*v1.DataObject)(nil),         // 9: intake.v1.DataObject
+	(*v1.CsvDialect)(nil),         // 10: intake.v1.CsvDialect
+	(v1.ObjectType)(0),            // 11: intake.v1.ObjectType
+	(v1.AttributeType)(0),         // 12: intake.v1.AttributeType
 }
 var file_intake_pipeline_v1_pipeline_proto_depIdxs = []int32{
-	6, // 0: intake.pipeline.v1.RunRequest.job:type_name -> intake.v1.Job
-	7, // 1: intake.pipeline.v1.RunRequest.trigger:type_name -> intake.v1.Trigger
-	8, // 2: intake.pipeline.v1.RunRequest.create_time:type_name -> google.protobuf.Timestamp
-	6, // 3: intake.pipeline.v1.Chunk.job:type_name -> intake.v1.Job
-	2, // 4: intake.pipeline.v1.Row.values:type_name -> intake.pipeline.v1.Value
-	9, // 5: intake.pipeline.v1.Batch.object:type_name -> intake.v1.ObjectType
-	3, // 6: intake.pipeline.v1.Batch.rows:type_name -> intake.pipeline.v1.Row
-	9, // 7: intake.pipeline.v1.Seal.object:type_name -> intake.v1.ObjectType
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	6,  // 0: intake.pipeline.v1.RunRequest.job:type_name -> intake.v1.Job
+	7,  // 1: intake.pipeline.v1.RunRequest.trigger:type_name -> intake.v1.Trigger
+	8,  // 2: intake.pipeline.v1.RunRequest.create_time:type_name -> google.protobuf.Timestamp
+	9,  // 3: intake.pipeline.v1.RunRequest.model:type_name -> intake.v1.DataObject
+	6,  // 4: intake.pipeline.v1.Chunk.job:type_name -> intake.v1.Job
+	9,  // 5: intake.pipeline.v1.Chunk.model:type_name -> intake.v1.DataObject
+	10, // 6: intake.pipeline.v1.Chunk.dialect:type_name -> intake.v1.CsvDialect
+	2,  // 7: intake.pipeline.v1.Row.values:type_name -> intake.pipeline.v1.Value
+	11, // 8: intake.pipeline.v1.Batch.object:type_name -> intake.v1.ObjectType
+	3,  // 9: intake.pipeline.v1.Batch.rows:type_name -> intake.pipeline.v1.Row
+	12, // 10: intake.pipeline.v1.Batch.types:type_name -> intake.v1.AttributeType
+	11, // 11: intake.pipeline.v1.Seal.object:type_name -> intake.v1.ObjectType
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_intake_pipeline_v1_pipeline_proto_init() }
