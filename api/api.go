@@ -58,6 +58,14 @@ type Config struct {
 	DevMode bool
 	// ShutdownTimeout bounds the graceful stop; 0 means DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
+	// RequeueAfter is how long a run may stay QUEUED with no stage report
+	// before its run request is published again (its creator may have died
+	// before publishing it, or NATS may have been down). The sweep runs
+	// every RequeueAfter/2; 0 means DefaultRequeueAfter. It must exceed the
+	// time the fetchers may take to pick up a run request when busy, or
+	// runs are republished needlessly (harmless: JetStream and the fetcher
+	// drop the copies).
+	RequeueAfter time.Duration
 }
 
 // Validate returns the first problem of the configuration.
@@ -79,6 +87,12 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		return fmt.Errorf("api: ShutdownTimeout %v is negative", c.ShutdownTimeout)
+	}
+	if c.RequeueAfter < 0 {
+		return fmt.Errorf("api: RequeueAfter %v is negative", c.RequeueAfter)
+	}
+	if c.RequeueAfter > 0 && c.RequeueAfter < MinRequeueAfter {
+		return fmt.Errorf("api: RequeueAfter %v is shorter than %v", c.RequeueAfter, MinRequeueAfter)
 	}
 	return nil
 }
@@ -115,6 +129,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if cfg.RequeueAfter == 0 {
+		cfg.RequeueAfter = DefaultRequeueAfter
+	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, err
@@ -145,7 +162,9 @@ func (s *Server) Ready() bool { return s.ready.Load() }
 
 // Run connects PostgreSQL (applying migrations) and NATS (ensuring the
 // pipeline's streams), then serves gRPC until ctx is cancelled, and stops
-// gracefully. It returns nil after a graceful stop. A Server runs once.
+// gracefully. While it serves, a sweeper publishes again the run requests of
+// runs stuck in QUEUED (see Config.RequeueAfter). It returns nil after a
+// graceful stop. A Server runs once.
 func (s *Server) Run(ctx context.Context) error {
 	if s.ran.Swap(true) {
 		return errors.New("api: Run called twice")
@@ -174,6 +193,12 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("api: %w", err)
 	}
 	s.store, s.js = store.New(pool), js
+
+	// The requeue sweeper stops before the connections close.
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	sweepDone := make(chan struct{})
+	go func() { defer close(sweepDone); s.requeueLoop(sweepCtx) }()
+	defer func() { stopSweep(); <-sweepDone }()
 
 	lis, err := net.Listen("tcp", s.cfg.GRPCAddr)
 	if err != nil {
@@ -204,7 +229,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.addrMu.Unlock()
 	s.ready.Store(true)
 	close(s.started)
-	s.log.Info("control API serving", "addr", lis.Addr().String(), "dev_mode", s.cfg.DevMode)
+	s.log.Info("control API serving", "addr", lis.Addr().String(), "dev_mode", s.cfg.DevMode, "requeue_after", s.cfg.RequeueAfter)
 
 	select {
 	case err := <-serveErr:
@@ -217,6 +242,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.ready.Store(false)
 	hs.Shutdown()
 	s.stopOnce.Do(func() { close(s.stopping) })
+	stopSweep()
 	s.log.Info("control API stopping", "timeout", s.cfg.ShutdownTimeout)
 	stopped := make(chan struct{})
 	go func() { gs.GracefulStop(); close(stopped) }()

@@ -45,6 +45,8 @@ type setupOpts struct {
 	// (a second API replica).
 	dsn  string
 	nats *natstest.Server
+	// requeueAfter is Config.RequeueAfter.
+	requeueAfter time.Duration
 }
 
 func setup(t *testing.T, opts ...setupOpts) *testBundle {
@@ -62,12 +64,13 @@ func setup(t *testing.T, opts ...setupOpts) *testBundle {
 	_, js := o.nats.Connect(t)
 	reg := prometheus.NewRegistry()
 	srv, err := api.New(api.Config{
-		DatabaseURL: o.dsn,
-		NATSURL:     o.nats.URL,
-		GRPCAddr:    "127.0.0.1:0",
-		Registerer:  reg,
-		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		DevMode:     o.devMode,
+		DatabaseURL:  o.dsn,
+		NATSURL:      o.nats.URL,
+		GRPCAddr:     "127.0.0.1:0",
+		Registerer:   reg,
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		DevMode:      o.devMode,
+		RequeueAfter: o.requeueAfter,
 	})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -204,12 +207,14 @@ func TestConfigValidate(t *testing.T) {
 		change func(*api.Config)
 		want   string
 	}{
-		"no database":  {func(c *api.Config) { c.DatabaseURL = "" }, "DatabaseURL is required"},
-		"bad database": {func(c *api.Config) { c.DatabaseURL = "postgres://x@localhost:notaport/db" }, "DatabaseURL"},
-		"no nats":      {func(c *api.Config) { c.NATSURL = "" }, "NATSURL is required"},
-		"no addr":      {func(c *api.Config) { c.GRPCAddr = "" }, "GRPCAddr is required"},
-		"bad addr":     {func(c *api.Config) { c.GRPCAddr = "7070" }, `GRPCAddr "7070"`},
-		"neg timeout":  {func(c *api.Config) { c.ShutdownTimeout = -time.Second }, "ShutdownTimeout"},
+		"no database":   {func(c *api.Config) { c.DatabaseURL = "" }, "DatabaseURL is required"},
+		"bad database":  {func(c *api.Config) { c.DatabaseURL = "postgres://x@localhost:notaport/db" }, "DatabaseURL"},
+		"no nats":       {func(c *api.Config) { c.NATSURL = "" }, "NATSURL is required"},
+		"no addr":       {func(c *api.Config) { c.GRPCAddr = "" }, "GRPCAddr is required"},
+		"bad addr":      {func(c *api.Config) { c.GRPCAddr = "7070" }, `GRPCAddr "7070"`},
+		"neg timeout":   {func(c *api.Config) { c.ShutdownTimeout = -time.Second }, "ShutdownTimeout"},
+		"neg requeue":   {func(c *api.Config) { c.RequeueAfter = -time.Minute }, "RequeueAfter -1m0s is negative"},
+		"short requeue": {func(c *api.Config) { c.RequeueAfter = time.Millisecond }, "RequeueAfter 1ms is shorter than 100ms"},
 	} {
 		c := ok
 		tc.change(&c)

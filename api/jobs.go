@@ -12,10 +12,12 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/intakehq/intake/api/internal/jobspec"
 	"github.com/intakehq/intake/api/internal/store"
 	"github.com/intakehq/intake/pkg/pipeline"
+	"github.com/intakehq/intake/pkg/schedule"
 	pipelinev1 "github.com/intakehq/intake/proto/gen/intake/pipeline/v1"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
@@ -39,6 +41,20 @@ func (s *Server) checkJob(extra jobspec.Violations, job *intakev1.Job) error {
 			"local file connections are only accepted when Intake runs in development mode; use an http connection")
 	}
 	return nil
+}
+
+// withNextRun sets the output-only next_run_time of job: when its schedule
+// fires next after now, for an enabled job with a valid schedule; unset
+// otherwise. The scheduler fires at the same times (pkg/schedule).
+func withNextRun(job *intakev1.Job, now time.Time) *intakev1.Job {
+	job.NextRunTime = nil
+	if !job.GetEnabled() || job.GetSchedule().GetCadence() == nil {
+		return job
+	}
+	if c, err := schedule.Parse(job.GetSchedule()); err == nil {
+		job.NextRunTime = timestamppb.New(c.Next(now))
+	}
+	return job
 }
 
 func newJobID() string { return strings.ReplaceAll(uuid.NewString(), "-", "")[:12] }
@@ -80,7 +96,7 @@ func (j *jobService) CreateJob(ctx context.Context, req *intakev1.CreateJobReque
 	if job.GetRunOnSave() {
 		return s.runOnSave(ctx, id, job)
 	}
-	return job, nil
+	return withNextRun(job, time.Now()), nil
 }
 
 // runOnSave starts a run of a job just saved. The save stands even when the
@@ -93,7 +109,7 @@ func (s *Server) runOnSave(ctx context.Context, id string, job *intakev1.Job) (*
 	if err != nil {
 		return nil, s.storeError(ctx, "read", "job "+store.JobName(id), err)
 	}
-	return latest, nil
+	return withNextRun(latest, time.Now()), nil
 }
 
 // startRun creates a QUEUED run of job and publishes its run request. When
@@ -138,7 +154,7 @@ func (j *jobService) GetJob(ctx context.Context, req *intakev1.GetJobRequest) (*
 	if err != nil {
 		return nil, j.s.storeError(ctx, "read", "job "+req.GetName(), err)
 	}
-	return job, nil
+	return withNextRun(job, time.Now()), nil
 }
 
 func (j *jobService) ListJobs(ctx context.Context, req *intakev1.ListJobsRequest) (*intakev1.ListJobsResponse, error) {
@@ -153,6 +169,10 @@ func (j *jobService) ListJobs(ctx context.Context, req *intakev1.ListJobsRequest
 	jobs, err := j.s.store.ListJobs(ctx, after, n+1)
 	if err != nil {
 		return nil, j.s.storeError(ctx, "list", "jobs", err)
+	}
+	now := time.Now()
+	for _, job := range jobs {
+		withNextRun(job, now)
 	}
 	resp := &intakev1.ListJobsResponse{Jobs: jobs}
 	if len(jobs) > n {
@@ -191,7 +211,7 @@ func (j *jobService) UpdateJob(ctx context.Context, req *intakev1.UpdateJobReque
 	if job.GetRunOnSave() && (len(paths) == 0 || slices.Contains(paths, "run_on_save")) {
 		return s.runOnSave(ctx, id, job)
 	}
-	return job, nil
+	return withNextRun(job, time.Now()), nil
 }
 
 func (j *jobService) DeleteJob(ctx context.Context, req *intakev1.DeleteJobRequest) (*emptypb.Empty, error) {

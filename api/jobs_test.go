@@ -3,12 +3,15 @@ package api_test
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/intakehq/intake/pkg/schedule"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
 
@@ -254,4 +257,109 @@ func TestLocalConnectionInDevMode(t *testing.T) {
 	local.Connection.GetLocal().Path = "data/a.csv"
 	_, err = b.jobs.CreateJob(testCtx(t), &intakev1.CreateJobRequest{Job: local})
 	requireCode(t, err, codes.InvalidArgument, "job.connection.local.path", "not an absolute path")
+}
+
+// A job shows when its schedule fires next (the time the scheduler fires
+// it: pkg/schedule), in every response that returns it; a disabled job
+// shows none.
+func TestJobNextRunTime(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := testCtx(t)
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	require.NoError(t, err)
+
+	// next checks that job's next_run_time is the first fire time of its
+	// schedule after some instant in [from, time.Now()].
+	next := func(job *intakev1.Job, from time.Time) time.Time {
+		t.Helper()
+		require.NotNil(t, job.GetNextRunTime(), "next_run_time of %s", job.GetName())
+		got := job.GetNextRunTime().AsTime()
+		want, err := schedule.NextRuns(job.GetSchedule(), from, 1)
+		require.NoError(t, err)
+		if !got.Equal(want[0]) {
+			// A fire time passed during the call.
+			want, err = schedule.NextRuns(job.GetSchedule(), time.Now(), 1)
+			require.NoError(t, err)
+			require.True(t, got.Equal(want[0]), "next_run_time %s, want %s", got, want[0])
+		}
+		require.True(t, got.After(from), "next_run_time %s is not after %s", got, from)
+		return got
+	}
+
+	// Daily at 06:30 in Berlin: within a day, at 06:30 Berlin time.
+	start := time.Now()
+	daily, err := b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{JobId: "daily", Job: accountsJob("daily")})
+	require.NoError(t, err)
+	at := next(daily, start).In(berlin)
+	require.Equal(t, [2]int{6, 30}, [2]int{at.Hour(), at.Minute()})
+	require.LessOrEqual(t, at.Sub(start), 25*time.Hour)
+
+	got, err := b.jobs.GetJob(ctx, &intakev1.GetJobRequest{Name: "jobs/daily"})
+	require.NoError(t, err)
+	require.True(t, at.Equal(next(got, start)))
+
+	// Every 15 minutes: on a quarter hour, within 15 minutes.
+	every := accountsJob("every")
+	every.Schedule = &intakev1.Schedule{TimeZone: "America/New_York", Cadence: &intakev1.Schedule_EveryMinutes{
+		EveryMinutes: &intakev1.EveryMinutes{Minutes: 15},
+	}}
+	start = time.Now()
+	created, err := b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{JobId: "every", Job: every})
+	require.NoError(t, err)
+	tick := next(created, start)
+	require.Zero(t, tick.Unix()%(15*60), "%s is not on a quarter hour", tick)
+	require.LessOrEqual(t, time.Until(tick), 15*time.Minute)
+
+	// Disabled jobs do not fire, with or without a schedule.
+	off := accountsJob("off")
+	off.Enabled = false
+	disabled, err := b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{JobId: "off", Job: off})
+	require.NoError(t, err)
+	require.Nil(t, disabled.GetNextRunTime())
+	manual := accountsJob("manual")
+	manual.Enabled, manual.Schedule = false, nil
+	manualJob, err := b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{JobId: "manual", Job: manual})
+	require.NoError(t, err)
+	require.Nil(t, manualJob.GetNextRunTime())
+
+	// A client cannot set it.
+	forged := accountsJob("forged")
+	forged.Enabled = false
+	forged.NextRunTime = timestamppb.New(time.Now().Add(time.Hour))
+	forgedJob, err := b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{JobId: "forged", Job: forged})
+	require.NoError(t, err)
+	require.Nil(t, forgedJob.GetNextRunTime())
+
+	start = time.Now()
+	list, err := b.jobs.ListJobs(ctx, &intakev1.ListJobsRequest{})
+	require.NoError(t, err)
+	byName := map[string]*intakev1.Job{}
+	for _, j := range list.GetJobs() {
+		byName[j.GetName()] = j
+	}
+	require.Len(t, byName, 5)
+	next(byName["jobs/daily"], start)
+	next(byName["jobs/every"], start)
+	for _, name := range []string{"jobs/off", "jobs/manual", "jobs/forged"} {
+		require.Nil(t, byName[name].GetNextRunTime(), name)
+	}
+
+	// Disabling clears it; enabling with a new schedule sets it again.
+	updated, err := b.jobs.UpdateJob(ctx, &intakev1.UpdateJobRequest{
+		Job:        &intakev1.Job{Name: "jobs/daily", Enabled: false},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"enabled"}},
+	})
+	require.NoError(t, err)
+	require.Nil(t, updated.GetNextRunTime())
+	start = time.Now()
+	updated, err = b.jobs.UpdateJob(ctx, &intakev1.UpdateJobRequest{
+		Job: &intakev1.Job{Name: "jobs/daily", Enabled: true, Schedule: &intakev1.Schedule{
+			Cadence: &intakev1.Schedule_EveryMinutes{EveryMinutes: &intakev1.EveryMinutes{Minutes: 5}},
+		}},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"enabled", "schedule"}},
+	})
+	require.NoError(t, err)
+	tick = next(updated, start)
+	require.Zero(t, tick.Unix()%(5*60), "%s is not on a multiple of 5 minutes", tick)
 }

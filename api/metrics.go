@@ -21,6 +21,7 @@ type metrics struct {
 	runDuration  *prometheus.HistogramVec
 	requests     *prometheus.CounterVec
 	latency      *prometheus.HistogramVec
+	runsRequeued prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -50,8 +51,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Latency of unary gRPC calls, by method.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"method"}),
+		runsRequeued: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "intake_api_runs_requeued_total",
+			Help: "Runs found still QUEUED with no stage report after RequeueAfter whose run request was published again.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.runsFinished, m.rows, m.runDuration, m.requests, m.latency} {
+	for _, c := range []prometheus.Collector{m.runsFinished, m.rows, m.runDuration, m.requests, m.latency, m.runsRequeued} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("api: register metrics: %w", err)
 		}

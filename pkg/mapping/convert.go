@@ -60,7 +60,7 @@ func newConverter(t intakev1.AttributeType, format string) (converter, error) {
 	c := converter{typ: t, custom: strings.TrimSpace(format) != ""}
 	var err error
 	switch t {
-	case intakev1.AttributeType_ATTRIBUTE_TYPE_TEXT, intakev1.AttributeType_ATTRIBUTE_TYPE_BOOLEAN:
+	case intakev1.AttributeType_ATTRIBUTE_TYPE_TEXT, intakev1.AttributeType_ATTRIBUTE_TYPE_BOOLEAN, intakev1.AttributeType_ATTRIBUTE_TYPE_FOREIGN_KEY:
 		if c.custom {
 			err = fmt.Errorf("%q does not apply to a %s attribute (only dates, numbers and currency have a source format)", format, typeName(t))
 		}
@@ -79,7 +79,7 @@ func newConverter(t intakev1.AttributeType, format string) (converter, error) {
 // wrapper is the kind of the cells the converter makes.
 func (c *converter) wrapper() kind {
 	switch c.typ {
-	case intakev1.AttributeType_ATTRIBUTE_TYPE_TEXT:
+	case intakev1.AttributeType_ATTRIBUTE_TYPE_TEXT, intakev1.AttributeType_ATTRIBUTE_TYPE_FOREIGN_KEY:
 		return kText
 	case intakev1.AttributeType_ATTRIBUTE_TYPE_NUMBER, intakev1.AttributeType_ATTRIBUTE_TYPE_CURRENCY:
 		return kDecimal
@@ -91,18 +91,33 @@ func (c *converter) wrapper() kind {
 	return kNull
 }
 
+// keepsSpaces reports whether values of the type are kept as written, with
+// their surrounding spaces (text and foreign keys, unless the dialect trims).
+func (c *converter) keepsSpaces() bool {
+	return c.typ == intakev1.AttributeType_ATTRIBUTE_TYPE_TEXT || c.typ == intakev1.AttributeType_ATTRIBUTE_TYPE_FOREIGN_KEY
+}
+
 func typeName(t intakev1.AttributeType) string {
+	if t == intakev1.AttributeType_ATTRIBUTE_TYPE_FOREIGN_KEY {
+		return "foreign key"
+	}
 	return strings.ToLower(strings.TrimPrefix(t.String(), "ATTRIBUTE_TYPE_"))
 }
 
-// convert converts a non-null cell: for text the cell as written, for the
-// other types the cell trimmed of spaces. It returns the cell, or the reason
+// convert converts a non-null cell: for text and foreign keys the cell as
+// written (or trimmed, when the dialect trims), for the other types the cell
+// trimmed of spaces. It returns the cell, or the reason
 // it is not valid.
 func (c *converter) convert(np *numberParser, s string) (cell, string) {
 	switch c.typ {
 	case intakev1.AttributeType_ATTRIBUTE_TYPE_TEXT:
 		if reason := checkText(s); reason != "" {
 			return cell{}, reason
+		}
+		return cell{k: kText, s: s}, ""
+	case intakev1.AttributeType_ATTRIBUTE_TYPE_FOREIGN_KEY:
+		if reason := checkText(s); reason != "" {
+			return cell{}, "not a valid reference: " + reason
 		}
 		return cell{k: kText, s: s}, ""
 	case intakev1.AttributeType_ATTRIBUTE_TYPE_NUMBER:
@@ -201,4 +216,45 @@ func parseBool(s string) (bool, bool) {
 		}
 	}
 	return false, false
+}
+
+// Text returns the value as text, canonically: a decimal as "-1234.5", a
+// date as "2024-03-01", a boolean as "true" or "false", text as it is. A
+// null value is "".
+func Text(v *pipelinev1.Value) string {
+	switch k := v.GetKind().(type) {
+	case *pipelinev1.Value_Text:
+		return k.Text
+	case *pipelinev1.Value_Decimal:
+		return k.Decimal
+	case *pipelinev1.Value_Date:
+		return DateText(k.Date)
+	case *pipelinev1.Value_Boolean:
+		return strconv.FormatBool(k.Boolean)
+	}
+	return ""
+}
+
+// DateText formats days since 1970-01-01 as yyyy-MM-dd.
+func DateText(days int32) string {
+	y, m, d := civilFromDays(int(days))
+	b := make([]byte, 0, 10)
+	if y < 0 {
+		b = append(b, '-')
+		y = -y
+	}
+	b = appendDigits(b, y, 4)
+	b = append(b, '-')
+	b = appendDigits(b, m, 2)
+	b = append(b, '-')
+	b = appendDigits(b, d, 2)
+	return string(b)
+}
+
+func appendDigits(b []byte, v, width int) []byte {
+	s := strconv.Itoa(v)
+	for i := len(s); i < width; i++ {
+		b = append(b, '0')
+	}
+	return append(b, s...)
 }

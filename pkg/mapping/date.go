@@ -317,6 +317,31 @@ func daysFromCivil(y, m, d int) int {
 	return era*146097 + doe - 719468
 }
 
+// civilFromDays is the inverse of daysFromCivil (H. Hinnant's algorithm).
+func civilFromDays(z int) (y, m, d int) {
+	z += 719468
+	era := z
+	if era < 0 {
+		era -= 146096
+	}
+	era /= 146097
+	doe := z - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	y = yoe + era*400
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	d = doy - (153*mp+2)/5 + 1
+	if mp < 10 {
+		m = mp + 3
+	} else {
+		m = mp - 9
+	}
+	if m <= 2 {
+		y++
+	}
+	return y, m, d
+}
+
 // digitsAt reads exactly n digits at s[i:].
 func digitsAt(s string, i, n int) (int, bool) {
 	if i+n > len(s) {

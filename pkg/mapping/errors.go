@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -33,6 +34,17 @@ const (
 	CodeInvalidConstant Code = "INVALID_CONSTANT"
 	// CodeInvalidDialect: the CSV dialect is not usable (e.g. a two-character delimiter).
 	CodeInvalidDialect Code = "INVALID_DIALECT"
+	// CodeRequiredAnyNotMapped: none of the attributes of which the object
+	// needs at least one (DataObject.required_any) is mapped.
+	CodeRequiredAnyNotMapped Code = "REQUIRED_ANY_NOT_MAPPED"
+	// CodeFunctionDoesNotCompile: a function entry does not parse or type-check.
+	CodeFunctionDoesNotCompile Code = "FUNCTION_DOES_NOT_COMPILE"
+	// CodeFunctionType: a function yields a type that is not a string, a
+	// number, a bool or null, or one that the attribute cannot take.
+	CodeFunctionType Code = "FUNCTION_TYPE"
+	// CodeInvalidNewAttribute: a new attribute declared by the spec is not
+	// valid (its id, its type, or a clash with an existing attribute).
+	CodeInvalidNewAttribute Code = "INVALID_NEW_ATTRIBUTE"
 )
 
 // Problem is one thing wrong with a mapping spec.
@@ -43,9 +55,38 @@ type Problem struct {
 	Entry int
 	// Attribute is the target attribute concerned, if any.
 	Attribute string
-	Code      Code
+	// Column is the source column concerned, if any.
+	Column string
+	Code   Code
 	// Message says what is wrong and where, for the user.
 	Message string
+}
+
+// Finding returns the problem as a finding of ValidateMapping or
+// PreviewJob (severity error).
+func (p Problem) Finding() *intakev1.Finding {
+	return &intakev1.Finding{
+		Severity:  intakev1.FindingSeverity_FINDING_SEVERITY_ERROR,
+		Code:      string(p.Code),
+		Entry:     int32(p.Entry),
+		Attribute: p.Attribute,
+		Column:    p.Column,
+		Message:   p.Message,
+	}
+}
+
+// Findings returns the problems of err as findings when it is a
+// *SpecError, and nil otherwise.
+func Findings(err error) []*intakev1.Finding {
+	var se *SpecError
+	if !errors.As(err, &se) {
+		return nil
+	}
+	out := make([]*intakev1.Finding, len(se.Problems))
+	for i, p := range se.Problems {
+		out[i] = p.Finding()
+	}
+	return out
 }
 
 // SpecError is every problem found in a mapping spec by Compile.

@@ -4,7 +4,6 @@ import (
 	"strconv"
 
 	pipelinev1 "github.com/intakehq/intake/proto/gen/intake/pipeline/v1"
-	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
 
 // Mapper maps records through a plan. It allocates rows and values in
@@ -15,6 +14,7 @@ type Mapper struct {
 	p      *Plan
 	hint   int
 	np     numberParser
+	act    *rowActivation // the functions' variables; nil without functions
 	blocks []*block
 	bi, ri int // current block, next row in it
 }
@@ -44,7 +44,15 @@ func (p *Plan) NewMapper(rowsHint int) *Mapper {
 	if rowsHint > 0 {
 		b = min(rowsHint, 1<<16)
 	}
-	return &Mapper{p: p, hint: b}
+	return p.newMapper(b)
+}
+
+func (p *Plan) newMapper(hint int) *Mapper {
+	m := &Mapper{p: p, hint: hint}
+	if p.hasFn {
+		m.act = newRowActivation(p)
+	}
+	return m
 }
 
 // Release gives the Mapper's memory back to its plan for the next
@@ -52,6 +60,9 @@ func (p *Plan) NewMapper(rowsHint int) *Mapper {
 // once their batch is published).
 func (m *Mapper) Release() {
 	m.bi, m.ri = 0, 0
+	if m.act != nil {
+		m.act.record = nil
+	}
 	m.p.mappers.Put(m)
 }
 
@@ -87,8 +98,10 @@ func (m *Mapper) next() (*block, int) {
 func (m *Mapper) MapRecord(row int64, record []string, errs []RowError) (*pipelinev1.Row, []RowError) {
 	p := m.p
 	if len(record) != len(p.header) {
-		return nil, append(errs, RowError{Row: row,
-			Reason: strconv.Itoa(len(record)) + " fields, the header has " + strconv.Itoa(len(p.header))})
+		return nil, append(errs, fieldCountError(row, len(record), len(p.header)))
+	}
+	if m.act != nil {
+		m.act.record, m.act.row = record, row
 	}
 	b, ri := m.next()
 	n := len(p.entries)
@@ -100,30 +113,19 @@ func (m *Mapper) MapRecord(row int64, record []string, errs []RowError) (*pipeli
 		e := &p.entries[j]
 		v := &values[j]
 		ptrs[j] = v
-		if e.col < 0 {
+		if e.src == srcConstant {
 			v.Kind = e.constant.Kind
 			continue
 		}
-		raw := record[e.col]
-		s := trimSpace(raw)
-		if s == "" || (len(p.nulls) > 0 && p.isNull(s)) {
-			v.Kind = nil
-			if e.key {
-				bad = true
-				errs = append(errs, RowError{Row: row, Column: e.column, Reason: "key " + e.attr + " is empty"})
-			}
-			continue
-		}
-		if e.conv.typ == intakev1.AttributeType_ATTRIBUTE_TYPE_TEXT {
-			s = raw // text is kept as written
-		}
-		c, reason := e.conv.convert(&m.np, s)
+		c, reason := m.cell(e, record)
 		if reason != "" {
 			bad = true
 			errs = append(errs, RowError{Row: row, Column: e.column, Reason: reason})
 			continue
 		}
 		switch c.k {
+		case kNull:
+			v.Kind = nil
 		case kText:
 			t := &texts[e.slot]
 			t.Text = c.s
@@ -154,6 +156,41 @@ func (m *Mapper) MapRecord(row int64, record []string, errs []RowError) (*pipeli
 	return r, errs
 }
 
+// cell converts the value of a column or function entry. A null value of
+// a key is an error.
+func (m *Mapper) cell(e *entry, record []string) (cell, string) {
+	var c cell
+	if e.src == srcFunction {
+		var reason string
+		if c, reason = m.eval(e); reason != "" {
+			return c, reason
+		}
+	} else {
+		p := m.p
+		raw := record[e.col]
+		s := trimSpace(raw)
+		if s == "" || (len(p.nulls) > 0 && p.isNull(s)) {
+			c = cell{k: kNull}
+		} else {
+			if e.conv.keepsSpaces() && !p.trim {
+				s = raw // text is kept as written
+			}
+			var reason string
+			if c, reason = e.conv.convert(&m.np, s); reason != "" {
+				return c, reason
+			}
+		}
+	}
+	if c.k == kNull && e.key {
+		return c, "key " + e.attr + " is empty"
+	}
+	return c, ""
+}
+
+func fieldCountError(row int64, got, want int) RowError {
+	return RowError{Row: row, Reason: strconv.Itoa(got) + " fields, the header has " + strconv.Itoa(want)}
+}
+
 // isNull reports whether a trimmed cell is one of the dialect's null values.
 func (p *Plan) isNull(s string) bool {
 	for _, nv := range p.nulls {
@@ -168,7 +205,7 @@ func (p *Plan) isNull(s string) bool {
 // preview or a validation of a few rows. It returns the record's values in
 // the order of Attributes, or nil and the record's errors.
 func (p *Plan) MapRecord(row int64, record []string) ([]*pipelinev1.Value, []RowError) {
-	m := &Mapper{p: p, hint: 1}
+	m := p.newMapper(1)
 	r, errs := m.MapRecord(row, record, nil)
 	if r == nil {
 		return nil, errs

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/intakehq/intake/pkg/pipeline"
+	"github.com/intakehq/intake/pkg/schedule"
 	pipelinev1 "github.com/intakehq/intake/proto/gen/intake/pipeline/v1"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
@@ -68,7 +69,7 @@ type Service struct {
 type entry struct {
 	job         string // "jobs/{job}"
 	fingerprint string
-	cad         cadence
+	cad         schedule.Cadence
 	id          uuid.UUID // the gocron job
 	next        time.Time
 }
@@ -228,7 +229,7 @@ func (s *Service) reconcile(ctx context.Context) error {
 		if ok {
 			s.removeLocked(old)
 		}
-		cad, err := parseSchedule(j.GetSchedule())
+		cad, err := schedule.Parse(j.GetSchedule())
 		if err != nil {
 			s.invalid[name] = fp
 			s.log.Warn("scheduler: job not scheduled: invalid schedule", "job", name, "err", err)
@@ -290,7 +291,7 @@ func (s *Service) armLocked(e *entry, from time.Time) error {
 		if now := s.clock.Now(); now.After(from) {
 			from = now
 		}
-		at := e.cad.next(from)
+		at := e.cad.Next(from)
 		def := gocron.OneTimeJob(gocron.OneTimeJobStartDateTime(at))
 		task := gocron.NewTask(func() { s.fire(e, at) })
 		var j gocron.Job

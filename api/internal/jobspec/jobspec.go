@@ -11,14 +11,13 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"time"
-	_ "time/tzdata" // time zones must load in a container without /usr/share/zoneinfo
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/intakehq/intake/pkg/objects"
+	"github.com/intakehq/intake/pkg/schedule"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
 
@@ -218,43 +217,16 @@ func validateMapping(vs *Violations, field string, obj *objects.Object, m *intak
 	}
 }
 
+// validateSchedule reports the problems pkg/schedule finds, at their paths
+// under field.
 func validateSchedule(vs *Violations, field string, s *intakev1.Schedule) {
-	if tz := s.GetTimeZone(); tz != "" {
-		if _, err := LoadLocation(tz); err != nil {
-			vs.add(field+".time_zone", "%v", err)
+	for _, e := range schedule.Validate(s) {
+		f := field
+		if e.Field != "" {
+			f += "." + e.Field
 		}
+		vs.add(f, "%s", e.Description)
 	}
-	switch c := s.GetCadence().(type) {
-	case nil:
-		vs.add(field, "a cadence is required (every_minutes or daily)")
-	case *intakev1.Schedule_EveryMinutes:
-		if m := c.EveryMinutes.GetMinutes(); m < 1 || m > 1440 {
-			vs.add(field+".every_minutes.minutes", "%d is out of range (1-1440)", m)
-		}
-	case *intakev1.Schedule_Daily:
-		if h := c.Daily.GetHour(); h < 0 || h > 23 {
-			vs.add(field+".daily.hour", "%d is not an hour (0-23)", h)
-		}
-		if m := c.Daily.GetMinute(); m < 0 || m > 59 {
-			vs.add(field+".daily.minute", "%d is not a minute (0-59)", m)
-		}
-	}
-}
-
-// LoadLocation loads an IANA time zone; empty means UTC. "Local" is refused:
-// it would mean whatever zone the server happens to run in.
-func LoadLocation(tz string) (*time.Location, error) {
-	if tz == "" {
-		return time.UTC, nil
-	}
-	if tz == "Local" {
-		return nil, fmt.Errorf("%q is not an IANA time zone (e.g. \"Europe/Berlin\")", tz)
-	}
-	loc, err := time.LoadLocation(tz)
-	if err != nil {
-		return nil, fmt.Errorf("unknown time zone %q (use an IANA name such as \"Europe/Berlin\")", tz)
-	}
-	return loc, nil
 }
 
 // Updatable are the Job fields an update may name in its mask.

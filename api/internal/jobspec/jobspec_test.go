@@ -52,15 +52,29 @@ func TestCheckJobID(t *testing.T) {
 	}
 }
 
-func TestLoadLocation(t *testing.T) {
+// Schedule problems come from pkg/schedule, at their paths under the job.
+func TestValidateSchedule(t *testing.T) {
 	t.Parallel()
-	loc, err := jobspec.LoadLocation("")
-	require.NoError(t, err)
-	require.Equal(t, "UTC", loc.String())
-	_, err = jobspec.LoadLocation("America/New_York")
-	require.NoError(t, err)
-	_, err = jobspec.LoadLocation("Local")
-	require.Error(t, err)
-	_, err = jobspec.LoadLocation("Nowhere/City")
-	require.ErrorContains(t, err, `unknown time zone "Nowhere/City"`)
+	job := &intakev1.Job{
+		DisplayName: "x", Object: intakev1.ObjectType_OBJECT_TYPE_ACCOUNTS,
+		Connection: &intakev1.Connection{Kind: &intakev1.Connection_Http{Http: &intakev1.HttpConnection{Url: "https://h/a.csv"}}},
+		Mapping: &intakev1.MappingSpec{Entries: []*intakev1.MappingEntry{
+			{Attribute: "account_id", Source: &intakev1.MappingEntry_Column{Column: "id"}},
+		}},
+		Enabled:  true,
+		Schedule: &intakev1.Schedule{TimeZone: "Local", Cadence: &intakev1.Schedule_Daily{Daily: &intakev1.Daily{Hour: 24, Minute: -1}}},
+	}
+	require.Equal(t, jobspec.Violations{
+		{Field: "job.schedule.time_zone", Description: `"Local" is not an IANA time zone (e.g. "Europe/Berlin")`},
+		{Field: "job.schedule.daily.hour", Description: "24 is not an hour (0-23)"},
+		{Field: "job.schedule.daily.minute", Description: "-1 is not a minute (0-59)"},
+	}, jobspec.Validate("job", job))
+
+	job.Schedule = &intakev1.Schedule{TimeZone: "Europe/Berlin"}
+	require.Equal(t, jobspec.Violations{
+		{Field: "job.schedule", Description: "a cadence is required (every_minutes or daily)"},
+	}, jobspec.Validate("job", job))
+
+	job.Schedule.Cadence = &intakev1.Schedule_EveryMinutes{EveryMinutes: &intakev1.EveryMinutes{Minutes: 30}}
+	require.Empty(t, jobspec.Validate("job", job))
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/intakehq/intake/cmd/internal/command"
 	"github.com/intakehq/intake/cmd/internal/ctl"
 	"github.com/intakehq/intake/cmd/internal/jobfile"
+	"github.com/intakehq/intake/cmd/internal/mappingview"
 	"github.com/intakehq/intake/cmd/internal/runview"
 	"github.com/intakehq/intake/pkg/objects"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
@@ -36,7 +37,7 @@ var devCommand = subcommand{
 	flags: func(fs *flag.FlagSet, o *options) {
 		o.databaseFlag(fs)
 		fs.StringVar(&o.examples, "examples", "examples", "directory of the demo jobs (demo-*.yaml) and their files (data/)")
-		fs.StringVar(&o.filesAddr, "files-addr", "127.0.0.1:0", "address the demo files are served on over HTTP (port 0: a free port)")
+		fs.StringVar(&o.filesAddr, "files-addr", defaultFilesAddr, "address the demo files are served on over HTTP (the examples' URLs point there; port 0: a free port, also taken when the default is busy)")
 		o.natsFlag(fs, "", "URL of an external NATS server (default: run an embedded one)")
 		o.embeddedNATSFlags(fs, ".dev/nats", 0)
 		fs.StringVar(&o.grpcAddr, "grpc-addr", defaultAPIAddr, "address the gRPC API listens on (intakectl's default)")
@@ -47,6 +48,11 @@ var devCommand = subcommand{
 	},
 	run: runDev,
 }
+
+// defaultFilesAddr is where intake dev serves examples/data/: the URLs of
+// the example jobs point there, so `intakectl job create -f
+// examples/accounts-de.yaml` works while intake dev runs.
+const defaultFilesAddr = "127.0.0.1:8000"
 
 // demoJob is a job of the examples directory.
 type demoJob struct {
@@ -66,6 +72,11 @@ func runDev(ctx context.Context, o *options, log *slog.Logger, sys command.Syste
 	}
 	dataDir := filepath.Join(o.examples, "data")
 	ln, err := net.Listen("tcp", o.filesAddr)
+	if err != nil && o.filesAddr == defaultFilesAddr {
+		// Another process has the port: any port will do for the demo jobs,
+		// which intake dev points at wherever it serves the files.
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
 	if err != nil {
 		return fmt.Errorf("serve the demo files: listen on %s: %w", o.filesAddr, err)
 	}
@@ -221,10 +232,14 @@ func (d *demo) save(ctx context.Context, j demoJob) (*intakev1.Job, string, erro
 	job.Name = ""
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	saved, err := d.jobsAPI.CreateJob(cctx, &intakev1.CreateJobRequest{Job: job, JobId: j.id})
+	token, err := d.validate(cctx, j)
+	if err != nil {
+		return nil, "", err
+	}
+	saved, err := d.jobsAPI.CreateJob(cctx, &intakev1.CreateJobRequest{Job: job, JobId: j.id, ValidationToken: token})
 	if status.Code(err) == codes.AlreadyExists {
 		job.Name = "jobs/" + j.id
-		saved, err = d.jobsAPI.UpdateJob(cctx, &intakev1.UpdateJobRequest{Job: job})
+		saved, err = d.jobsAPI.UpdateJob(cctx, &intakev1.UpdateJobRequest{Job: job, ValidationToken: token})
 		if err != nil {
 			return nil, "", fmt.Errorf("update the demo job %s from %s: %s", job.GetName(), j.file, describeStatus(err))
 		}
@@ -234,6 +249,24 @@ func (d *demo) save(ctx context.Context, j demoJob) (*intakev1.Job, string, erro
 		return nil, "", fmt.Errorf("create the demo job %s from %s: %s", j.id, j.file, describeStatus(err))
 	}
 	return saved, "created", nil
+}
+
+// validate checks the mapping of an enabled demo job against its file and
+// returns the token that lets the job be saved enabled.
+func (d *demo) validate(ctx context.Context, j demoJob) (string, error) {
+	if !j.job.GetEnabled() {
+		return "", nil
+	}
+	resp, err := d.jobsAPI.ValidateMapping(ctx, &intakev1.ValidateMappingRequest{Job: j.job})
+	if err != nil {
+		return "", fmt.Errorf("validate the mapping of the demo job %s from %s: %s", j.id, j.file, describeStatus(err))
+	}
+	if !resp.GetValid() {
+		var b strings.Builder
+		_ = mappingview.Findings(&b, resp.GetFindings())
+		return "", fmt.Errorf("the mapping of the demo job %s in %s does not validate:\n%s", j.id, j.file, b.String())
+	}
+	return resp.GetValidationToken(), nil
 }
 
 func (d *demo) recentRuns(ctx context.Context) ([]*intakev1.Run, error) {

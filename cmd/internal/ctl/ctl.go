@@ -31,26 +31,40 @@ const DefaultAPIAddr = "127.0.0.1:7070"
 const usage = `intakectl talks to the Intake control API.
 
 Usage:
-  intakectl job create -f FILE [--id ID]   create a job from a YAML or JSON file ("-": stdin)
-  intakectl job update -f FILE [--id ID]   replace a job's settings from a file
-  intakectl job list                       list jobs
-  intakectl job get NAME                   show a job
-  intakectl job delete NAME                delete a job (permanent)
-  intakectl job run NAME [--watch]         start a run now (the schedule does not move)
-  intakectl run list [--job NAME]          list runs, newest first
-  intakectl run get NAME                   show a run: state, counters, row errors
-  intakectl run watch NAME                 follow a run until it ends
+  intakectl job create -f FILE [--id ID]     create a job from a YAML or JSON file ("-": stdin);
+                                             an enabled job's mapping is validated first
+  intakectl job update -f FILE [--id ID]     replace a job's settings from a file (validated too)
+  intakectl job validate NAME|-f FILE        check a mapping against the data model and the file
+  intakectl job preview NAME|-f FILE         the first rows of the file, raw and transformed
+  intakectl job suggest -f FILE | --object OBJECT --url URL
+                                             propose a mapping (YAML to paste into a job file)
+  intakectl job list                         list jobs
+  intakectl job get NAME                     show a job
+  intakectl job delete NAME                  delete a job (permanent)
+  intakectl job run NAME [--dry-run] [--watch]
+                                             start a run now (the schedule does not move);
+                                             a dry run reports what it would do, changing nothing
+  intakectl run list [--job NAME]            list runs, newest first
+  intakectl run get NAME                     show a run: state, counters, row errors
+  intakectl run watch NAME                   follow a run until it ends
+  intakectl run rejects NAME [-o FILE]       download a run's rejected rows as CSV
+  intakectl object list                      the objects of the data model and their keys
+  intakectl attribute list OBJECT            an object's attributes
+  intakectl attribute create OBJECT --id ID --type TYPE [--references OBJECT] [--display-name TEXT]
+                                             add a custom attribute (TYPE: text, number,
+                                             currency, date, foreign-key)
+  intakectl attribute delete NAME            delete a custom attribute (objects/OBJECT/attributes/ID)
 
 NAME is a job id ("demo-accounts") or resource name ("jobs/demo-accounts");
-a run's NAME is "jobs/JOB/runs/RUN".
+a run's NAME is "jobs/JOB/runs/RUN"; OBJECT is "accounts" or "objects/accounts".
 
 Flags of every command:
   --api-addr ADDR   the API's gRPC address (env INTAKE_API_ADDR, default 127.0.0.1:7070)
   -o table|json     output format (env INTAKE_OUTPUT)
   --timeout D       deadline of each call (default 30s)
 
-Exit status: 0 on success; 1 on an error, or when a watched run ends failed,
-skipped or cancelled; 2 on a usage error.
+Exit status: 0 on success; 1 on an error, when a mapping does not validate, or
+when a watched run ends failed, skipped or cancelled; 2 on a usage error.
 `
 
 // Run runs intakectl with args (without the program name).
@@ -62,8 +76,8 @@ func Run(ctx context.Context, args []string, sys command.System) error {
 	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":
 		fmt.Fprint(sys.Stdout, usage)
 		return nil
-	case args[0] != "job" && args[0] != "run":
-		return command.Usagef("unknown command %q (want job or run; see intakectl help)", args[0])
+	case !slices.Contains(resources, args[0]):
+		return command.Usagef("unknown command %q (want %s; see intakectl help)", args[0], strings.Join(resources, ", "))
 	case len(args) == 1:
 		return command.Usagef("intakectl %s needs a command: %s", args[0], verbs(args[0]))
 	}
@@ -76,8 +90,11 @@ func Run(ctx context.Context, args []string, sys command.System) error {
 	fs := flag.NewFlagSet("intakectl "+key, flag.ContinueOnError)
 	fs.SetOutput(sys.Stderr)
 	fs.StringVar(&c.addr, "api-addr", DefaultAPIAddr, "the API's gRPC address")
-	fs.StringVar(&c.output, "o", "table", "output format: table or json")
-	fs.StringVar(&c.output, "output", "table", "output format: table or json")
+	c.output = "table"
+	if !cmd.fileOutput {
+		fs.StringVar(&c.output, "o", "table", "output format: table or json")
+		fs.StringVar(&c.output, "output", "table", "output format: table or json")
+	}
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "deadline of each call")
 	if cmd.flags != nil {
 		cmd.flags(fs, c)
@@ -86,7 +103,11 @@ func Run(ctx context.Context, args []string, sys command.System) error {
 		fmt.Fprintf(sys.Stderr, "Usage: intakectl %s %s\n\nFlags:\n", key, cmd.args)
 		fs.PrintDefaults()
 	}
-	pos, err := flagenv.Parse(fs, args[2:], sys.LookupEnv, "api-addr", "output")
+	envFlags := []string{"api-addr", "output"}
+	if cmd.fileOutput {
+		envFlags = envFlags[:1]
+	}
+	pos, err := flagenv.Parse(fs, args[2:], sys.LookupEnv, envFlags...)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -96,8 +117,8 @@ func Run(ctx context.Context, args []string, sys command.System) error {
 	if c.output != "table" && c.output != "json" {
 		return command.Usagef("-o must be table or json, not %q", c.output)
 	}
-	if len(pos) != cmd.nargs {
-		if cmd.nargs == 0 {
+	if len(pos) < cmd.nargs || len(pos) > cmd.nargs+cmd.optArgs {
+		if cmd.nargs+cmd.optArgs == 0 {
 			return command.Usagef("intakectl %s takes no arguments, got %q", key, pos)
 		}
 		return command.Usagef("usage: intakectl %s %s", key, cmd.args)
@@ -109,6 +130,7 @@ func Run(ctx context.Context, args []string, sys command.System) error {
 	defer conn.Close()
 	c.jobs = intakev1.NewJobServiceClient(conn)
 	c.runs = intakev1.NewRunServiceClient(conn)
+	c.model = intakev1.NewDataModelServiceClient(conn)
 	return cmd.run(c, ctx, pos)
 }
 
@@ -119,20 +141,37 @@ type cli struct {
 	timeout time.Duration
 	jobs    intakev1.JobServiceClient
 	runs    intakev1.RunServiceClient
+	model   intakev1.DataModelServiceClient
 
-	file  string
-	id    string
-	watch bool
-	job   string
-	limit int
+	file   string
+	id     string
+	watch  bool
+	dryRun bool
+	job    string
+	limit  int
+	rows   int
+	object string
+	url    string
+	out    string
+
+	attrType    string
+	references  string
+	displayName string
+	description string
 }
 
 type cmdSpec struct {
-	args  string
-	nargs int
-	flags func(*flag.FlagSet, *cli)
-	run   func(*cli, context.Context, []string) error
+	args string
+	// nargs positional arguments are required, optArgs more are allowed.
+	nargs, optArgs int
+	// fileOutput: -o names an output file, not the output format.
+	fileOutput bool
+	flags      func(*flag.FlagSet, *cli)
+	run        func(*cli, context.Context, []string) error
 }
+
+// resources are the nouns of intakectl's commands.
+var resources = []string{"job", "run", "object", "attribute"}
 
 var commands = map[string]cmdSpec{
 	"job create": {args: "-f FILE [--id ID]", flags: fileFlags, run: (*cli).jobCreate},
@@ -140,8 +179,22 @@ var commands = map[string]cmdSpec{
 	"job list":   {run: (*cli).jobList},
 	"job get":    {args: "NAME", nargs: 1, run: (*cli).jobGet},
 	"job delete": {args: "NAME", nargs: 1, run: (*cli).jobDelete},
-	"job run": {args: "NAME [--watch]", nargs: 1, run: (*cli).jobRun, flags: func(fs *flag.FlagSet, c *cli) {
+	"job run": {args: "NAME [--dry-run] [--watch]", nargs: 1, run: (*cli).jobRun, flags: func(fs *flag.FlagSet, c *cli) {
 		fs.BoolVar(&c.watch, "watch", false, "follow the run until it ends")
+		fs.BoolVar(&c.dryRun, "dry-run", false, "stage the whole file and report what the run would do, changing nothing")
+	}},
+	"job validate": {args: "NAME | -f FILE | NAME -f FILE", optArgs: 1, run: (*cli).jobValidate, flags: func(fs *flag.FlagSet, c *cli) {
+		fs.StringVar(&c.file, "f", "", `job file, YAML or JSON ("-": standard input); with NAME, its mapping is checked against the saved job`)
+		fs.IntVar(&c.rows, "sample", 0, "data rows of the file to check (default: the API's, 200)")
+	}},
+	"job preview": {args: "NAME | -f FILE [--rows N]", optArgs: 1, run: (*cli).jobPreview, flags: func(fs *flag.FlagSet, c *cli) {
+		fs.StringVar(&c.file, "f", "", `job file, YAML or JSON ("-": standard input); with NAME, its mapping on the saved job`)
+		fs.IntVar(&c.rows, "rows", 0, "data rows to show (default: the API's, 20)")
+	}},
+	"job suggest": {args: "-f FILE | --object OBJECT --url URL", run: (*cli).jobSuggest, flags: func(fs *flag.FlagSet, c *cli) {
+		fs.StringVar(&c.file, "f", "", "a partial job file: object, connection and, when needed, mapping.dialect")
+		fs.StringVar(&c.object, "object", "", `the object to map onto, e.g. "accounts"`)
+		fs.StringVar(&c.url, "url", "", "the file's HTTP(S) URL")
 	}},
 	"run list": {args: "[--job NAME] [--limit N]", run: (*cli).runList, flags: func(fs *flag.FlagSet, c *cli) {
 		fs.StringVar(&c.job, "job", "", "only the runs of this job")
@@ -149,6 +202,21 @@ var commands = map[string]cmdSpec{
 	}},
 	"run get":   {args: "NAME", nargs: 1, run: (*cli).runGet},
 	"run watch": {args: "NAME", nargs: 1, run: (*cli).runWatch},
+	"run rejects": {args: "NAME [-o FILE]", nargs: 1, fileOutput: true, run: (*cli).runRejects, flags: func(fs *flag.FlagSet, c *cli) {
+		fs.StringVar(&c.out, "o", "", "write the CSV to this file (default: standard output)")
+		fs.StringVar(&c.out, "output", "", "write the CSV to this file (default: standard output)")
+	}},
+	"object list":    {run: (*cli).objectList},
+	"attribute list": {args: "OBJECT", nargs: 1, run: (*cli).attributeList},
+	"attribute create": {args: "OBJECT --id ID --type TYPE [--references OBJECT] [--display-name TEXT]", nargs: 1,
+		run: (*cli).attributeCreate, flags: func(fs *flag.FlagSet, c *cli) {
+			fs.StringVar(&c.id, "id", "", "the attribute id, also its column: lowercase letters, digits and _")
+			fs.StringVar(&c.attrType, "type", "", "text, number, currency, date or foreign-key")
+			fs.StringVar(&c.references, "references", "", `for a foreign-key: the object it refers to, e.g. "accounts"`)
+			fs.StringVar(&c.displayName, "display-name", "", "the name people see (default: the id)")
+			fs.StringVar(&c.description, "description", "", "what the attribute holds")
+		}},
+	"attribute delete": {args: "NAME", nargs: 1, run: (*cli).attributeDelete},
 }
 
 func verbs(resource string) string {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/intakehq/intake/cmd/internal/command"
 	"github.com/intakehq/intake/cmd/internal/jobfile"
+	"github.com/intakehq/intake/cmd/internal/mappingview"
 	"github.com/intakehq/intake/cmd/internal/runview"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
@@ -41,7 +42,11 @@ func (c *cli) jobCreate(ctx context.Context, _ []string) error {
 	job.Name = ""
 	ctx, cancel := c.call(ctx)
 	defer cancel()
-	created, err := c.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{Job: job, JobId: id})
+	token, err := c.validateForSave(ctx, "", job, "created")
+	if err != nil {
+		return err
+	}
+	created, err := c.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{Job: job, JobId: id, ValidationToken: token})
 	if err != nil {
 		return c.apiError("create job", err)
 	}
@@ -63,7 +68,11 @@ func (c *cli) jobUpdate(ctx context.Context, _ []string) error {
 	job.Name = "jobs/" + id
 	ctx, cancel := c.call(ctx)
 	defer cancel()
-	updated, err := c.jobs.UpdateJob(ctx, &intakev1.UpdateJobRequest{Job: job})
+	token, err := c.validateForSave(ctx, job.Name, job, "updated")
+	if err != nil {
+		return err
+	}
+	updated, err := c.jobs.UpdateJob(ctx, &intakev1.UpdateJobRequest{Job: job, ValidationToken: token})
 	if err != nil {
 		return c.apiError("update job", err)
 	}
@@ -134,17 +143,36 @@ func (c *cli) jobGet(ctx context.Context, args []string) error {
 	if t := j.GetUpdateTime(); t != nil {
 		fmt.Fprintf(w, "Updated:      %s\n", runview.Time(t.AsTime()))
 	}
+	if b := ErrorBudget(j.GetErrorBudget()); b != "" {
+		fmt.Fprintf(w, "Error budget: %s\n", b)
+	}
+	validated := "no"
+	if j.GetMappingValidated() {
+		validated = "yes"
+		if t := j.GetMappingValidateTime(); t != nil {
+			validated += ", " + runview.Time(t.AsTime())
+		}
+	}
+	fmt.Fprintf(w, "Validated:    %s\n", validated)
+	if d := Dialect(j.GetMapping().GetDialect()); d != "" {
+		fmt.Fprintf(w, "Dialect:      %s\n", d)
+	}
 	fmt.Fprintln(w, "Mapping:")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  ATTRIBUTE\tSOURCE\tFORMAT\tNOTE")
 	for _, e := range j.GetMapping().GetEntries() {
-		src := fmt.Sprintf("column %q", e.GetColumn())
-		if _, ok := e.GetSource().(*intakev1.MappingEntry_Constant); ok {
-			src = fmt.Sprintf("constant %q", e.GetConstant())
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", e.GetAttribute(), src, dash(e.GetSourceFormat()), e.GetNote())
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", e.GetAttribute(), EntrySource(e), dash(e.GetSourceFormat()), oneLine(e.GetNote(), 80))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if nas := j.GetMapping().GetNewAttributes(); len(nas) > 0 {
+		fmt.Fprintln(w, "New attributes (created with the job):")
+		for _, a := range nas {
+			fmt.Fprintf(w, "  %s\n", NewAttribute(a))
+		}
+	}
+	return nil
 }
 
 func (c *cli) jobDelete(ctx context.Context, args []string) error {
@@ -170,13 +198,17 @@ func (c *cli) jobRun(ctx context.Context, args []string) error {
 	}
 	cctx, cancel := c.call(ctx)
 	defer cancel()
-	run, err := c.jobs.RunJob(cctx, &intakev1.RunJobRequest{Name: name})
+	run, err := c.jobs.RunJob(cctx, &intakev1.RunJobRequest{Name: name, DryRun: c.dryRun})
 	if err != nil {
 		return c.apiError("run job "+name, err)
 	}
 	if c.watch {
 		if c.output == "table" {
-			fmt.Fprintf(c.sys.Stdout, "started %s\n", run.GetName())
+			what := "started"
+			if run.GetDryRun() || c.dryRun {
+				what = "started a dry run (nothing will change)"
+			}
+			fmt.Fprintf(c.sys.Stdout, "%s %s\n", what, run.GetName())
 		}
 		return c.watchRun(ctx, run.GetName())
 	}
@@ -215,6 +247,77 @@ func Schedule(s *intakev1.Schedule) string {
 		tz = "UTC"
 	}
 	return c + " (" + tz + ")"
+}
+
+// EntrySource is where a mapping entry takes its value: `column "Name"`,
+// `constant "customer"`, `function col["First"] + " " + col["Last"]`.
+func EntrySource(e *intakev1.MappingEntry) string {
+	switch e.GetSource().(type) {
+	case *intakev1.MappingEntry_Column:
+		return fmt.Sprintf("column %q", e.GetColumn())
+	case *intakev1.MappingEntry_Constant:
+		return fmt.Sprintf("constant %q", e.GetConstant())
+	case *intakev1.MappingEntry_Function:
+		return "function " + oneLine(e.GetFunction(), 80)
+	}
+	return "-"
+}
+
+// NewAttribute is a declared new attribute in words: "segment (text)".
+func NewAttribute(a *intakev1.NewAttribute) string {
+	s := fmt.Sprintf("%s (%s", a.GetAttributeId(), AttributeType(a.GetType()))
+	if a.GetReferences() != "" {
+		s += " → " + a.GetReferences()
+	}
+	s += ")"
+	if a.GetDisplayName() != "" {
+		s += fmt.Sprintf(" %q", a.GetDisplayName())
+	}
+	return s
+}
+
+// ErrorBudget is a job's error budget in words; empty when it has none.
+func ErrorBudget(b *intakev1.ErrorBudget) string {
+	switch l := b.GetLimit().(type) {
+	case *intakev1.ErrorBudget_MaxRejectedRows:
+		return fmt.Sprintf("at most %d rejected rows per run", l.MaxRejectedRows)
+	case *intakev1.ErrorBudget_MaxRejectedPercent:
+		return fmt.Sprintf("at most %g%% of the rows rejected per run", l.MaxRejectedPercent)
+	}
+	return ""
+}
+
+// Dialect is the CSV options a job sets, in words; empty when it sets none.
+func Dialect(d *intakev1.CsvDialect) string {
+	var parts []string
+	if d.GetDelimiter() != "" {
+		parts = append(parts, "delimiter "+mappingview.Delimiter(d.GetDelimiter()))
+	}
+	if d.GetEncoding() != "" {
+		parts = append(parts, "encoding "+d.GetEncoding())
+	}
+	if d.GetHeaderRow() > 1 {
+		parts = append(parts, fmt.Sprintf("header on row %d", d.GetHeaderRow()))
+	}
+	if d.GetSkipRows() > 0 {
+		parts = append(parts, fmt.Sprintf("%d rows skipped after the header", d.GetSkipRows()))
+	}
+	if d.GetQuote() != "" {
+		parts = append(parts, fmt.Sprintf("quote %q", d.GetQuote()))
+	}
+	if d.GetEscape() != "" {
+		parts = append(parts, fmt.Sprintf("escape %q", d.GetEscape()))
+	}
+	if len(d.GetNullValues()) > 0 {
+		parts = append(parts, fmt.Sprintf("null values %q", d.GetNullValues()))
+	}
+	if d.GetTrimSpace() {
+		parts = append(parts, "values trimmed")
+	}
+	if d.GetCompression() != intakev1.Compression_COMPRESSION_AUTO {
+		parts = append(parts, strings.ToLower(strings.TrimPrefix(d.GetCompression().String(), "COMPRESSION_"))+" compression")
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Source is where a job reads its file.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -215,4 +216,56 @@ func oneLine(s string, max int) string {
 		return string(r[:max-1]) + "…"
 	}
 	return s
+}
+
+// runRejects writes a run's rejected rows as CSV to -o FILE or standard
+// output.
+func (c *cli) runRejects(ctx context.Context, args []string) (err error) {
+	name, err := RunName(args[0])
+	if err != nil {
+		return command.Usagef("%v", err)
+	}
+	ctx, cancel := c.call(ctx)
+	defer cancel()
+	stream, err := c.runs.DownloadRejects(ctx, &intakev1.DownloadRejectsRequest{Name: name})
+	if err != nil {
+		return c.apiError("download the rejects of "+name, err)
+	}
+	// The first message says whether the run exists; only then is the file created.
+	first, err := stream.Recv()
+	if err != nil && !errors.Is(err, io.EOF) {
+		return c.apiError("download the rejects of "+name, err)
+	}
+	w := c.sys.Stdout
+	if c.out != "" && c.out != "-" {
+		f, err := os.Create(c.out)
+		if err != nil {
+			return fmt.Errorf("write the rejects: %w", err)
+		}
+		defer func() {
+			if cerr := f.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("write the rejects: %w", cerr)
+			}
+		}()
+		w = f
+	}
+	var n int64
+	for chunk := first; chunk != nil; {
+		m, err := w.Write(chunk.GetData())
+		n += int64(m)
+		if err != nil {
+			return fmt.Errorf("write the rejects: %w", err)
+		}
+		chunk, err = stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return c.apiError("download the rejects of "+name, err)
+		}
+	}
+	if w != c.sys.Stdout {
+		fmt.Fprintf(c.sys.Stdout, "wrote the rejected rows of %s to %s (%s)\n", name, c.out, runview.Bytes(n))
+	}
+	return nil
 }

@@ -51,16 +51,73 @@ func TestExamplesParse(t *testing.T) {
 // Every column a mapping names must exist in the sample file it reads.
 func TestExampleMappingsMatchSampleHeaders(t *testing.T) {
 	t.Parallel()
-	for file, csv := range map[string]string{"demo-accounts.yaml": "accounts.csv", "demo-users.yaml": "users.csv"} {
+	for file, csv := range map[string]string{"demo-accounts.yaml": "accounts.csv", "demo-users.yaml": "users.csv", "accounts-de.yaml": "accounts-de.csv"} {
 		job, err := jobfile.Read(filepath.Join(examples, file), nil)
 		require.NoError(t, err)
 		data, err := os.ReadFile(filepath.Join(examples, "data", csv))
 		require.NoError(t, err)
-		header := strings.Split(strings.SplitN(string(data), "\n", 2)[0], ",")
+		if job.GetMapping().GetDialect().GetEncoding() == "iso-8859-1" {
+			data = latin1ToUTF8(data)
+		}
+		delim := job.GetMapping().GetDialect().GetDelimiter()
+		if delim == "" {
+			delim = ","
+		}
+		header := strings.Split(strings.TrimRight(strings.SplitN(string(data), "\n", 2)[0], "\r"), delim)
 		for _, e := range job.GetMapping().GetEntries() {
-			require.Contains(t, header, e.GetColumn(), "%s: column of %s", file, e.GetAttribute())
+			if _, ok := e.GetSource().(*intakev1.MappingEntry_Column); ok {
+				require.Contains(t, header, e.GetColumn(), "%s: column of %s", file, e.GetAttribute())
+			}
 		}
 	}
+}
+
+func latin1ToUTF8(b []byte) []byte {
+	r := make([]rune, len(b))
+	for i, c := range b {
+		r[i] = rune(c)
+	}
+	return []byte(string(r))
+}
+
+// The fields of issue 3 read from YAML: functions, new attributes, the
+// dialect and the error budget.
+func TestMappingFieldsOfTheExamples(t *testing.T) {
+	t.Parallel()
+	de, err := jobfile.Read(filepath.Join(examples, "accounts-de.yaml"), nil)
+	require.NoError(t, err)
+	d := de.GetMapping().GetDialect()
+	require.Equal(t, ";", d.GetDelimiter())
+	require.Equal(t, "iso-8859-1", d.GetEncoding())
+	require.InDelta(t, 5, de.GetErrorBudget().GetMaxRejectedPercent(), 1e-9)
+	var fns []string
+	for _, e := range de.GetMapping().GetEntries() {
+		if f, ok := e.GetSource().(*intakev1.MappingEntry_Function); ok {
+			fns = append(fns, e.GetAttribute()+" = "+f.Function)
+		}
+	}
+	require.Equal(t, []string{`is_active = Aktiv == "ja"`, `status = Aktiv == "ja" ? "customer" : "churned"`}, fns)
+
+	job, err := jobfile.Parse([]byte(`
+object: OBJECT_TYPE_ACCOUNTS
+errorBudget: {maxRejectedRows: 10}
+mapping:
+  dialect: {delimiter: "\t", encoding: utf-16le, skipRows: 1, trimSpace: true, compression: COMPRESSION_GZIP, quote: "'", escape: "\\"}
+  entries:
+    - {attribute: account_id, column: Id}
+    - {attribute: segment, function: 'col["Seg ment"].upperAscii()', note: why}
+  newAttributes:
+    - {attributeId: segment, displayName: Segment, type: ATTRIBUTE_TYPE_TEXT}
+    - {attributeId: parent, type: ATTRIBUTE_TYPE_FOREIGN_KEY, references: objects/accounts}
+`))
+	require.NoError(t, err)
+	require.EqualValues(t, 10, job.GetErrorBudget().GetMaxRejectedRows())
+	require.Equal(t, "\t", job.GetMapping().GetDialect().GetDelimiter())
+	require.Equal(t, `\`, job.GetMapping().GetDialect().GetEscape())
+	require.Equal(t, intakev1.Compression_COMPRESSION_GZIP, job.GetMapping().GetDialect().GetCompression())
+	require.Equal(t, `col["Seg ment"].upperAscii()`, job.GetMapping().GetEntries()[1].GetFunction())
+	require.Len(t, job.GetMapping().GetNewAttributes(), 2)
+	require.Equal(t, "objects/accounts", job.GetMapping().GetNewAttributes()[1].GetReferences())
 }
 
 func TestJSONAndProtoNamesAreAccepted(t *testing.T) {

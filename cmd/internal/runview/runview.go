@@ -94,9 +94,17 @@ func Counters(c *intakev1.RunCounters) string {
 // Outcome is one line about an ended run, for logs and the dev demo.
 func Outcome(r *intakev1.Run, now time.Time) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s (%s) in %s", r.GetName(), State(r.GetState()), Trigger(r.GetTrigger()), Duration(Elapsed(r, now)))
+	kind := Trigger(r.GetTrigger())
+	if r.GetDryRun() {
+		kind += ", dry run"
+	}
+	fmt.Fprintf(&b, "%s %s (%s) in %s", r.GetName(), State(r.GetState()), kind, Duration(Elapsed(r, now)))
 	if Succeeded(r.GetState()) || r.GetCounters().GetRowsRead() > 0 {
-		fmt.Fprintf(&b, ": rows %s", Counters(r.GetCounters()))
+		rows := "rows"
+		if r.GetDryRun() {
+			rows = "rows it would have"
+		}
+		fmt.Fprintf(&b, ": %s %s", rows, Counters(r.GetCounters()))
 	}
 	if m := r.GetMessage(); m != "" {
 		fmt.Fprintf(&b, " — %s", m)
@@ -110,6 +118,9 @@ func Summary(w io.Writer, r *intakev1.Run, maxErrors int, now time.Time) {
 	fmt.Fprintf(w, "Run:      %s\n", r.GetName())
 	fmt.Fprintf(w, "State:    %s\n", State(r.GetState()))
 	fmt.Fprintf(w, "Trigger:  %s\n", Trigger(r.GetTrigger()))
+	if r.GetDryRun() {
+		fmt.Fprintf(w, "Dry run:  yes, nothing was changed; the rows say what a run would do\n")
+	}
 	if t := r.GetScheduledTime(); t != nil {
 		fmt.Fprintf(w, "Schedule: %s\n", Time(t.AsTime()))
 	}
@@ -150,13 +161,28 @@ func Summary(w io.Writer, r *intakev1.Run, maxErrors int, now time.Time) {
 	if m := r.GetMessage(); m != "" {
 		fmt.Fprintf(w, "Message:  %s\n", m)
 	}
+	if cols := r.GetMissingColumns(); len(cols) > 0 {
+		fmt.Fprintf(w, "Missing:  mapped columns not in the file: %s\n", quoteAll(cols))
+	}
+	if cols := r.GetNewColumns(); len(cols) > 0 {
+		fmt.Fprintf(w, "New:      columns new in the file, not mapped: %s\n", quoteAll(cols))
+	}
 	if errs := r.GetRowErrors(); len(errs) > 0 {
 		n := min(len(errs), maxErrors)
 		fmt.Fprintf(w, "Row errors (first %d of %d rejected rows):\n", n, c.GetRowsRejected())
 		for _, e := range errs[:n] {
 			fmt.Fprintf(w, "  %s\n", RowError(e))
 		}
+		fmt.Fprintf(w, "Every rejected row as CSV: intakectl run rejects %s -o rejects.csv\n", r.GetName())
 	}
+}
+
+func quoteAll(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
 }
 
 // RowError is "row 7, column created_date: reason".

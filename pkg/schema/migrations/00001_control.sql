@@ -36,6 +36,8 @@ CREATE INDEX runs_job_create ON intake.runs (job_id, create_time DESC, id DESC);
 CREATE INDEX runs_create ON intake.runs (create_time DESC, id DESC);
 -- A schedule tick creates one run, whichever scheduler replica asks.
 CREATE UNIQUE INDEX runs_job_tick ON intake.runs (job_id, scheduled_time) WHERE scheduled_time IS NOT NULL;
+-- The requeue sweeper looks for runs still queued.
+CREATE INDEX runs_queued ON intake.runs (create_time) WHERE state = 1;
 
 -- Counters of each stage, per chunk, so a redelivered chunk counts once: a
 -- report replaces the row of its (run, stage, chunk). chunk = -1 holds the

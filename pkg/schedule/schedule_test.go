@@ -1,4 +1,4 @@
-package scheduler_test
+package schedule_test
 
 import (
 	"testing"
@@ -6,8 +6,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/intakehq/intake/pkg/schedule"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
-	"github.com/intakehq/intake/services/scheduler"
 )
 
 func mustZone(t *testing.T, name string) *time.Location {
@@ -126,7 +126,7 @@ func TestNextDaily(t *testing.T) {
 			after := mustTime(t, tc.after)
 			var got []time.Time
 			for range tc.want {
-				after = scheduler.NextDaily(after, tc.hour, tc.minute, loc)
+				after = schedule.NextDaily(after, tc.hour, tc.minute, loc)
 				require.Equal(t, loc, after.Location())
 				got = append(got, after)
 			}
@@ -140,7 +140,7 @@ func TestNextRunsDaily(t *testing.T) {
 	for _, tc := range dstCases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := scheduler.NextRuns(daily(tc.zone, int32(tc.hour), int32(tc.minute)), mustTime(t, tc.after), len(tc.want))
+			got, err := schedule.NextRuns(daily(tc.zone, int32(tc.hour), int32(tc.minute)), mustTime(t, tc.after), len(tc.want))
 			require.NoError(t, err)
 			require.Equal(t, tc.want, formatAll(got))
 		})
@@ -157,7 +157,7 @@ func TestNextDailyOncePerDay(t *testing.T) {
 			after := time.Date(2026, 1, 1, 0, 0, 0, 0, loc).Add(-time.Second)
 			day := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 			for day.Year() < 2029 {
-				next := scheduler.NextDaily(after, hm[0], hm[1], loc)
+				next := schedule.NextDaily(after, hm[0], hm[1], loc)
 				require.True(t, next.After(after), "%s %02d:%02d: %s not after %s", zone, hm[0], hm[1], next, after)
 				// The fire is on its day, or at the transition right after a
 				// gap at the day's end.
@@ -202,7 +202,7 @@ func TestNextRunsEveryMinutes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := scheduler.NextRuns(tc.sched, mustTime(t, tc.after), len(tc.want))
+			got, err := schedule.NextRuns(tc.sched, mustTime(t, tc.after), len(tc.want))
 			require.NoError(t, err)
 			require.Equal(t, tc.want, formatAll(got))
 			for i := 1; i < len(got); i++ {
@@ -222,22 +222,115 @@ func TestNextRunsErrors(t *testing.T) {
 		want  string
 	}{
 		{"no schedule", nil, 5, "schedule: not set"},
-		{"no cadence", &intakev1.Schedule{TimeZone: "UTC"}, 5, "schedule: no cadence set (every_minutes or daily)"},
-		{"zero minutes", everyMinutes("", 0), 5, "schedule: every_minutes.minutes is 0, must be at least 1"},
-		{"negative minutes", everyMinutes("", -5), 5, "schedule: every_minutes.minutes is -5, must be at least 1"},
-		{"hour 24", daily("", 24, 0), 5, "schedule: daily.hour is 24, must be 0 to 23"},
-		{"minute 60", daily("", 1, 60), 5, "schedule: daily.minute is 60, must be 0 to 59"},
-		{"unknown zone", daily("Mars/Olympus_Mons", 1, 0), 5, `schedule: time_zone "Mars/Olympus_Mons" is not a known IANA time zone`},
-		{"local zone", daily("Local", 1, 0), 5, `schedule: time_zone "Local" is not an IANA time zone name`},
+		{"no cadence", &intakev1.Schedule{TimeZone: "UTC"}, 5, "schedule: a cadence is required (every_minutes or daily)"},
+		{"zero minutes", everyMinutes("", 0), 5, "schedule.every_minutes.minutes: 0 is out of range (1-1440)"},
+		{"negative minutes", everyMinutes("", -5), 5, "schedule.every_minutes.minutes: -5 is out of range (1-1440)"},
+		{"more than a day", everyMinutes("", 1441), 5, "schedule.every_minutes.minutes: 1441 is out of range (1-1440)"},
+		{"hour 24", daily("", 24, 0), 5, "schedule.daily.hour: 24 is not an hour (0-23)"},
+		{"minute 60", daily("", 1, 60), 5, "schedule.daily.minute: 60 is not a minute (0-59)"},
+		{"unknown zone", daily("Mars/Olympus_Mons", 1, 0), 5, `schedule.time_zone: unknown time zone "Mars/Olympus_Mons" (use an IANA name such as "Europe/Berlin")`},
+		{"local zone", daily("Local", 1, 0), 5, `schedule.time_zone: "Local" is not an IANA time zone (e.g. "Europe/Berlin")`},
 		{"negative count", daily("", 1, 0), -1, "schedule: next runs count is -1, must be 0 to 1000"},
+		{"count too large", daily("", 1, 0), 1001, "schedule: next runs count is 1001, must be 0 to 1000"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := scheduler.NextRuns(tc.sched, now, tc.n)
-			require.ErrorContains(t, err, tc.want)
+			got, err := schedule.NextRuns(tc.sched, now, tc.n)
+			require.EqualError(t, err, tc.want)
+			require.Nil(t, got)
 		})
 	}
-	got, err := scheduler.NextRuns(daily("", 1, 0), now, 0)
+	got, err := schedule.NextRuns(daily("", 1, 0), now, 0)
 	require.NoError(t, err)
 	require.Empty(t, got)
+}
+
+// Validate reports every bad field at once, with its path inside the
+// Schedule, so the API can point at "job.schedule.daily.hour".
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	for _, ok := range []*intakev1.Schedule{
+		daily("", 0, 0), daily("UTC", 23, 59), daily("America/New_York", 6, 30),
+		everyMinutes("", 1), everyMinutes("Asia/Kolkata", schedule.MaxEveryMinutes),
+	} {
+		require.Nil(t, schedule.Validate(ok), "%v", ok)
+	}
+
+	es := schedule.Validate(daily("Nowhere/City", -1, 75))
+	require.Equal(t, schedule.FieldErrors{
+		{Field: "time_zone", Description: `unknown time zone "Nowhere/City" (use an IANA name such as "Europe/Berlin")`},
+		{Field: "daily.hour", Description: "-1 is not an hour (0-23)"},
+		{Field: "daily.minute", Description: "75 is not a minute (0-59)"},
+	}, es)
+	require.Equal(t, `schedule.time_zone: unknown time zone "Nowhere/City" (use an IANA name such as "Europe/Berlin"); `+
+		"schedule.daily.hour: -1 is not an hour (0-23); schedule.daily.minute: 75 is not a minute (0-59)", es.Error())
+
+	require.Equal(t, schedule.FieldErrors{{Field: "", Description: "not set"}}, schedule.Validate(nil))
+	require.Equal(t, schedule.FieldErrors{{Field: "", Description: "a cadence is required (every_minutes or daily)"}},
+		schedule.Validate(&intakev1.Schedule{}))
+	// A cadence whose message is unset is its zero value.
+	require.Equal(t, schedule.FieldErrors{{Field: "every_minutes.minutes", Description: "0 is out of range (1-1440)"}},
+		schedule.Validate(&intakev1.Schedule{Cadence: &intakev1.Schedule_EveryMinutes{}}))
+	require.Nil(t, schedule.Validate(&intakev1.Schedule{Cadence: &intakev1.Schedule_Daily{}}), "daily at midnight")
+
+	_, err := schedule.Parse(everyMinutes("Local", 0))
+	var fes schedule.FieldErrors
+	require.ErrorAs(t, err, &fes)
+	require.Len(t, fes, 2)
+	require.Equal(t, "time_zone", fes[0].Field)
+	require.Equal(t, "every_minutes.minutes", fes[1].Field)
+}
+
+func TestLoadLocation(t *testing.T) {
+	t.Parallel()
+	loc, err := schedule.LoadLocation("")
+	require.NoError(t, err)
+	require.Equal(t, time.UTC, loc)
+	loc, err = schedule.LoadLocation("America/New_York")
+	require.NoError(t, err)
+	require.Equal(t, "America/New_York", loc.String())
+	_, err = schedule.LoadLocation("Local")
+	require.EqualError(t, err, `"Local" is not an IANA time zone (e.g. "Europe/Berlin")`)
+	_, err = schedule.LoadLocation("Nowhere/City")
+	require.EqualError(t, err, `unknown time zone "Nowhere/City" (use an IANA name such as "Europe/Berlin")`)
+}
+
+func TestCadence(t *testing.T) {
+	t.Parallel()
+	c, err := schedule.Parse(daily("Europe/Berlin", 6, 30))
+	require.NoError(t, err)
+	require.Equal(t, "Europe/Berlin", c.Location().String())
+	next := c.Next(mustTime(t, "2026-03-28T12:00:00Z"))
+	require.Equal(t, "2026-03-29T06:30:00+02:00", next.Format(time.RFC3339))
+
+	// The zero Cadence is daily at midnight UTC.
+	var zero schedule.Cadence
+	require.Equal(t, time.UTC, zero.Location())
+	require.Equal(t, "2026-01-02T00:00:00Z", zero.Next(mustTime(t, "2026-01-01T00:00:00Z")).Format(time.RFC3339))
+}
+
+// Every-N-minutes ticks are the multiples of N minutes since the Unix epoch:
+// the same on every replica, whenever it started, before 1970 too.
+func TestNextEvery(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		after string
+		every time.Duration
+		want  string
+	}{
+		{"2026-01-01T12:07:00Z", 15 * time.Minute, "2026-01-01T12:15:00Z"},
+		{"2026-01-01T12:15:00Z", 15 * time.Minute, "2026-01-01T12:30:00Z"},
+		{"2026-01-01T12:14:59.999Z", 15 * time.Minute, "2026-01-01T12:15:00Z"},
+		{"2026-01-01T12:15:00.5Z", 15 * time.Minute, "2026-01-01T12:30:00Z"},
+		{"1970-01-01T00:00:00Z", time.Hour, "1970-01-01T01:00:00Z"},
+		{"1969-12-31T23:10:00Z", 30 * time.Minute, "1969-12-31T23:30:00Z"},
+		{"1969-12-31T23:30:00Z", 30 * time.Minute, "1970-01-01T00:00:00Z"},
+		{"1969-12-31T23:30:00.25Z", 30 * time.Minute, "1970-01-01T00:00:00Z"},
+		// 1440 minutes: midnight UTC, whatever the schedule's zone.
+		{"2026-06-30T23:59:59+09:00", 24 * time.Hour, "2026-07-01T00:00:00Z"},
+	} {
+		got := schedule.NextEvery(mustTime(t, tc.after), tc.every)
+		require.Equal(t, tc.want, got.Format(time.RFC3339), "%s every %s", tc.after, tc.every)
+		require.Equal(t, time.UTC, got.Location())
+	}
 }
