@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,7 @@ import (
 	"github.com/intakehq/intake/api/internal/store"
 	"github.com/intakehq/intake/pkg/pipeline"
 	"github.com/intakehq/intake/pkg/schema"
+	"github.com/intakehq/intake/pkg/source"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
 
@@ -66,6 +68,10 @@ type Config struct {
 	// runs are republished needlessly (harmless: JetStream and the fetcher
 	// drop the copies).
 	RequeueAfter time.Duration
+	// SampleTimeout bounds reading the sample of a job's file that
+	// ValidateMapping, PreviewJob and SuggestMapping need; 0 means
+	// DefaultSampleTimeout.
+	SampleTimeout time.Duration
 }
 
 // Validate returns the first problem of the configuration.
@@ -94,6 +100,9 @@ func (c Config) Validate() error {
 	if c.RequeueAfter > 0 && c.RequeueAfter < MinRequeueAfter {
 		return fmt.Errorf("api: RequeueAfter %v is shorter than %v", c.RequeueAfter, MinRequeueAfter)
 	}
+	if c.SampleTimeout < 0 {
+		return fmt.Errorf("api: SampleTimeout %v is negative", c.SampleTimeout)
+	}
 	return nil
 }
 
@@ -103,6 +112,8 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	hub     *hub
+	// httpClient reads the samples of jobs' files.
+	httpClient *http.Client
 
 	// Set by Run before started is closed.
 	store *store.Store
@@ -132,6 +143,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.RequeueAfter == 0 {
 		cfg.RequeueAfter = DefaultRequeueAfter
 	}
+	if cfg.SampleTimeout == 0 {
+		cfg.SampleTimeout = DefaultSampleTimeout
+	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, err
@@ -142,7 +156,9 @@ func New(cfg Config) (*Server, error) {
 		metrics:  m,
 		hub:      newHub(),
 		stopping: make(chan struct{}),
-		started:  make(chan struct{}),
+		// One client for every file sample, so connections are reused.
+		httpClient: source.NewHTTPClient(cfg.SampleTimeout),
+		started:    make(chan struct{}),
 	}, nil
 }
 

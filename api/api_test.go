@@ -4,7 +4,10 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,7 +40,45 @@ type testBundle struct {
 	js    jetstream.JetStream
 	dsn   string
 	nats  *natstest.Server
+	// files serves the jobs' files (accountsCSV at /accounts.csv).
+	files *fileServer
 }
+
+// fileServer serves files over HTTP for the jobs of a test; setFile
+// changes them while it runs.
+type fileServer struct {
+	srv   *httptest.Server
+	mu    sync.Mutex
+	files map[string]string
+}
+
+func newFileServer(t *testing.T) *fileServer {
+	f := &fileServer{files: map[string]string{"/accounts.csv": accountsCSV}}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		body, ok := f.files[r.URL.Path]
+		f.mu.Unlock()
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/csv")
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// setFile serves body at path ("/users.csv") and returns its URL.
+func (f *fileServer) setFile(path, body string) string {
+	f.mu.Lock()
+	f.files[path] = body
+	f.mu.Unlock()
+	return f.srv.URL + path
+}
+
+// accountsCSV is the file of accountsJob.
+const accountsCSV = "Account ID,Name,Region\nA-1,Acme,EU\nA-2,Globex,US\n"
 
 type setupOpts struct {
 	devMode bool
@@ -99,7 +140,7 @@ func setup(t *testing.T, opts ...setupOpts) *testBundle {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	return &testBundle{
-		srv: srv, reg: reg, conn: conn, js: js, dsn: o.dsn, nats: o.nats,
+		srv: srv, reg: reg, conn: conn, js: js, dsn: o.dsn, nats: o.nats, files: newFileServer(t),
 		jobs:  intakev1.NewJobServiceClient(conn),
 		runs:  intakev1.NewRunServiceClient(conn),
 		stage: intakev1.NewStageServiceClient(conn),
@@ -112,14 +153,20 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// accountsJob is a valid job importing accounts over HTTP, daily at 06:30.
-func accountsJob(name string) *intakev1.Job {
+// accountsJob is a valid job importing accounts over HTTP, daily at 06:30,
+// from the bundle's accounts.csv.
+func (b *testBundle) accountsJob(name string) *intakev1.Job {
+	return accountsJobAt(name, b.files.srv.URL+"/accounts.csv")
+}
+
+// accountsJobAt is accountsJob reading url.
+func accountsJobAt(name, url string) *intakev1.Job {
 	return &intakev1.Job{
 		DisplayName: name,
 		Description: "accounts from the CRM export",
 		Object:      intakev1.ObjectType_OBJECT_TYPE_ACCOUNTS,
 		Connection: &intakev1.Connection{Kind: &intakev1.Connection_Http{Http: &intakev1.HttpConnection{
-			Url: "https://exports.example.com/accounts.csv",
+			Url: url,
 		}}},
 		Mapping: &intakev1.MappingSpec{Entries: []*intakev1.MappingEntry{
 			{Attribute: "account_id", Source: &intakev1.MappingEntry_Column{Column: "Account ID"}},
@@ -134,11 +181,34 @@ func accountsJob(name string) *intakev1.Job {
 	}
 }
 
+// createJob creates an enabled accounts job (validated first).
 func (b *testBundle) createJob(t *testing.T, id string) *intakev1.Job {
 	t.Helper()
-	job, err := b.jobs.CreateJob(testCtx(t), &intakev1.CreateJobRequest{JobId: id, Job: accountsJob("Accounts " + id)})
+	job, err := b.create(t, id, b.accountsJob("Accounts "+id))
 	require.NoError(t, err)
 	return job
+}
+
+// validate validates job's mapping against its file, requires it to pass,
+// and returns the validation token.
+func (b *testBundle) validate(t *testing.T, job *intakev1.Job) string {
+	t.Helper()
+	v, err := b.jobs.ValidateMapping(testCtx(t), &intakev1.ValidateMappingRequest{Job: job})
+	require.NoError(t, err)
+	require.True(t, v.GetValid(), "the mapping does not validate: %v", v.GetFindings())
+	require.NotEmpty(t, v.GetValidationToken())
+	return v.GetValidationToken()
+}
+
+// create creates a job as a client must: an enabled job's mapping is
+// validated first, and the token passed.
+func (b *testBundle) create(t *testing.T, id string, job *intakev1.Job) (*intakev1.Job, error) {
+	t.Helper()
+	req := &intakev1.CreateJobRequest{JobId: id, Job: job}
+	if job.GetEnabled() {
+		req.ValidationToken = b.validate(t, job)
+	}
+	return b.jobs.CreateJob(testCtx(t), req)
 }
 
 // requireCode checks a gRPC error's code and that its message says each of want.
@@ -307,7 +377,9 @@ func TestShutdownEndsWatches(t *testing.T) {
 	defer conn.Close()
 	jobs, runs := intakev1.NewJobServiceClient(conn), intakev1.NewRunServiceClient(conn)
 	tctx := testCtx(t)
-	_, err = jobs.CreateJob(tctx, &intakev1.CreateJobRequest{JobId: "a", Job: accountsJob("a")})
+	a := accountsJobAt("a", "https://exports.example.com/accounts.csv")
+	a.Enabled = false
+	_, err = jobs.CreateJob(tctx, &intakev1.CreateJobRequest{JobId: "a", Job: a})
 	require.NoError(t, err)
 	run, err := jobs.RunJob(tctx, &intakev1.RunJobRequest{Name: "jobs/a"})
 	require.NoError(t, err)

@@ -30,9 +30,14 @@ type jobService struct {
 	s *Server
 }
 
-// checkJob validates a job as it would be stored.
-func (s *Server) checkJob(extra jobspec.Violations, job *intakev1.Job) error {
-	vs := append(extra, jobspec.Validate("job", job)...)
+// checkJob validates a job as it would be stored, its mapping against its
+// object's data model.
+func (s *Server) checkJob(ctx context.Context, extra jobspec.Violations, job *intakev1.Job) error {
+	model, err := s.modelFor(ctx, job.GetObject())
+	if err != nil {
+		return err
+	}
+	vs := append(extra, jobspec.Validate("job", job, model)...)
 	if len(vs) > 0 {
 		return invalid("invalid job", vs)
 	}
@@ -71,19 +76,20 @@ func (j *jobService) CreateJob(ctx context.Context, req *intakev1.CreateJobReque
 			vs = append(vs, jobspec.Violation{Field: "job_id", Description: err.Error()})
 		}
 	}
-	if err := s.checkJob(vs, req.GetJob()); err != nil {
+	if err := s.checkJob(ctx, vs, req.GetJob()); err != nil {
 		return nil, err
 	}
-	var (
-		job *intakev1.Job
-		err error
-	)
+	val, err := s.createValidation(ctx, req.GetValidationToken(), id, req.GetJob())
+	if err != nil {
+		return nil, err
+	}
+	var job *intakev1.Job
 	for attempt := 0; ; attempt++ {
 		newID := id
 		if newID == "" {
 			newID = newJobID()
 		}
-		job, err = s.store.CreateJob(ctx, newID, req.GetJob())
+		job, err = s.store.CreateJob(ctx, newID, req.GetJob(), val)
 		if err == nil {
 			id = newID
 			break
@@ -102,7 +108,7 @@ func (j *jobService) CreateJob(ctx context.Context, req *intakev1.CreateJobReque
 // runOnSave starts a run of a job just saved. The save stands even when the
 // run cannot be queued: the run then shows FAILED with the reason.
 func (s *Server) runOnSave(ctx context.Context, id string, job *intakev1.Job) (*intakev1.Job, error) {
-	if _, err := s.startRun(ctx, id, job, intakev1.Trigger_TRIGGER_RUN_NOW); err != nil {
+	if _, err := s.startRun(ctx, id, job, intakev1.Trigger_TRIGGER_RUN_NOW, false); err != nil {
 		s.log.WarnContext(ctx, "run on save not queued", "job", id, "error", err)
 	}
 	latest, err := s.store.GetJob(ctx, id)
@@ -112,10 +118,11 @@ func (s *Server) runOnSave(ctx context.Context, id string, job *intakev1.Job) (*
 	return withNextRun(latest, time.Now()), nil
 }
 
-// startRun creates a QUEUED run of job and publishes its run request. When
-// the publish fails the run is marked FAILED and the error is Unavailable.
-func (s *Server) startRun(ctx context.Context, jobID string, job *intakev1.Job, trigger intakev1.Trigger) (*intakev1.Run, error) {
-	run, err := s.store.CreateRun(ctx, job, jobID, trigger)
+// startRun creates a QUEUED run of job (a dry run when dryRun) and
+// publishes its run request. When the publish fails the run is marked
+// FAILED and the error is Unavailable.
+func (s *Server) startRun(ctx context.Context, jobID string, job *intakev1.Job, trigger intakev1.Trigger, dryRun bool) (*intakev1.Run, error) {
+	run, err := s.store.CreateRun(ctx, job, jobID, trigger, dryRun)
 	if err != nil {
 		return nil, s.storeError(ctx, "create a run of", "job "+store.JobName(jobID), err)
 	}
@@ -123,7 +130,7 @@ func (s *Server) startRun(ctx context.Context, jobID string, job *intakev1.Job, 
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
 	err = pipeline.Publish(pctx, s.js, pipeline.SubjectRunRequest, run.GetName(), &pipelinev1.RunRequest{
-		Run: run.GetName(), Job: job, Trigger: trigger, CreateTime: run.GetCreateTime(),
+		Run: run.GetName(), Job: job, Trigger: trigger, CreateTime: run.GetCreateTime(), DryRun: dryRun,
 	})
 	if err != nil {
 		_, runID, _ := parseRunName("run", run.GetName())
@@ -141,7 +148,7 @@ func (s *Server) startRun(ctx context.Context, jobID string, job *intakev1.Job, 
 		s.log.ErrorContext(ctx, "run request not published", "job", jobID, "run", runID, "error", err)
 		return nil, status.Errorf(codes.Unavailable, "run %s could not be queued (it is marked FAILED; try again): %v", run.GetName(), err)
 	}
-	s.log.InfoContext(ctx, "run queued", "job", jobID, "run", run.GetName(), "trigger", trigger.String())
+	s.log.InfoContext(ctx, "run queued", "job", jobID, "run", run.GetName(), "trigger", trigger.String(), "dry_run", dryRun)
 	return run, nil
 }
 
@@ -194,14 +201,22 @@ func (j *jobService) UpdateJob(ctx context.Context, req *intakev1.UpdateJobReque
 		return nil, err
 	}
 	paths := req.GetUpdateMask().GetPaths()
-	job, err := s.store.UpdateJob(ctx, id, func(cur *intakev1.Job) error {
+	tok, err := s.validationToken(ctx, req.GetValidationToken())
+	if err != nil {
+		return nil, err
+	}
+	job, err := s.store.UpdateJob(ctx, id, func(cur *intakev1.Job, v *store.JobValidation) error {
 		if etag := req.GetJob().GetEtag(); etag != "" && etag != cur.GetEtag() {
 			return status.Errorf(codes.Aborted, "job %s was changed since etag %q (now %q): read it again and retry", cur.GetName(), etag, cur.GetEtag())
 		}
+		before := jobspec.MappingHash(cur)
 		if vs := jobspec.ApplyMask(cur, req.GetJob(), paths); len(vs) > 0 {
 			return invalid("invalid update_mask", vs)
 		}
-		return s.checkJob(nil, cur)
+		if err := s.checkJob(ctx, nil, cur); err != nil {
+			return err
+		}
+		return applyValidation(id, cur, v, before, tok)
 	})
 	if err != nil {
 		return nil, s.storeError(ctx, "update", "job "+store.JobName(id), err)
@@ -241,5 +256,5 @@ func (j *jobService) RunJob(ctx context.Context, req *intakev1.RunJobRequest) (*
 	if err != nil {
 		return nil, j.s.storeError(ctx, "read", "job "+req.GetName(), err)
 	}
-	return j.s.startRun(ctx, id, job, intakev1.Trigger_TRIGGER_RUN_NOW)
+	return j.s.startRun(ctx, id, job, intakev1.Trigger_TRIGGER_RUN_NOW, req.GetDryRun())
 }

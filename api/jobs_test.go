@@ -20,7 +20,7 @@ func TestJobCRUD(t *testing.T) {
 	b := setup(t)
 	ctx := testCtx(t)
 
-	in := accountsJob("CRM accounts")
+	in := b.accountsJob("CRM accounts")
 	created, err := b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{JobId: "crm-accounts", Job: in})
 	require.NoError(t, err)
 	require.Equal(t, "jobs/crm-accounts", created.GetName())
@@ -40,7 +40,7 @@ func TestJobCRUD(t *testing.T) {
 	requireCode(t, err, codes.AlreadyExists, "job jobs/crm-accounts already exists")
 
 	// Without a job id, one is made up.
-	gen, err := b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{Job: accountsJob("generated")})
+	gen, err := b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{Job: b.accountsJob("generated")})
 	require.NoError(t, err)
 	require.Regexp(t, `^jobs/[a-z0-9]{12}$`, gen.GetName())
 
@@ -71,7 +71,7 @@ func TestJobCRUD(t *testing.T) {
 	require.Equal(t, "CRM accounts (EU)", updated.GetDisplayName())
 
 	// An empty mask replaces every updatable field.
-	full := accountsJob("replaced")
+	full := b.accountsJob("replaced")
 	full.Name = "jobs/crm-accounts"
 	full.Description = ""
 	updated, err = b.jobs.UpdateJob(ctx, &intakev1.UpdateJobRequest{Job: full})
@@ -151,7 +151,7 @@ func TestCreateJobValidation(t *testing.T) {
 	b := setup(t)
 	ctx := testCtx(t)
 	usersJob := func() *intakev1.Job {
-		j := accountsJob("users")
+		j := b.accountsJob("users")
 		j.Object = intakev1.ObjectType_OBJECT_TYPE_USERS
 		j.Mapping.Entries = []*intakev1.MappingEntry{
 			{Attribute: "account_id", Source: &intakev1.MappingEntry_Column{Column: "Account"}},
@@ -204,7 +204,7 @@ func TestCreateJobValidation(t *testing.T) {
 		"long delimiter": {func(j *intakev1.Job) { j.Mapping.Dialect = &intakev1.CsvDialect{Delimiter: ";;"} },
 			"job.mapping.dialect.delimiter", `";;" is not one character`},
 	} {
-		job := accountsJob("validation")
+		job := b.accountsJob("validation")
 		tc.change(job)
 		_, err := b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{Job: job})
 		st := requireCode(t, err, codes.InvalidArgument, tc.field+": ", tc.want)
@@ -214,7 +214,7 @@ func TestCreateJobValidation(t *testing.T) {
 	}
 
 	// Several problems at once are all reported.
-	job := accountsJob("many")
+	job := b.accountsJob("many")
 	job.Schedule.GetDaily().Hour = 24
 	job.Mapping.Entries[0].Attribute = "account"
 	_, err := b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{Job: job})
@@ -225,7 +225,7 @@ func TestCreateJobValidation(t *testing.T) {
 	require.Contains(t, fv, "job.mapping.entries")
 
 	// Local files are for development only.
-	local := accountsJob("local")
+	local := b.accountsJob("local")
 	local.Connection = &intakev1.Connection{Kind: &intakev1.Connection_Local{Local: &intakev1.LocalConnection{Path: "/data/a.csv"}}}
 	_, err = b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{Job: local})
 	requireCode(t, err, codes.FailedPrecondition, "job.connection.local", "development mode")
@@ -236,7 +236,7 @@ func TestCreateJobValidation(t *testing.T) {
 	require.Empty(t, list.GetJobs())
 
 	// A disabled job needs no schedule.
-	ok := accountsJob("manual only")
+	ok := b.accountsJob("manual only")
 	ok.Enabled, ok.Schedule = false, nil
 	_, err = b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{Job: ok})
 	require.NoError(t, err)
@@ -248,7 +248,7 @@ func TestCreateJobValidation(t *testing.T) {
 func TestLocalConnectionInDevMode(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{devMode: true})
-	local := accountsJob("local")
+	local := b.accountsJob("local")
 	local.Connection = &intakev1.Connection{Kind: &intakev1.Connection_Local{Local: &intakev1.LocalConnection{Path: "/data/a.csv"}}}
 	job, err := b.jobs.CreateJob(testCtx(t), &intakev1.CreateJobRequest{Job: local})
 	require.NoError(t, err)
@@ -289,7 +289,7 @@ func TestJobNextRunTime(t *testing.T) {
 
 	// Daily at 06:30 in Berlin: within a day, at 06:30 Berlin time.
 	start := time.Now()
-	daily, err := b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{JobId: "daily", Job: accountsJob("daily")})
+	daily, err := b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{JobId: "daily", Job: b.accountsJob("daily")})
 	require.NoError(t, err)
 	at := next(daily, start).In(berlin)
 	require.Equal(t, [2]int{6, 30}, [2]int{at.Hour(), at.Minute()})
@@ -300,7 +300,7 @@ func TestJobNextRunTime(t *testing.T) {
 	require.True(t, at.Equal(next(got, start)))
 
 	// Every 15 minutes: on a quarter hour, within 15 minutes.
-	every := accountsJob("every")
+	every := b.accountsJob("every")
 	every.Schedule = &intakev1.Schedule{TimeZone: "America/New_York", Cadence: &intakev1.Schedule_EveryMinutes{
 		EveryMinutes: &intakev1.EveryMinutes{Minutes: 15},
 	}}
@@ -312,19 +312,19 @@ func TestJobNextRunTime(t *testing.T) {
 	require.LessOrEqual(t, time.Until(tick), 15*time.Minute)
 
 	// Disabled jobs do not fire, with or without a schedule.
-	off := accountsJob("off")
+	off := b.accountsJob("off")
 	off.Enabled = false
 	disabled, err := b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{JobId: "off", Job: off})
 	require.NoError(t, err)
 	require.Nil(t, disabled.GetNextRunTime())
-	manual := accountsJob("manual")
+	manual := b.accountsJob("manual")
 	manual.Enabled, manual.Schedule = false, nil
 	manualJob, err := b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{JobId: "manual", Job: manual})
 	require.NoError(t, err)
 	require.Nil(t, manualJob.GetNextRunTime())
 
 	// A client cannot set it.
-	forged := accountsJob("forged")
+	forged := b.accountsJob("forged")
 	forged.Enabled = false
 	forged.NextRunTime = timestamppb.New(time.Now().Add(time.Hour))
 	forgedJob, err := b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{JobId: "forged", Job: forged})

@@ -101,7 +101,7 @@ func (s *Server) requeue(ctx context.Context, r store.StuckRun, now time.Time) (
 	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
 	err := pipeline.Publish(pctx, s.js, pipeline.SubjectRunRequest, name, &pipelinev1.RunRequest{
-		Run: name, Job: r.Job, Trigger: r.Trigger, CreateTime: timestamppb.New(r.CreateTime),
+		Run: name, Job: r.Job, Trigger: r.Trigger, CreateTime: timestamppb.New(r.CreateTime), DryRun: r.DryRun,
 	})
 	if err != nil {
 		log.Error("could not requeue a stuck queued run; retrying after RequeueAfter", "requeue_after", s.cfg.RequeueAfter, "error", err)

@@ -128,7 +128,7 @@ func TestRunJobPublishesOneRunRequest(t *testing.T) {
 func TestRunOnSaveStartsARun(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	j := accountsJob("now")
+	j := b.accountsJob("now")
 	j.RunOnSave = true
 	job, err := b.jobs.CreateJob(testCtx(t), &intakev1.CreateJobRequest{JobId: "now", Job: j})
 	require.NoError(t, err)
@@ -504,7 +504,7 @@ func TestCreateScheduledRunOncePerTick(t *testing.T) {
 	_, err = b.stage.CreateScheduledRun(ctx, &intakev1.CreateScheduledRunRequest{Job: job.GetName()})
 	requireCode(t, err, codes.InvalidArgument, "scheduled_time")
 
-	disabled := accountsJob("off")
+	disabled := b.accountsJob("off")
 	disabled.Enabled = false
 	_, err = b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{JobId: "off", Job: disabled})
 	require.NoError(t, err)

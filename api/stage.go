@@ -46,6 +46,10 @@ func checkReport(req *intakev1.ReportRunEventRequest) error {
 		if !sha256Pattern.MatchString(req.GetSha256()) {
 			add("sha256", "%q is not a lowercase hex SHA-256", req.GetSha256())
 		}
+	case intakev1.RunEventKind_RUN_EVENT_KIND_COMMITTING:
+		if req.GetStage() != intakev1.Stage_STAGE_LOAD {
+			add("stage", "COMMITTING is reported by the LOAD stage, not %v", req.GetStage())
+		}
 	}
 	for i, e := range req.GetRowErrors() {
 		if e.GetRow() < 1 {

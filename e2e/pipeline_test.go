@@ -29,6 +29,7 @@ type system struct {
 	apiAddr string
 	jobs    intakev1.JobServiceClient
 	runs    intakev1.RunServiceClient
+	model   intakev1.DataModelServiceClient
 	procs   map[string]*proc
 }
 
@@ -64,6 +65,7 @@ func startSystem(t *testing.T) *system {
 	}
 	s.jobs = intakev1.NewJobServiceClient(conn)
 	s.runs = intakev1.NewRunServiceClient(conn)
+	s.model = intakev1.NewDataModelServiceClient(conn)
 	for _, w := range []string{"fetcher", "mapper", "scheduler"} {
 		s.startWorker(t, w)
 	}
@@ -81,23 +83,24 @@ func (s *system) startWorker(t *testing.T, name string, extra ...string) *proc {
 	return p
 }
 
-// fileServer serves one CSV file whose content the test can change.
+// fileServer serves CSV files whose content the test can change.
 type fileServer struct {
-	mu   sync.Mutex
-	body string
-	srv  *httptest.Server
+	mu    sync.Mutex
+	files map[string]string
+	srv   *httptest.Server
 }
 
+// newFileServer serves body as /accounts.csv.
 func newFileServer(t *testing.T, body string) *fileServer {
-	f := &fileServer{body: body}
+	f := &fileServer{files: map[string]string{"/accounts.csv": body}}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/accounts.csv" {
+		f.mu.Lock()
+		b, ok := f.files[r.URL.Path]
+		f.mu.Unlock()
+		if !ok {
 			http.NotFound(w, r)
 			return
 		}
-		f.mu.Lock()
-		b := f.body
-		f.mu.Unlock()
 		w.Header().Set("Content-Type", "text/csv")
 		_, _ = io.WriteString(w, b)
 	}))
@@ -105,8 +108,30 @@ func newFileServer(t *testing.T, body string) *fileServer {
 	return f
 }
 
-func (f *fileServer) set(body string) { f.mu.Lock(); f.body = body; f.mu.Unlock() }
+func (f *fileServer) set(body string) { f.setFile("/accounts.csv", body) }
 func (f *fileServer) url() string     { return f.srv.URL + "/accounts.csv" }
+
+// setFile serves body at path ("/users.csv") and returns its URL.
+func (f *fileServer) setFile(path, body string) string {
+	f.mu.Lock()
+	f.files[path] = body
+	f.mu.Unlock()
+	return f.srv.URL + path
+}
+
+// createJob validates the job's mapping against its file, as a client must
+// before saving an enabled job, and creates it with the validation token.
+func (s *system) createJob(ctx context.Context, t *testing.T, job *intakev1.Job) *intakev1.Job {
+	t.Helper()
+	v, err := s.jobs.ValidateMapping(ctx, &intakev1.ValidateMappingRequest{Job: job})
+	require.NoError(t, err)
+	require.True(t, v.GetValid(), "the mapping does not validate: %v", v.GetFindings())
+	require.NotEmpty(t, v.GetValidationToken())
+	created, err := s.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{Job: job, ValidationToken: v.GetValidationToken()})
+	require.NoError(t, err)
+	require.True(t, created.GetMappingValidated())
+	return created
+}
 
 func accountsJob(url string) *intakev1.Job {
 	col := func(attr, column, format string) *intakev1.MappingEntry {
@@ -210,8 +235,7 @@ func TestImportLifecycle(t *testing.T) {
 	s := startSystem(t)
 	files := newFileServer(t, accountsCSV(0, 1000, nil))
 
-	job, err := s.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{Job: accountsJob(files.url())})
-	require.NoError(t, err)
+	job := s.createJob(ctx, t, accountsJob(files.url()))
 
 	// 1. The first run imports every row.
 	run := s.runAndWait(ctx, t, job.Name)
@@ -272,8 +296,7 @@ func TestLoaderCrashMidRun(t *testing.T) {
 	s := startSystem(t)
 	const rows = 200000
 	files := newFileServer(t, accountsCSV(0, rows, nil)+accountsCSV(0, 100, map[int]string{0: "Last wins"})[len("Account ID,Name,Employees,Revenue,Created,Active,Notes\r\n"):])
-	job, err := s.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{Job: accountsJob(files.url())})
-	require.NoError(t, err)
+	job := s.createJob(ctx, t, accountsJob(files.url()))
 
 	started, err := s.jobs.RunJob(ctx, &intakev1.RunJobRequest{Name: job.Name})
 	require.NoError(t, err)

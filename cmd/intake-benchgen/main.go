@@ -7,9 +7,16 @@
 // an empty unquoted cell for a missing value. Text fields are always quoted;
 // some hold commas, doubled quotes and, in about 1% of the rows, a newline.
 //
+// With -formats it writes the same rows in the formats of a typical
+// spreadsheet export instead, for the mapper benchmark (intake-mapbench):
+// Created as MM/dd/yyyy, Employees with thousands separators ("31,902"),
+// Annual Revenue and MRR as dollar amounts ("$3,731,658,609.12"), every 50th
+// MRR negative in parentheses ("($1,234.56)"). COPY cannot read that file.
+//
 // Usage:
 //
 //	intake-benchgen -rows 1000000 -o .bench/accounts.csv
+//	intake-benchgen -rows 1000000 -formats -o .bench/accounts-formats.csv
 package main
 
 import (
@@ -38,6 +45,10 @@ type Config struct {
 	Rows int
 	// Seed makes the file reproducible: the same seed, the same bytes.
 	Seed uint64
+	// Formats writes dates, numbers and currency as a spreadsheet export
+	// does (MM/dd/yyyy, 31,902, $1,234.56, ($1,234.56)) instead of the
+	// plain forms COPY reads. The values are the same.
+	Formats bool
 }
 
 // Validate checks the config.
@@ -163,14 +174,26 @@ func Generate(w io.Writer, cfg Config) (Stats, error) {
 
 		// employees: a number.
 		employees := 1 + rng.IntN(50000)
-		line = strconv.AppendInt(line, int64(employees), 10)
+		if cfg.Formats {
+			line = appendGrouped(line, int64(employees), true)
+		} else {
+			line = strconv.AppendInt(line, int64(employees), 10)
+		}
 		line = append(line, ',')
 
 		// annual_revenue and mrr: currency as plain decimals.
 		cents := int64(employees) * int64(5_000_00+rng.IntN(250_000_00))
-		line = appendCents(line, cents)
-		line = append(line, ',')
-		line = appendCents(line, int64(rng.IntN(5_000_000_00))/12)
+		mrr := int64(rng.IntN(5_000_000_00)) / 12
+		if cfg.Formats {
+			comma = true // "$1,234.56"
+			line = appendDollars(line, cents, false)
+			line = append(line, ',')
+			line = appendDollars(line, mrr, id%50 == 0)
+		} else {
+			line = appendCents(line, cents)
+			line = append(line, ',')
+			line = appendCents(line, mrr)
+		}
 		line = append(line, ',')
 
 		// is_active: a boolean.
@@ -179,7 +202,11 @@ func Generate(w io.Writer, cfg Config) (Stats, error) {
 
 		// created_date and renewal_date: ISO dates; some renewals empty.
 		created := epoch.AddDate(0, 0, rng.IntN(5000))
-		line = created.AppendFormat(line, time.DateOnly)
+		if cfg.Formats {
+			line = created.AppendFormat(line, "01/02/2006")
+		} else {
+			line = created.AppendFormat(line, time.DateOnly)
+		}
 		line = append(line, ',')
 		if rng.IntN(20) == 0 {
 			st.NullRenewals++
@@ -255,6 +282,48 @@ func appendCents(b []byte, cents int64) []byte {
 	return strconv.AppendInt(b, c, 10)
 }
 
+// appendGrouped writes n with ',' between groups of three digits, quoted
+// when it holds a comma (and quote is set).
+func appendGrouped(b []byte, n int64, quote bool) []byte {
+	s := strconv.FormatInt(n, 10)
+	if len(s) <= 3 {
+		return append(b, s...)
+	}
+	if quote {
+		b = append(b, '"')
+	}
+	for i := range len(s) {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b = append(b, ',')
+		}
+		b = append(b, s[i])
+	}
+	if quote {
+		b = append(b, '"')
+	}
+	return b
+}
+
+// appendDollars writes cents as a quoted dollar amount, "$1,234.56", or
+// "($1,234.56)" when negative.
+func appendDollars(b []byte, cents int64, negative bool) []byte {
+	b = append(b, '"')
+	if negative {
+		b = append(b, '(')
+	}
+	b = append(b, '$')
+	b = appendGrouped(b, cents/100, false)
+	b = append(b, '.')
+	if c := cents % 100; c < 10 {
+		b = append(b, '0')
+	}
+	b = strconv.AppendInt(b, cents%100, 10)
+	if negative {
+		b = append(b, ')')
+	}
+	return append(b, '"')
+}
+
 type countingWriter struct {
 	w io.Writer
 	n int64
@@ -279,13 +348,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 	rows := fs.Int("rows", 1_000_000, "number of data rows")
 	seed := fs.Uint64("seed", 1, "random seed (same seed, same file)")
 	out := fs.String("o", "-", "output file (- for standard output)")
+	formats := fs.Bool("formats", false, "write dates as MM/dd/yyyy, numbers with thousands separators, currency as $1,234.56 / ($1,234.56) (for intake-mapbench; COPY cannot read it)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	cfg := Config{Rows: *rows, Seed: *seed}
+	cfg := Config{Rows: *rows, Seed: *seed, Formats: *formats}
 
 	w := stdout
 	var f *os.File

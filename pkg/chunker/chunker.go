@@ -2,29 +2,32 @@
 // it, so a file of any size can be handed to the mappers piece by piece with
 // flat memory.
 //
-// Record boundaries follow RFC 4180 the way encoding/csv reads them with
-// LazyQuotes set:
+// Record boundaries are those of pkg/csv (see its package doc), found by
+// csv.Splitter with the dialect of Options (delimiter, quote, escape): the
+// mapper reads a chunk with csv.Reader and the same dialect, so reading the
+// chunks one by one gives exactly the records, and the record numbers, that
+// reading the whole file gives. In short:
 //   - a record ends at a line feed ("\n" or "\r\n") that is not inside a
 //     quoted field, or at the end of the file;
-//   - a field that starts with the quote character is quoted: it may hold
-//     delimiters, line feeds (LF or CRLF) and doubled quotes; it ends at a
-//     quote followed by a delimiter or the end of the record; any other quote
-//     inside it is literal;
+//   - a quoted field may hold delimiters, line feeds and escaped quotes; a
+//     stray quote inside it is literal for finding the end of the record (the
+//     mapper rejects that record);
 //   - a quote inside an unquoted field is literal;
 //   - a line that is empty ("\n", "\r\n") between records is not a record:
 //     it is skipped, not counted, and not copied into any chunk.
 //
-// Records are numbered from 1 in file order, counting as encoding/csv
-// counts them (blank lines do not count), so the header is record
-// Options.HeaderRow and the first data record is HeaderRow+1. Parsing a
-// chunk's Data with encoding/csv and numbering its records from
-// Chunk.FirstRow gives the same records and numbers as parsing the whole
-// file.
+// Records are numbered from 1 in file order, blank lines not counted, so the
+// header is record Options.HeaderRow and the first data record is
+// HeaderRow+1 (plus SkipRows: the data rows dropped right after the header
+// still count). Reading a chunk's Data with csv.Reader and numbering its
+// records from Chunk.FirstRow gives the same records and numbers as reading
+// the whole file.
 //
 // Every chunk's Data ends with a record terminator: a last record of the
 // file that has none gets a "\n" appended (a trailing "\r" before the end of
-// the file, which encoding/csv drops, stays and becomes "\r\n"). Nothing
-// else is changed: Data holds the file's bytes.
+// the file, which the reader drops, stays and becomes "\r\n"). Nothing
+// else is changed: Data holds the file's bytes (a UTF-8 byte order mark at
+// the start of the file is skipped).
 //
 // A chunk never exceeds Options.MaxChunkBytes or MaxChunkRows; a single
 // record larger than MaxChunkBytes is an error. The chunker holds at most
@@ -32,12 +35,13 @@
 package chunker
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"unicode/utf8"
+
+	"github.com/intakehq/intake/pkg/csv"
 )
 
 // Defaults of Options.
@@ -49,11 +53,15 @@ const (
 	DefaultMaxChunkRows  = 5000
 )
 
+// NoQuote as Options.Quote turns quoting off: every quote is literal.
+const NoQuote rune = -1
+
 // Errors about the file as a whole. Use errors.Is.
 var (
 	// ErrEmptyFile: the file has no record at all (no bytes, or only blank lines).
 	ErrEmptyFile = errors.New("file is empty")
-	// ErrNoRows: the file has a header but no record after it.
+	// ErrNoRows: the file has a header but no record after it (or after the
+	// skipped rows).
 	ErrNoRows = errors.New("file has a header but no data rows")
 	// ErrNoHeader: the file ends before the header row.
 	ErrNoHeader = errors.New("file ends before the header row")
@@ -102,11 +110,19 @@ type Options struct {
 	// Delimiter; it allows delimiters outside ASCII (as encoding/csv's
 	// Reader.Comma does).
 	Comma rune
-	// Quote opens and closes a quoted field. Default '"'.
-	Quote byte
+	// Quote opens and closes a quoted field: an ASCII character. Default
+	// '"'; NoQuote turns quoting off.
+	Quote rune
+	// Escape escapes a quote inside a quoted field: an ASCII character.
+	// Default (0) is the quote itself, a doubled quote as in RFC 4180; '\\'
+	// means backslash escapes.
+	Escape rune
 	// HeaderRow is the 1-based record number of the header; the records
 	// before it are skipped. Default 1.
 	HeaderRow int
+	// SkipRows data records right after the header are dropped (e.g. a row
+	// of units); they still count in record numbers.
+	SkipRows int
 	// MaxChunkBytes bounds len(Chunk.Data). Default 1 MiB.
 	MaxChunkBytes int
 	// MaxChunkRows bounds Chunk.Rows. Default 5000.
@@ -133,36 +149,60 @@ func (o Options) WithDefaults() Options {
 	return o
 }
 
+// Dialect returns the CSV dialect of the options (after defaults), the one
+// to read the chunks with.
+func (o Options) Dialect() csv.Dialect {
+	o = o.WithDefaults()
+	d := csv.Dialect{Comma: rune(o.Delimiter), Quote: o.Quote, Escape: o.Escape}
+	if o.Comma != 0 {
+		d.Comma = o.Comma
+	}
+	if o.Quote == NoQuote {
+		d.Quote, d.Escape = 0, 0
+	}
+	return d.Resolved()
+}
+
+// OptionsFor returns options that read the dialect d (zero values of d mean
+// its defaults: a comma; a Quote of 0 turns quoting off).
+func OptionsFor(d csv.Dialect) Options {
+	d = d.Resolved()
+	o := Options{Comma: d.Comma, Quote: d.Quote, Escape: d.Escape}
+	if d.Quote == 0 {
+		o.Quote, o.Escape = NoQuote, 0
+	}
+	return o
+}
+
 // Validate checks the options (after defaults).
 func (o Options) Validate() error {
 	o = o.WithDefaults()
+	comma := rune(o.Delimiter)
 	if o.Comma != 0 {
-		switch {
-		case o.Comma == '\n' || o.Comma == '\r':
-			return fmt.Errorf("chunker: delimiter %q: a line break cannot be the delimiter", o.Comma)
-		case !utf8.ValidRune(o.Comma) || o.Comma == utf8.RuneError:
-			return fmt.Errorf("chunker: delimiter %q is not a valid character", o.Comma)
-		case o.Comma == rune(o.Quote):
-			return fmt.Errorf("chunker: delimiter and quote are both %q", o.Comma)
-		}
-		o.Delimiter = ','
-		if o.Quote == ',' {
-			o.Delimiter = ';'
-		}
+		comma = o.Comma
 	}
 	switch {
-	case o.Delimiter == '\n' || o.Delimiter == '\r':
-		return fmt.Errorf("chunker: delimiter %q: a line break cannot be the delimiter", o.Delimiter)
+	case comma == '\n' || comma == '\r':
+		return fmt.Errorf("chunker: delimiter %q: a line break cannot be the delimiter", comma)
+	case !utf8.ValidRune(comma) || comma == utf8.RuneError:
+		return fmt.Errorf("chunker: delimiter %q is not a valid character", comma)
 	case o.Quote == '\n' || o.Quote == '\r':
 		return fmt.Errorf("chunker: quote %q: a line break cannot be the quote character", o.Quote)
-	case o.Delimiter == o.Quote:
-		return fmt.Errorf("chunker: delimiter and quote are both %q", o.Delimiter)
+	case o.Quote != NoQuote && (o.Quote < 0 || o.Quote >= utf8.RuneSelf):
+		return fmt.Errorf("chunker: quote %q: must be an ASCII character", o.Quote)
+	case comma == o.Quote:
+		return fmt.Errorf("chunker: delimiter and quote are both %q", comma)
 	case o.HeaderRow < 0:
 		return fmt.Errorf("chunker: header row %d: must be 1 or more", o.HeaderRow)
+	case o.SkipRows < 0:
+		return fmt.Errorf("chunker: skip rows %d: must be 0 or more", o.SkipRows)
 	case o.MaxChunkBytes < 0:
 		return fmt.Errorf("chunker: max chunk bytes %d: must be positive", o.MaxChunkBytes)
 	case o.MaxChunkRows < 0:
 		return fmt.Errorf("chunker: max chunk rows %d: must be positive", o.MaxChunkRows)
+	}
+	if err := o.Dialect().Validate(); err != nil {
+		return fmt.Errorf("chunker: %w", err)
 	}
 	return nil
 }
@@ -182,13 +222,9 @@ type Chunk struct {
 // Chunker reads a CSV stream and yields its chunks. It is not safe for
 // concurrent use.
 type Chunker struct {
-	r      *bufio.Reader
+	s      *csv.Splitter
 	opts   Options
-	delim  []byte // the delimiter's bytes
 	header []string
-
-	line   int64 // lines started so far; the number of the current line
-	record int64 // records completed so far
 
 	cur      []byte // data of the chunk being filled
 	curRows  int64
@@ -197,44 +233,53 @@ type Chunker struct {
 	err      error // sticky
 }
 
-const readBufferSize = 256 << 10
-
-var bom = []byte{0xEF, 0xBB, 0xBF}
-
-// New reads the records before the header and the header itself, and
-// returns a Chunker positioned on the first data record. It returns
-// ErrEmptyFile for a file without records, an error wrapping ErrNoHeader when
-// the file ends before the header row, and a *ParseError for a header that
-// cannot be read.
+// New reads the records before the header, the header itself and the
+// skipped rows, and returns a Chunker positioned on the first data record.
+// It returns ErrEmptyFile for a file without records, an error wrapping
+// ErrNoHeader when the file ends before the header row, and a *ParseError
+// for a header that cannot be read.
 func New(r io.Reader, opts Options) (*Chunker, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	opts = opts.WithDefaults()
-	c := &Chunker{r: bufio.NewReaderSize(r, readBufferSize), opts: opts, delim: []byte{opts.Delimiter}}
-	if opts.Comma != 0 {
-		c.delim = utf8.AppendRune(nil, opts.Comma)
-	}
-	if b, err := c.r.Peek(len(bom)); err == nil && bytes.Equal(b, bom) {
-		_, _ = c.r.Discard(len(bom))
-	}
-	var rec []byte
-	for c.record < int64(opts.HeaderRow) {
+	d := opts.Dialect()
+	c := &Chunker{s: csv.NewSplitter(r, d), opts: opts}
+	c.s.MaxRecordBytes = opts.MaxChunkBytes
+	var raw []byte
+	for c.s.Record() < int64(opts.HeaderRow) {
 		var ok bool
 		var err error
-		rec, ok, err = c.readRecord(rec[:0])
+		raw, ok, err = c.next()
 		if err != nil {
 			return nil, err
 		}
 		if !ok {
-			if c.record == 0 {
+			if c.s.Record() == 0 {
 				return nil, ErrEmptyFile
 			}
-			return nil, fmt.Errorf("%w: the header is record %d but the file has only %d records", ErrNoHeader, opts.HeaderRow, c.record)
+			return nil, fmt.Errorf("%w: the header is record %d but the file has only %d records", ErrNoHeader, opts.HeaderRow, c.s.Record())
 		}
-		c.record++
 	}
-	c.header = splitRecord(rec, c.delim, opts.Quote)
+	// A stray quote in the header is read leniently (kept as a literal): a
+	// mapped column's name then shows it.
+	hr := csv.NewReader(bytes.NewReader(raw), d)
+	hr.KeepBOM = true // the file's BOM is skipped already
+	header, err := hr.Read()
+	var pe *csv.ParseError
+	if err != nil && !errors.As(err, &pe) {
+		return nil, fmt.Errorf("chunker: read the header: %w", err)
+	}
+	c.header = append([]string(nil), header...)
+	for range opts.SkipRows {
+		if _, ok, err := c.next(); err != nil || !ok {
+			c.err = err
+			if err == nil {
+				c.err = ErrNoRows
+			}
+			break
+		}
+	}
 	c.cur = make([]byte, 0, c.bufCap())
 	return c, nil
 }
@@ -253,10 +298,7 @@ func (c *Chunker) Next() (Chunk, error) {
 		return Chunk{}, c.err
 	}
 	for {
-		recStart := len(c.cur)
-		var ok bool
-		var err error
-		c.cur, ok, err = c.readRecord(c.cur)
+		raw, ok, err := c.next()
 		if err != nil {
 			c.err = err
 			return Chunk{}, err
@@ -272,9 +314,13 @@ func (c *Chunker) Next() (Chunk, error) {
 			}
 			return Chunk{}, c.err
 		}
-		c.record++
+		recStart := len(c.cur)
+		c.cur = append(c.cur, raw...)
+		if raw[len(raw)-1] != '\n' {
+			c.cur = append(c.cur, '\n')
+		}
 		if c.curRows == 0 {
-			c.curFirst = c.record
+			c.curFirst = c.s.Record()
 		}
 		c.curRows++
 		if len(c.cur) > c.opts.MaxChunkBytes {
@@ -286,6 +332,34 @@ func (c *Chunker) Next() (Chunk, error) {
 			return c.emit(len(c.cur)), nil
 		}
 	}
+}
+
+// next returns the next record's bytes (valid until the next call); ok is
+// false at the end of the file.
+func (c *Chunker) next() (raw []byte, ok bool, err error) {
+	raw, err = c.s.Next()
+	if err == nil {
+		if raw[len(raw)-1] != '\n' && len(raw)+1 > c.opts.MaxChunkBytes {
+			// With the "\n" it gets, the last record does not fit.
+			return nil, false, &ParseError{Record: c.s.Record(), Line: c.s.Line(), Limit: c.opts.MaxChunkBytes, Err: ErrRecordTooLarge}
+		}
+		return raw, true, nil
+	}
+	return c.fail(err)
+}
+
+// fail converts an error of the Splitter.
+func (c *Chunker) fail(err error) ([]byte, bool, error) {
+	var pe *csv.ParseError
+	switch {
+	case errors.Is(err, io.EOF):
+		return nil, false, nil
+	case errors.As(err, &pe) && errors.Is(err, csv.ErrUnterminatedQuote):
+		return nil, false, &ParseError{Record: pe.Record, Line: pe.Line, QuoteLine: pe.ErrLine, Err: ErrUnterminatedQuote}
+	case errors.As(err, &pe) && errors.Is(err, csv.ErrRecordTooLarge):
+		return nil, false, &ParseError{Record: pe.Record, Line: pe.Line, QuoteLine: pe.ErrLine, Limit: c.opts.MaxChunkBytes, Err: ErrRecordTooLarge}
+	}
+	return nil, false, err
 }
 
 // bufCap is the capacity of a chunk buffer: a full chunk plus a little, so
@@ -314,216 +388,7 @@ func (c *Chunker) emit(end int) Chunk {
 	c.curRows = 0
 	if len(rest) > 0 {
 		c.curRows = 1
-		c.curFirst = c.record
+		c.curFirst = c.s.Record()
 	}
 	return ch
-}
-
-// readRecord appends the next record's bytes to dst. ok is false at the end
-// of the file (no more records). Blank lines before the record are dropped.
-func (c *Chunker) readRecord(dst []byte) (out []byte, ok bool, err error) {
-	start := len(dst)
-	inQuote, fieldStart := false, true
-	var quoteLine int64
-	recLine := c.line + 1
-	for {
-		lineStart := len(dst)
-		c.line++
-		dst, err = c.readLine(dst, start, recLine, inQuote, quoteLine)
-		if err != nil {
-			return dst, false, err
-		}
-		line := dst[lineStart:]
-		eof := len(line) == 0 || line[len(line)-1] != '\n'
-		if lineStart == start && isTerminator(line) {
-			// A blank line, or the end of the file, where a record would start.
-			dst = dst[:start]
-			if eof {
-				c.line--
-				return dst, false, nil
-			}
-			recLine = c.line + 1
-			continue
-		}
-		if len(line) == 0 {
-			// End of the file inside a quoted field (a record can only still be
-			// open at the end of a line when a quote is open).
-			return dst, false, &ParseError{Record: c.record + 1, Line: recLine, QuoteLine: quoteLine, Err: ErrUnterminatedQuote}
-		}
-		inQuote, fieldStart = c.scan(line, inQuote, fieldStart, &quoteLine)
-		if !inQuote {
-			if eof {
-				dst = append(dst, '\n')
-				if len(dst)-start > c.opts.MaxChunkBytes {
-					return dst, false, &ParseError{Record: c.record + 1, Line: recLine, Limit: c.opts.MaxChunkBytes, Err: ErrRecordTooLarge}
-				}
-			}
-			return dst, true, nil
-		}
-		if eof {
-			return dst, false, &ParseError{Record: c.record + 1, Line: recLine, QuoteLine: quoteLine, Err: ErrUnterminatedQuote}
-		}
-	}
-}
-
-// readLine appends one line (up to and including '\n', or up to the end of
-// the file) to dst, failing when the record being read, which started at
-// dst[start], grows beyond MaxChunkBytes.
-func (c *Chunker) readLine(dst []byte, start int, recLine int64, inQuote bool, quoteLine int64) ([]byte, error) {
-	for {
-		part, err := c.r.ReadSlice('\n')
-		dst = append(dst, part...)
-		if len(dst)-start > c.opts.MaxChunkBytes {
-			if !inQuote {
-				quoteLine = 0
-			}
-			return dst, &ParseError{Record: c.record + 1, Line: recLine, QuoteLine: quoteLine, Limit: c.opts.MaxChunkBytes, Err: ErrRecordTooLarge}
-		}
-		switch {
-		case err == nil || err == io.EOF:
-			return dst, nil
-		case errors.Is(err, bufio.ErrBufferFull):
-			continue
-		default:
-			return dst, fmt.Errorf("read line %d: %w", c.line, err)
-		}
-	}
-}
-
-// scan follows the quoting state through one line (which ends with '\n', or
-// is the last of the file). It reports whether a quoted field is still open
-// at the end of the line.
-func (c *Chunker) scan(line []byte, inQuote, fieldStart bool, quoteLine *int64) (bool, bool) {
-	q, d := c.opts.Quote, c.delim
-	if !inQuote && bytes.IndexByte(line, q) < 0 {
-		// Fast path: no quote on the line, so it is a whole record.
-		return false, false
-	}
-	i, n := 0, len(line)
-	for i < n {
-		if inQuote {
-			j := bytes.IndexByte(line[i:], q)
-			if j < 0 {
-				return true, false
-			}
-			i += j + 1
-			switch {
-			case i < n && line[i] == q:
-				i++ // doubled quote
-			case bytes.HasPrefix(line[i:], d):
-				i += len(d)
-				inQuote, fieldStart = false, true
-			case isTerminator(line[i:]):
-				return false, false
-			default:
-				// A quote inside a quoted field, not followed by a delimiter
-				// or the end of the record: literal (as with LazyQuotes).
-			}
-			continue
-		}
-		if fieldStart {
-			fieldStart = false
-			if line[i] == q {
-				inQuote = true
-				*quoteLine = c.line
-				i++
-				continue
-			}
-		}
-		j := index(line[i:], d)
-		if j < 0 {
-			return false, false
-		}
-		i += j + len(d)
-		fieldStart = true
-	}
-	return inQuote, fieldStart
-}
-
-// isTerminator reports whether b is only a record terminator: "\n", "\r\n",
-// or, at the end of the file, "\r" or nothing.
-func isTerminator(b []byte) bool {
-	switch len(b) {
-	case 0:
-		return true
-	case 1:
-		return b[0] == '\n' || b[0] == '\r'
-	case 2:
-		return b[0] == '\r' && b[1] == '\n'
-	}
-	return false
-}
-
-// splitRecord splits one well-formed record (as read by readRecord) into its
-// fields, the way encoding/csv does with LazyQuotes: quotes are removed from
-// quoted fields, doubled quotes become one, "\r\n" inside a quoted field
-// becomes "\n", and the terminator is dropped.
-func splitRecord(rec, d []byte, q byte) []string {
-	var fields []string
-	var buf []byte
-	i, n := 0, len(rec)
-	for {
-		if i < n && rec[i] == q {
-			i++
-			buf = buf[:0]
-			for {
-				j := bytes.IndexByte(rec[i:], q)
-				if j < 0 {
-					// Not reached for a record from readRecord.
-					buf = append(buf, stripTerminator(rec[i:])...)
-					fields = append(fields, normalizeNL(buf))
-					return fields
-				}
-				buf = append(buf, rec[i:i+j]...)
-				i += j + 1
-				switch {
-				case i < n && rec[i] == q:
-					buf = append(buf, q)
-					i++
-					continue
-				case bytes.HasPrefix(rec[i:], d):
-					fields = append(fields, normalizeNL(buf))
-					i += len(d)
-				case isTerminator(rec[i:]):
-					return append(fields, normalizeNL(buf))
-				default:
-					buf = append(buf, q)
-					continue
-				}
-				break
-			}
-			continue
-		}
-		j := index(rec[i:], d)
-		if j < 0 {
-			return append(fields, string(stripTerminator(rec[i:])))
-		}
-		fields = append(fields, string(rec[i:i+j]))
-		i += j + len(d)
-	}
-}
-
-// index is bytes.Index, faster for the usual one-byte delimiter.
-func index(b, d []byte) int {
-	if len(d) == 1 {
-		return bytes.IndexByte(b, d[0])
-	}
-	return bytes.Index(b, d)
-}
-
-func stripTerminator(b []byte) []byte {
-	switch {
-	case bytes.HasSuffix(b, []byte("\r\n")):
-		return b[:len(b)-2]
-	case bytes.HasSuffix(b, []byte("\n")), bytes.HasSuffix(b, []byte("\r")):
-		return b[:len(b)-1]
-	}
-	return b
-}
-
-func normalizeNL(b []byte) string {
-	if bytes.IndexByte(b, '\r') < 0 {
-		return string(b)
-	}
-	return string(bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n")))
 }

@@ -2,7 +2,7 @@ package chunker_test
 
 import (
 	"bytes"
-	"encoding/csv"
+	stdcsv "encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/intakehq/intake/pkg/chunker"
+	"github.com/intakehq/intake/pkg/csv"
 )
 
 // chunkAll runs the chunker over input and returns the header and chunks.
@@ -38,7 +39,7 @@ func chunkAll(t *testing.T, input string, opts chunker.Options) ([]string, []chu
 // parse reads data with encoding/csv as the mapper does.
 func parse(t *testing.T, data []byte, comma rune) [][]string {
 	t.Helper()
-	r := csv.NewReader(bytes.NewReader(data))
+	r := stdcsv.NewReader(bytes.NewReader(data))
 	r.Comma = comma
 	r.LazyQuotes = true
 	r.FieldsPerRecord = -1
@@ -345,7 +346,7 @@ func TestMatchesEncodingCSV(t *testing.T) {
 func checkAgainstCSV(t *testing.T, rng *rand.Rand, data []byte, comma rune) bool {
 	t.Helper()
 	plain := bytes.TrimPrefix(data, []byte("\xEF\xBB\xBF"))
-	r := csv.NewReader(bytes.NewReader(plain))
+	r := stdcsv.NewReader(bytes.NewReader(plain))
 	r.Comma, r.LazyQuotes, r.FieldsPerRecord = comma, true, -1
 	var want [][]string
 	maxSpan, prev := int64(0), int64(0)
@@ -370,7 +371,7 @@ func checkAgainstCSV(t *testing.T, rng *rand.Rand, data []byte, comma rune) bool
 
 	c, err := chunker.New(bytes.NewReader(data), opts)
 	if errors.Is(err, chunker.ErrUnterminatedQuote) {
-		strict := csv.NewReader(bytes.NewReader(plain))
+		strict := stdcsv.NewReader(bytes.NewReader(plain))
 		strict.Comma, strict.FieldsPerRecord = comma, -1
 		_, serr := strict.ReadAll()
 		require.Error(t, serr, msg)
@@ -407,7 +408,7 @@ func checkAgainstCSV(t *testing.T, rng *rand.Rand, data []byte, comma rune) bool
 		require.LessOrEqual(t, ch.Rows, int64(opts.MaxChunkRows), msg)
 		require.Positive(t, ch.Rows, msg)
 		require.Equal(t, byte('\n'), ch.Data[len(ch.Data)-1], msg)
-		cr := csv.NewReader(bytes.NewReader(ch.Data))
+		cr := stdcsv.NewReader(bytes.NewReader(ch.Data))
 		cr.Comma, cr.LazyQuotes, cr.FieldsPerRecord = comma, true, -1
 		got, err := cr.ReadAll()
 		require.NoError(t, err, msg)
@@ -499,4 +500,81 @@ func benchFile(size int) []byte {
 		}
 	}
 	return b.Bytes()
+}
+
+func TestSkipRows(t *testing.T) {
+	t.Parallel()
+	in := "id,amount\n\"\",EUR\nunits,\"x\ny\"\n1,5\n2,6\n"
+	header, chunks, err := chunkAll(t, in, chunker.Options{SkipRows: 2, MaxChunkRows: 1})
+	require.NoError(t, err)
+	require.Equal(t, []string{"id", "amount"}, header)
+	require.Len(t, chunks, 2)
+	require.Equal(t, int64(4), chunks[0].FirstRow, "the skipped rows 2 and 3 still count")
+	require.Equal(t, map[int64][]string{4: {"1", "5"}, 5: {"2", "6"}}, rows(t, chunks))
+
+	// Skipping every data row leaves none.
+	c, err := chunker.New(strings.NewReader("id\nunits\n"), chunker.Options{SkipRows: 1})
+	require.NoError(t, err)
+	_, err = c.Next()
+	require.ErrorIs(t, err, chunker.ErrNoRows)
+	c, err = chunker.New(strings.NewReader("id\nunits\n"), chunker.Options{SkipRows: 5})
+	require.NoError(t, err)
+	_, err = c.Next()
+	require.ErrorIs(t, err, chunker.ErrNoRows)
+}
+
+// readChunk reads a chunk with pkg/csv, as the mapper does.
+func readChunk(t *testing.T, ch chunker.Chunk, d csv.Dialect) [][]string {
+	t.Helper()
+	recs, err := csv.NewReader(bytes.NewReader(ch.Data), d).ReadAll()
+	require.NoError(t, err)
+	require.Len(t, recs, int(ch.Rows))
+	return recs
+}
+
+func TestBackslashEscape(t *testing.T) {
+	t.Parallel()
+	in := "id,note\n1,\"say \\\"hi\\\",\nthen go\"\n2,\"c:\\\\\"\n"
+	opts := chunker.Options{Escape: '\\', MaxChunkRows: 1}
+	header, chunks, err := chunkAll(t, in, opts)
+	require.NoError(t, err)
+	require.Equal(t, []string{"id", "note"}, header)
+	require.Len(t, chunks, 2)
+	require.Equal(t, int64(3), chunks[1].FirstRow)
+	d := opts.Dialect()
+	require.Equal(t, csv.Dialect{Comma: ',', Quote: '"', Escape: '\\'}, d)
+	require.Equal(t, [][]string{{"1", "say \"hi\",\nthen go"}}, readChunk(t, chunks[0], d))
+	require.Equal(t, [][]string{{"2", `c:\`}}, readChunk(t, chunks[1], d))
+}
+
+func TestQuotingOff(t *testing.T) {
+	t.Parallel()
+	in := "id;note\n1;\"open\n2;5\" disk\n"
+	opts := chunker.OptionsFor(csv.Dialect{Comma: ';'})
+	require.Equal(t, chunker.NoQuote, opts.Quote)
+	header, chunks, err := chunkAll(t, in, opts)
+	require.NoError(t, err, "a quote opens nothing")
+	require.Equal(t, []string{"id", "note"}, header)
+	require.Len(t, chunks, 1)
+	require.Equal(t, [][]string{{"1", `"open`}, {"2", `5" disk`}}, readChunk(t, chunks[0], opts.Dialect()))
+	require.Equal(t, csv.Dialect{Comma: ';'}, opts.Dialect())
+}
+
+func TestOptionsForRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, d := range []csv.Dialect{
+		csv.Default,
+		{Comma: '\t', Quote: '\'', Escape: '\''},
+		{Comma: '|', Quote: '"', Escape: '\\'},
+		{Comma: '§'},
+	} {
+		require.Equal(t, d, chunker.OptionsFor(d).Dialect())
+		require.NoError(t, chunker.OptionsFor(d).Validate())
+	}
+	_, err := chunker.New(strings.NewReader("a\n1\n"), chunker.Options{Quote: '«'})
+	require.EqualError(t, err, `chunker: quote '«': must be an ASCII character`)
+	_, err = chunker.New(strings.NewReader("a\n1\n"), chunker.Options{Escape: '\n'})
+	require.EqualError(t, err, `chunker: invalid escape character '\n': a line break cannot be the escape character`)
+	_, err = chunker.New(strings.NewReader("a\n1\n"), chunker.Options{SkipRows: -1})
+	require.EqualError(t, err, "chunker: skip rows -1: must be 0 or more")
 }

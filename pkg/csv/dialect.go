@@ -28,7 +28,8 @@
 //   - A quote inside an unquoted field is literal (5" disk).
 //   - A quoted field still open at the end of the input is an error
 //     (ErrUnterminatedQuote); the record then runs to the end of the input.
-//   - A UTF-8 byte order mark at the very start of the input is skipped.
+//   - A UTF-8 byte order mark at the very start of the input is skipped
+//     (unless KeepBOM is set).
 //
 // With the default dialect and well-formed input the records are those of
 // encoding/csv with LazyQuotes set.

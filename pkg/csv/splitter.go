@@ -23,6 +23,10 @@ type Splitter struct {
 	// reading stops), so a quote that is never closed cannot make the
 	// Splitter hold the whole input in memory.
 	MaxRecordBytes int
+	// KeepBOM keeps a UTF-8 byte order mark at the start of the input as
+	// data (of the first field) instead of skipping it: set it to read a
+	// piece of a file, such as a chunk, whose start is not the file's.
+	KeepBOM bool
 
 	br      *bufio.Reader
 	syn     syntax
@@ -37,6 +41,7 @@ type Splitter struct {
 	recLine   int64 // line on which the last record starts
 	quoteLine int64 // line on which the last record's open quote was opened
 	multiline bool
+	quoted    bool // the last record has a quote character
 }
 
 // NewSplitter returns a Splitter reading r with dialect d. An invalid
@@ -62,12 +67,13 @@ func (s *Splitter) Next() ([]byte, error) {
 	}
 	if !s.started {
 		s.started = true
-		if b, err := s.br.Peek(len(bom)); err == nil && bytes.Equal(b, bom) {
+		if b, err := s.br.Peek(len(bom)); !s.KeepBOM && err == nil && bytes.Equal(b, bom) {
 			_, _ = s.br.Discard(len(bom))
 		}
 	}
 	s.buf = s.buf[:0]
 	s.quoteLine = 0
+	s.quoted = false
 	first := true
 	inQuote, fieldStart := false, true
 	for {
@@ -195,6 +201,7 @@ func (s *Splitter) scan(line []byte, inQuote, fieldStart bool) (bool, bool) {
 		// No quote on the line: it ends the record.
 		return false, false
 	}
+	s.quoted = true
 	i, n := 0, len(line)
 	for i < n {
 		if inQuote {
@@ -277,5 +284,5 @@ func TrimTerminator(raw []byte) []byte {
 }
 
 func indexByte(b []byte, c byte) int { return bytes.IndexByte(b, c) }
-func index(b, sep []byte) int       { return bytes.Index(b, sep) }
-func hasPrefix(b, p []byte) bool    { return bytes.HasPrefix(b, p) }
+func index(b, sep []byte) int        { return bytes.Index(b, sep) }
+func hasPrefix(b, p []byte) bool     { return bytes.HasPrefix(b, p) }

@@ -141,24 +141,25 @@ func Compile(model *intakev1.DataObject, spec *intakev1.MappingSpec, header []st
 	for i, e := range spec.GetEntries() {
 		n := i + 1
 		attr := e.GetAttribute()
+		ecol := e.GetColumn() // the entry's column, for its problems
 		if attr == "" {
-			addf(i, "", "", CodeMissingAttribute, "entry %d has no attribute", n)
+			addf(i, "", ecol, CodeMissingAttribute, "entry %d has no attribute", n)
 			continue
 		}
 		tg, ok := targets[attr]
 		if !ok {
-			addf(i, attr, "", CodeUnknownAttribute, "entry %d: %s has no attribute %q; its attributes are: %s", n, objectName(model), attr, strings.Join(names, ", "))
+			addf(i, attr, ecol, CodeUnknownAttribute, "entry %d: %s has no attribute %q; its attributes are: %s", n, objectName(model), attr, strings.Join(names, ", "))
 			continue
 		}
 		if first, dup := seen[attr]; dup {
-			addf(i, attr, "", CodeDuplicateAttribute, "attribute %s is mapped twice (entries %d and %d)", attr, first+1, n)
+			addf(i, attr, ecol, CodeDuplicateAttribute, "attribute %s is mapped twice (entries %d and %d)", attr, first+1, n)
 			continue
 		}
 		seen[attr] = i
 		en := entry{attr: attr, col: -1, key: tg.key || slices.Contains(keys, attr)}
 		conv, ferr := newConverter(tg.typ, e.GetSourceFormat())
 		if ferr != nil {
-			addf(i, attr, "", CodeInvalidFormat, "entry %d (attribute %s): source format %v", n, attr, ferr)
+			addf(i, attr, ecol, CodeInvalidFormat, "entry %d (attribute %s): source format %v", n, attr, ferr)
 		}
 		en.conv = conv
 		switch src := e.GetSource().(type) {
@@ -387,12 +388,15 @@ func listHeader(header []string) string {
 	return b.String()
 }
 
-// suggest proposes a header column that differs from col only in case or
-// surrounding spaces.
+// suggest proposes a header column that differs from col only in case,
+// spaces or punctuation ("Account ID" for "account_id").
 func suggest(col string, header []string) string {
-	want := strings.ToLower(strings.TrimSpace(strings.TrimPrefix(col, "\ufeff")))
+	want := NormalizeName(col)
+	if want == "" {
+		return ""
+	}
 	for _, h := range header {
-		if strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))) == want {
+		if NormalizeName(h) == want {
 			return fmt.Sprintf(" did you mean %q?", h)
 		}
 	}

@@ -11,14 +11,15 @@ import (
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
 
-func object(t testing.TB, typ intakev1.ObjectType) *objects.Object {
+// object is the data model of a pkg/objects object.
+func object(t testing.TB, typ intakev1.ObjectType) *intakev1.DataObject {
 	t.Helper()
 	obj, err := objects.Lookup(typ)
 	require.NoError(t, err)
-	return obj
+	return mapping.ModelOf(obj)
 }
 
-func accounts(t testing.TB) *objects.Object {
+func accounts(t testing.TB) *intakev1.DataObject {
 	return object(t, intakev1.ObjectType_OBJECT_TYPE_ACCOUNTS)
 }
 
@@ -41,7 +42,7 @@ func spec(entries ...*intakev1.MappingEntry) *intakev1.MappingSpec {
 }
 
 // problems compiles and returns the spec's problems.
-func problems(t *testing.T, obj *objects.Object, s *intakev1.MappingSpec, header []string) []mapping.Problem {
+func problems(t *testing.T, obj *intakev1.DataObject, s *intakev1.MappingSpec, header []string) []mapping.Problem {
 	t.Helper()
 	plan, err := mapping.Compile(obj, s, header)
 	require.Error(t, err)
@@ -69,7 +70,11 @@ func TestCompile(t *testing.T) {
 	require.Equal(t, []string{"Acct", "Name", "Since", "Seats", ""}, plan.Columns())
 	require.Equal(t, ';', plan.Comma())
 	require.Equal(t, header, plan.Header())
-	require.Equal(t, "accounts", plan.Object().Name)
+	require.Equal(t, "objects/accounts", plan.Model().GetName())
+	require.Equal(t, []intakev1.AttributeType{
+		intakev1.AttributeType_ATTRIBUTE_TYPE_TEXT, intakev1.AttributeType_ATTRIBUTE_TYPE_TEXT, intakev1.AttributeType_ATTRIBUTE_TYPE_DATE,
+		intakev1.AttributeType_ATTRIBUTE_TYPE_NUMBER, intakev1.AttributeType_ATTRIBUTE_TYPE_TEXT,
+	}, plan.Types())
 }
 
 func TestCompileUsersNeedsBothKeys(t *testing.T) {
@@ -102,7 +107,7 @@ func TestCompileProblems(t *testing.T) {
 		{
 			name: "unknown attribute",
 			spec: spec(col("account_id", "Account ID"), col("colour", "Name")),
-			want: mapping.Problem{Entry: 1, Attribute: "colour", Code: mapping.CodeUnknownAttribute,
+			want: mapping.Problem{Entry: 1, Attribute: "colour", Column: "Name", Code: mapping.CodeUnknownAttribute,
 				Message: `entry 2: accounts has no attribute "colour"; its attributes are: account_id, name, status, industry, region, parent_account_id, employees, annual_revenue, mrr, is_active, created_date, renewal_date, notes`},
 		},
 		{
@@ -114,55 +119,55 @@ func TestCompileProblems(t *testing.T) {
 		{
 			name: "missing attribute",
 			spec: spec(col("account_id", "Account ID"), col("", "Name")),
-			want: mapping.Problem{Entry: 1, Code: mapping.CodeMissingAttribute, Message: "entry 2 has no attribute"},
+			want: mapping.Problem{Entry: 1, Column: "Name", Code: mapping.CodeMissingAttribute, Message: "entry 2 has no attribute"},
 		},
 		{
 			name: "no source",
 			spec: spec(col("account_id", "Account ID"), &intakev1.MappingEntry{Attribute: "name"}),
 			want: mapping.Problem{Entry: 1, Attribute: "name", Code: mapping.CodeNoSource,
-				Message: "entry 2 (attribute name) has neither a column nor a constant"},
+				Message: "entry 2 (attribute name) has neither a column, a constant nor a function"},
 		},
 		{
 			name: "empty column",
 			spec: spec(col("account_id", "Account ID"), col("name", "")),
 			want: mapping.Problem{Entry: 1, Attribute: "name", Code: mapping.CodeNoSource,
-				Message: "entry 2 (attribute name) has neither a column nor a constant"},
+				Message: "entry 2 (attribute name) has neither a column, a constant nor a function"},
 		},
 		{
 			name: "column not in header",
 			spec: spec(col("name", "Name"), col("account_id", "Acct")),
-			want: mapping.Problem{Entry: 1, Attribute: "account_id", Code: mapping.CodeColumnNotInHeader,
+			want: mapping.Problem{Entry: 1, Attribute: "account_id", Column: "Acct", Code: mapping.CodeColumnNotInHeader,
 				Message: `column "Acct" (entry 2, attribute account_id) is not in the file's header; the header has: "Account ID", "Name", "Revenue", "Name2", "Name2"`},
 			message: `invalid mapping: column "Acct" (entry 2, attribute account_id) is not in the file's header; the header has: "Account ID", "Name", "Revenue", "Name2", "Name2"`,
 		},
 		{
 			name: "column differs in case",
 			spec: spec(col("account_id", "account id")),
-			want: mapping.Problem{Entry: 0, Attribute: "account_id", Code: mapping.CodeColumnNotInHeader,
+			want: mapping.Problem{Entry: 0, Attribute: "account_id", Column: "account id", Code: mapping.CodeColumnNotInHeader,
 				Message: `column "account id" (entry 1, attribute account_id) is not in the file's header; did you mean "Account ID"? the header has: "Account ID", "Name", "Revenue", "Name2", "Name2"`},
 		},
 		{
 			name: "ambiguous column",
 			spec: spec(col("account_id", "Account ID"), col("name", "Name2")),
-			want: mapping.Problem{Entry: 1, Attribute: "name", Code: mapping.CodeAmbiguousColumn,
+			want: mapping.Problem{Entry: 1, Attribute: "name", Column: "Name2", Code: mapping.CodeAmbiguousColumn,
 				Message: `column "Name2" (entry 2, attribute name) appears 2 times in the file's header`},
 		},
 		{
 			name: "date format on a number",
 			spec: spec(col("account_id", "Account ID"), colf("employees", "Revenue", "MM/dd/yyyy")),
-			want: mapping.Problem{Entry: 1, Attribute: "employees", Code: mapping.CodeInvalidFormat,
+			want: mapping.Problem{Entry: 1, Attribute: "employees", Column: "Revenue", Code: mapping.CodeInvalidFormat,
 				Message: `entry 2 (attribute employees): source format "MM/dd/yyyy" is not a number format: write an example number such as "1,234.56", "1.234,56" or "1 234,56"`},
 		},
 		{
 			name: "bad date format",
 			spec: spec(col("account_id", "Account ID"), colf("created_date", "Revenue", "YYYY-MM-DD")),
-			want: mapping.Problem{Entry: 1, Attribute: "created_date", Code: mapping.CodeInvalidFormat,
+			want: mapping.Problem{Entry: 1, Attribute: "created_date", Column: "Revenue", Code: mapping.CodeInvalidFormat,
 				Message: `entry 2 (attribute created_date): source format "YYYY-MM-DD" is not a date format: "YYYY" at position 1 is not a pattern (use yyyy, yy, MMMM, MMM, MM, M, dd, d, HH, H, hh, h, mm, ss, SSS and a, quote other letters with '...', or use iso8601, unix or unix_ms)`},
 		},
 		{
 			name: "format on text",
 			spec: spec(colf("account_id", "Account ID", "yyyy")),
-			want: mapping.Problem{Entry: 0, Attribute: "account_id", Code: mapping.CodeInvalidFormat,
+			want: mapping.Problem{Entry: 0, Attribute: "account_id", Column: "Account ID", Code: mapping.CodeInvalidFormat,
 				Message: `entry 1 (attribute account_id): source format "yyyy" does not apply to a text attribute (only dates, numbers and currency have a source format)`},
 		},
 		{
@@ -218,6 +223,8 @@ func TestCompileReportsEveryProblem(t *testing.T) {
 func TestCompileNoObject(t *testing.T) {
 	t.Parallel()
 	_, err := mapping.Compile(nil, spec(), nil)
+	require.EqualError(t, err, "mapping: compile: no data model")
+	_, err = mapping.CompileObject(nil, spec(), nil)
 	require.EqualError(t, err, "mapping: compile: no object")
 }
 
@@ -232,4 +239,8 @@ func TestDelimiter(t *testing.T) {
 		_, err := mapping.Delimiter(in)
 		require.Error(t, err, in)
 	}
+}
+
+func fn(attr, expr string) *intakev1.MappingEntry {
+	return &intakev1.MappingEntry{Attribute: attr, Source: &intakev1.MappingEntry_Function{Function: expr}}
 }

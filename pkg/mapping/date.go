@@ -42,6 +42,9 @@ type dateFormat struct {
 	kind   dateKind
 	name   string // as shown in error messages
 	tokens []dateToken
+	// isoDay: the pattern is yyyy-MM-dd, whose usual values (2024-01-31)
+	// the ISO parser reads faster.
+	isoDay bool
 }
 
 const dateTokensHelp = "use yyyy, yy, MMMM, MMM, MM, M, dd, d, HH, H, hh, h, mm, ss, SSS and a, quote other letters with '...', or use iso8601, unix or unix_ms"
@@ -147,6 +150,7 @@ func parseDateFormat(f string) (dateFormat, error) {
 		i = j
 	}
 	flush()
+	df.isoDay = f == "yyyy-MM-dd"
 	var missing []string
 	if !seen[tokYear4] {
 		missing = append(missing, "year (yyyy or yy)")
@@ -173,6 +177,9 @@ func (df *dateFormat) parse(s string) (days int32, ok bool, detail string) {
 		return parseUnix(s, 86400)
 	case dateUnixMs:
 		return parseUnix(s, 86400*1000)
+	}
+	if df.isoDay && len(s) == 10 && s[4] == '-' && s[7] == '-' {
+		return parseISODate(s)
 	}
 	var y, mo, d, h, mi, sec int = -1, -1, -1, 0, 0, 0
 	h12 := false

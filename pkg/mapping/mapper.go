@@ -15,6 +15,7 @@ type Mapper struct {
 	hint   int
 	np     numberParser
 	act    *rowActivation // the functions' variables; nil without functions
+	buf    []byte         // a function's result being built
 	blocks []*block
 	bi, ri int // current block, next row in it
 }

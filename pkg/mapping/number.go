@@ -171,6 +171,7 @@ func (nf *numberFormat) thousandsAt(s string, i int) int {
 type numberParser struct {
 	digits []byte
 	out    []byte
+	strs   arena
 }
 
 // parse converts a number cell (already trimmed, not empty). It returns the
@@ -294,7 +295,7 @@ func (p *numberParser) render(neg bool, d []byte, point int, orig string) string
 	if string(o) == orig {
 		return orig
 	}
-	return string(o)
+	return p.strs.str(o)
 }
 
 func allZeros(d []byte) bool {

@@ -126,8 +126,38 @@ func (s *Service) handleSeal(ctx context.Context, log *slog.Logger, m *pipelinev
 	return s.commit(ctx, log, m.Run)
 }
 
-// commit commits the run if it is complete, and reports how it ended.
+// commit commits the run if it is complete, and reports how it ended. The
+// commit gate comes first: the loader reports (LOAD, COMMITTING) with the
+// rows staged, and the control API answers ABANDON when the run must not
+// land (over its error budget, cancelled or failed meanwhile): the staging
+// is then dropped. A dry run passes the same gate, then only counts.
 func (s *Service) commit(ctx context.Context, log *slog.Logger, run string) error {
+	rd, err := s.store.CheckCommit(ctx, run)
+	if store.IsInvalid(err) {
+		return s.fail(ctx, log, run, err)
+	}
+	if err != nil {
+		return fmt.Errorf("loader: %w", err)
+	}
+	switch {
+	case rd.State == store.Committed:
+		return s.finished(ctx, log, run, rd.Counts)
+	case rd.State == store.Abandoned || !rd.Ready:
+		return nil
+	}
+	d, err := s.report(ctx, log, &intakev1.ReportRunEventRequest{
+		Run:      run,
+		Kind:     intakev1.RunEventKind_RUN_EVENT_KIND_COMMITTING,
+		Counters: &intakev1.RunCounters{RowsStaged: rd.RowsStaged},
+	})
+	if err != nil {
+		return err
+	}
+	if d == intakev1.Directive_DIRECTIVE_ABANDON {
+		log.Info("the control API refused the commit", "rows_staged", rd.RowsStaged, "dry_run", rd.DryRun)
+		return s.abandon(ctx, log, run)
+	}
+
 	start := time.Now()
 	res, committed, err := s.store.TryCommit(ctx, run)
 	if store.IsInvalid(err) {
@@ -137,13 +167,20 @@ func (s *Service) commit(ctx context.Context, log *slog.Logger, run string) erro
 		return fmt.Errorf("loader: %w", err)
 	}
 	if !committed {
+		// Abandoned between the gate and the commit.
 		return nil
 	}
 	if res.Merged {
 		took := time.Since(start)
-		s.metrics.committed(res.Counts, took.Seconds())
-		log.Info("run committed", "took", took, "created", res.Counts.Created, "updated", res.Counts.Updated,
-			"unchanged", res.Counts.Unchanged, "ignored", res.Counts.Ignored)
+		attrs := []any{"took", took, "created", res.Counts.Created, "updated", res.Counts.Updated,
+			"unchanged", res.Counts.Unchanged, "ignored", res.Counts.Ignored}
+		if res.DryRun {
+			s.metrics.dryRuns.Inc()
+			log.Info("dry run counted; the object table is unchanged", attrs...)
+		} else {
+			s.metrics.committed(res.Counts, took.Seconds())
+			log.Info("run committed", attrs...)
+		}
 	}
 	return s.finished(ctx, log, run, res.Counts)
 }

@@ -4,6 +4,19 @@
 // every chunk of a sealed run is staged commits the run into its object
 // table in one transaction, reporting progress to the control API.
 //
+// Staging columns take their types from Batch.types, so custom attributes
+// (columns added through the DataModelService) load like system ones;
+// foreign keys are text. Keys, required attributes and append-only come
+// from pkg/objects by Batch.object. Append-only objects (usage) only ever
+// insert rows whose keys are new; a row whose keys exist is counted
+// rows_unchanged and left as it is, whatever its other attributes say.
+//
+// Before a commit the loader reports (LOAD, COMMITTING) with the rows staged
+// (the commit gate): ABANDON drops the staging, CONTINUE merges. A dry run
+// (Batch.dry_run / Seal.dry_run) stages and counts exactly as a real run,
+// then drops the staging without merging and reports FINISHED with the
+// counts the run would have had.
+//
 // The database work lives in internal/store; this package is the worker
 // around it: consumer loop, reports, metrics.
 package loader

@@ -96,6 +96,13 @@ func (f *fakeAPI) find(kind intakev1.RunEventKind) []*intakev1.ReportRunEventReq
 	return out
 }
 
+// index is the position of a report among all reports.
+func (f *fakeAPI) index(r *intakev1.ReportRunEventRequest) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.IndexFunc(f.reports, func(x *intakev1.ReportRunEventRequest) bool { return proto.Equal(x, r) })
+}
+
 type env struct {
 	pool *pgxpool.Pool
 	js   jetstream.JetStream
@@ -244,6 +251,13 @@ func TestARunLandsThroughJetStream(t *testing.T) {
 	}
 	require.Equal(t, map[int64]int64{0: 3, 1: 0, 2: 1}, staged)
 
+	// The commit gate: COMMITTING with every staged row, before FINISHED.
+	gate := e.api.find(intakev1.RunEventKind_RUN_EVENT_KIND_COMMITTING)
+	require.NotEmpty(t, gate)
+	require.Equal(t, intakev1.Stage_STAGE_LOAD, gate[0].Stage)
+	require.Equal(t, int64(4), gate[0].Counters.GetRowsStaged())
+	require.Less(t, e.api.index(gate[0]), e.api.index(fin))
+
 	require.Equal(t, 4.0, value(t, e.reg, "intake_loader_rows_staged_total"), "the redelivered batch counts once")
 	require.Equal(t, 1.0, value(t, e.reg, "intake_loader_rows_committed_total", "created"))
 	require.Equal(t, 1.0, value(t, e.reg, "intake_loader_rows_committed_total", "updated"))
@@ -359,4 +373,67 @@ func TestRunStopsWhenTheDatabaseIsUnreachable(t *testing.T) {
 	require.False(t, errors.Is(err, context.Canceled))
 	require.ErrorContains(t, err, "loader: database")
 	require.False(t, svc.Ready())
+}
+
+func TestAbandonAtTheCommitGateLeavesTheTableUnchanged(t *testing.T) {
+	t.Parallel()
+	api := &fakeAPI{directive: func(r *intakev1.ReportRunEventRequest) intakev1.Directive {
+		if r.Kind == intakev1.RunEventKind_RUN_EVENT_KIND_COMMITTING {
+			return intakev1.Directive_DIRECTIVE_ABANDON // over the error budget
+		}
+		return intakev1.Directive_DIRECTIVE_CONTINUE
+	}}
+	e := start(t, api)
+	_, err := e.pool.Exec(context.Background(), `INSERT INTO objects.accounts (account_id, name, mrr) VALUES ('a1', 'Acme', 10)`)
+	require.NoError(t, err)
+	before := accounts(t, e.pool)
+	run, id := newRun()
+	e.publishBatch(t, batch(run, 0, row(2, "a1", "Acme Corp", "11"), row(3, "a2", "Beta", "2")))
+	e.publishBatch(t, batch(run, 1, row(4, "a3", "Gamma", "3")))
+	e.publishSeal(t, seal(run, 2))
+
+	require.Eventually(t, func() bool { return len(api.find(intakev1.RunEventKind_RUN_EVENT_KIND_COMMITTING)) > 0 },
+		10*time.Second, 20*time.Millisecond)
+	gate := api.find(intakev1.RunEventKind_RUN_EVENT_KIND_COMMITTING)[0]
+	require.Equal(t, run, gate.Run)
+	require.Equal(t, int64(3), gate.Counters.GetRowsStaged())
+	require.Eventually(t, func() bool { return pending(t, e.js) == 0 && stagingTables(t, e.pool) == 0 }, 10*time.Second, 20*time.Millisecond)
+	var abandoned bool
+	require.NoError(t, e.pool.QueryRow(context.Background(), `SELECT abandoned FROM intake.load_runs WHERE run_id = $1`, id).Scan(&abandoned))
+	require.True(t, abandoned)
+	require.Equal(t, before, accounts(t, e.pool), "nothing of the run lands")
+	require.Empty(t, api.find(intakev1.RunEventKind_RUN_EVENT_KIND_FINISHED))
+
+	// A redelivered seal changes nothing and asks nothing.
+	asked := len(api.find(intakev1.RunEventKind_RUN_EVENT_KIND_COMMITTING))
+	e.redeliver(t, pipeline.SubjectSeal, seal(run, 2))
+	require.Eventually(t, func() bool { return pending(t, e.js) == 0 }, 10*time.Second, 20*time.Millisecond)
+	require.Len(t, api.find(intakev1.RunEventKind_RUN_EVENT_KIND_COMMITTING), asked)
+	require.Equal(t, before, accounts(t, e.pool))
+}
+
+func TestADryRunReportsWhatItWouldDo(t *testing.T) {
+	t.Parallel()
+	api := &fakeAPI{}
+	e := start(t, api)
+	_, err := e.pool.Exec(context.Background(), `INSERT INTO objects.accounts (account_id, name, mrr) VALUES ('a1', 'Acme', 10), ('a2', 'Beta', 20)`)
+	require.NoError(t, err)
+	before := accounts(t, e.pool)
+	run, _ := newRun()
+	b := batch(run, 0, row(2, "a1", "Acme Corp", "10"), row(3, "a2", "Beta", "20"), row(4, "a3", "Gamma", "3"))
+	b.DryRun = true
+	sl := seal(run, 1)
+	sl.DryRun = true
+	e.publishBatch(t, b)
+	e.publishSeal(t, sl)
+
+	require.Eventually(t, func() bool { return len(api.find(intakev1.RunEventKind_RUN_EVENT_KIND_FINISHED)) > 0 },
+		10*time.Second, 20*time.Millisecond)
+	fin := api.find(intakev1.RunEventKind_RUN_EVENT_KIND_FINISHED)[0]
+	require.True(t, proto.Equal(&intakev1.RunCounters{RowsCreated: 1, RowsUpdated: 1, RowsUnchanged: 1}, fin.Counters), "%v", fin.Counters)
+	require.NotEmpty(t, api.find(intakev1.RunEventKind_RUN_EVENT_KIND_COMMITTING), "a dry run passes the gate too")
+	require.Equal(t, before, accounts(t, e.pool), "a dry run changes nothing")
+	require.Zero(t, stagingTables(t, e.pool))
+	require.Equal(t, 1.0, value(t, e.reg, "intake_loader_dry_runs_total"))
+	require.Equal(t, 0.0, value(t, e.reg, "intake_loader_rows_committed_total", "created"))
 }

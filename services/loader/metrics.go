@@ -13,6 +13,7 @@ type metrics struct {
 	batchWrite    prometheus.Histogram
 	commit        prometheus.Histogram
 	rowsCommitted *prometheus.CounterVec
+	dryRuns       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -35,11 +36,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "intake_loader_rows_committed_total",
 			Help: "Keys of committed runs by outcome: created, updated, unchanged, or ignored (new keys of runs that allow no new records).",
 		}, []string{"outcome"}),
+		dryRuns: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "intake_loader_dry_runs_total",
+			Help: "Dry runs counted (staged and compared with the object table, not merged).",
+		}),
 	}
 	for _, o := range []string{"created", "updated", "unchanged", "ignored"} {
 		m.rowsCommitted.WithLabelValues(o)
 	}
-	for _, c := range []prometheus.Collector{m.rowsStaged, m.batchWrite, m.commit, m.rowsCommitted} {
+	for _, c := range []prometheus.Collector{m.rowsStaged, m.batchWrite, m.commit, m.rowsCommitted, m.dryRuns} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("loader: register metrics: %w", err)
 		}

@@ -5,7 +5,11 @@
 package jobspec
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"path"
 	"regexp"
@@ -16,7 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"github.com/intakehq/intake/pkg/objects"
+	"github.com/intakehq/intake/pkg/mapping"
 	"github.com/intakehq/intake/pkg/schedule"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
@@ -65,9 +69,12 @@ func CheckJobID(id string) error {
 }
 
 // Validate checks every client-settable field of job. prefix is the path of
-// the job in the request ("job"). It does not check whether a local
+// the job in the request ("job"). model is the job's object with every
+// attribute (custom ones included), nil when the object is unknown; the
+// mapping is compiled against it (without the file: columns are not checked
+// against a header, see ValidateMapping). It does not check whether a local
 // connection is allowed: see IsLocal.
-func Validate(prefix string, job *intakev1.Job) Violations {
+func Validate(prefix string, job *intakev1.Job, model *intakev1.DataObject) Violations {
 	var vs Violations
 	if job == nil {
 		vs.add(prefix, "required")
@@ -84,18 +91,9 @@ func Validate(prefix string, job *intakev1.Job) Violations {
 	if utf8.RuneCountInString(job.GetDescription()) > MaxDescription {
 		vs.add(f("description"), "longer than %d characters", MaxDescription)
 	}
-
-	var obj *objects.Object
-	if job.GetObject() == intakev1.ObjectType_OBJECT_TYPE_UNSPECIFIED {
-		vs.add(f("object"), "required (one of %s)", objectNames())
-	} else if o, err := objects.Lookup(job.GetObject()); err != nil {
-		vs.add(f("object"), "unknown object %d (one of %s)", int32(job.GetObject()), objectNames())
-	} else {
-		obj = o
-	}
-
-	validateConnection(&vs, f("connection"), job.GetConnection())
-	validateMapping(&vs, f("mapping"), obj, job.GetMapping())
+	vs = append(vs, ValidateSource(prefix, job, model)...)
+	validateMapping(&vs, f("mapping"), model, job.GetMapping())
+	validateErrorBudget(&vs, f("error_budget"), job.GetErrorBudget())
 
 	if job.GetSchedule() == nil {
 		if job.GetEnabled() {
@@ -107,14 +105,33 @@ func Validate(prefix string, job *intakev1.Job) Violations {
 	return vs
 }
 
+// ValidateSource checks what reading a job's file needs: its object (model
+// is the object's data model, nil when unknown) and its connection.
+func ValidateSource(prefix string, job *intakev1.Job, model *intakev1.DataObject) Violations {
+	var vs Violations
+	f := func(name string) string { return prefix + "." + name }
+	switch t := job.GetObject(); {
+	case t == intakev1.ObjectType_OBJECT_TYPE_UNSPECIFIED:
+		vs.add(f("object"), "required (one of %s)", objectNames())
+	case model == nil:
+		vs.add(f("object"), "unknown object %d (one of %s)", int32(t), objectNames())
+	}
+	validateConnection(&vs, f("connection"), job.GetConnection())
+	return vs
+}
+
 // IsLocal reports whether the job reads a local file, which only a
 // development deployment accepts.
 func IsLocal(job *intakev1.Job) bool { return job.GetConnection().GetLocal() != nil }
 
 func objectNames() string {
 	var names []string
-	for _, o := range objects.All() {
-		names = append(names, strings.TrimPrefix(o.Type.String(), "OBJECT_TYPE_"))
+	for i := int32(1); ; i++ {
+		n, ok := intakev1.ObjectType_name[i]
+		if !ok {
+			break
+		}
+		names = append(names, strings.TrimPrefix(n, "OBJECT_TYPE_"))
 	}
 	return strings.Join(names, ", ")
 }
@@ -156,63 +173,93 @@ func validateConnection(vs *Violations, field string, c *intakev1.Connection) {
 	}
 }
 
-func validateMapping(vs *Violations, field string, obj *objects.Object, m *intakev1.MappingSpec) {
+func validateMapping(vs *Violations, field string, model *intakev1.DataObject, m *intakev1.MappingSpec) {
 	if m == nil {
 		vs.add(field, "required")
 		return
 	}
 	if d := m.GetDialect(); d != nil {
 		if del := d.GetDelimiter(); del != "" {
-			r, n := utf8.DecodeRuneInString(del)
-			switch {
-			case n != len(del) || r == utf8.RuneError:
-				vs.add(field+".dialect.delimiter", "%q is not one character", del)
-			case r == '"' || r == '\r' || r == '\n':
-				vs.add(field+".dialect.delimiter", "%q cannot be a delimiter", del)
+			if _, err := mapping.Delimiter(del); err != nil {
+				vs.add(field+".dialect.delimiter", "%v", err)
 			}
 		}
 		if d.GetHeaderRow() < 0 {
 			vs.add(field+".dialect.header_row", "%d is not a row number (1 or more; 0 means 1)", d.GetHeaderRow())
 		}
+		if d.GetSkipRows() < 0 {
+			vs.add(field+".dialect.skip_rows", "%d is negative", d.GetSkipRows())
+		}
 	}
 	entries := m.GetEntries()
 	if len(entries) == 0 {
 		vs.add(field+".entries", "required: map at least the object's keys")
+		return
 	}
 	if len(entries) > MaxEntries {
 		vs.add(field+".entries", "%d entries, at most %d", len(entries), MaxEntries)
 		return
 	}
-	seen := map[string]int{}
-	for i, e := range entries {
-		f := fmt.Sprintf("%s.entries[%d]", field, i)
-		attr := e.GetAttribute()
-		switch {
-		case attr == "":
-			vs.add(f+".attribute", "required")
-		case obj != nil:
-			if _, ok := obj.Attribute(attr); !ok {
-				vs.add(f+".attribute", "unknown attribute %q of object %s", attr, obj.Name)
-			} else if j, dup := seen[attr]; dup {
-				vs.add(f+".attribute", "%q is already mapped by entries[%d]", attr, j)
-			} else {
-				seen[attr] = i
-			}
-		}
-		switch s := e.GetSource().(type) {
-		case nil:
-			vs.add(f, "a column or a constant is required")
-		case *intakev1.MappingEntry_Column:
-			if strings.TrimSpace(s.Column) == "" {
-				vs.add(f+".column", "empty column name")
-			}
-		}
+	if model == nil {
+		return // the object is reported
 	}
-	if obj != nil {
-		for _, k := range obj.Keys {
-			if _, ok := seen[k]; !ok {
-				vs.add(field+".entries", "key attribute %q of object %s is not mapped", k, obj.Name)
-			}
+	// Everything but the file: the columns the mapping reads stand in for
+	// the header, which only ValidateMapping reads.
+	_, err := mapping.Compile(model, m, mapping.UsedColumns(m))
+	var se *mapping.SpecError
+	if err != nil && !errors.As(err, &se) {
+		vs.add(field, "%v", err)
+		return
+	}
+	if se == nil {
+		return
+	}
+	for _, p := range se.Problems {
+		if p.Code == mapping.CodeInvalidDialect && m.GetDialect().GetDelimiter() != "" {
+			continue // reported above, at the field
+		}
+		vs.add(ProblemField(field, p), "%s", p.Message)
+	}
+}
+
+// ProblemField is the request field a mapping problem is about, under the
+// mapping's path field ("job.mapping").
+func ProblemField(field string, p mapping.Problem) string {
+	if p.Entry < 0 {
+		switch p.Code {
+		case mapping.CodeInvalidDialect:
+			return field + ".dialect"
+		case mapping.CodeInvalidNewAttribute:
+			return field + ".new_attributes"
+		}
+		return field + ".entries"
+	}
+	e := fmt.Sprintf("%s.entries[%d]", field, p.Entry)
+	switch p.Code {
+	case mapping.CodeMissingAttribute, mapping.CodeUnknownAttribute, mapping.CodeDuplicateAttribute:
+		return e + ".attribute"
+	case mapping.CodeInvalidFormat:
+		return e + ".source_format"
+	case mapping.CodeInvalidConstant:
+		return e + ".constant"
+	case mapping.CodeFunctionDoesNotCompile, mapping.CodeFunctionType:
+		return e + ".function"
+	case mapping.CodeColumnNotInHeader, mapping.CodeAmbiguousColumn:
+		return e + ".column"
+	}
+	return e
+}
+
+// validateErrorBudget checks the most rejected rows a run may have.
+func validateErrorBudget(vs *Violations, field string, b *intakev1.ErrorBudget) {
+	switch l := b.GetLimit().(type) {
+	case *intakev1.ErrorBudget_MaxRejectedRows:
+		if l.MaxRejectedRows < 0 {
+			vs.add(field+".max_rejected_rows", "%d is negative (0 or more rows)", l.MaxRejectedRows)
+		}
+	case *intakev1.ErrorBudget_MaxRejectedPercent:
+		if p := l.MaxRejectedPercent; math.IsNaN(p) || p < 0 || p > 100 {
+			vs.add(field+".max_rejected_percent", "%v is not a percentage (0-100)", p)
 		}
 	}
 }
@@ -232,7 +279,7 @@ func validateSchedule(vs *Violations, field string, s *intakev1.Schedule) {
 // Updatable are the Job fields an update may name in its mask.
 var Updatable = []string{
 	"display_name", "description", "connection", "mapping",
-	"allow_new_records", "schedule", "enabled", "run_on_save",
+	"allow_new_records", "schedule", "enabled", "run_on_save", "error_budget",
 }
 
 // ApplyMask copies the fields named by paths from src into dst. An empty
@@ -277,4 +324,19 @@ func ApplyMask(dst, src *intakev1.Job, paths []string) Violations {
 		}
 	}
 	return nil
+}
+
+// MappingHash identifies what a validation of a job checked: the SHA-256
+// (hex) of the deterministic protobuf encoding of a Job holding only the
+// job's object and mapping. A validation token fits a job whose MappingHash
+// equals the token's.
+func MappingHash(job *intakev1.Job) string {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(&intakev1.Job{Object: job.GetObject(), Mapping: job.GetMapping()})
+	if err != nil {
+		// Only invalid UTF-8 in a string field fails, which no decoded
+		// request carries; hash something that matches no token.
+		return "unencodable: " + err.Error()
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }

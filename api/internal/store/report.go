@@ -2,14 +2,18 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/intakehq/intake/pkg/mapping"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
 
@@ -46,8 +50,14 @@ func (s *Store) Report(ctx context.Context, jobID, runID string, req *intakev1.R
 	if IsFinal(r.state) {
 		// A final state never changes. The loader re-reports FINISHED after
 		// a redelivered message: that is no news, so tell it to go on.
-		if !(req.GetStage() == intakev1.Stage_STAGE_LOAD && req.GetKind() == intakev1.RunEventKind_RUN_EVENT_KIND_FINISHED &&
-			r.stage(intakev1.Stage_STAGE_LOAD).GetEndTime() != nil) {
+		// So is a redelivered COMMITTING of a run that committed: the
+		// loader re-reports its stored counts.
+		committed := r.state == intakev1.RunState_RUN_STATE_SUCCEEDED || r.state == intakev1.RunState_RUN_STATE_PARTIALLY_SUCCEEDED
+		loadReport := req.GetStage() == intakev1.Stage_STAGE_LOAD && r.stage(intakev1.Stage_STAGE_LOAD).GetEndTime() != nil
+		switch {
+		case loadReport && req.GetKind() == intakev1.RunEventKind_RUN_EVENT_KIND_FINISHED:
+		case loadReport && committed && req.GetKind() == intakev1.RunEventKind_RUN_EVENT_KIND_COMMITTING:
+		default:
 			res.Directive = intakev1.Directive_DIRECTIVE_ABANDON
 		}
 		if r.rowErrors, err = readRowErrors(ctx, tx, runID); err != nil {
@@ -88,20 +98,51 @@ func (s *Store) Report(ctx context.Context, jobID, runID string, req *intakev1.R
 		if err := putCounters(ctx, tx, runID, stage, -1, req.GetCounters()); err != nil {
 			return nil, err
 		}
-		if r.sha256 != req.GetSha256() {
+		if len(req.GetHeader()) > 0 {
+			if err := checkHeader(ctx, tx, r, req.GetHeader()); err != nil {
+				return nil, err
+			}
+		}
+		changed := r.sha256 != req.GetSha256()
+		r.sha256 = req.GetSha256()
+		if req.GetSource() != "" {
+			r.source = req.GetSource()
+		}
+		switch {
+		case len(r.missing) > 0:
+			st.EndTime = ts(&at)
+			finish(intakev1.RunState_RUN_STATE_FAILED, "mapped columns missing from the file: "+quoteList(r.missing))
+			res.Directive = intakev1.Directive_DIRECTIVE_ABANDON
+		case changed && !r.dryRun:
+			// A dry run changes nothing, so it is never skipped: it says
+			// what a run would do now.
 			prevID, prevSHA, err := lastSuccess(ctx, tx, jobID, runID)
 			if err != nil {
 				return nil, err
 			}
-			r.sha256, r.source = req.GetSha256(), req.GetSource()
 			if prevID != "" && prevSHA == req.GetSha256() {
 				st.EndTime = ts(&at)
 				finish(intakev1.RunState_RUN_STATE_SKIPPED,
 					fmt.Sprintf("file unchanged since run %s (sha256 %s)", RunName(jobID, prevID), req.GetSha256()[:12]))
 				res.Directive = intakev1.Directive_DIRECTIVE_SKIP
 			}
-		} else if req.GetSource() != "" {
-			r.source = req.GetSource()
+		}
+
+	case intakev1.RunEventKind_RUN_EVENT_KIND_COMMITTING:
+		advance(intakev1.RunState_RUN_STATE_LOADING)
+		if err := putCounters(ctx, tx, runID, stage, -1, req.GetCounters()); err != nil {
+			return nil, err
+		}
+		if err := s.sumCounters(ctx, tx, r); err != nil {
+			return nil, err
+		}
+		job, err := runSnapshot(ctx, tx, runID)
+		if err != nil {
+			return nil, err
+		}
+		if msg := OverBudget(job.GetErrorBudget(), r.counters.GetRowsRejected(), r.counters.GetRowsRead()); msg != "" {
+			finish(intakev1.RunState_RUN_STATE_FAILED, msg)
+			res.Directive = intakev1.Directive_DIRECTIVE_ABANDON
 		}
 
 	case intakev1.RunEventKind_RUN_EVENT_KIND_CHUNK_DONE:
@@ -131,7 +172,7 @@ func (s *Store) Report(ctx context.Context, jobID, runID string, req *intakev1.R
 		finish(intakev1.RunState_RUN_STATE_FAILED, StageName(stage)+": "+msg)
 	}
 	if len(req.GetRowErrors()) > 0 {
-		if err := putRowErrors(ctx, tx, runID, req.GetRowErrors()); err != nil {
+		if err := putRowErrors(ctx, tx, r, req.GetRowErrors()); err != nil {
 			return nil, err
 		}
 	}
@@ -194,11 +235,11 @@ func sortStages(stages []*intakev1.StageStatus) {
 }
 
 // lastSuccess is the id and hash of the job's most recent successful run
-// other than runID.
+// other than runID. Dry runs do not count: they changed nothing.
 func lastSuccess(ctx context.Context, q querier, jobID, runID string) (string, string, error) {
 	var id, sha string
 	err := q.QueryRow(ctx, `SELECT id, sha256 FROM intake.runs
-		WHERE job_id = $1 AND id <> $2 AND state IN ($3, $4)
+		WHERE job_id = $1 AND id <> $2 AND state IN ($3, $4) AND NOT dry_run
 		ORDER BY end_time DESC NULLS LAST, create_time DESC LIMIT 1`,
 		jobID, runID, int16(intakev1.RunState_RUN_STATE_SUCCEEDED), int16(intakev1.RunState_RUN_STATE_PARTIALLY_SUCCEEDED)).Scan(&id, &sha)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -228,41 +269,152 @@ func putCounters(ctx context.Context, q querier, runID string, stage intakev1.St
 	return nil
 }
 
-// putRowErrors keeps the run's row errors with the lowest row numbers, at
-// most MaxRowErrorsKept of them.
-func putRowErrors(ctx context.Context, q querier, runID string, errs []*intakev1.RowError) error {
+// maxRecordLen bounds the raw record kept with a row error.
+const maxRecordLen = 64 << 10
+
+// putRowErrors keeps the run's row errors, with their records, for the
+// rejects download: at most MaxRowErrorsKept per run, those with the lowest
+// row numbers. A redelivered report's errors are stored once.
+func putRowErrors(ctx context.Context, q querier, r *runRow, errs []*intakev1.RowError) error {
+	runID := r.id
 	sorted := make([]*intakev1.RowError, len(errs))
 	copy(sorted, errs)
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].GetRow() < sorted[j].GetRow() })
-	if len(sorted) > MaxRowErrorsKept {
-		sorted = sorted[:MaxRowErrorsKept]
-	}
 	rows := make([]int64, len(sorted))
 	cols := make([]string, len(sorted))
 	reasons := make([]string, len(sorted))
+	records := make([]string, len(sorted))
 	for i, e := range sorted {
-		rows[i], cols[i], reasons[i] = e.GetRow(), e.GetColumn(), e.GetReason()
-		if len(reasons[i]) > maxReasonLen {
-			reasons[i] = strings.ToValidUTF8(reasons[i][:maxReasonLen], "") + "…"
-		}
+		rows[i], cols[i] = e.GetRow(), e.GetColumn()
+		reasons[i] = shorten(e.GetReason(), maxReasonLen)
+		records[i] = shorten(e.GetRecord(), maxRecordLen)
 	}
-	if _, err := q.Exec(ctx, `INSERT INTO intake.run_row_errors (run_id, row, col, reason)
-		SELECT $1, r, c, e FROM unnest($2::bigint[], $3::text[], $4::text[]) AS t(r, c, e)
-		ON CONFLICT DO NOTHING`, runID, rows, cols, reasons); err != nil {
+	tag, err := q.Exec(ctx, `INSERT INTO intake.run_row_errors (run_id, row, col, reason, record)
+		SELECT $1, r, c, e, d FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[]) AS t(r, c, e, d)
+		ON CONFLICT DO NOTHING`, runID, rows, cols, reasons, records)
+	if err != nil {
 		return fmt.Errorf("store row errors of run %s: %w", runID, err)
 	}
-	var n int64
-	if err := q.QueryRow(ctx, `SELECT count(*) FROM intake.run_row_errors WHERE run_id = $1`, runID).Scan(&n); err != nil {
+	var kept int64
+	if err := q.QueryRow(ctx, `UPDATE intake.runs SET row_errors_kept = row_errors_kept + $2 WHERE id = $1
+		RETURNING row_errors_kept`, runID, tag.RowsAffected()).Scan(&kept); err != nil {
 		return fmt.Errorf("count row errors of run %s: %w", runID, err)
 	}
-	if n > MaxRowErrorsKept {
+	if over := kept - MaxRowErrorsKept; over > 0 {
 		if _, err := q.Exec(ctx, `DELETE FROM intake.run_row_errors e USING (
 				SELECT row, col FROM intake.run_row_errors WHERE run_id = $1 ORDER BY row DESC, col DESC LIMIT $2
-			) x WHERE e.run_id = $1 AND e.row = x.row AND e.col = x.col`, runID, n-MaxRowErrorsKept); err != nil {
+			) x WHERE e.run_id = $1 AND e.row = x.row AND e.col = x.col`, runID, over); err != nil {
 			return fmt.Errorf("trim row errors of run %s: %w", runID, err)
+		}
+		if _, err := q.Exec(ctx, `UPDATE intake.runs SET row_errors_kept = $2, row_errors_dropped = row_errors_dropped + $3
+			WHERE id = $1`, runID, MaxRowErrorsKept, over); err != nil {
+			return fmt.Errorf("count row errors of run %s: %w", runID, err)
 		}
 	}
 	return nil
+}
+
+// shorten cuts s to at most n bytes (on a character boundary), marking the cut.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
+}
+
+// runSnapshot is the job a run was created with.
+func runSnapshot(ctx context.Context, q querier, runID string) (*intakev1.Job, error) {
+	var b []byte
+	if err := q.QueryRow(ctx, `SELECT job FROM intake.runs WHERE id = $1`, runID).Scan(&b); err != nil {
+		return nil, fmt.Errorf("read the job snapshot of run %s: %w", runID, err)
+	}
+	job := &intakev1.Job{}
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, job); err != nil {
+		return nil, fmt.Errorf("decode the job snapshot of run %s: %w", runID, err)
+	}
+	return job, nil
+}
+
+// checkHeader compares the file's header with the columns the run's
+// mapping reads: r.missing gets the mapped columns the header lacks,
+// r.newColumns the unmapped columns that were not in the file at the job's
+// last passing validation (none when it never passed, or is gone).
+func checkHeader(ctx context.Context, q querier, r *runRow, header []string) error {
+	job, err := runSnapshot(ctx, q, r.id)
+	if err != nil {
+		return err
+	}
+	used := mapping.UsedColumns(job.GetMapping())
+	inHeader := make(map[string]bool, len(header))
+	for _, h := range header {
+		inHeader[h] = true
+	}
+	r.missing = r.missing[:0]
+	for _, c := range used {
+		if !inHeader[c] {
+			r.missing = append(r.missing, c)
+		}
+	}
+	var raw []byte
+	err = q.QueryRow(ctx, `SELECT validated_columns FROM intake.jobs WHERE id = $1`, r.jobID).Scan(&raw)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("read the validated columns of job %s: %w", r.jobID, err)
+	}
+	r.newColumns = r.newColumns[:0]
+	if raw == nil {
+		return nil
+	}
+	var validated []string
+	if err := json.Unmarshal(raw, &validated); err != nil {
+		return fmt.Errorf("decode the validated columns of job %s: %w", r.jobID, err)
+	}
+	seen := make(map[string]bool, len(validated)+len(used))
+	for _, c := range validated {
+		seen[c] = true
+	}
+	for _, c := range used {
+		seen[c] = true
+	}
+	for _, h := range header {
+		if !seen[h] {
+			seen[h] = true
+			r.newColumns = append(r.newColumns, h)
+		}
+	}
+	return nil
+}
+
+// quoteList quotes names for a message: "A", "B".
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	return strings.Join(q, ", ")
+}
+
+// OverBudget says why a run with rejected of read rows is over the error
+// budget b, or "" when it is within (or there is no budget).
+func OverBudget(b *intakev1.ErrorBudget, rejected, read int64) string {
+	switch l := b.GetLimit().(type) {
+	case *intakev1.ErrorBudget_MaxRejectedRows:
+		if rejected > l.MaxRejectedRows {
+			return fmt.Sprintf("%s rejected, more than the error budget of %s", rows(rejected), rows(l.MaxRejectedRows))
+		}
+	case *intakev1.ErrorBudget_MaxRejectedPercent:
+		if float64(rejected)*100 > l.MaxRejectedPercent*float64(read) {
+			return fmt.Sprintf("%s rejected, more than the error budget of %s%% of %s read",
+				rows(rejected), strconv.FormatFloat(l.MaxRejectedPercent, 'f', -1, 64), rows(read))
+		}
+	}
+	return ""
+}
+
+func rows(n int64) string {
+	if n == 1 {
+		return "1 row"
+	}
+	return strconv.FormatInt(n, 10) + " rows"
 }
 
 // owner is the stage whose reports count each counter; a counter reported
@@ -349,11 +501,21 @@ func saveRun(ctx context.Context, q querier, r *runRow, now time.Time) error {
 		return err
 	}
 	_, err = q.Exec(ctx, `UPDATE intake.runs SET state = $2, start_time = $3, end_time = $4, sha256 = $5, source = $6,
-			message = $7, counters = $8::jsonb, stages = $9::jsonb, version = version + 1, update_time = $10
+			message = $7, counters = $8::jsonb, stages = $9::jsonb, version = version + 1, update_time = $10,
+			new_columns = $11, missing_columns = $12
 		WHERE id = $1`,
-		r.id, int16(r.state), r.start, r.end, r.sha256, r.source, r.message, string(counters), stages, now)
+		r.id, int16(r.state), r.start, r.end, r.sha256, r.source, r.message, string(counters), stages, now,
+		nonNil(r.newColumns), nonNil(r.missing))
 	if err != nil {
 		return fmt.Errorf("save run %s: %w", r.id, err)
 	}
 	return nil
+}
+
+// nonNil is s, or an empty slice for nil (the columns are NOT NULL).
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

@@ -18,8 +18,10 @@ import (
 // MaxRowErrorsShown is how many row errors a Run carries.
 const MaxRowErrorsShown = 100
 
-// MaxRowErrorsKept is how many row errors are kept per run.
-const MaxRowErrorsKept = 1000
+// MaxRowErrorsKept is how many row errors are kept per run, for the
+// rejects download: those with the lowest row numbers. Past it the run
+// counts the dropped ones (the download says so in a last line).
+const MaxRowErrorsKept = 1_000_000
 
 // IsFinal reports whether a run in state s never changes again.
 func IsFinal(s intakev1.RunState) bool {
@@ -45,15 +47,18 @@ type runRow struct {
 	rowErrors                []*intakev1.RowError
 	stagesJSON, countersJSON []byte
 	stateValue, triggerValue int16
+	dryRun                   bool
+	newColumns, missing      []string
 }
 
 const runColumns = `id, job_id, state, trigger, scheduled_time, create_time, start_time, end_time,
-	sha256, source, message, counters, stages, version`
+	sha256, source, message, counters, stages, version, dry_run, new_columns, missing_columns`
 
 func scanRun(row pgx.Row) (*runRow, error) {
 	r := &runRow{}
 	if err := row.Scan(&r.id, &r.jobID, &r.stateValue, &r.triggerValue, &r.scheduled, &r.created, &r.start, &r.end,
-		&r.sha256, &r.source, &r.message, &r.countersJSON, &r.stagesJSON, &r.version); err != nil {
+		&r.sha256, &r.source, &r.message, &r.countersJSON, &r.stagesJSON, &r.version,
+		&r.dryRun, &r.newColumns, &r.missing); err != nil {
 		return nil, err
 	}
 	r.state = intakev1.RunState(r.stateValue)
@@ -102,19 +107,22 @@ func ts(t *time.Time) *timestamppb.Timestamp {
 
 func (r *runRow) proto() *intakev1.Run {
 	return &intakev1.Run{
-		Name:          RunName(r.jobID, r.id),
-		State:         r.state,
-		Trigger:       r.trigger,
-		CreateTime:    timestamppb.New(r.created),
-		StartTime:     ts(r.start),
-		EndTime:       ts(r.end),
-		ScheduledTime: ts(r.scheduled),
-		Counters:      r.counters,
-		Stages:        r.stages,
-		Sha256:        r.sha256,
-		Message:       r.message,
-		RowErrors:     r.rowErrors,
-		Source:        r.source,
+		Name:           RunName(r.jobID, r.id),
+		State:          r.state,
+		Trigger:        r.trigger,
+		CreateTime:     timestamppb.New(r.created),
+		StartTime:      ts(r.start),
+		EndTime:        ts(r.end),
+		ScheduledTime:  ts(r.scheduled),
+		Counters:       r.counters,
+		Stages:         r.stages,
+		Sha256:         r.sha256,
+		Message:        r.message,
+		RowErrors:      r.rowErrors,
+		Source:         r.source,
+		DryRun:         r.dryRun,
+		NewColumns:     r.newColumns,
+		MissingColumns: r.missing,
 	}
 }
 
@@ -246,25 +254,26 @@ func NewRunID() string {
 	return id.String()
 }
 
-func insertRun(ctx context.Context, q querier, id string, job *intakev1.Job, jobID string, trigger intakev1.Trigger, scheduled *time.Time, now time.Time) (bool, error) {
+func insertRun(ctx context.Context, q querier, id string, job *intakev1.Job, jobID string, trigger intakev1.Trigger, scheduled *time.Time, now time.Time, dryRun bool) (bool, error) {
 	snapshot, err := jsonOpts.Marshal(job)
 	if err != nil {
 		return false, fmt.Errorf("encode job snapshot: %w", err)
 	}
-	tag, err := q.Exec(ctx, `INSERT INTO intake.runs (id, job_id, state, trigger, job, scheduled_time, create_time, update_time)
-		VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $7)
+	tag, err := q.Exec(ctx, `INSERT INTO intake.runs (id, job_id, state, trigger, job, scheduled_time, create_time, update_time, dry_run)
+		VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $7, $8)
 		ON CONFLICT (job_id, scheduled_time) WHERE scheduled_time IS NOT NULL DO NOTHING`,
-		id, jobID, int16(intakev1.RunState_RUN_STATE_QUEUED), int16(trigger), string(snapshot), scheduled, now)
+		id, jobID, int16(intakev1.RunState_RUN_STATE_QUEUED), int16(trigger), string(snapshot), scheduled, now, dryRun)
 	if err != nil {
 		return false, fmt.Errorf("insert run %s: %w", RunName(jobID, id), err)
 	}
 	return tag.RowsAffected() == 1, nil
 }
 
-// CreateRun creates a QUEUED run of job (the snapshot the run keeps).
-func (s *Store) CreateRun(ctx context.Context, job *intakev1.Job, jobID string, trigger intakev1.Trigger) (*intakev1.Run, error) {
+// CreateRun creates a QUEUED run of job (the snapshot the run keeps); a dry
+// run when dryRun.
+func (s *Store) CreateRun(ctx context.Context, job *intakev1.Job, jobID string, trigger intakev1.Trigger, dryRun bool) (*intakev1.Run, error) {
 	id := NewRunID()
-	if _, err := insertRun(ctx, s.pool, id, job, jobID, trigger, nil, s.now()); err != nil {
+	if _, err := insertRun(ctx, s.pool, id, job, jobID, trigger, nil, s.now(), dryRun); err != nil {
 		return nil, err
 	}
 	return s.GetRun(ctx, jobID, id)
@@ -298,7 +307,7 @@ func (s *Store) CreateScheduledRun(ctx context.Context, jobID string, tick time.
 		return nil, job, false, ErrDisabled
 	}
 	id := NewRunID()
-	created, err = insertRun(ctx, s.pool, id, job, jobID, intakev1.Trigger_TRIGGER_SCHEDULE, &tick, s.now())
+	created, err = insertRun(ctx, s.pool, id, job, jobID, intakev1.Trigger_TRIGGER_SCHEDULE, &tick, s.now(), false)
 	if err != nil {
 		return nil, nil, false, err
 	}
@@ -325,4 +334,42 @@ func (s *Store) FailQueued(ctx context.Context, jobID, runID, message string) (b
 		return false, fmt.Errorf("fail run %s: %w", RunName(jobID, runID), err)
 	}
 	return tag.RowsAffected() == 1, nil
+}
+
+// Rejects calls fn with every kept row error of a run, with its record, in
+// row order, as it reads them. It returns how many row errors were dropped
+// past MaxRowErrorsKept; ErrNotFound for an unknown run.
+func (s *Store) Rejects(ctx context.Context, jobID, runID string, fn func(e *intakev1.RowError) error) (int64, error) {
+	name := RunName(jobID, runID)
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return 0, fmt.Errorf("read the rejects of run %s: %w", name, err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // read only
+	var dropped int64
+	err = tx.QueryRow(ctx, `SELECT row_errors_dropped FROM intake.runs WHERE id = $1 AND job_id = $2`, runID, jobID).Scan(&dropped)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, ErrNotFound
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read run %s: %w", name, err)
+	}
+	rows, err := tx.Query(ctx, `SELECT row, col, reason, record FROM intake.run_row_errors WHERE run_id = $1 ORDER BY row, col`, runID)
+	if err != nil {
+		return 0, fmt.Errorf("read the rejects of run %s: %w", name, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e := &intakev1.RowError{}
+		if err := rows.Scan(&e.Row, &e.Column, &e.Reason, &e.Record); err != nil {
+			return 0, fmt.Errorf("read the rejects of run %s: %w", name, err)
+		}
+		if err := fn(e); err != nil {
+			return 0, err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("read the rejects of run %s: %w", name, err)
+	}
+	return dropped, nil
 }

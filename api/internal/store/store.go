@@ -6,6 +6,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/intakehq/intake/api/internal/jobspec"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
 
@@ -27,6 +29,8 @@ var (
 	ErrAlreadyExists = errors.New("already exists")
 	// ErrDisabled: the job is disabled, so its schedule does not fire.
 	ErrDisabled = errors.New("job is disabled")
+	// ErrExpired: a validation token is older than ValidationTTL.
+	ErrExpired = errors.New("expired")
 )
 
 // Store reads and writes jobs and runs.
@@ -59,6 +63,7 @@ var jsonOpts = protojson.MarshalOptions{}
 func specOf(job *intakev1.Job) ([]byte, error) {
 	j := proto.Clone(job).(*intakev1.Job)
 	j.Name, j.CreateTime, j.UpdateTime, j.NextRunTime, j.LastRun, j.Etag = "", nil, nil, nil, "", ""
+	j.MappingValidated, j.MappingValidateTime = false, nil
 	b, err := jsonOpts.Marshal(j)
 	if err != nil {
 		return nil, fmt.Errorf("encode job: %w", err)
@@ -70,20 +75,63 @@ func specOf(job *intakev1.Job) ([]byte, error) {
 func newEtag() string { return fmt.Sprintf("%016x", rand.Uint64()) }
 
 const jobColumns = `j.id, j.spec, j.etag, j.create_time, j.update_time,
-	COALESCE((SELECT r.id FROM intake.runs r WHERE r.job_id = j.id ORDER BY r.create_time DESC, r.id DESC LIMIT 1), '')`
+	COALESCE((SELECT r.id FROM intake.runs r WHERE r.job_id = j.id ORDER BY r.create_time DESC, r.id DESC LIMIT 1), ''),
+	j.validated_hash, j.validate_time, j.validated_columns`
+
+// JobValidation is a job's validation state.
+type JobValidation struct {
+	// Hash is the mapping hash (jobspec.MappingHash) that passed
+	// ValidateMapping; "" when the job's current mapping has not passed;
+	// GrandfatheredHash for a job enabled before validation existed.
+	Hash string
+	// Time is when it passed.
+	Time time.Time
+	// Columns is the file's header at the job's last passing validation,
+	// nil when it never passed. It is kept when the mapping changes.
+	Columns []string
+}
+
+// GrandfatheredHash marks the mapping of a job that was enabled before
+// validation existed: valid until the mapping changes.
+const GrandfatheredHash = "*"
+
+// Valid reports whether the state says that a job whose mapping hashes to
+// hash has passed validation.
+func (v *JobValidation) Valid(hash string) bool {
+	return v != nil && v.Hash != "" && (v.Hash == hash || v.Hash == GrandfatheredHash)
+}
 
 func scanJob(row pgx.Row) (*intakev1.Job, error) {
+	job, _, err := scanJobState(row)
+	return job, err
+}
+
+func scanJobState(row pgx.Row) (*intakev1.Job, *JobValidation, error) {
 	var (
 		id, etag, lastRun string
 		spec              []byte
 		created, updated  time.Time
+		v                 JobValidation
+		validated         *time.Time
+		columns           []byte
 	)
-	if err := row.Scan(&id, &spec, &etag, &created, &updated, &lastRun); err != nil {
-		return nil, err
+	if err := row.Scan(&id, &spec, &etag, &created, &updated, &lastRun, &v.Hash, &validated, &columns); err != nil {
+		return nil, nil, err
+	}
+	if validated != nil {
+		v.Time = *validated
+	}
+	if columns != nil {
+		if err := json.Unmarshal(columns, &v.Columns); err != nil {
+			return nil, nil, fmt.Errorf("decode the validated columns of job %s: %w", id, err)
+		}
+		if v.Columns == nil {
+			v.Columns = []string{}
+		}
 	}
 	job := &intakev1.Job{}
 	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(spec, job); err != nil {
-		return nil, fmt.Errorf("decode job %s: %w", id, err)
+		return nil, nil, fmt.Errorf("decode job %s: %w", id, err)
 	}
 	job.Name = JobName(id)
 	job.Etag = etag
@@ -92,18 +140,54 @@ func scanJob(row pgx.Row) (*intakev1.Job, error) {
 	if lastRun != "" {
 		job.LastRun = RunName(id, lastRun)
 	}
-	return job, nil
+	if v.Valid(jobspec.MappingHash(job)) {
+		job.MappingValidated = true
+		if !v.Time.IsZero() {
+			job.MappingValidateTime = timestamppb.New(v.Time)
+		}
+	}
+	return job, &v, nil
 }
 
-// CreateJob stores job under id. ErrAlreadyExists when the id is taken.
-func (s *Store) CreateJob(ctx context.Context, id string, job *intakev1.Job) (*intakev1.Job, error) {
+// encodeColumns is the jsonb of a validation's columns; nil stays NULL.
+func encodeColumns(cols []string) (*string, error) {
+	if cols == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(cols)
+	if err != nil {
+		return nil, fmt.Errorf("encode columns: %w", err)
+	}
+	s := string(b)
+	return &s, nil
+}
+
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// CreateJob stores job under id, with its validation state (nil: not
+// validated). ErrAlreadyExists when the id is taken.
+func (s *Store) CreateJob(ctx context.Context, id string, job *intakev1.Job, v *JobValidation) (*intakev1.Job, error) {
 	spec, err := specOf(job)
 	if err != nil {
 		return nil, err
 	}
+	if v == nil {
+		v = &JobValidation{}
+	}
+	cols, err := encodeColumns(v.Columns)
+	if err != nil {
+		return nil, err
+	}
 	now := s.now()
-	_, err = s.pool.Exec(ctx, `INSERT INTO intake.jobs (id, spec, enabled, etag, create_time, update_time)
-		VALUES ($1, $2::jsonb, $3, $4, $5, $5)`, id, string(spec), job.GetEnabled(), newEtag(), now)
+	_, err = s.pool.Exec(ctx, `INSERT INTO intake.jobs (id, spec, enabled, etag, create_time, update_time,
+			validated_hash, validate_time, validated_columns)
+		VALUES ($1, $2::jsonb, $3, $4, $5, $5, $6, $7, $8::jsonb)`,
+		id, string(spec), job.GetEnabled(), newEtag(), now, v.Hash, nullTime(v.Time), cols)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 		return nil, ErrAlreadyExists
@@ -126,14 +210,24 @@ type querier interface {
 }
 
 func getJob(ctx context.Context, q querier, id, lock string) (*intakev1.Job, error) {
-	job, err := scanJob(q.QueryRow(ctx, `SELECT `+jobColumns+` FROM intake.jobs j WHERE j.id = $1 `+lock, id))
+	job, _, err := getJobState(ctx, q, id, lock)
+	return job, err
+}
+
+func getJobState(ctx context.Context, q querier, id, lock string) (*intakev1.Job, *JobValidation, error) {
+	job, v, err := scanJobState(q.QueryRow(ctx, `SELECT `+jobColumns+` FROM intake.jobs j WHERE j.id = $1 `+lock, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrNotFound
+		return nil, nil, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read job %s: %w", id, err)
+		return nil, nil, fmt.Errorf("read job %s: %w", id, err)
 	}
-	return job, nil
+	return job, v, nil
+}
+
+// GetJobValidation returns a job with its validation state.
+func (s *Store) GetJobValidation(ctx context.Context, id string) (*intakev1.Job, *JobValidation, error) {
+	return getJobState(ctx, s.pool, id, "")
 }
 
 // ListJobs returns up to limit jobs after the cursor, oldest first.
@@ -167,27 +261,33 @@ func (s *Store) ListJobs(ctx context.Context, after *Cursor, limit int) ([]*inta
 	return jobs, nil
 }
 
-// UpdateJob locks the job, lets update change it (an error from update
-// aborts), stores the result with a new etag and update time.
-func (s *Store) UpdateJob(ctx context.Context, id string, update func(job *intakev1.Job) error) (*intakev1.Job, error) {
+// UpdateJob locks the job, lets update change it and its validation state
+// (an error from update aborts), stores the result with a new etag and
+// update time.
+func (s *Store) UpdateJob(ctx context.Context, id string, update func(job *intakev1.Job, v *JobValidation) error) (*intakev1.Job, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("update job %s: %w", id, err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
-	job, err := getJob(ctx, tx, id, "FOR UPDATE OF j")
+	job, v, err := getJobState(ctx, tx, id, "FOR UPDATE OF j")
 	if err != nil {
 		return nil, err
 	}
-	if err := update(job); err != nil {
+	if err := update(job, v); err != nil {
 		return nil, err
 	}
 	spec, err := specOf(job)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := tx.Exec(ctx, `UPDATE intake.jobs SET spec = $2::jsonb, enabled = $3, etag = $4, update_time = $5 WHERE id = $1`,
-		id, string(spec), job.GetEnabled(), newEtag(), s.now()); err != nil {
+	cols, err := encodeColumns(v.Columns)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE intake.jobs SET spec = $2::jsonb, enabled = $3, etag = $4, update_time = $5,
+			validated_hash = $6, validate_time = $7, validated_columns = $8::jsonb WHERE id = $1`,
+		id, string(spec), job.GetEnabled(), newEtag(), s.now(), v.Hash, nullTime(v.Time), cols); err != nil {
 		return nil, fmt.Errorf("update job %s: %w", id, err)
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -96,3 +96,31 @@ func TestDurationAndBytes(t *testing.T) {
 	require.Equal(t, "1.5 KiB", runview.Bytes(1536))
 	require.Equal(t, "3.0 MiB", runview.Bytes(3<<20))
 }
+
+func TestSummaryOfADryRunAndOfHeaderDrift(t *testing.T) {
+	t.Parallel()
+	dry := &intakev1.Run{
+		Name: "jobs/demo/runs/d1", State: intakev1.RunState_RUN_STATE_SUCCEEDED, Trigger: intakev1.Trigger_TRIGGER_RUN_NOW,
+		DryRun: true, StartTime: timestamppb.New(t0), EndTime: timestamppb.New(t0.Add(2 * time.Second)),
+		Counters:   &intakev1.RunCounters{RowsRead: 23, RowsCreated: 3, RowsUpdated: 2, RowsUnchanged: 18},
+		NewColumns: []string{"Segment"},
+	}
+	var b bytes.Buffer
+	runview.Summary(&b, dry, 10, t0)
+	require.Contains(t, b.String(), "Dry run:  yes, nothing was changed; the rows say what a run would do\n")
+	require.Contains(t, b.String(), "Rows:     23 read, 0 rejected, 3 created, 2 updated, 18 unchanged, 0 ignored\n")
+	require.Contains(t, b.String(), "New:      columns new in the file, not mapped: \"Segment\"\n")
+	require.NotContains(t, b.String(), "Missing:")
+	require.Equal(t, "jobs/demo/runs/d1 succeeded (run now, dry run) in 2.0s: rows it would have 23 read, 0 rejected, 3 created, 2 updated, 18 unchanged, 0 ignored",
+		runview.Outcome(dry, t0))
+
+	drift := &intakev1.Run{
+		Name: "jobs/demo/runs/d2", State: intakev1.RunState_RUN_STATE_FAILED, Trigger: intakev1.Trigger_TRIGGER_SCHEDULE,
+		Message:        `mapped columns missing from the file: "Acct", "Region"`,
+		MissingColumns: []string{"Acct", "Region"},
+	}
+	b.Reset()
+	runview.Summary(&b, drift, 10, t0)
+	require.Contains(t, b.String(), "Missing:  mapped columns not in the file: \"Acct\", \"Region\"\n")
+	require.NotContains(t, b.String(), "Dry run")
+}

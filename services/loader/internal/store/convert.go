@@ -13,7 +13,7 @@ import (
 )
 
 // shape is what a run loads: the target object, whether new keys may be
-// inserted, and the mapped attributes.
+// inserted, and the mapped attributes with their types.
 type shape struct {
 	object     *objects.Object
 	allowNew   bool
@@ -29,19 +29,73 @@ func (s *shape) names() []string {
 	return out
 }
 
+// typed reports whether the type of every attribute is known (a seal does
+// not carry the types of custom attributes; a batch does).
+func (s *shape) typed() bool {
+	for _, a := range s.attributes {
+		if a.Type == intakev1.AttributeType_ATTRIBUTE_TYPE_UNSPECIFIED {
+			return false
+		}
+	}
+	return true
+}
+
+// types are the attribute types in the order of names.
+func (s *shape) types() []int32 {
+	out := make([]int32, len(s.attributes))
+	for i, a := range s.attributes {
+		out[i] = int32(a.Type)
+	}
+	return out
+}
+
+// typeOf returns the type of the named attribute, UNSPECIFIED when unknown.
+func (s *shape) typeOf(name string) intakev1.AttributeType {
+	for _, a := range s.attributes {
+		if a.Name == name {
+			return a.Type
+		}
+	}
+	return intakev1.AttributeType_ATTRIBUTE_TYPE_UNSPECIFIED
+}
+
 // newShape checks a message's object and attributes against the data model.
-// what says where they come from, for the error message.
-func newShape(what string, t intakev1.ObjectType, allowNew bool, attrs []string) (*shape, error) {
+// what says where they come from, for the error message. types are the
+// attribute types, in the order of attrs (Batch.types): a system attribute
+// must have its own type; any other attribute is a custom one (a column
+// added through the DataModelService) and takes the type given. Without
+// types, system attributes have their own and custom ones stay UNSPECIFIED
+// (see typed), unless needTypes (a batch) makes that an error.
+func newShape(what string, t intakev1.ObjectType, allowNew bool, attrs []string, types []intakev1.AttributeType, needTypes bool) (*shape, error) {
 	obj, err := objects.Lookup(t)
 	if err != nil {
 		return nil, invalidf("%s: object %v is not a known object", what, t)
 	}
+	if len(types) > 0 && len(types) != len(attrs) {
+		return nil, invalidf("%s: %d types for %d attributes", what, len(types), len(attrs))
+	}
 	sh := &shape{object: obj, allowNew: allowNew}
 	seen := make(map[string]bool, len(attrs))
 	for i, name := range attrs {
-		a, ok := obj.Attribute(name)
-		if !ok {
-			return nil, invalidf("%s: attribute %d %q is not an attribute of %s", what, i+1, name, obj.Name)
+		var typ intakev1.AttributeType
+		if len(types) > 0 {
+			typ = types[i]
+			if _, ok := intakev1.AttributeType_name[int32(typ)]; !ok || typ == intakev1.AttributeType_ATTRIBUTE_TYPE_UNSPECIFIED {
+				return nil, invalidf("%s: attribute %d %q has no valid type (%v)", what, i+1, name, typ)
+			}
+		}
+		a, system := obj.Attribute(name)
+		switch {
+		case system && typ != intakev1.AttributeType_ATTRIBUTE_TYPE_UNSPECIFIED && typ != a.Type:
+			return nil, invalidf("%s: attribute %d %q of %s is %s, not %s", what, i+1, name, obj.Name,
+				objects.TypeName(a.Type), objects.TypeName(typ))
+		case system:
+		case objects.CheckAttributeID(name) != nil:
+			return nil, invalidf("%s: attribute %d %q is not an attribute of %s: %v", what, i+1, name, obj.Name, objects.CheckAttributeID(name))
+		case len(types) == 0 && needTypes:
+			return nil, invalidf("%s: attribute %d %q is not an attribute of %s (and the batch gives no type for it)", what, i+1, name, obj.Name)
+		default:
+			a = objects.Attribute{Name: name, Type: typ}
 		}
 		if seen[name] {
 			return nil, invalidf("%s: attribute %q is mapped twice", what, name)

@@ -65,14 +65,18 @@ type spec struct {
 	object   intakev1.ObjectType
 	allowNew bool
 	attrs    []string
+	// types are Batch.types (a seal has none); nil leaves them out.
+	types  []intakev1.AttributeType
+	dryRun bool
 }
 
 func (s spec) batch(run string, chunk int64, rows ...*pipelinev1.Row) *pipelinev1.Batch {
-	return &pipelinev1.Batch{Run: run, Object: s.object, AllowNewRecords: s.allowNew, Attributes: slices.Clone(s.attrs), Chunk: chunk, Rows: rows}
+	return &pipelinev1.Batch{Run: run, Object: s.object, AllowNewRecords: s.allowNew, Attributes: slices.Clone(s.attrs),
+		Types: slices.Clone(s.types), Chunk: chunk, Rows: rows, DryRun: s.dryRun}
 }
 
 func (s spec) seal(run string, chunks int64) *pipelinev1.Seal {
-	return &pipelinev1.Seal{Run: run, Chunks: chunks, Object: s.object, AllowNewRecords: s.allowNew, Attributes: slices.Clone(s.attrs)}
+	return &pipelinev1.Seal{Run: run, Chunks: chunks, Object: s.object, AllowNewRecords: s.allowNew, Attributes: slices.Clone(s.attrs), DryRun: s.dryRun}
 }
 
 // load stages one batch per chunk (in the order given), seals the run and

@@ -49,43 +49,66 @@ func countsSQL(table pgx.Identifier, sh *shape) string {
 		" LEFT JOIN " + obj.Table() + " t ON " + keysOn(obj)
 }
 
+// updatable are the mapped attributes a merge may update: the non-key
+// ones, none for an append-only object.
+func updatable(sh *shape) []string {
+	if sh.object.AppendOnly {
+		return nil
+	}
+	var out []string
+	for _, n := range sh.names() {
+		if !sh.object.IsKey(n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// source is the merge's source: the staging table, reduced to the last row
+// of the file per key when dedupe (MERGE may not touch a row twice).
+func source(table pgx.Identifier, sh *shape, dedupe bool) string {
+	src := table.Sanitize()
+	if dedupe {
+		keys := join(sh.object.Keys, "", ", ")
+		src = "(SELECT DISTINCT ON (" + keys + ") " + join(sh.names(), "", ", ") + " FROM " + src +
+			" ORDER BY " + keys + `, "_row" DESC)`
+	}
+	return src
+}
+
+// changedCondition is true for a staged row whose updatable attributes
+// differ from the object table's row.
+func changedCondition(cols []string) string {
+	var b strings.Builder
+	for i, n := range cols {
+		if i > 0 {
+			b.WriteString(" OR ")
+		}
+		b.WriteString("t." + ident(n) + " IS DISTINCT FROM s." + ident(n))
+	}
+	return b.String()
+}
+
 // mergeSQL merges the staged rows into the object table; $1 is the run id,
 // stored in _run of every row the run inserts or changes. With dedupe the
-// source is reduced to the last row of the file per key first (MERGE may
-// not touch a row twice). Existing keys are updated only when a mapped
-// attribute changes, and only in the mapped attributes; new keys are
-// inserted only when the run allows new records. It returns "" when there is
-// nothing the merge could do.
+// source is reduced to the last row of the file per key first. Existing
+// keys are updated only when a mapped attribute changes, and only in the
+// mapped attributes — never for an append-only object, whose existing keys
+// stay as they are (counted unchanged); new keys are inserted only when the
+// run allows new records. It returns "" when there is nothing the merge
+// could do.
 func mergeSQL(table pgx.Identifier, sh *shape, dedupe bool) string {
 	obj := sh.object
 	names := sh.names()
-	var nonKeys []string
-	for _, n := range names {
-		if !obj.IsKey(n) {
-			nonKeys = append(nonKeys, n)
-		}
-	}
-	if len(nonKeys) == 0 && !sh.allowNew {
+	upd := updatable(sh)
+	if len(upd) == 0 && !sh.allowNew {
 		return ""
 	}
-	src := table.Sanitize()
-	if dedupe {
-		keys := join(obj.Keys, "", ", ")
-		src = "(SELECT DISTINCT ON (" + keys + ") " + join(names, "", ", ") + " FROM " + src +
-			" ORDER BY " + keys + `, "_row" DESC)`
-	}
 	var b strings.Builder
-	b.WriteString("MERGE INTO " + obj.Table() + " t USING " + src + " s ON " + keysOn(obj))
-	if len(nonKeys) > 0 {
-		b.WriteString(" WHEN MATCHED AND (")
-		for i, n := range nonKeys {
-			if i > 0 {
-				b.WriteString(" OR ")
-			}
-			b.WriteString("t." + ident(n) + " IS DISTINCT FROM s." + ident(n))
-		}
-		b.WriteString(") THEN UPDATE SET ")
-		for _, n := range nonKeys {
+	b.WriteString("MERGE INTO " + obj.Table() + " t USING " + source(table, sh, dedupe) + " s ON " + keysOn(obj))
+	if len(upd) > 0 {
+		b.WriteString(" WHEN MATCHED AND (" + changedCondition(upd) + ") THEN UPDATE SET ")
+		for _, n := range upd {
 			b.WriteString(ident(n) + " = s." + ident(n) + ", ")
 		}
 		b.WriteString("_run = $1, _updated_at = now()")
@@ -94,4 +117,15 @@ func mergeSQL(table pgx.Identifier, sh *shape, dedupe bool) string {
 		b.WriteString(" WHEN NOT MATCHED THEN INSERT (" + join(names, "", ", ") + ", _run) VALUES (" + join(names, "s.", ", ") + ", $1)")
 	}
 	return b.String()
+}
+
+// changedSQL counts the existing keys a merge would update (for a dry
+// run); "" when it would update none.
+func changedSQL(table pgx.Identifier, sh *shape, dedupe bool) string {
+	upd := updatable(sh)
+	if len(upd) == 0 {
+		return ""
+	}
+	return "SELECT count(*) FROM " + source(table, sh, dedupe) + " s JOIN " + sh.object.Table() + " t ON " + keysOn(sh.object) +
+		" WHERE " + changedCondition(upd)
 }

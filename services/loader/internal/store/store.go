@@ -26,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/intakehq/intake/pkg/objects"
 	pipelinev1 "github.com/intakehq/intake/proto/gen/intake/pipeline/v1"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
@@ -147,9 +148,27 @@ type SealResult struct {
 // CommitResult is the outcome of TryCommit.
 type CommitResult struct {
 	Counts Counts
-	// Merged is true when this call merged the run; false when an earlier
-	// call (or another loader) had committed it.
+	// Merged is true when this call merged the run (or, for a dry run,
+	// counted it); false when an earlier call (or another loader) had
+	// committed it.
 	Merged bool
+	// DryRun: the counts are what the run would have done; the object
+	// table is unchanged.
+	DryRun bool
+}
+
+// Readiness is where a run stands for its commit (see CheckCommit).
+type Readiness struct {
+	State State
+	// Ready is true when the run is open, sealed, and every chunk is staged
+	// and reported: it can be committed now.
+	Ready bool
+	// RowsStaged are the rows staged so far, over every chunk.
+	RowsStaged int64
+	// DryRun: the run only counts what it would do.
+	DryRun bool
+	// Counts are the stored counts of a Committed run.
+	Counts Counts
 }
 
 // querier is a pool or a transaction.
@@ -168,6 +187,10 @@ type runRow struct {
 	committed  bool
 	abandoned  bool
 	counters   []byte
+	// types are the attribute types in the order of attributes; nil until
+	// a batch brought them.
+	types  []int32
+	dryRun bool
 }
 
 func (r *runRow) state() State {
@@ -197,11 +220,21 @@ func (r *runRow) shape() (*shape, error) {
 	if r.object == nil {
 		return nil, nil
 	}
-	return newShape("run "+r.name, intakev1.ObjectType(*r.object), r.allowNew != nil && *r.allowNew, r.attributes)
+	var types []intakev1.AttributeType
+	if len(r.types) == len(r.attributes) {
+		for _, t := range r.types {
+			types = append(types, intakev1.AttributeType(t))
+		}
+	}
+	return newShape("run "+r.name, intakev1.ObjectType(*r.object), r.allowNew != nil && *r.allowNew, r.attributes, types, false)
 }
 
-// matches checks that a message's shape agrees with the run's.
-func (r *runRow) matches(what string, sh *shape) error {
+// matches checks that a message's shape and dry-run flag agree with the
+// run's.
+func (r *runRow) matches(what string, sh *shape, dryRun bool) error {
+	if r.dryRun != dryRun {
+		return invalidf("%s: dry_run %t differs from the run's %t", what, dryRun, r.dryRun)
+	}
 	if r.object == nil || sh == nil {
 		return nil
 	}
@@ -214,13 +247,21 @@ func (r *runRow) matches(what string, sh *shape) error {
 	if !sameAttributes(r.attributes, sh.names()) {
 		return invalidf("%s: attributes %v differ from the run's %v", what, sh.names(), r.attributes)
 	}
+	if len(r.types) == len(r.attributes) {
+		for i, name := range r.attributes {
+			got, want := sh.typeOf(name), intakev1.AttributeType(r.types[i])
+			if got != intakev1.AttributeType_ATTRIBUTE_TYPE_UNSPECIFIED && got != want {
+				return invalidf("%s: attribute %q is %s, but the run's is %s", what, name, objects.TypeName(got), objects.TypeName(want))
+			}
+		}
+	}
 	return nil
 }
 
-const runColumns = `run, object, allow_new_records, attributes, chunks, committed, abandoned, counters`
+const runColumns = `run, object, allow_new_records, attributes, chunks, committed, abandoned, counters, types, dry_run`
 
 func (r *runRow) dest() []any {
-	return []any{&r.name, &r.object, &r.allowNew, &r.attributes, &r.chunks, &r.committed, &r.abandoned, &r.counters}
+	return []any{&r.name, &r.object, &r.allowNew, &r.attributes, &r.chunks, &r.committed, &r.abandoned, &r.counters, &r.types, &r.dryRun}
 }
 
 func getRun(ctx context.Context, q querier, id, lock string) (runRow, bool, error) {
@@ -253,9 +294,10 @@ func getRunStaged(ctx context.Context, q querier, id string) (runRow, int64, boo
 }
 
 // ensureRun returns the run's row, creating it when this is the first
-// message of the run, and records the run's shape when it has none yet.
+// message of the run, and records the run's shape when it has none yet, and
+// its attribute types when it has none yet and the message brings them.
 // It takes no lock that would make concurrent stagers wait.
-func (s *Store) ensureRun(ctx context.Context, id, name string, sh *shape) (runRow, error) {
+func (s *Store) ensureRun(ctx context.Context, id, name string, sh *shape, dryRun bool) (runRow, error) {
 	r, found, err := getRun(ctx, s.pool, id, "")
 	if err != nil {
 		return r, err
@@ -263,20 +305,37 @@ func (s *Store) ensureRun(ctx context.Context, id, name string, sh *shape) (runR
 	var object *int32
 	var allowNew *bool
 	var attrs []string
+	var types []int32
 	if sh != nil {
 		o := int32(sh.object.Type)
 		object, allowNew, attrs = &o, &sh.allowNew, sh.names()
+		if sh.typed() {
+			types = sh.types()
+		}
 	}
 	switch {
 	case !found:
-		if _, err := s.pool.Exec(ctx, `INSERT INTO intake.load_runs (run_id, run, object, allow_new_records, attributes)
-			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (run_id) DO NOTHING`, id, name, object, allowNew, attrs); err != nil {
+		if _, err := s.pool.Exec(ctx, `INSERT INTO intake.load_runs (run_id, run, object, allow_new_records, attributes, types, dry_run)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (run_id) DO NOTHING`, id, name, object, allowNew, attrs, types, dryRun); err != nil {
 			return r, fmt.Errorf("record run %s: %w", id, err)
 		}
-	case r.object == nil && sh != nil && r.state() == Open:
-		if _, err := s.pool.Exec(ctx, `UPDATE intake.load_runs SET object = $2, allow_new_records = $3, attributes = $4, update_time = now()
-			WHERE run_id = $1 AND object IS NULL`, id, object, allowNew, attrs); err != nil {
+	case r.state() != Open || sh == nil:
+		return r, nil
+	case r.object == nil:
+		if _, err := s.pool.Exec(ctx, `UPDATE intake.load_runs SET object = $2, allow_new_records = $3, attributes = $4, types = $5, update_time = now()
+			WHERE run_id = $1 AND object IS NULL`, id, object, allowNew, attrs, types); err != nil {
 			return r, fmt.Errorf("record the object of run %s: %w", id, err)
+		}
+	case r.types == nil && types != nil && sameAttributes(r.attributes, attrs):
+		// The run's shape came from its seal, which has no types: record
+		// them in the order of the run's attributes.
+		ordered := make([]int32, len(r.attributes))
+		for i, n := range r.attributes {
+			ordered[i] = int32(sh.typeOf(n))
+		}
+		if _, err := s.pool.Exec(ctx, `UPDATE intake.load_runs SET types = $2, update_time = now()
+			WHERE run_id = $1 AND types IS NULL`, id, ordered); err != nil {
+			return r, fmt.Errorf("record the attribute types of run %s: %w", id, err)
 		}
 	default:
 		return r, nil
@@ -340,7 +399,7 @@ func (s *Store) StageBatch(ctx context.Context, b *pipelinev1.Batch) (StageResul
 	if b.Chunk < 0 {
 		return StageResult{}, invalidf("%s: the chunk index is negative", what)
 	}
-	sh, err := newShape(what, b.Object, b.AllowNewRecords, b.Attributes)
+	sh, err := newShape(what, b.Object, b.AllowNewRecords, b.Attributes, b.Types, true)
 	if err != nil {
 		return StageResult{}, err
 	}
@@ -348,7 +407,7 @@ func (s *Store) StageBatch(ctx context.Context, b *pipelinev1.Batch) (StageResul
 	if err != nil {
 		return StageResult{}, fmt.Errorf("run %s: %w", b.Run, err)
 	}
-	r, err := s.ensureRun(ctx, id, b.Run, sh)
+	r, err := s.ensureRun(ctx, id, b.Run, sh, b.DryRun)
 	if err != nil {
 		return StageResult{}, err
 	}
@@ -356,7 +415,7 @@ func (s *Store) StageBatch(ctx context.Context, b *pipelinev1.Batch) (StageResul
 		c, err := r.counts()
 		return StageResult{State: st, Counts: c}, err
 	}
-	if err := r.matches(what, sh); err != nil {
+	if err := r.matches(what, sh, b.DryRun); err != nil {
 		return StageResult{}, err
 	}
 	if r.chunks != nil && b.Chunk >= *r.chunks {
@@ -365,6 +424,9 @@ func (s *Store) StageBatch(ctx context.Context, b *pipelinev1.Batch) (StageResul
 	runShape, err := r.shape()
 	if err != nil {
 		return StageResult{}, err
+	}
+	if runShape == nil || !runShape.typed() {
+		return StageResult{}, fmt.Errorf("%s: the run's attribute types are not recorded", what)
 	}
 	table := StagingTable(id)
 	if err := createStaging(ctx, s.pool, table, runShape); err != nil {
@@ -429,11 +491,11 @@ func (s *Store) Seal(ctx context.Context, m *pipelinev1.Seal) (SealResult, error
 	}
 	var sh *shape
 	if m.Object != intakev1.ObjectType_OBJECT_TYPE_UNSPECIFIED && len(m.Attributes) > 0 {
-		if sh, err = newShape(what, m.Object, m.AllowNewRecords, m.Attributes); err != nil {
+		if sh, err = newShape(what, m.Object, m.AllowNewRecords, m.Attributes, nil, false); err != nil {
 			return SealResult{}, err
 		}
 	}
-	r, err := s.ensureRun(ctx, id, m.Run, sh)
+	r, err := s.ensureRun(ctx, id, m.Run, sh, m.DryRun)
 	if err != nil {
 		return SealResult{}, err
 	}
@@ -441,7 +503,7 @@ func (s *Store) Seal(ctx context.Context, m *pipelinev1.Seal) (SealResult, error
 		c, err := r.counts()
 		return SealResult{State: st, Counts: c}, err
 	}
-	if err := r.matches(what, sh); err != nil {
+	if err := r.matches(what, sh, m.DryRun); err != nil {
 		return SealResult{}, err
 	}
 	if r.chunks != nil {
@@ -483,6 +545,35 @@ func (s *Store) ChunkReported(ctx context.Context, run string, chunk int64) erro
 	return nil
 }
 
+// CheckCommit says where the run stands for its commit, without a lock:
+// committed (with its counts), abandoned, or open and whether it is ready
+// (sealed, every chunk staged and reported), with the rows staged so far.
+// The loader asks the control API whether it may commit (the commit gate)
+// between CheckCommit and TryCommit.
+func (s *Store) CheckCommit(ctx context.Context, run string) (Readiness, error) {
+	_, id, err := ParseRun(run)
+	if err != nil {
+		return Readiness{}, err
+	}
+	r, staged, found, err := getRunStaged(ctx, s.pool, id)
+	if err != nil || !found {
+		return Readiness{}, err
+	}
+	res := Readiness{State: r.state(), DryRun: r.dryRun}
+	switch res.State {
+	case Committed:
+		res.Counts, err = r.counts()
+		return res, err
+	case Abandoned:
+		return res, nil
+	}
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(sum(rows), 0)::bigint FROM intake.load_chunks WHERE run_id = $1`, id).Scan(&res.RowsStaged); err != nil {
+		return Readiness{}, fmt.Errorf("sum the staged rows of run %s: %w", id, err)
+	}
+	res.Ready = r.chunks != nil && staged >= *r.chunks
+	return res, nil
+}
+
 // TryCommit commits the run if it is sealed and every chunk is staged (and
 // reported, see ChunkReported): in one transaction it merges the staged rows
 // into the object table, stores the counts, drops the staging table and
@@ -520,6 +611,7 @@ func (s *Store) TryCommit(ctx context.Context, run string) (res CommitResult, co
 		if err != nil {
 			return err
 		}
+		res.DryRun = r.dryRun
 		if _, err := tx.Exec(ctx, `UPDATE intake.load_runs SET committed = true, counters = $2, update_time = now()
 			WHERE run_id = $1`, id, counts); err != nil {
 			return fmt.Errorf("record commit: %w", err)
@@ -527,7 +619,7 @@ func (s *Store) TryCommit(ctx context.Context, run string) (res CommitResult, co
 		if _, err := tx.Exec(ctx, `DELETE FROM intake.load_chunks WHERE run_id = $1`, id); err != nil {
 			return fmt.Errorf("forget chunks: %w", err)
 		}
-		res, committed = CommitResult{Counts: counts, Merged: true}, true
+		res.Counts, res.Merged, committed = counts, true, true
 		return nil
 	})
 	if err != nil {
@@ -573,7 +665,8 @@ func ready(ctx context.Context, q querier, id string, lock bool) (bool, *Counts,
 }
 
 // merge merges the run's staged rows into the object table and drops the
-// staging table. It runs in the commit transaction.
+// staging table. It runs in the commit transaction. For a dry run it counts
+// exactly the same but changes nothing in the object table.
 func merge(ctx context.Context, tx pgx.Tx, id string, r *runRow) (Counts, error) {
 	var c Counts
 	table := StagingTable(id)
@@ -581,7 +674,7 @@ func merge(ctx context.Context, tx pgx.Tx, id string, r *runRow) (Counts, error)
 	if err != nil {
 		return c, err
 	}
-	if sh == nil {
+	if sh == nil || !sh.typed() {
 		// No batch came, so nothing was staged: a run of zero chunks.
 		if *r.chunks > 0 {
 			return c, fmt.Errorf("run %s has %d chunks staged but no object recorded", id, *r.chunks)
@@ -619,26 +712,58 @@ func merge(ctx context.Context, tx pgx.Tx, id string, r *runRow) (Counts, error)
 		return c, invalidf("run %s: the staging table holds %d rows but %d were staged: "+
 			"PostgreSQL lost the unlogged staging table (a crash?); run the job again", r.name, rows, recorded)
 	}
-	var affected int64
-	if q := mergeSQL(table, sh, rows > keys); q != "" {
+	var missing []string
+	if err := tx.QueryRow(ctx, `SELECT coalesce(array_agg(n ORDER BY n), '{}') FROM unnest($1::text[]) n
+		WHERE NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $2::regclass AND attname = n AND attnum > 0 AND NOT attisdropped)`,
+		sh.names(), sh.object.TableName()).Scan(&missing); err != nil {
+		return c, fmt.Errorf("read the columns of %s: %w", sh.object.TableName(), err)
+	}
+	if len(missing) > 0 {
+		return c, invalidf("run %s: mapped attributes %q are not columns of %s: deleted from the data model since the run started?",
+			r.name, missing, sh.object.TableName())
+	}
+	var changed int64
+	if r.dryRun {
+		// What the merge would update: existing keys whose mapped
+		// attributes differ (the merge's WHEN MATCHED condition).
+		if q := changedSQL(table, sh, rows > keys); q != "" {
+			if err := tx.QueryRow(ctx, q).Scan(&changed); err != nil {
+				return c, missingColumn(r.name, sh, fmt.Errorf("count the changes a merge into %s would make: %w", sh.object.Table(), err))
+			}
+		}
+	} else if q := mergeSQL(table, sh, rows > keys); q != "" {
 		tag, err := tx.Exec(ctx, q, id)
 		if err != nil {
-			return c, fmt.Errorf("merge into %s: %w", sh.object.Table(), err)
+			return c, missingColumn(r.name, sh, fmt.Errorf("merge into %s: %w", sh.object.Table(), err))
 		}
-		affected = tag.RowsAffected()
+		changed = tag.RowsAffected()
+		if sh.allowNew {
+			changed -= newKeys
+		}
 	}
+	c.Updated = changed
 	if sh.allowNew {
 		c.Created = newKeys
-		c.Updated = affected - newKeys
 	} else {
 		c.Ignored = newKeys
-		c.Updated = affected
 	}
 	c.Unchanged = keys - newKeys - c.Updated
 	if _, err := tx.Exec(ctx, "DROP TABLE "+table.Sanitize()); err != nil {
 		return c, fmt.Errorf("drop staging table: %w", err)
 	}
 	return c, nil
+}
+
+// missingColumn turns the error of a statement on the object table that
+// names a column it does not have (a custom attribute deleted since the run
+// started) into an InvalidError saying so; other errors pass.
+func missingColumn(run string, sh *shape, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42703" { // undefined_column
+		return invalidf("run %s: %s has no column for a mapped attribute (deleted from the data model since the run started?): %s",
+			run, sh.object.TableName(), pgErr.Message)
+	}
+	return err
 }
 
 // Abandon drops the run's staging and chunk bookkeeping and marks it so it

@@ -1,0 +1,102 @@
+package csv_test
+
+import (
+	"bytes"
+	stdcsv "encoding/csv"
+	"fmt"
+	"io"
+	"testing"
+
+	"github.com/intakehq/intake/pkg/csv"
+)
+
+// benchData is a 12-column accounts file like the one of make bench: some
+// quoted fields with delimiters and doubled quotes, some plain lines.
+func benchData(rows int) []byte {
+	var b bytes.Buffer
+	b.WriteString("Account ID,Name,Status,Industry,Region,Parent,Employees,Revenue,MRR,Active,Created,Renewal\n")
+	for i := range rows {
+		if i%4 == 0 {
+			fmt.Fprintf(&b, "ACC-%07d,\"Company %d, \"\"Inc.\"\"\",active,Software,EMEA,,\"%d,%03d\",\"$%d,%03d.%02d\",%d.50,yes,2024-%02d-%02d,%02d/%02d/2025\n",
+				i, i, 1+i%50, i%1000, i%900+1, i%1000, i%100, i, i%12+1, i%28+1, i%12+1, i%28+1)
+			continue
+		}
+		fmt.Fprintf(&b, "ACC-%07d,Company %d,active,Software,EMEA,ACC-%07d,%d,%d.%02d,%d.50,no,2024-%02d-%02d,%02d/%02d/2025\n",
+			i, i, i/2, 1+i%5000, i%90000, i%100, i, i%12+1, i%28+1, i%12+1, i%28+1)
+	}
+	return b.Bytes()
+}
+
+const benchRows = 100000
+
+// BenchmarkReader reads a 12-column file with this package.
+func BenchmarkReader(b *testing.B) {
+	data := benchData(benchRows)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		r := csv.NewReader(bytes.NewReader(data), csv.Default)
+		n := 0
+		for {
+			_, err := r.Read()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		if n != benchRows+1 {
+			b.Fatal(n)
+		}
+	}
+	b.ReportMetric(float64(b.N*(benchRows+1))/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchmarkEncodingCSV reads the same file with encoding/csv and
+// ReuseRecord, for comparison.
+func BenchmarkEncodingCSV(b *testing.B) {
+	data := benchData(benchRows)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		r := stdcsv.NewReader(bytes.NewReader(data))
+		r.ReuseRecord = true
+		n := 0
+		for {
+			_, err := r.Read()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		if n != benchRows+1 {
+			b.Fatal(n)
+		}
+	}
+	b.ReportMetric(float64(b.N*(benchRows+1))/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchmarkSplitter finds the record boundaries only (the chunker's work).
+func BenchmarkSplitter(b *testing.B) {
+	data := benchData(benchRows)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		s := csv.NewSplitter(bytes.NewReader(data), csv.Default)
+		for {
+			_, err := s.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N*(benchRows+1))/b.Elapsed().Seconds(), "rows/s")
+}
