@@ -114,6 +114,8 @@ type Server struct {
 	hub     *hub
 	// httpClient reads the samples of jobs' files.
 	httpClient *http.Client
+	// rowErrorCap overrides the row errors kept per run (tests).
+	rowErrorCap int64
 
 	// Set by Run before started is closed.
 	store *store.Store
@@ -209,6 +211,9 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("api: %w", err)
 	}
 	s.store, s.js = store.New(pool), js
+	if s.rowErrorCap > 0 {
+		s.store.SetRowErrorCap(s.rowErrorCap)
+	}
 
 	// The requeue sweeper stops before the connections close.
 	sweepCtx, stopSweep := context.WithCancel(ctx)
@@ -227,6 +232,7 @@ func (s *Server) Run(ctx context.Context) error {
 	intakev1.RegisterJobServiceServer(gs, &jobService{s: s})
 	intakev1.RegisterRunServiceServer(gs, &runService{s: s})
 	intakev1.RegisterStageServiceServer(gs, &stageService{s: s})
+	intakev1.RegisterDataModelServiceServer(gs, &dataModelService{s: s})
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
@@ -234,6 +240,7 @@ func (s *Server) Run(ctx context.Context) error {
 		intakev1.JobService_ServiceDesc.ServiceName,
 		intakev1.RunService_ServiceDesc.ServiceName,
 		intakev1.StageService_ServiceDesc.ServiceName,
+		intakev1.DataModelService_ServiceDesc.ServiceName,
 	} {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}

@@ -88,6 +88,10 @@ type setupOpts struct {
 	nats *natstest.Server
 	// requeueAfter is Config.RequeueAfter.
 	requeueAfter time.Duration
+	// rowErrorCap bounds the row errors kept per run (0: the default).
+	rowErrorCap int64
+	// sampleTimeout is Config.SampleTimeout.
+	sampleTimeout time.Duration
 }
 
 func setup(t *testing.T, opts ...setupOpts) *testBundle {
@@ -105,15 +109,19 @@ func setup(t *testing.T, opts ...setupOpts) *testBundle {
 	_, js := o.nats.Connect(t)
 	reg := prometheus.NewRegistry()
 	srv, err := api.New(api.Config{
-		DatabaseURL:  o.dsn,
-		NATSURL:      o.nats.URL,
-		GRPCAddr:     "127.0.0.1:0",
-		Registerer:   reg,
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-		DevMode:      o.devMode,
-		RequeueAfter: o.requeueAfter,
+		DatabaseURL:   o.dsn,
+		NATSURL:       o.nats.URL,
+		GRPCAddr:      "127.0.0.1:0",
+		Registerer:    reg,
+		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+		DevMode:       o.devMode,
+		RequeueAfter:  o.requeueAfter,
+		SampleTimeout: o.sampleTimeout,
 	})
 	require.NoError(t, err)
+	if o.rowErrorCap > 0 {
+		api.SetRowErrorCap(srv, o.rowErrorCap)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Run(ctx) }()
@@ -285,6 +293,7 @@ func TestConfigValidate(t *testing.T) {
 		"neg timeout":   {func(c *api.Config) { c.ShutdownTimeout = -time.Second }, "ShutdownTimeout"},
 		"neg requeue":   {func(c *api.Config) { c.RequeueAfter = -time.Minute }, "RequeueAfter -1m0s is negative"},
 		"short requeue": {func(c *api.Config) { c.RequeueAfter = time.Millisecond }, "RequeueAfter 1ms is shorter than 100ms"},
+		"neg sample":    {func(c *api.Config) { c.SampleTimeout = -time.Second }, "SampleTimeout -1s is negative"},
 	} {
 		c := ok
 		tc.change(&c)

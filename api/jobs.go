@@ -83,6 +83,9 @@ func (j *jobService) CreateJob(ctx context.Context, req *intakev1.CreateJobReque
 	if err != nil {
 		return nil, err
 	}
+	if err := s.ensureNewAttributes(ctx, req.GetJob()); err != nil {
+		return nil, err
+	}
 	var job *intakev1.Job
 	for attempt := 0; ; attempt++ {
 		newID := id
@@ -129,9 +132,12 @@ func (s *Server) startRun(ctx context.Context, jobID string, job *intakev1.Job, 
 	// The run exists now: finish queueing it even if the caller goes away.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
-	err = pipeline.Publish(pctx, s.js, pipeline.SubjectRunRequest, run.GetName(), &pipelinev1.RunRequest{
-		Run: run.GetName(), Job: job, Trigger: trigger, CreateTime: run.GetCreateTime(), DryRun: dryRun,
-	})
+	model, err := s.runModel(pctx, run.GetName(), job)
+	if err == nil {
+		err = pipeline.Publish(pctx, s.js, pipeline.SubjectRunRequest, run.GetName(), &pipelinev1.RunRequest{
+			Run: run.GetName(), Job: job, Trigger: trigger, CreateTime: run.GetCreateTime(), DryRun: dryRun, Model: model,
+		})
+	}
 	if err != nil {
 		_, runID, _ := parseRunName("run", run.GetName())
 		msg := fmt.Sprintf("could not queue the run: %v", err)
@@ -216,7 +222,10 @@ func (j *jobService) UpdateJob(ctx context.Context, req *intakev1.UpdateJobReque
 		if err := s.checkJob(ctx, nil, cur); err != nil {
 			return err
 		}
-		return applyValidation(id, cur, v, before, tok)
+		if err := applyValidation(id, cur, v, before, tok); err != nil {
+			return err
+		}
+		return s.ensureNewAttributes(ctx, cur)
 	})
 	if err != nil {
 		return nil, s.storeError(ctx, "update", "job "+store.JobName(id), err)

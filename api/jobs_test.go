@@ -2,6 +2,8 @@ package api_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -21,7 +23,7 @@ func TestJobCRUD(t *testing.T) {
 	ctx := testCtx(t)
 
 	in := b.accountsJob("CRM accounts")
-	created, err := b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{JobId: "crm-accounts", Job: in})
+	created, err := b.create(t, "crm-accounts", in)
 	require.NoError(t, err)
 	require.Equal(t, "jobs/crm-accounts", created.GetName())
 	require.Equal(t, "CRM accounts", created.GetDisplayName())
@@ -36,11 +38,11 @@ func TestJobCRUD(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, proto.Equal(created, got))
 
-	_, err = b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{JobId: "crm-accounts", Job: in})
+	_, err = b.create(t, "crm-accounts", in)
 	requireCode(t, err, codes.AlreadyExists, "job jobs/crm-accounts already exists")
 
 	// Without a job id, one is made up.
-	gen, err := b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{Job: b.accountsJob("generated")})
+	gen, err := b.create(t, "", b.accountsJob("generated"))
 	require.NoError(t, err)
 	require.Regexp(t, `^jobs/[a-z0-9]{12}$`, gen.GetName())
 
@@ -182,13 +184,23 @@ func TestCreateJobValidation(t *testing.T) {
 		"missing key mapping": {func(j *intakev1.Job) {
 			j.Object = intakev1.ObjectType_OBJECT_TYPE_USERS
 			j.Mapping.Entries = usersJob().Mapping.Entries[:1]
-		}, "job.mapping.entries", `key attribute "user_id" of object users is not mapped`},
+		}, "job.mapping.entries", `key attribute user_id is not mapped`},
 		"unknown attribute": {func(j *intakev1.Job) { j.Mapping.Entries[1].Attribute = "colour" },
-			"job.mapping.entries[1].attribute", `unknown attribute "colour" of object accounts`},
+			"job.mapping.entries[1].attribute", `entry 2: accounts has no attribute "colour"; its attributes are: account_id, name`},
 		"duplicate attribute": {func(j *intakev1.Job) { j.Mapping.Entries[2].Attribute = "name" },
-			"job.mapping.entries[2].attribute", `"name" is already mapped by entries[1]`},
+			"job.mapping.entries[2].attribute", `attribute name is mapped twice (entries 2 and 3)`},
 		"entry without source": {func(j *intakev1.Job) { j.Mapping.Entries[1].Source = nil },
-			"job.mapping.entries[1]", "a column or a constant is required"},
+			"job.mapping.entries[1]", "entry 2 (attribute name) has neither a column, a constant nor a function"},
+		"bad date format": {func(j *intakev1.Job) {
+			j.Mapping.Entries = append(j.Mapping.Entries, &intakev1.MappingEntry{Attribute: "created_date",
+				Source: &intakev1.MappingEntry_Column{Column: "Created"}, SourceFormat: "dd/qq/yyyy"})
+		}, "job.mapping.entries[3].source_format", "entry 4 (attribute created_date): source format"},
+		"negative error budget": {func(j *intakev1.Job) {
+			j.ErrorBudget = &intakev1.ErrorBudget{Limit: &intakev1.ErrorBudget_MaxRejectedRows{MaxRejectedRows: -5}}
+		}, "job.error_budget.max_rejected_rows", "-5 is negative"},
+		"error budget over 100%": {func(j *intakev1.Job) {
+			j.ErrorBudget = &intakev1.ErrorBudget{Limit: &intakev1.ErrorBudget_MaxRejectedPercent{MaxRejectedPercent: 120}}
+		}, "job.error_budget.max_rejected_percent", "120 is not a percentage (0-100)"},
 		"no display name": {func(j *intakev1.Job) { j.DisplayName = " " },
 			"job.display_name", "required"},
 		"no object": {func(j *intakev1.Job) { j.Object = intakev1.ObjectType_OBJECT_TYPE_UNSPECIFIED },
@@ -202,7 +214,7 @@ func TestCreateJobValidation(t *testing.T) {
 		"url without host": {func(j *intakev1.Job) { j.Connection.GetHttp().Url = "https:///a.csv" },
 			"job.connection.http.url", "has no host"},
 		"long delimiter": {func(j *intakev1.Job) { j.Mapping.Dialect = &intakev1.CsvDialect{Delimiter: ";;"} },
-			"job.mapping.dialect.delimiter", `";;" is not one character`},
+			"job.mapping.dialect.delimiter", `the delimiter ";;" is not one character`},
 	} {
 		job := b.accountsJob("validation")
 		tc.change(job)
@@ -241,18 +253,21 @@ func TestCreateJobValidation(t *testing.T) {
 	_, err = b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{Job: ok})
 	require.NoError(t, err)
 	ok = usersJob()
-	_, err = b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{Job: ok})
+	ok.Connection.GetHttp().Url = b.files.setFile("/users.csv", "Account,User\nA-1,u-1\n")
+	_, err = b.create(t, "", ok)
 	require.NoError(t, err)
 }
 
 func TestLocalConnectionInDevMode(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{devMode: true})
+	path := filepath.Join(t.TempDir(), "a.csv")
+	require.NoError(t, os.WriteFile(path, []byte(accountsCSV), 0o600))
 	local := b.accountsJob("local")
-	local.Connection = &intakev1.Connection{Kind: &intakev1.Connection_Local{Local: &intakev1.LocalConnection{Path: "/data/a.csv"}}}
-	job, err := b.jobs.CreateJob(testCtx(t), &intakev1.CreateJobRequest{Job: local})
+	local.Connection = &intakev1.Connection{Kind: &intakev1.Connection_Local{Local: &intakev1.LocalConnection{Path: path}}}
+	job, err := b.create(t, "", local)
 	require.NoError(t, err)
-	require.Equal(t, "/data/a.csv", job.GetConnection().GetLocal().GetPath())
+	require.Equal(t, path, job.GetConnection().GetLocal().GetPath())
 
 	local.Connection.GetLocal().Path = "data/a.csv"
 	_, err = b.jobs.CreateJob(testCtx(t), &intakev1.CreateJobRequest{Job: local})
@@ -289,7 +304,7 @@ func TestJobNextRunTime(t *testing.T) {
 
 	// Daily at 06:30 in Berlin: within a day, at 06:30 Berlin time.
 	start := time.Now()
-	daily, err := b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{JobId: "daily", Job: b.accountsJob("daily")})
+	daily, err := b.create(t, "daily", b.accountsJob("daily"))
 	require.NoError(t, err)
 	at := next(daily, start).In(berlin)
 	require.Equal(t, [2]int{6, 30}, [2]int{at.Hour(), at.Minute()})
@@ -305,7 +320,7 @@ func TestJobNextRunTime(t *testing.T) {
 		EveryMinutes: &intakev1.EveryMinutes{Minutes: 15},
 	}}
 	start = time.Now()
-	created, err := b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{JobId: "every", Job: every})
+	created, err := b.create(t, "every", every)
 	require.NoError(t, err)
 	tick := next(created, start)
 	require.Zero(t, tick.Unix()%(15*60), "%s is not on a quarter hour", tick)

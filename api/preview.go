@@ -28,7 +28,7 @@ func (j *jobService) PreviewJob(ctx context.Context, req *intakev1.PreviewJobReq
 	if err != nil {
 		return nil, err
 	}
-	plan, findings, err := compile(sub, smp.header)
+	plan, findings, err := compile(sub, smp)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "compile the mapping: %v", err)
 	}

@@ -8,7 +8,6 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/intakehq/intake/api/internal/store"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
 
@@ -89,7 +88,7 @@ func (r *runService) DownloadRejects(req *intakev1.DownloadRejectsRequest, strea
 		return s.storeError(ctx, "download the rejects of", "run "+req.GetName(), err)
 	}
 	if dropped > 0 {
-		if err := write("", "", "only the first "+strconv.Itoa(store.MaxRowErrorsKept)+" rejected values of the run are kept; "+
+		if err := write("", "", "only the first "+strconv.FormatInt(s.store.RowErrorCap(), 10)+" rejected values of the run are kept; "+
 			strconv.FormatInt(dropped, 10)+" more were not", ""); err != nil {
 			return err
 		}

@@ -100,9 +100,12 @@ func (s *Server) requeue(ctx context.Context, r store.StuckRun, now time.Time) (
 	}
 	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
-	err := pipeline.Publish(pctx, s.js, pipeline.SubjectRunRequest, name, &pipelinev1.RunRequest{
-		Run: name, Job: r.Job, Trigger: r.Trigger, CreateTime: timestamppb.New(r.CreateTime), DryRun: r.DryRun,
-	})
+	model, err := s.runModel(pctx, name, r.Job)
+	if err == nil {
+		err = pipeline.Publish(pctx, s.js, pipeline.SubjectRunRequest, name, &pipelinev1.RunRequest{
+			Run: name, Job: r.Job, Trigger: r.Trigger, CreateTime: timestamppb.New(r.CreateTime), DryRun: r.DryRun, Model: model,
+		})
+	}
 	if err != nil {
 		log.Error("could not requeue a stuck queued run; retrying after RequeueAfter", "requeue_after", s.cfg.RequeueAfter, "error", err)
 		return false, fmt.Errorf("requeue run %s: %w", name, err)

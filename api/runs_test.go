@@ -130,7 +130,7 @@ func TestRunOnSaveStartsARun(t *testing.T) {
 	b := setup(t)
 	j := b.accountsJob("now")
 	j.RunOnSave = true
-	job, err := b.jobs.CreateJob(testCtx(t), &intakev1.CreateJobRequest{JobId: "now", Job: j})
+	job, err := b.create(t, "now", j)
 	require.NoError(t, err)
 	require.NotEmpty(t, job.GetLastRun())
 	run, err := b.runs.GetRun(testCtx(t), &intakev1.GetRunRequest{Name: job.GetLastRun()})
@@ -423,17 +423,18 @@ func TestConcurrentChunkReports(t *testing.T) {
 	require.Len(t, got.GetRowErrors(), chunks)
 }
 
-// At most 1000 row errors are kept per run, the ones of the lowest rows, and
-// a run shows the first 100.
+// Every row error is kept (for the rejects download), up to a cap per run
+// (1,000,000; 1000 here), the ones of the lowest rows; a run shows the
+// first 100.
 func TestRowErrorsAreCapped(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b := setup(t, setupOpts{rowErrorCap: 1000})
 	job := b.createJob(t, "accounts")
 	run := b.runNow(t, job.GetName()).GetName()
 	for chunk := int64(1); chunk >= 0; chunk-- { // the later chunk first
 		var errs []*intakev1.RowError
 		for i := range int64(800) {
-			errs = append(errs, &intakev1.RowError{Row: 2 + chunk*800 + i, Reason: "bad row"})
+			errs = append(errs, &intakev1.RowError{Row: 2 + chunk*800 + i, Reason: "bad row", Record: fmt.Sprintf("A-%d,,x", i)})
 		}
 		b.report(t, &event{Run: run, Stage: mapS, Kind: chunkDone, Chunk: chunk, Counters: &intakev1.RunCounters{RowsRead: 800, RowsRejected: 800}, RowErrors: errs})
 	}
@@ -442,10 +443,20 @@ func TestRowErrorsAreCapped(t *testing.T) {
 	require.Len(t, got.GetRowErrors(), 100)
 	require.EqualValues(t, 2, got.GetRowErrors()[0].GetRow())
 	require.EqualValues(t, 101, got.GetRowErrors()[99].GetRow())
+	require.Empty(t, got.GetRowErrors()[0].GetRecord(), "GetRun leaves the records out")
 	var kept, maxRow int64
 	require.NoError(t, pgPool(t, b.dsn).QueryRow(testCtx(t), `SELECT count(*), max(row) FROM intake.run_row_errors`).Scan(&kept, &maxRow))
 	require.EqualValues(t, 1000, kept)
 	require.EqualValues(t, 1001, maxRow)
+
+	// The download has the kept ones and says that the others were not kept.
+	data, _ := b.downloadRejects(t, run)
+	records := readCSV(t, data)
+	require.Len(t, records, 1+1000+1)
+	require.Equal(t, []string{"row", "column", "reason", "record"}, records[0])
+	require.Equal(t, []string{"2", "", "bad row", "A-0,,x"}, records[1])
+	require.Equal(t, "1001", records[1000][0])
+	require.Contains(t, records[1001][2], "only the first 1000 rejected values of the run are kept; 600 more were not")
 }
 
 func TestCreateScheduledRunOncePerTick(t *testing.T) {

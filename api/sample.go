@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/intakehq/intake/pkg/csv"
+	"github.com/intakehq/intake/pkg/dialect"
 	"github.com/intakehq/intake/pkg/source"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
@@ -71,15 +72,17 @@ func (s *Server) readSample(ctx context.Context, job *intakev1.Job, n int) (*sam
 	}
 
 	spec := job.GetMapping().GetDialect()
-	text, resolved, detected, err := openDialect(body, spec)
+	if err := dialect.Validate(spec); err != nil {
+		return nil, badField("job.mapping.dialect", "%v", err)
+	}
+	text, resolved, detected, err := dialect.Open(body, spec)
 	if err != nil {
 		return nil, s.sampleFailed(ctx, where, err)
 	}
-	d, err := csvDialect(resolved)
+	r, err := dialect.NewReader(text, resolved)
 	if err != nil {
 		return nil, badField("job.mapping.dialect", "%v", err)
 	}
-	r := csv.NewReader(text, d)
 	r.MaxRecordBytes = maxSampleRecordBytes
 	out := &sample{dialect: resolved, detected: detected, source: where}
 
@@ -146,46 +149,4 @@ func (s *Server) sampleFailed(ctx context.Context, where string, err error) erro
 		return err
 	}
 	return sampleError(where, "cannot read the file: %v", err)
-}
-
-// csvDialect is the pkg/csv dialect of a resolved CsvDialect.
-func csvDialect(d *intakev1.CsvDialect) (csv.Dialect, error) {
-	var out csv.Dialect
-	if del := d.GetDelimiter(); del != "" {
-		r := []rune(del)
-		if len(r) != 1 {
-			return out, fmt.Errorf("delimiter %q is not one character", del)
-		}
-		out.Comma = r[0]
-	}
-	switch q := d.GetQuote(); q {
-	case "":
-		out.Quote = '"'
-	case "none":
-		out.Quote = 0
-	default:
-		r := []rune(q)
-		if len(r) != 1 {
-			return out, fmt.Errorf("quote %q is not one character (or \"none\")", q)
-		}
-		out.Quote = r[0]
-	}
-	switch e := d.GetEscape(); {
-	case out.Quote == 0:
-		out.Escape = 0
-	case e == "" || e == "none":
-		out.Escape = out.Quote
-	case e == `\\`:
-		out.Escape = '\\'
-	default:
-		r := []rune(e)
-		if len(r) != 1 {
-			return out, fmt.Errorf("escape %q is not one character", e)
-		}
-		out.Escape = r[0]
-	}
-	if err := out.Validate(); err != nil {
-		return out, err
-	}
-	return out, nil
 }

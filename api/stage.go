@@ -110,5 +110,8 @@ func (g *stageService) CreateScheduledRun(ctx context.Context, req *intakev1.Cre
 	if created {
 		s.log.InfoContext(ctx, "scheduled run created", "job", jobID, "run", run.GetName(), "scheduled_time", tick)
 	}
+	if err := s.publishScheduledRun(ctx, run, job); err != nil {
+		return nil, err
+	}
 	return &intakev1.CreateScheduledRunResponse{Run: run, Job: job, Created: created}, nil
 }

@@ -72,7 +72,9 @@ func suggest(model *intakev1.DataObject, smp *sample) *intakev1.SuggestMappingRe
 			}
 		}
 	}
-	isKey := func(a *intakev1.Attribute) bool { return a.GetKey() || slices.Contains(model.GetKeys(), a.GetAttributeId()) }
+	isKey := func(a *intakev1.Attribute) bool {
+		return a.GetKey() || slices.Contains(model.GetKeys(), a.GetAttributeId())
+	}
 	// Keys choose first (in key order), then the best matches.
 	sort.SliceStable(pairs, func(i, j int) bool {
 		ki, kj := isKey(pairs[i].attr), isKey(pairs[j].attr)
@@ -101,6 +103,26 @@ func suggest(model *intakev1.DataObject, smp *sample) *intakev1.SuggestMappingRe
 		}
 		colTaken[p.col], attrTaken[id] = true, true
 		chosen[id] = p
+	}
+
+	// A key no column names: the first column left whose sample values
+	// look like identifiers (every one present, unique, no spaces, with a
+	// digit), e.g. "Kundennr" holding "DE-2001".
+	for _, k := range model.GetKeys() {
+		if attrTaken[k] {
+			continue
+		}
+		a := attribute(model, k)
+		if a == nil {
+			continue
+		}
+		for ci := range header {
+			if !colTaken[ci] && identifiers(values[ci]) {
+				colTaken[ci], attrTaken[k] = true, true
+				chosen[k] = pairing{col: ci, attr: a, match: mapping.Match{Attribute: k, Reason: "values look like identifiers", Confidence: 0.5}}
+				break
+			}
+		}
 	}
 
 	resp := &intakev1.SuggestMappingResponse{Mapping: &intakev1.MappingSpec{}, Header: header, Detected: smp.detected}
@@ -202,4 +224,32 @@ func sourceFormat(t intakev1.AttributeType, values []string) (string, string) {
 // typeWord names an attribute type for a note: "date".
 func typeWord(t intakev1.AttributeType) string {
 	return strings.ToLower(strings.TrimPrefix(t.String(), "ATTRIBUTE_TYPE_"))
+}
+
+// attribute returns the model's attribute with id, or nil.
+func attribute(model *intakev1.DataObject, id string) *intakev1.Attribute {
+	for _, a := range model.GetAttributes() {
+		if a.GetAttributeId() == id {
+			return a
+		}
+	}
+	return nil
+}
+
+// identifiers reports whether sample values look like the identifiers of
+// records: at least one, every one present and unique, without spaces, with
+// a digit.
+func identifiers(values []string) bool {
+	if len(values) == 0 {
+		return false
+	}
+	seen := make(map[string]bool, len(values))
+	for _, v := range values {
+		v = strings.TrimSpace(v)
+		if v == "" || seen[v] || len(v) > 64 || strings.ContainsAny(v, " \t") || !strings.ContainsAny(v, "0123456789") {
+			return false
+		}
+		seen[v] = true
+	}
+	return true
 }

@@ -39,13 +39,15 @@ const (
 )
 
 // modelFor is the data model of an object type: the object's system
-// attributes and its custom ones; nil (and no error) for an unknown type.
-//
-// TODO(issue 3): custom attributes, from the DataModelService's helper.
-func (s *Server) modelFor(_ context.Context, t intakev1.ObjectType) (*intakev1.DataObject, error) {
-	m, err := objects.Model(t)
-	if err != nil {
+// attributes and its custom ones (objectModel); nil (and no error) for an
+// unknown type, which the callers report as a bad request.
+func (s *Server) modelFor(ctx context.Context, t intakev1.ObjectType) (*intakev1.DataObject, error) {
+	if _, err := objects.Lookup(t); err != nil {
 		return nil, nil //nolint:nilerr // an unknown object is reported by the caller
+	}
+	m, err := s.objectModel(ctx, t)
+	if err != nil {
+		return nil, s.storeError(ctx, "read the data model of", t.String(), err)
 	}
 	return m, nil
 }
@@ -115,10 +117,13 @@ func rowCount(field string, n int32, def, limit int) (int, error) {
 	return int(n), nil
 }
 
-// compile compiles the subject's mapping against the file's header. A spec
-// with problems gives them as findings and a nil plan.
-func compile(sub *subject, header []string) (*mapping.Plan, []*intakev1.Finding, error) {
-	plan, err := mapping.Compile(sub.model, sub.job.GetMapping(), header)
+// compile compiles the subject's mapping against the file's header and
+// resolved dialect, as the mapper does with a chunk. A spec with problems
+// gives them as findings and a nil plan.
+func compile(sub *subject, smp *sample) (*mapping.Plan, []*intakev1.Finding, error) {
+	spec := proto.Clone(sub.job.GetMapping()).(*intakev1.MappingSpec)
+	spec.Dialect = smp.dialect
+	plan, err := mapping.Compile(sub.model, spec, smp.header)
 	if err == nil {
 		return plan, nil, nil
 	}
@@ -142,7 +147,7 @@ func (j *jobService) ValidateMapping(ctx context.Context, req *intakev1.Validate
 	if err != nil {
 		return nil, err
 	}
-	plan, findings, err := compile(sub, smp.header)
+	plan, findings, err := compile(sub, smp)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "compile the mapping: %v", err)
 	}
@@ -152,7 +157,9 @@ func (j *jobService) ValidateMapping(ctx context.Context, req *intakev1.Validate
 		Columns:     sourceColumns(smp, sub),
 		RowsSampled: int64(len(smp.rows)),
 		Detected:    smp.detected,
-		Valid:       !slices.ContainsFunc(findings, func(f *intakev1.Finding) bool { return f.GetSeverity() == intakev1.FindingSeverity_FINDING_SEVERITY_ERROR }),
+		Valid: !slices.ContainsFunc(findings, func(f *intakev1.Finding) bool {
+			return f.GetSeverity() == intakev1.FindingSeverity_FINDING_SEVERITY_ERROR
+		}),
 	}
 	log := s.log.With("job", sub.id, "source", smp.source)
 	if !resp.Valid {

@@ -32,8 +32,9 @@ func TestBadInput(t *testing.T) {
 			"C-1,Caf\xe9,1,$1.00,01/01/2020,yes,\n" + // ISO-8859-1 byte: not UTF-8
 			"C-2,Plain,2,$2.00,01/01/2020,yes,\n",
 		"/bare-quote.csv": header +
-			"D-1,Say \"hi\",1,$1.00,01/01/2020,yes,\n" + // quote inside an unquoted field
-			"D-2,Fine,2,$2.00,01/01/2020,yes,\n",
+			"D-1,Say \"hi\",1,$1.00,01/01/2020,yes,\n" + // a quote inside an unquoted field is literal
+			"D-2,Fine,2,$2.00,01/01/2020,yes,\n" +
+			"D-3,\"Say \"hi\" there\",3,$3.00,01/01/2020,yes,\n", // a stray quote inside a quoted field
 		"/unterminated.csv": header +
 			"E-1,Fine,1,$1.00,01/01/2020,yes,\n" +
 			"E-2,\"never closed,2,$2.00,01/01/2020,yes,\n",
@@ -69,7 +70,7 @@ func TestBadInput(t *testing.T) {
 		{name: "not utf-8", url: srv.URL + "/latin1.csv", state: intakev1.RunState_RUN_STATE_SUCCEEDED,
 			landed: []string{"C-1", "C-2"}},
 		{name: "bare quote", url: srv.URL + "/bare-quote.csv", state: intakev1.RunState_RUN_STATE_PARTIALLY_SUCCEEDED,
-			rejected: map[int64]string{2: "quote"}, landed: []string{"D-2"}},
+			rejected: map[int64]string{4: "extraneous quote"}, landed: []string{"D-1", "D-2"}},
 		{name: "unterminated quote", url: srv.URL + "/unterminated.csv", state: intakev1.RunState_RUN_STATE_FAILED, message: "row 3"},
 	}
 	for _, tc := range cases {
@@ -98,4 +99,5 @@ func TestBadInput(t *testing.T) {
 	}
 	require.Equal(t, int64(1), count(ctx, t, s.db, `SELECT count(*) FROM objects.accounts WHERE account_id = 'C-1' AND name = 'Café'`),
 		"the ISO-8859-1 byte is decoded, not replaced")
+	require.Equal(t, int64(1), count(ctx, t, s.db, `SELECT count(*) FROM objects.accounts WHERE account_id = 'D-1' AND name = 'Say "hi"'`))
 }

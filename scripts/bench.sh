@@ -7,6 +7,10 @@
 #   copy+upsert  psql \copy into a staging table, then INSERT … ON CONFLICT DO UPDATE
 #   intake       the all-in-one binary (embedded NATS, API, fetcher, mapper,
 #                loader), a job created and run with intakectl
+# Then it measures the mapping engine alone (cmd/intake-mapbench): the same
+# rows written as a spreadsheet export writes them (MM/dd/yyyy dates, $1,234.56
+# currency, 31,902 numbers), parsed and mapped on one core, against plain
+# encoding/csv reading of that file.
 # See docs/benchmark.md for what is measured and how to read it.
 #
 # Environment:
@@ -14,6 +18,7 @@
 #   BENCH_PG_PORT=5441    port of the benchmark's PostgreSQL cluster (.bench/pg)
 #   BENCH_KEEP_PG=0       1 leaves the cluster running afterwards (to inspect the tables)
 #   BENCH_SKIP_INTAKE=0   1 runs only the two psql paths (no ratios are printed)
+#   BENCH_SKIP_MAPBENCH=0 1 skips the mapper benchmark
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,6 +27,7 @@ rows=${BENCH_ROWS:-1000000}
 port=${BENCH_PG_PORT:-5441}
 keep_pg=${BENCH_KEEP_PG:-0}
 skip_intake=${BENCH_SKIP_INTAKE:-0}
+skip_mapbench=${BENCH_SKIP_MAPBENCH:-0}
 bench=$root/.bench
 pgdir=$bench/pg
 csv=$bench/accounts.csv
@@ -51,6 +57,7 @@ if [ "$skip_intake" = 1 ]; then
 else
   targets=(./intake ./intakectl ./intake-benchgen)
 fi
+if [ "$skip_mapbench" != 1 ]; then targets+=(./intake-mapbench); fi
 log "building ${targets[*]} into bin/"
 (cd cmd && go build -o "$bin/" "${targets[@]}") || die "build failed"
 
@@ -281,6 +288,19 @@ PY
   [ "$fp_intake" = "$fp_copy" ] || die "intake and copy tables differ (count, hash): $fp_intake vs $fp_copy"
 fi
 
+# ---- the mapper alone ----------------------------------------------------------
+# After the import paths, so that nothing else runs meanwhile: one core, the
+# file already in memory, CSV parsing and mapping only.
+if [ "$skip_mapbench" != 1 ]; then
+  formats_csv=$bench/accounts-formats.csv
+  log "mapbench: generating $rows rows with spreadsheet formats into .bench/accounts-formats.csv"
+  "$bin/intake-benchgen" -rows "$rows" -formats -o "$formats_csv"
+  log "mapbench: bin/intake-mapbench -file .bench/accounts-formats.csv (GOMAXPROCS=1, best of 3 runs)"
+  "$bin/intake-mapbench" -file "$formats_csv" >"$bench/mapbench.out" 2>"$bench/mapbench.err" \
+    || { cat "$bench/mapbench.err" >&2; die "mapbench: intake-mapbench failed"; }
+  grep -q '^ratio mapper/csv-read: ' "$bench/mapbench.out" || die "mapbench: no ratio in .bench/mapbench.out"
+fi
+
 # ---- report ------------------------------------------------------------------
 rate() { echo "scale=6; $rows / $1" | bc -l; }
 echo
@@ -294,6 +314,10 @@ paths=(copy copy+upsert)
 for p in "${paths[@]}"; do
   printf '%-12s %10d %9.2f %11.0f %13.1f\n' "$p" "${count[$p]}" "${secs[$p]}" "$(rate "${secs[$p]}")" "$(echo "${rss[$p]} / 1024" | bc -l)"
 done
+if [ "$skip_mapbench" != 1 ]; then
+  echo
+  cat "$bench/mapbench.out"
+fi
 if [ "$skip_intake" != 1 ]; then
   printf 'ratio intake/copy+upsert: %.2f\n' "$(echo "${secs[copy+upsert]} / ${secs[intake]}" | bc -l)"
   printf 'ratio intake/copy: %.2f\n' "$(echo "${secs[copy]} / ${secs[intake]}" | bc -l)"

@@ -383,7 +383,9 @@ func (c *Chunker) emit(end int) Chunk {
 	}
 	ch := Chunk{Index: c.index, FirstRow: c.curFirst, Rows: rows, Data: c.cur[:end:end]}
 	c.index++
-	next := make([]byte, 0, c.bufCap())
+	// The next chunk will likely be as large as this one: small chunks
+	// (few rows per chunk) do not each need a buffer of MaxChunkBytes.
+	next := make([]byte, 0, min(c.bufCap(), len(c.cur)+len(c.cur)/4+512))
 	c.cur = append(next, rest...)
 	c.curRows = 0
 	if len(rest) > 0 {

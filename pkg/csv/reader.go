@@ -52,17 +52,52 @@ func NewReader(r io.Reader, d Dialect) *Reader {
 // record. Any other error (a read error, ErrRecordTooLarge, an invalid
 // dialect) comes with a nil record and is returned by every later Read.
 func (r *Reader) Read() (record []string, err error) {
-	r.s.MaxRecordBytes, r.s.KeepBOM = r.MaxRecordBytes, r.KeepBOM
-	raw, err := r.s.Next()
+	s := r.s
+	s.MaxRecordBytes, s.KeepBOM = r.MaxRecordBytes, r.KeepBOM
+	line, err := s.first()
 	if err != nil {
-		var pe *ParseError
-		if !errors.As(err, &pe) || pe.Err != ErrUnterminatedQuote {
-			r.raw = nil
-			return nil, err
+		r.raw = nil
+		return nil, err
+	}
+	y := &r.syn
+	if !y.quoting || indexByte(line, y.quote) < 0 {
+		// No quote: the line is the record.
+		s.record++
+		s.multiline = false
+		r.raw = TrimTerminator(line)
+		return r.split(r.raw), nil
+	}
+	// One pass over a record of one line; the Splitter's scan (the same
+	// rules) only for one that goes on after this line.
+	s.quoted = true
+	s.record++
+	s.multiline = false
+	body := TrimTerminator(line)
+	r.reserve(body)
+	mark := len(r.arena)
+	rec, open, perr := r.parseQuoted(body)
+	if !open || line[len(line)-1] != '\n' {
+		r.raw = body
+		if perr != nil {
+			return rec, perr
 		}
+		return rec, nil
+	}
+	// A quoted field goes on on the next line: the fields read so far are
+	// dropped (nobody has seen them) and the whole record is read again.
+	s.record--
+	r.arena = r.arena[:mark]
+	raw, err := s.finish(line)
+	if err != nil && !errors.Is(err, ErrUnterminatedQuote) {
+		r.raw = nil
+		return nil, err
 	}
 	r.raw = TrimTerminator(raw)
-	return r.parse(r.raw)
+	rec, _, perr = r.parseQuoted(r.raw)
+	if perr != nil {
+		return rec, perr
+	}
+	return rec, nil
 }
 
 // ReadAll reads the remaining records into fresh slices. It stops at the
@@ -102,40 +137,54 @@ func str(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-// parse splits a record's text (terminator removed) into fields.
-func (r *Reader) parse(body []byte) ([]string, error) {
-	// The fields never take more bytes than the record: reserve them, so
-	// the block is not reallocated while strings point into it.
+// reserve makes room in the arena for the fields of body: they never take
+// more bytes than the record, and the arena must not be reallocated while
+// strings point into it.
+func (r *Reader) reserve(body []byte) {
 	if cap(r.arena)-len(r.arena) < len(body) {
 		r.arena = make([]byte, 0, max(arenaSize, len(body)))
 	}
+}
+
+// split splits a record without quotes into fields.
+func (r *Reader) split(body []byte) []string {
+	r.reserve(body)
 	y := &r.syn
 	rec := r.record[:0]
-	a := r.arena
-	i, n := 0, len(body)
-
-	if !r.s.quoted {
-		start := len(a)
-		a = append(a, body...)
-		buf := a[start:]
-		if len(y.comma) == 1 {
-			rec = splitByte(buf, y.comma0, rec)
-		} else {
-			for {
-				j := index(buf[i:], y.comma)
-				if j < 0 {
-					rec = append(rec, str(buf[i:]))
-					break
-				}
-				rec = append(rec, str(buf[i:i+j]))
-				i += j + len(y.comma)
+	start := len(r.arena)
+	r.arena = append(r.arena, body...)
+	buf := r.arena[start:]
+	if len(y.comma) == 1 {
+		rec = splitByte(buf, y.comma0, rec)
+	} else {
+		for i := 0; ; {
+			j := index(buf[i:], y.comma)
+			if j < 0 {
+				rec = append(rec, str(buf[i:]))
+				break
 			}
+			rec = append(rec, str(buf[i:i+j]))
+			i += j + len(y.comma)
 		}
-		r.arena, r.record = a, rec
-		return rec, nil
 	}
+	r.record = rec
+	return rec
+}
 
-	var perr *ParseError
+// parseQuoted splits a record's text (terminator removed) that has quotes
+// into fields. open reports that a quoted field is still open at its end.
+//
+// The text is copied into the arena once; a field is a piece of that copy,
+// the quotes around it dropped and, when it has escapes (or "\r\n"), its
+// text moved left in place.
+func (r *Reader) parseQuoted(body []byte) (rec []string, open bool, perr *ParseError) {
+	r.reserve(body)
+	start := len(r.arena)
+	r.arena = append(r.arena, body...)
+	buf := r.arena[start:] // buf[k] is body[k] until a field's text moves
+	y := &r.syn
+	rec = r.record[:0]
+	i, n := 0, len(buf)
 	fail := func(off int, e error) {
 		// The first stray quote, unless the record is never closed.
 		if perr == nil || e == ErrUnterminatedQuote {
@@ -147,83 +196,88 @@ func (r *Reader) parse(body []byte) ([]string, error) {
 	crlf := r.s.multiline && indexByte(body, '\r') >= 0
 fields:
 	for {
-		fs := len(a)
-		if i < n && body[i] == y.quote {
-			open := i
+		if i < n && buf[i] == y.quote {
+			quote := i
 			i++
+			fs, w := i, i // the field's text is buf[fs:w]
 			for {
-				j := y.indexSpecial(body[i:])
+				j := y.indexSpecial(buf[i:])
 				if j < 0 {
-					a = appendText(a, body[i:], crlf)
-					fail(open, ErrUnterminatedQuote)
-					rec = append(rec, str(a[fs:]))
+					w = moveText(buf, w, i, n, crlf)
+					fail(quote, ErrUnterminatedQuote)
+					open = true
+					rec = append(rec, str(buf[fs:w]))
 					break fields
 				}
-				a = appendText(a, body[i:i+j], crlf)
+				w = moveText(buf, w, i, i+j, crlf)
 				i += j
-				if y.escaped && body[i] == y.escape {
-					if i+1 < n && (body[i+1] == y.quote || body[i+1] == y.escape) {
-						a = append(a, body[i+1])
+				if y.escaped && buf[i] == y.escape {
+					if i+1 < n && (buf[i+1] == y.quote || buf[i+1] == y.escape) {
+						buf[w] = buf[i+1]
 						i += 2
 					} else {
-						a = append(a, body[i]) // a literal escape character
+						buf[w] = buf[i] // a literal escape character
 						i++
 					}
+					w++
 					continue
 				}
 				i++ // past the quote
 				switch {
-				case i < n && body[i] == y.quote:
-					a = append(a, y.quote) // a doubled quote
+				case i < n && buf[i] == y.quote:
+					buf[w] = y.quote // a doubled quote
+					w++
 					i++
-				case y.hasComma(body[i:]):
-					rec = append(rec, str(a[fs:]))
+				case y.hasComma(buf[i:]):
+					rec = append(rec, str(buf[fs:w]))
 					i += len(y.comma)
 					continue fields
 				case i == n:
-					rec = append(rec, str(a[fs:]))
+					rec = append(rec, str(buf[fs:w]))
 					break fields
 				default:
 					fail(i-1, ErrExtraneousQuote)
-					a = append(a, y.quote)
+					buf[w] = y.quote
+					w++
 				}
 			}
 		}
-		j := y.indexComma(body[i:])
+		j := y.indexComma(buf[i:])
 		if j < 0 {
-			a = append(a, body[i:]...)
-			rec = append(rec, str(a[fs:]))
+			rec = append(rec, str(buf[i:]))
 			break
 		}
-		a = append(a, body[i:i+j]...)
-		rec = append(rec, str(a[fs:]))
+		rec = append(rec, str(buf[i:i+j]))
 		i += j + len(y.comma)
 	}
-	r.arena, r.record = a, rec
-	if perr != nil {
-		return rec, perr
-	}
-	return rec, nil
+	r.record = rec
+	return rec, open, perr
 }
 
-// appendText appends b to a, turning every "\r\n" into "\n" when crlf is set.
-func appendText(a, b []byte, crlf bool) []byte {
+// moveText moves buf[from:to] to buf[w:] (w <= from), turning every "\r\n"
+// into "\n" when crlf is set, and returns the end of the moved text.
+func moveText(buf []byte, w, from, to int, crlf bool) int {
 	if !crlf {
-		return append(a, b...)
-	}
-	for {
-		j := indexByte(b, '\r')
-		if j < 0 || j+1 >= len(b) {
-			return append(a, b...)
+		if w == from {
+			return to
 		}
-		if b[j+1] == '\n' {
-			a = append(a, b[:j]...)
-			b = b[j+1:]
+		return w + copy(buf[w:], buf[from:to])
+	}
+	for from < to {
+		j := indexByte(buf[from:to], '\r')
+		if j < 0 || from+j+1 >= to || buf[from+j+1] != '\n' {
+			k := to
+			if j >= 0 && from+j+1 < to {
+				k = from + j + 1 // up to and with a lone "\r"
+			}
+			w += copy(buf[w:], buf[from:k])
+			from = k
 			continue
 		}
-		a = append(a, b[:j+1]...)
-		b = b[j+1:]
+		w += copy(buf[w:], buf[from:from+j])
+		from += j + 1 // drop the "\r"
 	}
+	return w
 }
 
 // splitByte appends the fields of buf, separated by the byte c, to rec. It

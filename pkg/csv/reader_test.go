@@ -308,3 +308,17 @@ func randomCSV(rng *rand.Rand) []byte {
 	}
 	return b
 }
+
+func TestIndexByte(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 20000 {
+		b := make([]byte, rng.IntN(100))
+		for i := range b {
+			b[i] = "ab,\"\x00\xff"[rng.IntN(6)]
+		}
+		for _, c := range []byte{',', '"', 0, 0xff, 'z'} {
+			require.Equal(t, bytes.IndexByte(b, c), csv.IndexByteForTest(b, c), "%q %q", b, c)
+		}
+	}
+}

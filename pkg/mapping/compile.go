@@ -136,7 +136,7 @@ func Compile(model *intakev1.DataObject, spec *intakev1.MappingSpec, header []st
 		names = append(names, id)
 	}
 
-	var fenv *functionEnv // built on the first function entry
+	var fenv *functionEnv    // built on the first function entry
 	seen := map[string]int{} // attribute -> entry
 	for i, e := range spec.GetEntries() {
 		n := i + 1

@@ -9,8 +9,8 @@ import (
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common"
-	"cel.dev/cel-go/common/cost"
 	celast "cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/cost"
 	"cel.dev/cel-go/common/operators"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
@@ -56,7 +56,7 @@ var celReserved = map[string]bool{
 	"in": true, "let": true, "loop": true, "package": true, "namespace": true,
 	"null": true, "return": true, "true": true, "var": true, "void": true,
 	"while": true,
-	"int": true, "uint": true, "double": true, "bool": true, "string": true,
+	"int":   true, "uint": true, "double": true, "bool": true, "string": true,
 	"bytes": true, "list": true, "map": true, "type": true, "null_type": true,
 	"dyn": true, "has": true,
 	varCol: true, varRow: true,
@@ -119,8 +119,7 @@ func newFunctionEnv(header []string) (*functionEnv, error) {
 
 // function is a compiled function entry.
 type function struct {
-	prg  cel.Program
-	vars map[string]int
+	prg cel.Program
 	// concat, when set, is the function as a concatenation of literals and
 	// cells (col["A"] + " " + B), which the mapper evaluates natively: the
 	// same result as CEL's, at a fraction of the cost.
@@ -229,7 +228,7 @@ func (fe *functionEnv) compile(i int, attr, expr string, conv *converter, convOK
 		add("", CodeFunctionDoesNotCompile, "entry %d (attribute %s): the function does not compile: %v", n, attr, err)
 		return nil, problems
 	}
-	fn := &function{prg: prg, vars: fe.vars}
+	fn := &function{prg: prg}
 	if out.Kind() == types.StringKind {
 		if parts, ok := concatParts(ast.NativeRep().Expr(), index, fe.vars); ok {
 			fn.concat = parts

@@ -317,3 +317,38 @@ func TestColumnVariable(t *testing.T) {
 		require.Equal(t, want, mapping.ColumnVariable(name), name)
 	}
 }
+
+// TestConcatenationIsCELs checks that a concatenation, which the mapper
+// evaluates natively, gives what CEL gives (the same function behind dyn(),
+// which CEL evaluates).
+func TestConcatenationIsCELs(t *testing.T) {
+	t.Parallel()
+	records := [][]string{
+		{"A-1", "Ada", "Lovelace", "EMEA", "", "", "", "", "", "", ""},
+		{"A-2", " Ada ", "NULL", "", "", "", "", "", "", "", ""},
+		{"A-3", "café ☕", "  ", "n/a", "", "", "", "", "", "", ""},
+		{"A-4", "", "", "", "", "", "", "", "", "", ""},
+	}
+	for _, expr := range []string{
+		`col["First Name"] + " " + Last`,
+		`"[" + col.Region + "|" + Last + "]"`,
+		`Last`,
+		`col["Id"]`,
+		`"x" + "y"`,
+	} {
+		for _, dialect := range []*intakev1.CsvDialect{
+			{NullValues: []string{"NULL", "n/a"}},
+			{NullValues: []string{"NULL"}, TrimSpace: true},
+		} {
+			s := spec(col("account_id", "Id"), fn("notes", expr), fn("name", "dyn("+expr+")"))
+			s.Dialect = dialect
+			plan, err := mapping.Compile(accounts(t), s, fnHeader)
+			require.NoError(t, err)
+			for i, rec := range records {
+				cells, rerr := plan.Preview(int64(i+2), rec)
+				require.Nil(t, rerr)
+				require.Equal(t, cells[2], cells[1], "%s on %q", expr, rec)
+			}
+		}
+	}
+}

@@ -103,7 +103,7 @@ func NewAttributeID(column string) string {
 var synonyms = map[string][]string{
 	"account_id":        {"account", "acct", "acctid", "acctno", "acctnumber", "accountnumber", "accountno", "accountkey", "accountref", "customerid", "customer", "custid", "customernumber", "customerno", "clientid", "companyid", "orgid", "organizationid", "organisationid", "tenantid", "crmid", "sfdcid", "salesforceid", "accountexternalid", "externalaccountid"},
 	"parent_account_id": {"parentaccount", "parentid", "parentacct", "parentacctid", "parentcustomerid", "parentcompanyid", "parentorgid", "ultimateparentid"},
-	"user_id":           {"user", "userid", "uid", "usernumber", "memberid", "contactid", "personid", "employeeid", "login", "loginid", "username", "externaluserid"},
+	"user_id":           {"user", "userid", "uid", "usernumber", "memberid", "contactid", "personid", "employeeid", "login", "loginid", "externaluserid"},
 	"name":              {"accountname", "customername", "companyname", "company", "organization", "organisation", "orgname", "clientname", "fullname", "displayname", "username"},
 	"email":             {"email", "emailaddress", "mail", "emailid", "useremail", "contactemail", "workemail"},
 	"first_name":        {"firstname", "givenname", "forename", "fname", "first"},
@@ -200,6 +200,15 @@ func MatchAttribute(column string, model *intakev1.DataObject) (Match, bool) {
 	return best, best.Attribute != ""
 }
 
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isDigit(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
 func isIn(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
@@ -213,8 +222,8 @@ func isIn(list []string, s string) bool {
 // Where two read the same values differently (MM/dd vs dd/MM), the first
 // wins when the samples cannot tell them apart.
 var dateCandidates = []string{
-	"yyyy-MM-dd", "iso8601", "MM/dd/yyyy", "dd/MM/yyyy", "dd.MM.yyyy", "yyyy/MM/dd", "dd-MM-yyyy",
-	"MM-dd-yyyy", "yyyy-MM-dd HH:mm", "yyyy-MM-dd HH:mm:ss", "MM/dd/yyyy HH:mm", "dd/MM/yyyy HH:mm",
+	"yyyy-MM-dd", "yyyy-MM-dd HH:mm", "yyyy-MM-dd HH:mm:ss", "iso8601", "MM/dd/yyyy", "dd/MM/yyyy", "dd.MM.yyyy", "yyyy/MM/dd", "dd-MM-yyyy",
+	"MM-dd-yyyy", "MM/dd/yyyy HH:mm", "dd/MM/yyyy HH:mm",
 	"MM/dd/yyyy h:mm a", "MM/dd/yy", "dd/MM/yy", "dd.MM.yy", "dd MMM yyyy", "MMM d, yyyy", "dd-MMM-yyyy",
 }
 
@@ -254,7 +263,7 @@ func InferType(samples []string) (intakev1.AttributeType, string, float64) {
 	const enough = 0.9 // the share of samples a type must fit
 
 	// Identifiers with leading zeros ("00123") are text, not numbers.
-	if share(func(v string) bool { return len(v) > 1 && v[0] == '0' && isDigit(v[1]) }) > 0 {
+	if share(func(v string) bool { return len(v) > 1 && v[0] == '0' && allDigits(v) }) > 0 {
 		return intakev1.AttributeType_ATTRIBUTE_TYPE_TEXT, "", 1
 	}
 	// Booleans, written as words.

@@ -189,8 +189,85 @@ func (p *numberParser) parse(nf *numberFormat, s string) (string, bool) {
 }
 
 // unsigned converts a number without its sign. When the canonical form is
-// orig, orig is returned, so no string is allocated.
+// orig, orig is returned, so no string is made. It writes the canonical form
+// in one pass; a number with an exponent goes to unsignedExp.
 func (p *numberParser) unsigned(nf *numberFormat, s string, neg bool, orig string) (string, bool) {
+	o := p.out[:0]
+	if neg {
+		o = append(o, '-')
+	}
+	start := len(o)
+	i, n := 0, len(s)
+	group, sawSep, nInt, nonZero := 0, false, 0, false
+	for i < n {
+		c := s[i]
+		if isDigit(c) {
+			if c != '0' || len(o) > start {
+				o = append(o, c) // leading zeros are dropped
+				nonZero = true
+			}
+			nInt++
+			group++
+			if sawSep && group > 3 {
+				return "", false
+			}
+			i++
+			continue
+		}
+		if w := nf.thousandsAt(s, i); w > 0 {
+			if nInt == 0 || (sawSep && group != 3) || (!sawSep && group > 3) {
+				return "", false
+			}
+			sawSep, group = true, 0
+			i += w
+			continue
+		}
+		break
+	}
+	if sawSep && group != 3 {
+		return "", false
+	}
+	if len(o) == start {
+		o = append(o, '0') // no integer digits, or only zeros
+	}
+	nFrac := 0
+	if i < n && s[i] == nf.decimal {
+		i++
+		point := len(o)
+		o = append(o, '.')
+		for i < n && isDigit(s[i]) {
+			if s[i] != '0' {
+				nonZero = true
+			}
+			o = append(o, s[i])
+			i++
+			nFrac++
+		}
+		if nFrac == 0 {
+			o = o[:point] // "5." is 5
+		}
+	}
+	if nInt+nFrac == 0 {
+		return "", false
+	}
+	if i < n {
+		if s[i] == 'e' || s[i] == 'E' {
+			return p.unsignedExp(nf, s, neg, orig)
+		}
+		return "", false
+	}
+	p.out = o[:0]
+	if neg && !nonZero {
+		o = o[1:] // no negative zero
+	}
+	if string(o) == orig {
+		return orig, true
+	}
+	return p.strs.str(o), true
+}
+
+// unsignedExp is unsigned for a number that may have an exponent.
+func (p *numberParser) unsignedExp(nf *numberFormat, s string, neg bool, orig string) (string, bool) {
 	d := p.digits[:0]
 	i, n := 0, len(s)
 	group, sawSep, nInt := 0, false, 0

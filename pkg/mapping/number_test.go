@@ -1,6 +1,8 @@
 package mapping
 
 import (
+	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -174,5 +176,33 @@ func TestParseCurrency(t *testing.T) {
 			require.True(t, ok)
 			require.Equal(t, tc.want, got)
 		})
+	}
+}
+
+// TestUnsignedOnePassAgreesWithDigits checks the one-pass number parser
+// against the digit-buffer one (which also reads exponents) on generated
+// numbers of every shape.
+func TestUnsignedOnePassAgreesWithDigits(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []string{"0", "0", "1", "5", "9", ",", ".", " ", "\u00a0", "'", "e", "x", "00", "000", "123", ",000", ".5"}
+	formats := []string{"", "1.234,5", "1 234,5", "1234,5", "1'234.5", "1234.5"}
+	for range 200000 {
+		var b strings.Builder
+		for range 1 + rng.IntN(8) {
+			b.WriteString(alphabet[rng.IntN(len(alphabet))])
+		}
+		in := b.String()
+		if strings.ContainsAny(in, "eE") {
+			continue
+		}
+		nf, err := parseNumberFormat(formats[rng.IntN(len(formats))], false)
+		require.NoError(t, err)
+		neg := rng.IntN(3) == 0
+		var p1, p2 numberParser
+		got, ok := p1.unsigned(&nf, in, neg, in)
+		want, wok := p2.unsignedExp(&nf, in, neg, in)
+		require.Equal(t, wok, ok, "%q (neg %v, format %v)", in, neg, nf)
+		require.Equal(t, want, got, "%q (neg %v, format %v)", in, neg, nf)
 	}
 }

@@ -1,9 +1,11 @@
 // Package fetcher is the pipeline's first stage: for every run request it
-// reads the job's file, keeps it in the run archive (hashing it on the way),
-// lets the control API decide whether the run goes on (an unchanged file is
-// skipped), cuts the archived file into record-aligned chunks for the
-// mappers and seals the run with its chunk count. docs/pipeline.md is the
-// contract it implements.
+// reads the job's file, keeps its original bytes in the run archive (hashing
+// them on the way), lets the control API decide whether the run goes on (an
+// unchanged file is skipped), reads the archived file back as UTF-8 text
+// (un-gzipped, decoded, its delimiter detected: pkg/dialect), cuts it into
+// record-aligned chunks for the mappers (pkg/chunker), each carrying the
+// resolved dialect, the run's model and dry-run flag, and seals the run with
+// its chunk count. docs/pipeline.md is the contract it implements.
 package fetcher
 
 import (

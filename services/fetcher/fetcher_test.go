@@ -2,10 +2,11 @@ package fetcher_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/csv"
+	stdcsv "encoding/csv"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -19,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +33,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/intakehq/intake/pkg/archive"
+	"github.com/intakehq/intake/pkg/csv"
+	"github.com/intakehq/intake/pkg/dialect"
 	"github.com/intakehq/intake/pkg/natstest"
 	"github.com/intakehq/intake/pkg/pipeline"
 	pipelinev1 "github.com/intakehq/intake/proto/gen/intake/pipeline/v1"
@@ -335,7 +340,7 @@ func (e *env) metric(t *testing.T, name string, labels ...string) float64 {
 // records parses data as the mapper does.
 func records(t *testing.T, data []byte, comma rune) [][]string {
 	t.Helper()
-	r := csv.NewReader(bytes.NewReader(data))
+	r := stdcsv.NewReader(bytes.NewReader(data))
 	r.Comma, r.LazyQuotes, r.FieldsPerRecord = comma, true, -1
 	recs, err := r.ReadAll()
 	require.NoError(t, err)
@@ -668,4 +673,147 @@ func TestLargeFileIsCutWithinLimits(t *testing.T) {
 		total += len(recs)
 	}
 	require.Equal(t, rows, total)
+}
+
+func utf16LE(s string) []byte {
+	b := []byte{0xFF, 0xFE}
+	for _, u := range utf16.Encode([]rune(s)) {
+		b = append(b, byte(u), byte(u>>8))
+	}
+	return b
+}
+
+func gzipped(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := gzip.NewWriter(&buf)
+	_, err := w.Write(b)
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	return buf.Bytes()
+}
+
+// readChunk reads a chunk's data with pkg/csv and the chunk's dialect, as
+// the mapper does.
+func readChunk(t *testing.T, c *pipelinev1.Chunk) [][]string {
+	t.Helper()
+	d, err := dialect.CSV(c.GetDialect())
+	require.NoError(t, err)
+	r := csv.NewReader(bytes.NewReader(c.GetData()), d)
+	r.KeepBOM = true
+	recs, err := r.ReadAll()
+	require.NoError(t, err)
+	return recs
+}
+
+// A gzip'd UTF-16LE file with semicolons and no dialect set arrives as UTF-8
+// chunks that carry the resolved dialect, the model and the dry-run flag.
+func TestDecodesGzipUTF16Semicolons(t *testing.T) {
+	t.Parallel()
+	e := start(t, fetcher.Config{MaxChunkRows: 2}, nil)
+	text := "id;name;note\r\n1;Zoë;\"a;b\r\nc\"\r\n2;Åsa;x\r\n3;\"Bolt; Inc.\";€\r\n"
+	body := gzipped(t, utf16LE(text))
+	srv := serveFiles(t, map[string]string{"/a.csv.gz": string(body)})
+	job := newJob(httpConn(srv.URL+"/a.csv.gz"), &intakev1.CsvDialect{NullValues: []string{"NULL"}, TrimSpace: true})
+	model := &intakev1.DataObject{Name: "objects/accounts", Type: intakev1.ObjectType_OBJECT_TYPE_ACCOUNTS, Keys: []string{"account_id"},
+		Attributes: []*intakev1.Attribute{{AttributeId: "account_id", Type: intakev1.AttributeType_ATTRIBUTE_TYPE_TEXT, Key: true}}}
+	run := e.submitRequest(t, &pipelinev1.RunRequest{Job: job, Model: model, DryRun: true})
+	reports := e.waitDone(t, run, finished)
+
+	require.Equal(t, []string{"id", "name", "note"}, reports[1].GetHeader(), "FETCHED carries the decoded header")
+	require.Equal(t, sha(string(body)), reports[1].GetSha256(), "the hash is of the file's bytes")
+	require.Equal(t, int64(len(body)), reports[1].GetCounters().GetBytes())
+
+	chunks := e.chunks(t, run)
+	require.Len(t, chunks, 2)
+	want := &intakev1.CsvDialect{Delimiter: ";", Quote: `"`, Escape: `"`, Encoding: "utf-8",
+		Compression: intakev1.Compression_COMPRESSION_NONE, NullValues: []string{"NULL"}, TrimSpace: true}
+	var got [][]string
+	for i, c := range chunks {
+		require.True(t, proto.Equal(want, c.GetDialect()), "chunk %d dialect %v", i, c.GetDialect())
+		require.True(t, proto.Equal(model, c.GetModel()), "chunk %d carries the model", i)
+		require.True(t, c.GetDryRun())
+		require.Equal(t, []string{"id", "name", "note"}, c.GetHeader())
+		require.True(t, utf8.Valid(c.GetData()))
+		got = append(got, readChunk(t, c)...)
+	}
+	require.Equal(t, int64(2), chunks[0].GetFirstRow())
+	require.Equal(t, int64(4), chunks[1].GetFirstRow())
+	require.Equal(t, [][]string{{"1", "Zoë", "a;b\nc"}, {"2", "Åsa", "x"}, {"3", "Bolt; Inc.", "€"}}, got)
+	require.Equal(t, "1;Zoë;\"a;b\r\nc\"\r\n2;Åsa;x\r\n", string(chunks[0].GetData()))
+
+	seals := e.seals(t, run)
+	require.Len(t, seals, 1)
+	require.True(t, seals[0].GetDryRun())
+}
+
+func TestLatin1IsDecodedAndRowsSkipped(t *testing.T) {
+	t.Parallel()
+	e := start(t, fetcher.Config{}, nil)
+	srv := serveFiles(t, map[string]string{"/l.csv": "id\tname\n-\tunits\n1\tCaf\xe9\n2\tGar\xe7on\n"})
+	run := e.submit(t, newJob(httpConn(srv.URL+"/l.csv"), &intakev1.CsvDialect{SkipRows: 1}))
+	e.waitDone(t, run, finished)
+	chunks := e.chunks(t, run)
+	require.Len(t, chunks, 1)
+	require.Equal(t, int64(3), chunks[0].GetFirstRow(), "the skipped row 2 still counts")
+	require.Equal(t, "\t", chunks[0].GetDialect().GetDelimiter())
+	require.Equal(t, [][]string{{"1", "Café"}, {"2", "Garçon"}}, readChunk(t, chunks[0]))
+}
+
+func TestUndecodableFilesFail(t *testing.T) {
+	t.Parallel()
+	e := start(t, fetcher.Config{}, nil)
+	var big strings.Builder
+	big.WriteString("id,name\n")
+	for i := range 50000 {
+		fmt.Fprintf(&big, "%d,name %x\n", i, i*7919)
+	}
+	corrupt := gzipped(t, []byte(big.String()))
+	corrupt[len(corrupt)-8] ^= 0xFF // the CRC-32
+	srv := serveFiles(t, map[string]string{
+		"/corrupt.csv.gz":   string(corrupt),
+		"/truncated.csv.gz": string(gzipped(t, []byte(big.String()))[:3000]),
+		"/plain.csv":        "id,name\n1,a\n",
+		"/utf8.csv":         "id,Caf\xe9\n1,a\n",
+	})
+	for _, tc := range []struct {
+		path    string
+		dialect *intakev1.CsvDialect
+		msg     string
+		fetched bool // the file was downloaded
+	}{
+		{"/corrupt.csv.gz", nil, "the file is not valid gzip data: corrupt or cut short (gzip: invalid checksum)", true},
+		{"/truncated.csv.gz", nil, "the file is not valid gzip data: corrupt or cut short (unexpected EOF)", true},
+		{"/plain.csv", &intakev1.CsvDialect{Compression: intakev1.Compression_COMPRESSION_GZIP},
+			"the file is not valid gzip data: it does not start with the gzip magic bytes 1f 8b, yet the dialect says it is gzip-compressed", true},
+		{"/utf8.csv", &intakev1.CsvDialect{Encoding: "utf-8"},
+			`column 2 of the header row is not valid UTF-8 ("Caf\xe9"): set the job's encoding (one of "utf-8", "utf-16le", "utf-16be", "iso-8859-1", "windows-1252")`, true},
+		{"/plain.csv", &intakev1.CsvDialect{Encoding: "ebcdic"},
+			`the job's CSV dialect: unknown encoding "ebcdic": supported are utf-8, utf-16le, utf-16be, iso-8859-1, windows-1252`, false},
+		{"/plain.csv", &intakev1.CsvDialect{Quote: "«"}, `the job's CSV dialect: the quote "«" must be an ASCII character`, false},
+	} {
+		t.Run(tc.path+" "+tc.dialect.String(), func(t *testing.T) {
+			t.Parallel()
+			run := e.submit(t, newJob(httpConn(srv.URL+tc.path), tc.dialect))
+			reports := e.waitDone(t, run, failed)
+			require.Equal(t, []intakev1.RunEventKind{started, failed}, e.api.kinds(run))
+			msg := tc.msg
+			if tc.fetched {
+				msg = srv.URL + tc.path + ": " + msg
+			}
+			require.Equal(t, msg, reports[1].GetMessage())
+			require.Empty(t, e.chunks(t, run))
+		})
+	}
+}
+
+// submitRequest publishes req (its run named here) as the API does.
+func (e *env) submitRequest(t *testing.T, req *pipelinev1.RunRequest) string {
+	t.Helper()
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	req.Run = req.GetJob().GetName() + "/runs/" + hex.EncodeToString(b[:])
+	req.Trigger, req.CreateTime = intakev1.Trigger_TRIGGER_RUN_NOW, timestamppb.Now()
+	require.NoError(t, pipeline.Publish(t.Context(), e.js, pipeline.SubjectRunRequest, req.Run, req))
+	return req.Run
 }

@@ -6,14 +6,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/intakehq/intake/pkg/archive"
 	"github.com/intakehq/intake/pkg/chunker"
-	"github.com/intakehq/intake/pkg/mapping"
+	"github.com/intakehq/intake/pkg/dialect"
 	"github.com/intakehq/intake/pkg/pipeline"
 	"github.com/intakehq/intake/pkg/source"
 	pipelinev1 "github.com/intakehq/intake/proto/gen/intake/pipeline/v1"
@@ -68,6 +70,8 @@ type run struct {
 type fetched struct {
 	info   archive.Info
 	source string
+	// header is the decoded header row.
+	header []string
 }
 
 func (r *run) process(ctx context.Context) error {
@@ -101,6 +105,7 @@ func (r *run) process(ctx context.Context) error {
 		Sha256:   f.info.SHA256,
 		Source:   f.source,
 		Counters: &intakev1.RunCounters{Bytes: f.info.Size},
+		Header:   f.header,
 	})
 	if err != nil {
 		return err
@@ -146,26 +151,23 @@ func (r *run) fail(ctx context.Context, msg string) error {
 	return nil
 }
 
-// chunkOptions are the chunker options for the job's dialect, with a chunk
-// size that lets a chunk message (job snapshot and header included) fit the
-// NATS server's max_payload.
+// chunkOptions are the chunker options for the job's dialect (but the
+// delimiter, quote and escape, which Open resolves from the file), with a
+// chunk size that lets a chunk message (job snapshot, model, dialect and
+// header included) fit the NATS server's max_payload.
 func (r *run) chunkOptions() (chunker.Options, error) {
 	d := r.req.GetJob().GetMapping().GetDialect()
-	opts := chunker.Options{HeaderRow: int(d.GetHeaderRow()), MaxChunkRows: r.s.cfg.MaxChunkRows}
-	// The mapper reads the dialect the same way.
-	comma, err := mapping.Delimiter(d.GetDelimiter())
-	if err != nil {
-		return opts, fmt.Errorf("the job's CSV dialect: %w", err)
+	if err := dialect.Validate(d); err != nil {
+		return chunker.Options{}, fmt.Errorf("the job's CSV dialect: %w", err)
 	}
-	opts.Comma = comma
-	if d.GetHeaderRow() < 0 {
-		return opts, fmt.Errorf("the job's header row %d is not a row number (1 or more)", d.GetHeaderRow())
-	}
+	opts := chunker.Options{HeaderRow: int(d.GetHeaderRow()), SkipRows: int(d.GetSkipRows()), MaxChunkRows: r.s.cfg.MaxChunkRows}
 	payload := maxMessageBytes
 	if nc := r.s.nc.Load(); nc != nil && nc.MaxPayload() > 0 && int(nc.MaxPayload()) < payload {
 		payload = int(nc.MaxPayload())
 	}
-	budget := payload - proto.Size(&pipelinev1.Chunk{Run: r.req.GetRun(), Job: r.req.GetJob()}) - messageReserve
+	budget := payload - messageReserve - proto.Size(&pipelinev1.Chunk{
+		Run: r.req.GetRun(), Job: r.req.GetJob(), Model: r.req.GetModel(), Dialect: d, DryRun: r.req.GetDryRun(),
+	})
 	// Half for the data, half for the header (which a record limit of the
 	// data's size bounds in the file, not in its protobuf form).
 	opts.MaxChunkBytes = min(r.s.cfg.MaxChunkBytes, budget/2)
@@ -176,20 +178,55 @@ func (r *run) chunkOptions() (chunker.Options, error) {
 	return opts, nil
 }
 
-// openChunker starts cutting rd and checks that the header fits a message.
-func (r *run) openChunker(rd io.Reader, opts chunker.Options, src string) (*chunker.Chunker, error) {
-	c, err := chunker.New(rd, opts)
+// openChunker decodes rd (gzip, encoding; see dialect.Open), starts cutting
+// it with the resolved dialect and checks the header. It returns the
+// resolved dialect, which the chunks carry.
+func (r *run) openChunker(rd io.Reader, opts chunker.Options, src string) (*chunker.Chunker, *intakev1.CsvDialect, error) {
+	text, resolved, det, err := dialect.Open(rd, r.req.GetJob().GetMapping().GetDialect())
 	if err != nil {
-		return nil, r.chunkErr(err, src)
+		return nil, nil, r.chunkErr(err, src)
+	}
+	d, err := dialect.CSV(resolved)
+	if err != nil {
+		return nil, nil, &fileError{fmt.Sprintf("%s: %v", src, err)}
+	}
+	o := chunker.OptionsFor(d)
+	o.HeaderRow, o.SkipRows, o.MaxChunkBytes, o.MaxChunkRows = opts.HeaderRow, opts.SkipRows, opts.MaxChunkBytes, opts.MaxChunkRows
+	c, err := chunker.New(text, o)
+	if err != nil {
+		return nil, nil, r.chunkErr(err, src)
+	}
+	for i, name := range c.Header() {
+		if !utf8.ValidString(name) {
+			return nil, nil, &fileError{fmt.Sprintf("%s: column %d of the header row is not valid UTF-8 (%s): set the job's encoding (one of %s)",
+				src, i+1, strconv.QuoteToASCII(name), joinEncodings())}
+		}
 	}
 	if n := proto.Size(&pipelinev1.Chunk{Header: c.Header()}); n > r.headerBudget {
-		return nil, &fileError{fmt.Sprintf("%s: the header row is too large (%d bytes, at most %d)", src, n, r.headerBudget)}
+		return nil, nil, &fileError{fmt.Sprintf("%s: the header row is too large (%d bytes, at most %d)", src, n, r.headerBudget)}
 	}
-	return c, nil
+	r.log.Debug("file dialect resolved", "delimiter", resolved.GetDelimiter(), "encoding", det.GetEncoding(),
+		"encoding_confidence", det.GetEncodingConfidence(), "delimiter_confidence", det.GetDelimiterConfidence(), "gzip", det.GetGzip())
+	return c, resolved, nil
+}
+
+func joinEncodings() string {
+	out := ""
+	for i, e := range dialect.Encodings {
+		if i > 0 {
+			out += ", "
+		}
+		out += strconv.Quote(e)
+	}
+	return out
 }
 
 // chunkErr tells a problem of the file from a failure to read it.
 func (r *run) chunkErr(err error, src string) error {
+	var de *dialect.DecodeError
+	if errors.As(err, &de) {
+		return &fileError{fmt.Sprintf("%s: %v", src, de)}
+	}
 	for _, fe := range []error{chunker.ErrEmptyFile, chunker.ErrNoRows, chunker.ErrNoHeader, chunker.ErrUnterminatedQuote, chunker.ErrRecordTooLarge} {
 		if errors.Is(err, fe) {
 			return &fileError{fmt.Sprintf("%s: %v", src, err)}
@@ -200,18 +237,19 @@ func (r *run) chunkErr(err error, src string) error {
 
 // validate reads the whole file through the chunker, so a malformed file
 // fails before the API is told it was fetched and before any chunk leaves.
-func (r *run) validate(rd io.Reader, opts chunker.Options, src string) error {
-	c, err := r.openChunker(rd, opts, src)
+// It returns the header.
+func (r *run) validate(rd io.Reader, opts chunker.Options, src string) ([]string, error) {
+	c, _, err := r.openChunker(rd, opts, src)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for {
 		_, err := c.Next()
 		if errors.Is(err, io.EOF) {
-			return nil
+			return c.Header(), nil
 		}
 		if err != nil {
-			return r.chunkErr(err, src)
+			return nil, r.chunkErr(err, src)
 		}
 	}
 }
@@ -232,10 +270,11 @@ func (r *run) fetch(ctx context.Context, opts chunker.Options) (fetched, error) 
 			return fetched{}, fmt.Errorf("fetcher: open archived file: %w", err)
 		}
 		defer rc.Close()
-		if err := r.validate(rc, opts, src); err != nil {
+		header, err := r.validate(rc, opts, src)
+		if err != nil {
 			return fetched{}, err
 		}
-		return fetched{info: info, source: src}, nil
+		return fetched{info: info, source: src, header: header}, nil
 	case !errors.Is(err, archive.ErrNotFound):
 		return fetched{}, fmt.Errorf("fetcher: look up archived file: %w", err)
 	}
@@ -259,8 +298,10 @@ func (r *run) fetch(ctx context.Context, opts chunker.Options) (fetched, error) 
 	tracked := &trackingReader{r: body}
 	pr, pw := io.Pipe()
 	verr := make(chan error, 1)
+	var header []string
 	go func() {
-		err := r.validate(pr, opts, src)
+		h, err := r.validate(pr, opts, src)
+		header = h
 		pr.CloseWithError(err) // a malformed file stops the upload
 		verr <- err
 	}()
@@ -270,13 +311,15 @@ func (r *run) fetch(ctx context.Context, opts chunker.Options) (fetched, error) 
 
 	var ferr *fileError
 	switch {
-	case errors.As(vErr, &ferr):
-		return fetched{}, vErr
 	case tracked.err != nil:
+		// The download broke: whatever the check of the file says (a
+		// gzip stream cut short, say) follows from that.
 		if ctx.Err() != nil {
 			return fetched{}, fmt.Errorf("fetcher: %w", tracked.err)
 		}
 		return fetched{}, &fileError{tracked.err.Error()}
+	case errors.As(vErr, &ferr):
+		return fetched{}, vErr
 	case perr != nil:
 		return fetched{}, fmt.Errorf("fetcher: %w", perr)
 	case vErr != nil:
@@ -286,7 +329,7 @@ func (r *run) fetch(ctx context.Context, opts chunker.Options) (fetched, error) 
 	r.s.metrics.fetchDuration.Observe(sinceSeconds(start))
 	r.log.Info("file fetched and archived", "source", src, "bytes", info.Size, "sha256", info.SHA256,
 		"duration", time.Since(start).Round(time.Millisecond))
-	return fetched{info: info, source: src}, nil
+	return fetched{info: info, source: src, header: header}, nil
 }
 
 // publish cuts the archived file into chunks, publishes them and the seal,
@@ -297,7 +340,7 @@ func (r *run) publish(ctx context.Context, opts chunker.Options, src string) (in
 		return 0, fmt.Errorf("fetcher: open archived file: %w", err)
 	}
 	defer rc.Close()
-	c, err := r.openChunker(rc, opts, src)
+	c, resolved, err := r.openChunker(rc, opts, src)
 	if err != nil {
 		return 0, err
 	}
@@ -315,6 +358,7 @@ func (r *run) publish(ctx context.Context, opts chunker.Options, src string) (in
 		msg := &pipelinev1.Chunk{
 			Run: r.req.GetRun(), Job: job, Index: ch.Index, FirstRow: ch.FirstRow,
 			Header: header, Data: ch.Data, Rows: ch.Rows,
+			Model: r.req.GetModel(), DryRun: r.req.GetDryRun(), Dialect: resolved,
 		}
 		if err := pipeline.Publish(ctx, r.s.js, pipeline.SubjectChunk, pipeline.ChunkMsgID(r.req.GetRun(), ch.Index), msg); err != nil {
 			return n, fmt.Errorf("fetcher: %w", err)
@@ -328,7 +372,7 @@ func (r *run) publish(ctx context.Context, opts chunker.Options, src string) (in
 	}
 	seal := &pipelinev1.Seal{
 		Run: r.req.GetRun(), Chunks: n, Object: job.GetObject(),
-		AllowNewRecords: job.GetAllowNewRecords(), Attributes: attrs,
+		AllowNewRecords: job.GetAllowNewRecords(), Attributes: attrs, DryRun: r.req.GetDryRun(),
 	}
 	if err := pipeline.Publish(ctx, r.s.js, pipeline.SubjectSeal, pipeline.SealMsgID(r.req.GetRun()), seal); err != nil {
 		return n, fmt.Errorf("fetcher: %w", err)

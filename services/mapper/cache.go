@@ -4,13 +4,16 @@ import (
 	"container/list"
 	"sync"
 
+	"github.com/intakehq/intake/pkg/csv"
 	"github.com/intakehq/intake/pkg/mapping"
 )
 
-// compiled is a run's compiled plan, or why its mapping does not compile.
+// compiled is a run's compiled plan and the dialect of its chunks, or why
+// its mapping does not compile.
 type compiled struct {
-	plan *mapping.Plan
-	err  error
+	plan    *mapping.Plan
+	dialect csv.Dialect
+	err     error
 }
 
 // planCache is a small LRU of compiled plans keyed by run name, so each run's

@@ -3,12 +3,13 @@ package mapper
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc/codes"
@@ -16,6 +17,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/intakehq/intake/pkg/csv"
+	"github.com/intakehq/intake/pkg/dialect"
 	"github.com/intakehq/intake/pkg/mapping"
 	"github.com/intakehq/intake/pkg/objects"
 	"github.com/intakehq/intake/pkg/pipeline"
@@ -27,6 +30,10 @@ import (
 // bad rows stays under gRPC's default 4 MiB message limit. The counters stay
 // exact; only the list is cut.
 const maxRowErrorBytes = 3 << 20
+
+// maxRecordBytes bounds the raw record kept with a row error
+// (RowError.record).
+const maxRecordBytes = 64 << 10
 
 // handle maps one chunk (docs/pipeline.md, step 3).
 func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
@@ -40,7 +47,7 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 	log := s.log.With("run", chunk.GetRun(), "job", chunk.GetJob().GetName(), "chunk", chunk.GetIndex())
 
-	plan, err := s.plan(chunk)
+	plan, d, err := s.plan(chunk)
 	if err != nil {
 		log.Warn("mapping does not fit the file; failing the run", "err", err)
 		if _, rerr := s.report(ctx, &intakev1.ReportRunEventRequest{
@@ -55,7 +62,7 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 
 	m := plan.NewMapper(int(chunk.GetRows()))
 	defer m.Release() // after the batch is published: nothing uses its rows then
-	rows, rowErrs, read, err := mapChunk(plan, m, chunk)
+	rows, rowErrs, read, err := mapChunk(m, d, chunk)
 	if err != nil {
 		return fmt.Errorf("mapper: read chunk %d of %s: %w", chunk.GetIndex(), chunk.GetRun(), err)
 	}
@@ -69,9 +76,11 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 		Object:          chunk.GetJob().GetObject(),
 		AllowNewRecords: chunk.GetJob().GetAllowNewRecords(),
 		Attributes:      plan.Attributes(),
+		Types:           plan.Types(),
 		Chunk:           chunk.GetIndex(),
 		Rows:            rows,
 		Rejected:        rejected,
+		DryRun:          chunk.GetDryRun(),
 	}
 	// Leave room for the message's headers.
 	if size := proto.Size(batch); s.maxPayload > 0 && int64(size) > s.maxPayload-4096 {
@@ -112,123 +121,127 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 	return nil
 }
 
-// plan returns the run's compiled plan, compiling it on the run's first chunk.
-func (s *Service) plan(chunk *pipelinev1.Chunk) (*mapping.Plan, error) {
+// plan returns the run's compiled plan and the dialect of its chunks,
+// compiling them on the run's first chunk.
+func (s *Service) plan(chunk *pipelinev1.Chunk) (*mapping.Plan, csv.Dialect, error) {
 	if c, ok := s.plans.get(chunk.GetRun()); ok {
-		return c.plan, c.err
+		return c.plan, c.dialect, c.err
 	}
 	var c compiled
 	switch job := chunk.GetJob(); {
 	case job == nil:
 		c.err = errors.New("the chunk carries no job")
 	default:
-		obj, err := objects.Lookup(job.GetObject())
-		if err != nil {
-			c.err = fmt.Errorf("the job's object: %w", err)
+		c.dialect, c.err = chunkDialect(chunk)
+		if c.err != nil {
 			break
 		}
-		c.plan, c.err = mapping.Compile(obj, job.GetMapping(), chunk.GetHeader())
+		model := chunk.GetModel()
+		if model == nil {
+			// A chunk queued before runs carried their model: the object's
+			// system attributes.
+			obj, err := objects.Lookup(job.GetObject())
+			if err != nil {
+				c.err = fmt.Errorf("the job's object: %w", err)
+				break
+			}
+			model = mapping.ModelOf(obj)
+		}
+		c.plan, c.err = mapping.Compile(model, job.GetMapping(), chunk.GetHeader())
 	}
 	s.plans.put(chunk.GetRun(), c)
-	return c.plan, c.err
+	return c.plan, c.dialect, c.err
 }
 
-// mapChunk parses the chunk's records and maps them. Records are numbered
-// from chunk.first_row; a record the CSV parser cannot read is rejected and
-// parsing goes on with the next one.
-func mapChunk(plan *mapping.Plan, m *mapping.Mapper, chunk *pipelinev1.Chunk) (rows []*pipelinev1.Row, errs []mapping.RowError, read int64, err error) {
-	rr := newRecordReader(chunk.GetData(), plan.Comma())
+// chunkDialect is the dialect to read the chunk's data with: the one the
+// fetcher resolved, or for a chunk queued before chunks carried it, the
+// job's (an empty delimiter is a comma).
+func chunkDialect(chunk *pipelinev1.Chunk) (csv.Dialect, error) {
+	d := chunk.GetDialect()
+	if d == nil {
+		d = chunk.GetJob().GetMapping().GetDialect()
+	}
+	cd, err := dialect.CSV(d)
+	if err != nil {
+		return csv.Dialect{}, fmt.Errorf("the job's CSV dialect: %w", err)
+	}
+	return cd, nil
+}
+
+// rowError is a mapping.RowError with the raw record of its row.
+type rowError struct {
+	mapping.RowError
+	record string
+}
+
+// mapChunk parses the chunk's records with pkg/csv (record boundaries are
+// the fetcher's chunker's) and maps them. Records are numbered from
+// chunk.first_row; a malformed record is rejected and reading goes on with
+// the next one. Every row error carries its row's raw record.
+func mapChunk(m *mapping.Mapper, d csv.Dialect, chunk *pipelinev1.Chunk) (rows []*pipelinev1.Row, errs []rowError, read int64, err error) {
+	r := csv.NewReader(bytes.NewReader(chunk.GetData()), d)
+	r.KeepBOM = true // the data starts at a record, not at the file's start
 	rows = make([]*pipelinev1.Row, 0, chunk.GetRows())
-	for rowNum := chunk.GetFirstRow(); ; rowNum++ {
-		record, rerr := rr.read()
-		if rerr == io.EOF {
+	var rowErrs []mapping.RowError
+	for {
+		record, rerr := r.Read()
+		if errors.Is(rerr, io.EOF) {
 			return rows, errs, read, nil
 		}
 		read++
+		rowNum := chunk.GetFirstRow() + r.Record() - 1
+		n := len(rowErrs)
 		if rerr != nil {
 			var pe *csv.ParseError
 			if !errors.As(rerr, &pe) {
 				return nil, nil, read, rerr
 			}
-			errs = append(errs, mapping.RowError{Row: rowNum, Reason: parseErrorReason(pe)})
-			continue
+			rowErrs = append(rowErrs, mapping.RowError{Row: rowNum, Reason: "malformed CSV: " + pe.Reason()})
+		} else {
+			var row *pipelinev1.Row
+			if row, rowErrs = m.MapRecord(rowNum, record, rowErrs); row != nil {
+				rows = append(rows, row)
+			}
 		}
-		var row *pipelinev1.Row
-		if row, errs = m.MapRecord(rowNum, record, errs); row != nil {
-			rows = append(rows, row)
+		if len(rowErrs) > n {
+			raw := recordText(r.RawRecord())
+			for _, e := range rowErrs[n:] {
+				errs = append(errs, rowError{RowError: e, record: raw})
+			}
 		}
 	}
 }
 
-// recordReader reads a chunk's records strictly (a stray quote is an error),
-// but where a record ends is decided as the fetcher's chunker decides it:
-// the way encoding/csv reads with LazyQuotes. So after a malformed record
-// the next one, and every row number after it, are the ones the fetcher
-// counted, even when the bad record spans lines.
-type recordReader struct {
-	data  []byte
-	comma rune
-	base  int64 // offset in data where r starts
-	r     *csv.Reader
-}
-
-func newRecordReader(data []byte, comma rune) *recordReader {
-	rr := &recordReader{data: data, comma: comma}
-	rr.restart(0)
-	return rr
-}
-
-func (rr *recordReader) restart(off int64) {
-	rr.base = off
-	rr.r = csv.NewReader(bytes.NewReader(rr.data[off:]))
-	rr.r.Comma = rr.comma
-	rr.r.FieldsPerRecord = -1
-	rr.r.ReuseRecord = true
-	rr.r.LazyQuotes = false
-}
-
-// read returns the next record, a *csv.ParseError for a malformed one, or
-// io.EOF.
-func (rr *recordReader) read() ([]string, error) {
-	start := rr.base + rr.r.InputOffset()
-	record, err := rr.r.Read()
-	if err == nil || err == io.EOF {
-		return record, err
+// recordText is a raw record as text for RowError.record: at most
+// maxRecordBytes, and valid UTF-8 (a protobuf string) with any invalid byte
+// replaced by U+FFFD.
+func recordText(raw []byte) string {
+	if len(raw) > maxRecordBytes {
+		cut := maxRecordBytes
+		for cut > 0 && !utf8.RuneStart(raw[cut]) {
+			cut--
+		}
+		raw = raw[:cut]
 	}
-	// Find the end of the malformed record as a lenient reader sees it and
-	// go on from there.
-	lazy := csv.NewReader(bytes.NewReader(rr.data[start:]))
-	lazy.Comma = rr.comma
-	lazy.FieldsPerRecord = -1
-	lazy.LazyQuotes = true
-	end := int64(len(rr.data))
-	if _, lerr := lazy.Read(); lerr == nil {
-		end = start + lazy.InputOffset()
+	if utf8.Valid(raw) {
+		return string(raw)
 	}
-	rr.restart(end)
-	return nil, err
-}
-
-// parseErrorReason describes a CSV syntax error of a record. Lines are
-// counted within the record, since the parser's line numbers are the chunk's.
-func parseErrorReason(pe *csv.ParseError) string {
-	if pe.Line > pe.StartLine {
-		return fmt.Sprintf("malformed CSV: %v (line %d of the record, byte %d)", pe.Err, pe.Line-pe.StartLine+1, pe.Column)
-	}
-	return fmt.Sprintf("malformed CSV: %v (byte %d)", pe.Err, pe.Column)
+	return strings.ToValidUTF8(string(raw), "\uFFFD")
 }
 
 // rowErrorsForReport converts the row errors, cut to maxRowErrorBytes.
-func rowErrorsForReport(log *slog.Logger, errs []mapping.RowError) []*intakev1.RowError {
+func rowErrorsForReport(log *slog.Logger, errs []rowError) []*intakev1.RowError {
 	out := make([]*intakev1.RowError, 0, len(errs))
 	size := 0
 	for i, e := range errs {
-		size += len(e.Column) + len(e.Reason) + 24
+		size += len(e.Column) + len(e.Reason) + len(e.record) + 32
 		if size > maxRowErrorBytes {
 			log.Warn("too many row errors for one report; the rest are counted but not listed", "listed", i, "errors", len(errs))
 			break
 		}
-		out = append(out, e.Proto())
+		pe := e.Proto()
+		pe.Record = e.record
+		out = append(out, pe)
 	}
 	return out
 }

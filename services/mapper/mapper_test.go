@@ -171,7 +171,7 @@ func TestMapChunk(t *testing.T) {
 	data := "A1,\"Acme\nInc\",\"1,200\",01/31/2024,yes\n" + // row 2: a quoted newline
 		"A2,Beta,1500,13/45/2020,no\n" + // row 3: bad date
 		"A3,Gamma,7\n" + // row 4: too few fields
-		"A4,Del\"ta,5,01/01/2024,yes\n" + // row 5: bare quote
+		"A4,Del\"ta,5,01/01/2024,yes\n" + // row 5: a quote inside an unquoted field is literal
 		"A5,Eps,abc,02/30/2024,maybe\n" + // row 6: three bad cells
 		",Zeta,1,01/01/2024,1\n" + // row 7: empty key
 		"A7,\"Eta \"\"q\"\"\",0,12/31/1999,N\n" + // row 8
@@ -196,26 +196,27 @@ func TestMapChunk(t *testing.T) {
 	require.Equal(t, intakev1.RunEventKind_RUN_EVENT_KIND_CHUNK_DONE, rep.GetKind())
 	require.Equal(t, int64(3), rep.GetChunk())
 	require.Equal(t, int64(9), rep.GetCounters().GetRowsRead())
-	require.Equal(t, int64(6), rep.GetCounters().GetRowsRejected())
+	require.Equal(t, int64(5), rep.GetCounters().GetRowsRejected())
 	require.NotNil(t, rep.GetEventTime())
 	type rowError struct {
 		Row    int64
 		Column string
 		Reason string
+		Record string
 	}
 	var got []rowError
 	for _, e := range rep.GetRowErrors() {
-		got = append(got, rowError{e.GetRow(), e.GetColumn(), e.GetReason()})
+		got = append(got, rowError{e.GetRow(), e.GetColumn(), e.GetReason(), e.GetRecord()})
 	}
 	require.Equal(t, []rowError{
-		{3, "Created", `"13/45/2020" does not match date format MM/dd/yyyy: month 13 is not 1-12`},
-		{4, "", "3 fields, the header has 5"},
-		{5, "", `malformed CSV: bare " in non-quoted-field (byte 7)`},
-		{6, "Employees", `not a number: "abc"`},
-		{6, "Created", `"02/30/2024" does not match date format MM/dd/yyyy: day 30 is not 1-29 in February 2024`},
-		{6, "Active", `not a boolean: "maybe" (use true/false, yes/no, y/n or 1/0)`},
-		{7, "Account ID", "key account_id is empty"},
-		{9, "", `malformed CSV: extraneous or missing " in quoted-field (byte 7)`},
+		{3, "Created", `"13/45/2020" does not match date format MM/dd/yyyy: month 13 is not 1-12`, "A2,Beta,1500,13/45/2020,no"},
+		{4, "", "3 fields, the header has 5", "A3,Gamma,7"},
+		{6, "Employees", `not a number: "abc"`, "A5,Eps,abc,02/30/2024,maybe"},
+		{6, "Created", `"02/30/2024" does not match date format MM/dd/yyyy: day 30 is not 1-29 in February 2024`, "A5,Eps,abc,02/30/2024,maybe"},
+		{6, "Active", `not a boolean: "maybe" (use true/false, yes/no, y/n or 1/0)`, "A5,Eps,abc,02/30/2024,maybe"},
+		{7, "Account ID", "key account_id is empty", ",Zeta,1,01/01/2024,1"},
+		{9, "", `malformed CSV: extraneous quote in a quoted field at character 7 (a quote inside quotes is written "")`,
+			"A8,\"Th\"eta\nline 2\",3,01/01/2024,y"},
 	}, got)
 
 	batch, msgID := b.nextBatch(t, 10*time.Second)
@@ -225,10 +226,17 @@ func TestMapChunk(t *testing.T) {
 	require.Equal(t, intakev1.ObjectType_OBJECT_TYPE_ACCOUNTS, batch.GetObject())
 	require.True(t, batch.GetAllowNewRecords())
 	require.Equal(t, int64(3), batch.GetChunk())
-	require.Equal(t, int64(6), batch.GetRejected())
+	require.Equal(t, int64(5), batch.GetRejected())
 	require.Equal(t, []string{"account_id", "name", "employees", "created_date", "is_active"}, batch.GetAttributes())
-	require.Len(t, batch.GetRows(), 3)
-	r2, r8, r10 := batch.GetRows()[0], batch.GetRows()[1], batch.GetRows()[2]
+	require.Equal(t, []intakev1.AttributeType{
+		intakev1.AttributeType_ATTRIBUTE_TYPE_TEXT, intakev1.AttributeType_ATTRIBUTE_TYPE_TEXT, intakev1.AttributeType_ATTRIBUTE_TYPE_NUMBER,
+		intakev1.AttributeType_ATTRIBUTE_TYPE_DATE, intakev1.AttributeType_ATTRIBUTE_TYPE_BOOLEAN,
+	}, batch.GetTypes(), "the attributes' types, in their order")
+	require.False(t, batch.GetDryRun())
+	require.Len(t, batch.GetRows(), 4)
+	require.Equal(t, int64(5), batch.GetRows()[1].GetRow())
+	require.Equal(t, `Del"ta`, batch.GetRows()[1].GetValues()[1].GetText())
+	r2, r8, r10 := batch.GetRows()[0], batch.GetRows()[2], batch.GetRows()[3]
 	require.Equal(t, int64(2), r2.GetRow())
 	require.Equal(t, "A1", r2.GetValues()[0].GetText())
 	require.Equal(t, "Acme\nInc", r2.GetValues()[1].GetText())
@@ -246,8 +254,8 @@ func TestMapChunk(t *testing.T) {
 	require.Equal(t, days(2024, 1, 2), r10.GetValues()[3].GetDate())
 	b.requireChunksAcked(t)
 
-	require.Equal(t, 3.0, metric(t, b.registry, "intake_mapper_rows_total", "mapped"))
-	require.Equal(t, 6.0, metric(t, b.registry, "intake_mapper_rows_total", "rejected"))
+	require.Equal(t, 4.0, metric(t, b.registry, "intake_mapper_rows_total", "mapped"))
+	require.Equal(t, 5.0, metric(t, b.registry, "intake_mapper_rows_total", "rejected"))
 	require.Equal(t, 1.0, metric(t, b.registry, "intake_mapper_chunks_total", "published"))
 }
 
@@ -294,7 +302,7 @@ func TestMapChunkDialectAndEveryRowRejected(t *testing.T) {
 	b.publishChunk(t, &pipelinev1.Chunk{Run: run, Index: 1, FirstRow: 4, Rows: 1, Header: []string{"id", "mrr", "notes"}, Job: j,
 		Data: []byte(";1;x\n")})
 	rep = b.nextReport(t)
-	require.Equal(t, []*intakev1.RowError{{Row: 4, Column: "id", Reason: "key account_id is empty"}}, rep.GetRowErrors())
+	require.Equal(t, []*intakev1.RowError{{Row: 4, Column: "id", Reason: "key account_id is empty", Record: ";1;x"}}, rep.GetRowErrors())
 	batch, _ = b.nextBatch(t, 10*time.Second)
 	require.NotNil(t, batch)
 	require.Empty(t, batch.GetRows())
@@ -382,4 +390,45 @@ func TestNewRegistersMetricsOnce(t *testing.T) {
 	require.ErrorContains(t, err, "mapper: register metrics")
 	_, err = mapper.New(mapper.Config{NATSURL: "nats://127.0.0.1:4222", APIAddr: "127.0.0.1:7400"})
 	require.NoError(t, err, "nil Registerer uses a private registry")
+}
+
+// A chunk of a run carries the run's model (custom attributes included), the
+// dialect the fetcher resolved and the dry-run flag: the mapper maps against
+// that model, reads with that dialect (not the job's) and passes the types
+// and the flag on in the batch.
+func TestChunkModelDialectAndDryRun(t *testing.T) {
+	t.Parallel()
+	b := setup(t, intakev1.Directive_DIRECTIVE_CONTINUE, 0)
+	run := newRun()
+	model := &intakev1.DataObject{
+		Name: "objects/accounts", Type: intakev1.ObjectType_OBJECT_TYPE_ACCOUNTS, Keys: []string{"account_id"},
+		Attributes: []*intakev1.Attribute{
+			{AttributeId: "account_id", Type: intakev1.AttributeType_ATTRIBUTE_TYPE_TEXT, System: true, Key: true},
+			{AttributeId: "name", Type: intakev1.AttributeType_ATTRIBUTE_TYPE_TEXT, System: true},
+			{AttributeId: "arr_eur", Type: intakev1.AttributeType_ATTRIBUTE_TYPE_CURRENCY},
+		},
+	}
+	j := job(col("account_id", "id", ""), col("name", "name", ""), col("arr_eur", "arr", "1.234,56 €"))
+	j.Mapping.Dialect = &intakev1.CsvDialect{} // the delimiter was detected by the fetcher
+	b.publishChunk(t, &pipelinev1.Chunk{
+		Run: run, Index: 0, FirstRow: 5, Rows: 3, Header: []string{"id", "name", "arr"}, Job: j, Model: model, DryRun: true,
+		Dialect: &intakev1.CsvDialect{Delimiter: ";", Quote: "none", Escape: "none", Encoding: "utf-8"},
+		Data:    []byte("A1;\"Acme, Inc.\";1.200,50 €\nA2;Bolt;x\nA3;5\" disk;3\n"),
+	})
+	rep := b.nextReport(t)
+	require.Equal(t, intakev1.RunEventKind_RUN_EVENT_KIND_CHUNK_DONE, rep.GetKind(), rep.GetMessage())
+	require.Equal(t, []*intakev1.RowError{{Row: 6, Column: "arr", Reason: `not a currency amount in the format 1.234,56: "x"`, Record: "A2;Bolt;x"}},
+		rep.GetRowErrors())
+	batch, _ := b.nextBatch(t, 10*time.Second)
+	require.NotNil(t, batch)
+	require.True(t, batch.GetDryRun())
+	require.Equal(t, []string{"account_id", "name", "arr_eur"}, batch.GetAttributes())
+	require.Equal(t, []intakev1.AttributeType{intakev1.AttributeType_ATTRIBUTE_TYPE_TEXT, intakev1.AttributeType_ATTRIBUTE_TYPE_TEXT,
+		intakev1.AttributeType_ATTRIBUTE_TYPE_CURRENCY}, batch.GetTypes())
+	require.Len(t, batch.GetRows(), 2)
+	require.Equal(t, int64(5), batch.GetRows()[0].GetRow())
+	require.Equal(t, `"Acme, Inc."`, batch.GetRows()[0].GetValues()[1].GetText(), "quoting is off: quotes are data")
+	require.Equal(t, "1200.50", batch.GetRows()[0].GetValues()[2].GetDecimal())
+	require.Equal(t, int64(7), batch.GetRows()[1].GetRow())
+	require.Equal(t, `5" disk`, batch.GetRows()[1].GetValues()[1].GetText())
 }

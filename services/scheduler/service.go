@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -347,7 +349,7 @@ func (s *Service) tick(job string, at time.Time) {
 	at = at.Truncate(time.Second)
 	log := s.log.With("job", job, "scheduled_time", at.UTC().Format(time.RFC3339))
 
-	resp, err := s.createRun(ctx, job, at)
+	resp, published, err := s.createRun(ctx, job, at)
 	if err != nil {
 		switch status.Code(err) {
 		case codes.FailedPrecondition, codes.NotFound:
@@ -367,6 +369,18 @@ func (s *Service) tick(job string, at time.Time) {
 		return
 	}
 	log = log.With("run", run.GetName())
+	if published {
+		// The control API published the run request itself, with the
+		// run's data model (see runRequestPublishedHeader).
+		if resp.GetCreated() {
+			log.Info("scheduler: run requested")
+			s.m.ticks.WithLabelValues(outcomeCreated).Inc()
+		} else {
+			log.Debug("scheduler: run of this tick already existed")
+			s.m.ticks.WithLabelValues(outcomeDuplicate).Inc()
+		}
+		return
+	}
 	createTime := run.GetCreateTime()
 	if createTime == nil {
 		createTime = timestamppb.New(s.clock.Now())
@@ -394,23 +408,34 @@ func (s *Service) tick(job string, at time.Time) {
 	s.m.ticks.WithLabelValues(outcomeDuplicate).Inc()
 }
 
-// createRun calls CreateScheduledRun, retrying while the API is Unavailable.
-func (s *Service) createRun(ctx context.Context, job string, at time.Time) (*intakev1.CreateScheduledRunResponse, error) {
+// runRequestPublishedHeader is the response header by which the control
+// API's CreateScheduledRun says it has published the run request itself
+// (with the run's data model) or that the run needs none; the scheduler
+// then publishes nothing. Without it (an older API) the scheduler
+// publishes the request, as before. See docs/pipeline.md, step 1.
+const runRequestPublishedHeader = "intake-run-request-published"
+
+// createRun calls CreateScheduledRun, retrying while the API is
+// Unavailable (the API answers so also when it created the run but could
+// not publish its request: the retry publishes it). published reports
+// whether the API published the run request.
+func (s *Service) createRun(ctx context.Context, job string, at time.Time) (resp *intakev1.CreateScheduledRunResponse, published bool, err error) {
 	req := &intakev1.CreateScheduledRunRequest{Job: job, ScheduledTime: timestamppb.New(at)}
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		resp, err := s.stageAPI.CreateScheduledRun(ctx, req)
+		var header metadata.MD
+		resp, err := s.stageAPI.CreateScheduledRun(ctx, req, grpc.Header(&header))
 		if err == nil {
-			return resp, nil
+			return resp, slices.Contains(header.Get(runRequestPublishedHeader), "true"), nil
 		}
 		if status.Code(err) != codes.Unavailable || attempt >= createAttempts {
-			return nil, fmt.Errorf("create scheduled run (attempt %d): %w", attempt, err)
+			return nil, false, fmt.Errorf("create scheduled run (attempt %d): %w", attempt, err)
 		}
 		s.log.Debug("scheduler: control API unavailable; retrying", "job", job, "attempt", attempt, "err", err)
 		// Real time, not s.clock: this waits for a server, not for the schedule.
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("create scheduled run (attempt %d): %w", attempt, err)
+			return nil, false, fmt.Errorf("create scheduled run (attempt %d): %w", attempt, err)
 		case <-time.After(backoff):
 		}
 		backoff *= 2

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/intakehq/intake/pkg/dialect"
 	"github.com/intakehq/intake/pkg/mapping"
 	"github.com/intakehq/intake/pkg/schedule"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
@@ -179,16 +180,15 @@ func validateMapping(vs *Violations, field string, model *intakev1.DataObject, m
 		return
 	}
 	if d := m.GetDialect(); d != nil {
-		if del := d.GetDelimiter(); del != "" {
-			if _, err := mapping.Delimiter(del); err != nil {
-				vs.add(field+".dialect.delimiter", "%v", err)
-			}
-		}
-		if d.GetHeaderRow() < 0 {
-			vs.add(field+".dialect.header_row", "%d is not a row number (1 or more; 0 means 1)", d.GetHeaderRow())
-		}
-		if d.GetSkipRows() < 0 {
-			vs.add(field+".dialect.skip_rows", "%d is negative", d.GetSkipRows())
+		f := field + ".dialect"
+		if _, err := dialect.Delimiter(d.GetDelimiter()); err != nil {
+			vs.add(f+".delimiter", "%v", err)
+		} else if d.GetHeaderRow() < 0 {
+			vs.add(f+".header_row", "%d is not a row number (1 or more; 0 means 1)", d.GetHeaderRow())
+		} else if d.GetSkipRows() < 0 {
+			vs.add(f+".skip_rows", "%d is negative", d.GetSkipRows())
+		} else if err := dialect.Validate(d); err != nil {
+			vs.add(f, "%v", err)
 		}
 	}
 	entries := m.GetEntries()
@@ -215,8 +215,8 @@ func validateMapping(vs *Violations, field string, model *intakev1.DataObject, m
 		return
 	}
 	for _, p := range se.Problems {
-		if p.Code == mapping.CodeInvalidDialect && m.GetDialect().GetDelimiter() != "" {
-			continue // reported above, at the field
+		if p.Code == mapping.CodeInvalidDialect {
+			continue // the dialect is checked above (pkg/dialect reads more forms)
 		}
 		vs.add(ProblemField(field, p), "%s", p.Message)
 	}

@@ -51,13 +51,12 @@ func (s *Store) Report(ctx context.Context, jobID, runID string, req *intakev1.R
 		// A final state never changes. The loader re-reports FINISHED after
 		// a redelivered message: that is no news, so tell it to go on.
 		// So is a redelivered COMMITTING of a run that committed: the
-		// loader re-reports its stored counts.
-		committed := r.state == intakev1.RunState_RUN_STATE_SUCCEEDED || r.state == intakev1.RunState_RUN_STATE_PARTIALLY_SUCCEEDED
-		loadReport := req.GetStage() == intakev1.Stage_STAGE_LOAD && r.stage(intakev1.Stage_STAGE_LOAD).GetEndTime() != nil
-		switch {
-		case loadReport && req.GetKind() == intakev1.RunEventKind_RUN_EVENT_KIND_FINISHED:
-		case loadReport && committed && req.GetKind() == intakev1.RunEventKind_RUN_EVENT_KIND_COMMITTING:
-		default:
+		// loader re-reports its stored counts. Any other report of a final
+		// run — a commit question of a failed or cancelled run included —
+		// is told to drop its work.
+		kind := req.GetKind()
+		if !(r.committed && req.GetStage() == intakev1.Stage_STAGE_LOAD &&
+			(kind == intakev1.RunEventKind_RUN_EVENT_KIND_FINISHED || kind == intakev1.RunEventKind_RUN_EVENT_KIND_COMMITTING)) {
 			res.Directive = intakev1.Directive_DIRECTIVE_ABANDON
 		}
 		if r.rowErrors, err = readRowErrors(ctx, tx, runID); err != nil {
@@ -172,7 +171,7 @@ func (s *Store) Report(ctx context.Context, jobID, runID string, req *intakev1.R
 		finish(intakev1.RunState_RUN_STATE_FAILED, StageName(stage)+": "+msg)
 	}
 	if len(req.GetRowErrors()) > 0 {
-		if err := putRowErrors(ctx, tx, r, req.GetRowErrors()); err != nil {
+		if err := s.putRowErrors(ctx, tx, r, req.GetRowErrors()); err != nil {
 			return nil, err
 		}
 	}
@@ -186,6 +185,7 @@ func (s *Store) Report(ctx context.Context, jobID, runID string, req *intakev1.R
 		m.EndTime = ts(&at)
 	}
 	if stage == intakev1.Stage_STAGE_LOAD && req.GetKind() == intakev1.RunEventKind_RUN_EVENT_KIND_FINISHED {
+		r.committed = true
 		switch c := r.counters; {
 		case c.GetRowsRejected() > 0 && c.GetRowsRejected() >= c.GetRowsRead():
 			finish(intakev1.RunState_RUN_STATE_FAILED, fmt.Sprintf("every row was rejected: %d rows", c.GetRowsRejected()))
@@ -273,9 +273,9 @@ func putCounters(ctx context.Context, q querier, runID string, stage intakev1.St
 const maxRecordLen = 64 << 10
 
 // putRowErrors keeps the run's row errors, with their records, for the
-// rejects download: at most MaxRowErrorsKept per run, those with the lowest
+// rejects download: at most RowErrorCap per run, those with the lowest
 // row numbers. A redelivered report's errors are stored once.
-func putRowErrors(ctx context.Context, q querier, r *runRow, errs []*intakev1.RowError) error {
+func (s *Store) putRowErrors(ctx context.Context, q querier, r *runRow, errs []*intakev1.RowError) error {
 	runID := r.id
 	sorted := make([]*intakev1.RowError, len(errs))
 	copy(sorted, errs)
@@ -300,14 +300,14 @@ func putRowErrors(ctx context.Context, q querier, r *runRow, errs []*intakev1.Ro
 		RETURNING row_errors_kept`, runID, tag.RowsAffected()).Scan(&kept); err != nil {
 		return fmt.Errorf("count row errors of run %s: %w", runID, err)
 	}
-	if over := kept - MaxRowErrorsKept; over > 0 {
+	if over := kept - s.maxRowErrors; over > 0 {
 		if _, err := q.Exec(ctx, `DELETE FROM intake.run_row_errors e USING (
 				SELECT row, col FROM intake.run_row_errors WHERE run_id = $1 ORDER BY row DESC, col DESC LIMIT $2
 			) x WHERE e.run_id = $1 AND e.row = x.row AND e.col = x.col`, runID, over); err != nil {
 			return fmt.Errorf("trim row errors of run %s: %w", runID, err)
 		}
 		if _, err := q.Exec(ctx, `UPDATE intake.runs SET row_errors_kept = $2, row_errors_dropped = row_errors_dropped + $3
-			WHERE id = $1`, runID, MaxRowErrorsKept, over); err != nil {
+			WHERE id = $1`, runID, s.maxRowErrors, over); err != nil {
 			return fmt.Errorf("count row errors of run %s: %w", runID, err)
 		}
 	}
@@ -502,10 +502,10 @@ func saveRun(ctx context.Context, q querier, r *runRow, now time.Time) error {
 	}
 	_, err = q.Exec(ctx, `UPDATE intake.runs SET state = $2, start_time = $3, end_time = $4, sha256 = $5, source = $6,
 			message = $7, counters = $8::jsonb, stages = $9::jsonb, version = version + 1, update_time = $10,
-			new_columns = $11, missing_columns = $12
+			new_columns = $11, missing_columns = $12, committed = $13
 		WHERE id = $1`,
 		r.id, int16(r.state), r.start, r.end, r.sha256, r.source, r.message, string(counters), stages, now,
-		nonNil(r.newColumns), nonNil(r.missing))
+		nonNil(r.newColumns), nonNil(r.missing), r.committed)
 	if err != nil {
 		return fmt.Errorf("save run %s: %w", r.id, err)
 	}

@@ -47,18 +47,18 @@ type runRow struct {
 	rowErrors                []*intakev1.RowError
 	stagesJSON, countersJSON []byte
 	stateValue, triggerValue int16
-	dryRun                   bool
+	dryRun, committed        bool
 	newColumns, missing      []string
 }
 
 const runColumns = `id, job_id, state, trigger, scheduled_time, create_time, start_time, end_time,
-	sha256, source, message, counters, stages, version, dry_run, new_columns, missing_columns`
+	sha256, source, message, counters, stages, version, dry_run, new_columns, missing_columns, committed`
 
 func scanRun(row pgx.Row) (*runRow, error) {
 	r := &runRow{}
 	if err := row.Scan(&r.id, &r.jobID, &r.stateValue, &r.triggerValue, &r.scheduled, &r.created, &r.start, &r.end,
 		&r.sha256, &r.source, &r.message, &r.countersJSON, &r.stagesJSON, &r.version,
-		&r.dryRun, &r.newColumns, &r.missing); err != nil {
+		&r.dryRun, &r.newColumns, &r.missing, &r.committed); err != nil {
 		return nil, err
 	}
 	r.state = intakev1.RunState(r.stateValue)

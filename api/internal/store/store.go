@@ -37,12 +37,22 @@ var (
 type Store struct {
 	pool *pgxpool.Pool
 	now  func() time.Time
+	// maxRowErrors bounds the row errors kept per run.
+	maxRowErrors int64
 }
 
 // New returns a Store on pool.
 func New(pool *pgxpool.Pool) *Store {
-	return &Store{pool: pool, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
+	return &Store{pool: pool, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+		maxRowErrors: MaxRowErrorsKept}
 }
+
+// SetRowErrorCap bounds the row errors kept per run (MaxRowErrorsKept by
+// default); for tests.
+func (s *Store) SetRowErrorCap(n int64) { s.maxRowErrors = n }
+
+// RowErrorCap is how many row errors are kept per run.
+func (s *Store) RowErrorCap() int64 { return s.maxRowErrors }
 
 // Cursor is a position in a list: the create time and id of the last item
 // of the previous page.

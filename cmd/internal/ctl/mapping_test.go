@@ -73,9 +73,9 @@ func TestValidateCreatePreviewAndDryRunThroughTheCLI(t *testing.T) {
 	out, err = intakectl(t, addr, "job", "validate", "-f", broken)
 	require.Equal(t, 1, exitCode(err), "%v\n%s", err, out)
 	require.Regexp(t, `SEVERITY\s+CODE\s+ENTRY\s+ATTRIBUTE\s+COLUMN\s+ROW\s+MESSAGE`, out)
-	require.Regexp(t, `error\s+COLUMN_NOT_IN_HEADER\s+entries\[1\]\s+name\s+"Firmenname"`, out)
-	require.Regexp(t, `error\s+UNKNOWN_ATTRIBUTE\s+entries\[3\]\s+bundesland`, out)
-	require.Regexp(t, `error\s+FUNCTION_DOES_NOT_COMPILE\s+entries\[7\]\s+is_active`, out)
+	require.Regexp(t, `error\s+COLUMN_NOT_IN_HEADER\s+2\s+name\s+"Firmenname"`, out)
+	require.Regexp(t, `error\s+UNKNOWN_ATTRIBUTE\s+4\s+bundesland`, out)
+	require.Regexp(t, `error\s+FUNCTION_DOES_NOT_COMPILE\s+8\s+is_active`, out)
 	require.Contains(t, out, "Not valid: 3 errors")
 
 	out, err = intakectl(t, addr, "job", "create", "-f", broken)
@@ -205,6 +205,7 @@ func TestDataModelAndRejectsThroughTheCLI(t *testing.T) {
 	defer files.Close()
 	jobFile := writeFile(t, "seg.yaml", `
 name: jobs/segments
+displayName: Segments
 object: OBJECT_TYPE_ACCOUNTS
 connection: {http: {url: "`+files.URL+`/a.csv"}}
 mapping:
@@ -272,6 +273,7 @@ func TestAttributeDeleteNamesTheJobs(t *testing.T) {
 	defer files.Close()
 	jobFile := writeFile(t, "tier.yaml", `
 name: jobs/tiers
+displayName: Tiers
 object: OBJECT_TYPE_ACCOUNTS
 connection: {http: {url: "`+files.URL+`/t.csv"}}
 mapping:

@@ -80,7 +80,7 @@ func (c *cli) objectList(ctx context.Context, _ []string) error {
 			notes = append(notes, "append-only")
 		}
 		if len(o.GetRequiredAny()) > 0 {
-			notes = append(notes, "needs one of "+strings.Join(o.GetRequiredAny(), ", "))
+			notes = append(notes, "needs "+strings.Join(o.GetRequiredAny(), " or ")+" mapped")
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d (%d custom)\t%s\t%s\n", o.GetName(), dash(o.GetDisplayName()), strings.Join(o.GetKeys(), ", "),
 			len(o.GetAttributes()), custom, dash(o.GetTable()), strings.Join(notes, "; "))

@@ -47,8 +47,8 @@ func Severity(s intakev1.FindingSeverity) string {
 	return "error"
 }
 
-// Findings prints the findings as a table: severity, code, entry, attribute,
-// column, row and message. Nothing when there are none.
+// Findings prints the findings as a table: severity, code, entry (counted
+// from 1), attribute, column, row and message. Nothing when there are none.
 func Findings(w io.Writer, fs []*intakev1.Finding) error {
 	if len(fs) == 0 {
 		return nil
@@ -56,9 +56,10 @@ func Findings(w io.Writer, fs []*intakev1.Finding) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SEVERITY\tCODE\tENTRY\tATTRIBUTE\tCOLUMN\tROW\tMESSAGE")
 	for _, f := range fs {
+		// Entries are counted from 1, as the API's messages count them.
 		entry := "-"
 		if f.GetEntry() >= 0 {
-			entry = fmt.Sprintf("entries[%d]", f.GetEntry())
+			entry = strconv.Itoa(int(f.GetEntry()) + 1)
 		}
 		row := "-"
 		if f.GetRow() > 0 {
@@ -69,7 +70,7 @@ func Findings(w io.Writer, fs []*intakev1.Finding) error {
 			msg += fmt.Sprintf(" (value %q)", v)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", Severity(f.GetSeverity()), dash(f.GetCode()), entry,
-			dash(f.GetAttribute()), dashQ(f.GetColumn()), row, OneLine(msg, 200))
+			dash(f.GetAttribute()), dashQ(f.GetColumn()), row, OneLine(msg, 0))
 	}
 	return tw.Flush()
 }
@@ -283,8 +284,8 @@ func Preview(w io.Writer, resp *intakev1.PreviewJobResponse, mapping *intakev1.M
 
 // SuggestionYAML is the mapping a SuggestMapping proposes as a YAML
 // document with a top-level "mapping:" key, ready to paste into a job file:
-// each entry's note says why it was proposed (unless the API wrote one) and
-// a comment gives the confidence. dialect is used when the response has
+// each entry's note says why it was proposed (the API's note, or else the
+// suggestion's reason, with its confidence as a comment). dialect is used when the response has
 // none (the dialect the request was read with).
 func SuggestionYAML(resp *intakev1.SuggestMappingResponse, dialect *intakev1.CsvDialect) ([]byte, error) {
 	m := proto.Clone(resp.GetMapping()).(*intakev1.MappingSpec)
@@ -294,11 +295,13 @@ func SuggestionYAML(resp *intakev1.SuggestMappingResponse, dialect *intakev1.Csv
 	if m.GetDialect() == nil && dialect != nil {
 		m.Dialect = dialect
 	}
+	// Entries without a note get the reason as their note, and the
+	// confidence as a comment.
 	why := map[int32]*intakev1.Suggestion{}
 	for _, s := range resp.GetSuggestions() {
-		why[s.GetEntry()] = s
 		if i := int(s.GetEntry()); i >= 0 && i < len(m.GetEntries()) && m.GetEntries()[i].GetNote() == "" {
 			m.GetEntries()[i].Note = s.GetReason()
+			why[s.GetEntry()] = s
 		}
 	}
 	js, err := protojson.Marshal(m)

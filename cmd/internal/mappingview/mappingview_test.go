@@ -26,8 +26,8 @@ func TestFindingsTable(t *testing.T) {
 	require.Len(t, lines, 4)
 	require.Regexp(t, `^SEVERITY\s+CODE\s+ENTRY\s+ATTRIBUTE\s+COLUMN\s+ROW\s+MESSAGE$`, lines[0])
 	require.Regexp(t, `^error\s+KEY_NOT_MAPPED\s+-\s+account_id\s+-\s+-\s+the key account_id is not mapped$`, lines[1])
-	require.Regexp(t, `^error\s+VALUE_DOES_NOT_CONVERT\s+entries\[3\]\s+created_date\s+"Created"\s+7\s+not a date in the format MM/dd/yyyy \(value "13/45/2007"\)$`, lines[2])
-	require.Regexp(t, `^warning\s+EMPTY_COLUMN\s+entries\[0\]\s+-\s+"Notes"\s+-\s+every sample is empty$`, lines[3])
+	require.Regexp(t, `^error\s+VALUE_DOES_NOT_CONVERT\s+4\s+created_date\s+"Created"\s+7\s+not a date in the format MM/dd/yyyy \(value "13/45/2007"\)$`, lines[2])
+	require.Regexp(t, `^warning\s+EMPTY_COLUMN\s+1\s+-\s+"Notes"\s+-\s+every sample is empty$`, lines[3])
 
 	errs, warnings := mappingview.Counts([]*intakev1.Finding{{}, {Severity: intakev1.FindingSeverity_FINDING_SEVERITY_WARNING}})
 	require.Equal(t, 1, errs)

@@ -35,7 +35,13 @@ ALTER TABLE intake.runs
     -- Rejected values kept in intake.run_row_errors, and those dropped past
     -- the cap per run.
     ADD COLUMN row_errors_kept    bigint  NOT NULL DEFAULT 0,
-    ADD COLUMN row_errors_dropped bigint  NOT NULL DEFAULT 0;
+    ADD COLUMN row_errors_dropped bigint  NOT NULL DEFAULT 0,
+    -- The loader reported FINISHED: the run was merged (or, dry, counted).
+    -- Its redelivered FINISHED / COMMITTING reports then go on, not abandon.
+    ADD COLUMN committed          boolean NOT NULL DEFAULT false;
+UPDATE intake.runs r SET committed = true
+    WHERE state IN (5, 6) OR (state = 7 AND stages @> '[{"stage": "STAGE_LOAD"}]'
+        AND message LIKE 'every row was rejected%');
 
 -- Every rejected value of a run (up to a cap), with its raw record, for the
 -- rejects download.
@@ -48,7 +54,8 @@ ALTER TABLE intake.runs
     DROP COLUMN new_columns,
     DROP COLUMN missing_columns,
     DROP COLUMN row_errors_kept,
-    DROP COLUMN row_errors_dropped;
+    DROP COLUMN row_errors_dropped,
+    DROP COLUMN committed;
 ALTER TABLE intake.jobs
     DROP COLUMN validated_hash,
     DROP COLUMN validate_time,

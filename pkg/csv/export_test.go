@@ -1,0 +1,4 @@
+package csv
+
+// IndexByteForTest exposes indexByte to the tests.
+var IndexByteForTest = indexByte
