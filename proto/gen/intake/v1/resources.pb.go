@@ -161,6 +161,71 @@ func (AttributeType) EnumDescriptor() ([]byte, []int) {
 	return file_intake_v1_resources_proto_rawDescGZIP(), []int{1}
 }
 
+// Weekday is a day of the week.
+type Weekday int32
+
+const (
+	Weekday_WEEKDAY_UNSPECIFIED Weekday = 0
+	Weekday_WEEKDAY_MONDAY      Weekday = 1
+	Weekday_WEEKDAY_TUESDAY     Weekday = 2
+	Weekday_WEEKDAY_WEDNESDAY   Weekday = 3
+	Weekday_WEEKDAY_THURSDAY    Weekday = 4
+	Weekday_WEEKDAY_FRIDAY      Weekday = 5
+	Weekday_WEEKDAY_SATURDAY    Weekday = 6
+	Weekday_WEEKDAY_SUNDAY      Weekday = 7
+)
+
+// Enum value maps for Weekday.
+var (
+	Weekday_name = map[int32]string{
+		0: "WEEKDAY_UNSPECIFIED",
+		1: "WEEKDAY_MONDAY",
+		2: "WEEKDAY_TUESDAY",
+		3: "WEEKDAY_WEDNESDAY",
+		4: "WEEKDAY_THURSDAY",
+		5: "WEEKDAY_FRIDAY",
+		6: "WEEKDAY_SATURDAY",
+		7: "WEEKDAY_SUNDAY",
+	}
+	Weekday_value = map[string]int32{
+		"WEEKDAY_UNSPECIFIED": 0,
+		"WEEKDAY_MONDAY":      1,
+		"WEEKDAY_TUESDAY":     2,
+		"WEEKDAY_WEDNESDAY":   3,
+		"WEEKDAY_THURSDAY":    4,
+		"WEEKDAY_FRIDAY":      5,
+		"WEEKDAY_SATURDAY":    6,
+		"WEEKDAY_SUNDAY":      7,
+	}
+)
+
+func (x Weekday) Enum() *Weekday {
+	p := new(Weekday)
+	*p = x
+	return p
+}
+
+func (x Weekday) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Weekday) Descriptor() protoreflect.EnumDescriptor {
+	return file_intake_v1_resources_proto_enumTypes[2].Descriptor()
+}
+
+func (Weekday) Type() protoreflect.EnumType {
+	return &file_intake_v1_resources_proto_enumTypes[2]
+}
+
+func (x Weekday) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Weekday.Descriptor instead.
+func (Weekday) EnumDescriptor() ([]byte, []int) {
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{2}
+}
+
 // Compression of the file.
 type Compression int32
 
@@ -196,11 +261,11 @@ func (x Compression) String() string {
 }
 
 func (Compression) Descriptor() protoreflect.EnumDescriptor {
-	return file_intake_v1_resources_proto_enumTypes[2].Descriptor()
+	return file_intake_v1_resources_proto_enumTypes[3].Descriptor()
 }
 
 func (Compression) Type() protoreflect.EnumType {
-	return &file_intake_v1_resources_proto_enumTypes[2]
+	return &file_intake_v1_resources_proto_enumTypes[3]
 }
 
 func (x Compression) Number() protoreflect.EnumNumber {
@@ -209,7 +274,7 @@ func (x Compression) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Compression.Descriptor instead.
 func (Compression) EnumDescriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{2}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{3}
 }
 
 // RunState is the lifecycle of a run.
@@ -269,11 +334,11 @@ func (x RunState) String() string {
 }
 
 func (RunState) Descriptor() protoreflect.EnumDescriptor {
-	return file_intake_v1_resources_proto_enumTypes[3].Descriptor()
+	return file_intake_v1_resources_proto_enumTypes[4].Descriptor()
 }
 
 func (RunState) Type() protoreflect.EnumType {
-	return &file_intake_v1_resources_proto_enumTypes[3]
+	return &file_intake_v1_resources_proto_enumTypes[4]
 }
 
 func (x RunState) Number() protoreflect.EnumNumber {
@@ -282,7 +347,7 @@ func (x RunState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RunState.Descriptor instead.
 func (RunState) EnumDescriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{3}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{4}
 }
 
 // Trigger says what started a run.
@@ -319,11 +384,11 @@ func (x Trigger) String() string {
 }
 
 func (Trigger) Descriptor() protoreflect.EnumDescriptor {
-	return file_intake_v1_resources_proto_enumTypes[4].Descriptor()
+	return file_intake_v1_resources_proto_enumTypes[5].Descriptor()
 }
 
 func (Trigger) Type() protoreflect.EnumType {
-	return &file_intake_v1_resources_proto_enumTypes[4]
+	return &file_intake_v1_resources_proto_enumTypes[5]
 }
 
 func (x Trigger) Number() protoreflect.EnumNumber {
@@ -332,7 +397,7 @@ func (x Trigger) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Trigger.Descriptor instead.
 func (Trigger) EnumDescriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{4}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{5}
 }
 
 // Stage is one step of the pipeline.
@@ -372,11 +437,11 @@ func (x Stage) String() string {
 }
 
 func (Stage) Descriptor() protoreflect.EnumDescriptor {
-	return file_intake_v1_resources_proto_enumTypes[5].Descriptor()
+	return file_intake_v1_resources_proto_enumTypes[6].Descriptor()
 }
 
 func (Stage) Type() protoreflect.EnumType {
-	return &file_intake_v1_resources_proto_enumTypes[5]
+	return &file_intake_v1_resources_proto_enumTypes[6]
 }
 
 func (x Stage) Number() protoreflect.EnumNumber {
@@ -385,7 +450,7 @@ func (x Stage) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Stage.Descriptor instead.
 func (Stage) EnumDescriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{5}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{6}
 }
 
 // A DataObject is a target object of the data model and its attributes.
@@ -646,8 +711,10 @@ type Job struct {
 	MappingValidated bool `protobuf:"varint,17,opt,name=mapping_validated,json=mappingValidated,proto3" json:"mapping_validated,omitempty"`
 	// Output only: when the current mapping passed validation.
 	MappingValidateTime *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=mapping_validate_time,json=mappingValidateTime,proto3" json:"mapping_validate_time,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// Output only: the next five fire times (empty when disabled).
+	NextRunTimes  []*timestamppb.Timestamp `protobuf:"bytes,19,rep,name=next_run_times,json=nextRunTimes,proto3" json:"next_run_times,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
@@ -802,6 +869,13 @@ func (x *Job) GetMappingValidated() bool {
 func (x *Job) GetMappingValidateTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.MappingValidateTime
+	}
+	return nil
+}
+
+func (x *Job) GetNextRunTimes() []*timestamppb.Timestamp {
+	if x != nil {
+		return x.NextRunTimes
 	}
 	return nil
 }
@@ -1086,6 +1160,11 @@ type Schedule struct {
 	//
 	//	*Schedule_EveryMinutes
 	//	*Schedule_Daily
+	//	*Schedule_Hourly
+	//	*Schedule_Workdays
+	//	*Schedule_Weekly
+	//	*Schedule_Monthly
+	//	*Schedule_Cron
 	Cadence       isSchedule_Cadence `protobuf_oneof:"cadence"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1153,6 +1232,51 @@ func (x *Schedule) GetDaily() *Daily {
 	return nil
 }
 
+func (x *Schedule) GetHourly() *Hourly {
+	if x != nil {
+		if x, ok := x.Cadence.(*Schedule_Hourly); ok {
+			return x.Hourly
+		}
+	}
+	return nil
+}
+
+func (x *Schedule) GetWorkdays() *Workdays {
+	if x != nil {
+		if x, ok := x.Cadence.(*Schedule_Workdays); ok {
+			return x.Workdays
+		}
+	}
+	return nil
+}
+
+func (x *Schedule) GetWeekly() *Weekly {
+	if x != nil {
+		if x, ok := x.Cadence.(*Schedule_Weekly); ok {
+			return x.Weekly
+		}
+	}
+	return nil
+}
+
+func (x *Schedule) GetMonthly() *Monthly {
+	if x != nil {
+		if x, ok := x.Cadence.(*Schedule_Monthly); ok {
+			return x.Monthly
+		}
+	}
+	return nil
+}
+
+func (x *Schedule) GetCron() *Cron {
+	if x != nil {
+		if x, ok := x.Cadence.(*Schedule_Cron); ok {
+			return x.Cron
+		}
+	}
+	return nil
+}
+
 type isSchedule_Cadence interface {
 	isSchedule_Cadence()
 }
@@ -1165,9 +1289,316 @@ type Schedule_Daily struct {
 	Daily *Daily `protobuf:"bytes,3,opt,name=daily,proto3,oneof"`
 }
 
+type Schedule_Hourly struct {
+	Hourly *Hourly `protobuf:"bytes,4,opt,name=hourly,proto3,oneof"`
+}
+
+type Schedule_Workdays struct {
+	Workdays *Workdays `protobuf:"bytes,5,opt,name=workdays,proto3,oneof"`
+}
+
+type Schedule_Weekly struct {
+	Weekly *Weekly `protobuf:"bytes,6,opt,name=weekly,proto3,oneof"`
+}
+
+type Schedule_Monthly struct {
+	Monthly *Monthly `protobuf:"bytes,7,opt,name=monthly,proto3,oneof"`
+}
+
+type Schedule_Cron struct {
+	Cron *Cron `protobuf:"bytes,8,opt,name=cron,proto3,oneof"`
+}
+
 func (*Schedule_EveryMinutes) isSchedule_Cadence() {}
 
 func (*Schedule_Daily) isSchedule_Cadence() {}
+
+func (*Schedule_Hourly) isSchedule_Cadence() {}
+
+func (*Schedule_Workdays) isSchedule_Cadence() {}
+
+func (*Schedule_Weekly) isSchedule_Cadence() {}
+
+func (*Schedule_Monthly) isSchedule_Cadence() {}
+
+func (*Schedule_Cron) isSchedule_Cadence() {}
+
+// Hourly fires every real hour at minute M of the schedule's time zone.
+type Hourly struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Minute        int32                  `protobuf:"varint,1,opt,name=minute,proto3" json:"minute,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Hourly) Reset() {
+	*x = Hourly{}
+	mi := &file_intake_v1_resources_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Hourly) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Hourly) ProtoMessage() {}
+
+func (x *Hourly) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_resources_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Hourly.ProtoReflect.Descriptor instead.
+func (*Hourly) Descriptor() ([]byte, []int) {
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Hourly) GetMinute() int32 {
+	if x != nil {
+		return x.Minute
+	}
+	return 0
+}
+
+// Workdays fires Monday to Friday at a wall-clock time.
+type Workdays struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Hour          int32                  `protobuf:"varint,1,opt,name=hour,proto3" json:"hour,omitempty"`
+	Minute        int32                  `protobuf:"varint,2,opt,name=minute,proto3" json:"minute,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Workdays) Reset() {
+	*x = Workdays{}
+	mi := &file_intake_v1_resources_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Workdays) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Workdays) ProtoMessage() {}
+
+func (x *Workdays) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_resources_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Workdays.ProtoReflect.Descriptor instead.
+func (*Workdays) Descriptor() ([]byte, []int) {
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Workdays) GetHour() int32 {
+	if x != nil {
+		return x.Hour
+	}
+	return 0
+}
+
+func (x *Workdays) GetMinute() int32 {
+	if x != nil {
+		return x.Minute
+	}
+	return 0
+}
+
+// Weekly fires on the chosen days at a wall-clock time.
+type Weekly struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Days          []Weekday              `protobuf:"varint,1,rep,packed,name=days,proto3,enum=intake.v1.Weekday" json:"days,omitempty"`
+	Hour          int32                  `protobuf:"varint,2,opt,name=hour,proto3" json:"hour,omitempty"`
+	Minute        int32                  `protobuf:"varint,3,opt,name=minute,proto3" json:"minute,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Weekly) Reset() {
+	*x = Weekly{}
+	mi := &file_intake_v1_resources_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Weekly) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Weekly) ProtoMessage() {}
+
+func (x *Weekly) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_resources_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Weekly.ProtoReflect.Descriptor instead.
+func (*Weekly) Descriptor() ([]byte, []int) {
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Weekly) GetDays() []Weekday {
+	if x != nil {
+		return x.Days
+	}
+	return nil
+}
+
+func (x *Weekly) GetHour() int32 {
+	if x != nil {
+		return x.Hour
+	}
+	return 0
+}
+
+func (x *Weekly) GetMinute() int32 {
+	if x != nil {
+		return x.Minute
+	}
+	return 0
+}
+
+// Monthly fires once a month at a wall-clock time, on a day of the month or
+// on its last day. A day the month does not have (31 in April) fires on the
+// month's last day.
+type Monthly struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1-31; ignored when last_day is set.
+	Day           int32 `protobuf:"varint,1,opt,name=day,proto3" json:"day,omitempty"`
+	LastDay       bool  `protobuf:"varint,2,opt,name=last_day,json=lastDay,proto3" json:"last_day,omitempty"`
+	Hour          int32 `protobuf:"varint,3,opt,name=hour,proto3" json:"hour,omitempty"`
+	Minute        int32 `protobuf:"varint,4,opt,name=minute,proto3" json:"minute,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Monthly) Reset() {
+	*x = Monthly{}
+	mi := &file_intake_v1_resources_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Monthly) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Monthly) ProtoMessage() {}
+
+func (x *Monthly) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_resources_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Monthly.ProtoReflect.Descriptor instead.
+func (*Monthly) Descriptor() ([]byte, []int) {
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Monthly) GetDay() int32 {
+	if x != nil {
+		return x.Day
+	}
+	return 0
+}
+
+func (x *Monthly) GetLastDay() bool {
+	if x != nil {
+		return x.LastDay
+	}
+	return false
+}
+
+func (x *Monthly) GetHour() int32 {
+	if x != nil {
+		return x.Hour
+	}
+	return 0
+}
+
+func (x *Monthly) GetMinute() int32 {
+	if x != nil {
+		return x.Minute
+	}
+	return 0
+}
+
+// Cron fires by a standard five-field cron expression ("30 6 * * 1-5") in the
+// schedule's time zone.
+type Cron struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Expression    string                 `protobuf:"bytes,1,opt,name=expression,proto3" json:"expression,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Cron) Reset() {
+	*x = Cron{}
+	mi := &file_intake_v1_resources_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Cron) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Cron) ProtoMessage() {}
+
+func (x *Cron) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_resources_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Cron.ProtoReflect.Descriptor instead.
+func (*Cron) Descriptor() ([]byte, []int) {
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Cron) GetExpression() string {
+	if x != nil {
+		return x.Expression
+	}
+	return ""
+}
 
 // EveryMinutes fires every N minutes of real elapsed time.
 type EveryMinutes struct {
@@ -1179,7 +1610,7 @@ type EveryMinutes struct {
 
 func (x *EveryMinutes) Reset() {
 	*x = EveryMinutes{}
-	mi := &file_intake_v1_resources_proto_msgTypes[8]
+	mi := &file_intake_v1_resources_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1191,7 +1622,7 @@ func (x *EveryMinutes) String() string {
 func (*EveryMinutes) ProtoMessage() {}
 
 func (x *EveryMinutes) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[8]
+	mi := &file_intake_v1_resources_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1204,7 +1635,7 @@ func (x *EveryMinutes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EveryMinutes.ProtoReflect.Descriptor instead.
 func (*EveryMinutes) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{8}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *EveryMinutes) GetMinutes() int32 {
@@ -1225,7 +1656,7 @@ type Daily struct {
 
 func (x *Daily) Reset() {
 	*x = Daily{}
-	mi := &file_intake_v1_resources_proto_msgTypes[9]
+	mi := &file_intake_v1_resources_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1237,7 +1668,7 @@ func (x *Daily) String() string {
 func (*Daily) ProtoMessage() {}
 
 func (x *Daily) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[9]
+	mi := &file_intake_v1_resources_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1250,7 +1681,7 @@ func (x *Daily) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Daily.ProtoReflect.Descriptor instead.
 func (*Daily) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{9}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Daily) GetHour() int32 {
@@ -1280,7 +1711,7 @@ type MappingSpec struct {
 
 func (x *MappingSpec) Reset() {
 	*x = MappingSpec{}
-	mi := &file_intake_v1_resources_proto_msgTypes[10]
+	mi := &file_intake_v1_resources_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1292,7 +1723,7 @@ func (x *MappingSpec) String() string {
 func (*MappingSpec) ProtoMessage() {}
 
 func (x *MappingSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[10]
+	mi := &file_intake_v1_resources_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1305,7 +1736,7 @@ func (x *MappingSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MappingSpec.ProtoReflect.Descriptor instead.
 func (*MappingSpec) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{10}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *MappingSpec) GetDialect() *CsvDialect {
@@ -1343,7 +1774,7 @@ type NewAttribute struct {
 
 func (x *NewAttribute) Reset() {
 	*x = NewAttribute{}
-	mi := &file_intake_v1_resources_proto_msgTypes[11]
+	mi := &file_intake_v1_resources_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1355,7 +1786,7 @@ func (x *NewAttribute) String() string {
 func (*NewAttribute) ProtoMessage() {}
 
 func (x *NewAttribute) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[11]
+	mi := &file_intake_v1_resources_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1368,7 +1799,7 @@ func (x *NewAttribute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NewAttribute.ProtoReflect.Descriptor instead.
 func (*NewAttribute) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{11}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *NewAttribute) GetAttributeId() string {
@@ -1428,7 +1859,7 @@ type CsvDialect struct {
 
 func (x *CsvDialect) Reset() {
 	*x = CsvDialect{}
-	mi := &file_intake_v1_resources_proto_msgTypes[12]
+	mi := &file_intake_v1_resources_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1440,7 +1871,7 @@ func (x *CsvDialect) String() string {
 func (*CsvDialect) ProtoMessage() {}
 
 func (x *CsvDialect) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[12]
+	mi := &file_intake_v1_resources_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1453,7 +1884,7 @@ func (x *CsvDialect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CsvDialect.ProtoReflect.Descriptor instead.
 func (*CsvDialect) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{12}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CsvDialect) GetDelimiter() string {
@@ -1542,7 +1973,7 @@ type MappingEntry struct {
 
 func (x *MappingEntry) Reset() {
 	*x = MappingEntry{}
-	mi := &file_intake_v1_resources_proto_msgTypes[13]
+	mi := &file_intake_v1_resources_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1554,7 +1985,7 @@ func (x *MappingEntry) String() string {
 func (*MappingEntry) ProtoMessage() {}
 
 func (x *MappingEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[13]
+	mi := &file_intake_v1_resources_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1567,7 +1998,7 @@ func (x *MappingEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MappingEntry.ProtoReflect.Descriptor instead.
 func (*MappingEntry) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{13}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *MappingEntry) GetAttribute() string {
@@ -1671,7 +2102,7 @@ type RunCounters struct {
 
 func (x *RunCounters) Reset() {
 	*x = RunCounters{}
-	mi := &file_intake_v1_resources_proto_msgTypes[14]
+	mi := &file_intake_v1_resources_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1683,7 +2114,7 @@ func (x *RunCounters) String() string {
 func (*RunCounters) ProtoMessage() {}
 
 func (x *RunCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[14]
+	mi := &file_intake_v1_resources_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1696,7 +2127,7 @@ func (x *RunCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunCounters.ProtoReflect.Descriptor instead.
 func (*RunCounters) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{14}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RunCounters) GetBytes() int64 {
@@ -1776,7 +2207,7 @@ type StageStatus struct {
 
 func (x *StageStatus) Reset() {
 	*x = StageStatus{}
-	mi := &file_intake_v1_resources_proto_msgTypes[15]
+	mi := &file_intake_v1_resources_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1788,7 +2219,7 @@ func (x *StageStatus) String() string {
 func (*StageStatus) ProtoMessage() {}
 
 func (x *StageStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[15]
+	mi := &file_intake_v1_resources_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1801,7 +2232,7 @@ func (x *StageStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageStatus.ProtoReflect.Descriptor instead.
 func (*StageStatus) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{15}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StageStatus) GetStage() Stage {
@@ -1848,7 +2279,7 @@ type RowError struct {
 
 func (x *RowError) Reset() {
 	*x = RowError{}
-	mi := &file_intake_v1_resources_proto_msgTypes[16]
+	mi := &file_intake_v1_resources_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1860,7 +2291,7 @@ func (x *RowError) String() string {
 func (*RowError) ProtoMessage() {}
 
 func (x *RowError) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[16]
+	mi := &file_intake_v1_resources_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1873,7 +2304,7 @@ func (x *RowError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RowError.ProtoReflect.Descriptor instead.
 func (*RowError) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{16}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RowError) GetRow() int64 {
@@ -1940,7 +2371,7 @@ type Run struct {
 
 func (x *Run) Reset() {
 	*x = Run{}
-	mi := &file_intake_v1_resources_proto_msgTypes[17]
+	mi := &file_intake_v1_resources_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1952,7 +2383,7 @@ func (x *Run) String() string {
 func (*Run) ProtoMessage() {}
 
 func (x *Run) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[17]
+	mi := &file_intake_v1_resources_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1965,7 +2396,7 @@ func (x *Run) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Run.ProtoReflect.Descriptor instead.
 func (*Run) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{17}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Run) GetName() string {
@@ -2110,7 +2541,7 @@ const file_intake_v1_resources_proto_rawDesc = "" +
 	"references\x12 \n" +
 	"\vdescription\x18\b \x01(\tR\vdescription\x12;\n" +
 	"\vcreate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xae\x06\n" +
+	"createTime\"\xf0\x06\n" +
 	"\x03Job\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12 \n" +
@@ -2134,7 +2565,8 @@ const file_intake_v1_resources_proto_rawDesc = "" +
 	"\x04etag\x18\x0f \x01(\tR\x04etag\x129\n" +
 	"\ferror_budget\x18\x10 \x01(\v2\x16.intake.v1.ErrorBudgetR\verrorBudget\x12+\n" +
 	"\x11mapping_validated\x18\x11 \x01(\bR\x10mappingValidated\x12N\n" +
-	"\x15mapping_validate_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\x13mappingValidateTime\"x\n" +
+	"\x15mapping_validate_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\x13mappingValidateTime\x12@\n" +
+	"\x0enext_run_times\x18\x13 \x03(\v2\x1a.google.protobuf.TimestampR\fnextRunTimes\"x\n" +
 	"\vErrorBudget\x12,\n" +
 	"\x11max_rejected_rows\x18\x01 \x01(\x03H\x00R\x0fmaxRejectedRows\x122\n" +
 	"\x14max_rejected_percent\x18\x02 \x01(\x01H\x00R\x12maxRejectedPercentB\a\n" +
@@ -2151,12 +2583,35 @@ const file_intake_v1_resources_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"%\n" +
 	"\x0fLocalConnection\x12\x12\n" +
-	"\x04path\x18\x01 \x01(\tR\x04path\"\x9c\x01\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\"\x80\x03\n" +
 	"\bSchedule\x12\x1b\n" +
 	"\ttime_zone\x18\x01 \x01(\tR\btimeZone\x12>\n" +
 	"\revery_minutes\x18\x02 \x01(\v2\x17.intake.v1.EveryMinutesH\x00R\feveryMinutes\x12(\n" +
-	"\x05daily\x18\x03 \x01(\v2\x10.intake.v1.DailyH\x00R\x05dailyB\t\n" +
-	"\acadence\"(\n" +
+	"\x05daily\x18\x03 \x01(\v2\x10.intake.v1.DailyH\x00R\x05daily\x12+\n" +
+	"\x06hourly\x18\x04 \x01(\v2\x11.intake.v1.HourlyH\x00R\x06hourly\x121\n" +
+	"\bworkdays\x18\x05 \x01(\v2\x13.intake.v1.WorkdaysH\x00R\bworkdays\x12+\n" +
+	"\x06weekly\x18\x06 \x01(\v2\x11.intake.v1.WeeklyH\x00R\x06weekly\x12.\n" +
+	"\amonthly\x18\a \x01(\v2\x12.intake.v1.MonthlyH\x00R\amonthly\x12%\n" +
+	"\x04cron\x18\b \x01(\v2\x0f.intake.v1.CronH\x00R\x04cronB\t\n" +
+	"\acadence\" \n" +
+	"\x06Hourly\x12\x16\n" +
+	"\x06minute\x18\x01 \x01(\x05R\x06minute\"6\n" +
+	"\bWorkdays\x12\x12\n" +
+	"\x04hour\x18\x01 \x01(\x05R\x04hour\x12\x16\n" +
+	"\x06minute\x18\x02 \x01(\x05R\x06minute\"\\\n" +
+	"\x06Weekly\x12&\n" +
+	"\x04days\x18\x01 \x03(\x0e2\x12.intake.v1.WeekdayR\x04days\x12\x12\n" +
+	"\x04hour\x18\x02 \x01(\x05R\x04hour\x12\x16\n" +
+	"\x06minute\x18\x03 \x01(\x05R\x06minute\"b\n" +
+	"\aMonthly\x12\x10\n" +
+	"\x03day\x18\x01 \x01(\x05R\x03day\x12\x19\n" +
+	"\blast_day\x18\x02 \x01(\bR\alastDay\x12\x12\n" +
+	"\x04hour\x18\x03 \x01(\x05R\x04hour\x12\x16\n" +
+	"\x06minute\x18\x04 \x01(\x05R\x06minute\"&\n" +
+	"\x04Cron\x12\x1e\n" +
+	"\n" +
+	"expression\x18\x01 \x01(\tR\n" +
+	"expression\"(\n" +
 	"\fEveryMinutes\x12\x18\n" +
 	"\aminutes\x18\x01 \x01(\x05R\aminutes\"3\n" +
 	"\x05Daily\x12\x12\n" +
@@ -2261,7 +2716,16 @@ const file_intake_v1_resources_proto_rawDesc = "" +
 	"\x13ATTRIBUTE_TYPE_DATE\x10\x03\x12\x1b\n" +
 	"\x17ATTRIBUTE_TYPE_CURRENCY\x10\x04\x12\x1a\n" +
 	"\x16ATTRIBUTE_TYPE_BOOLEAN\x10\x05\x12\x1e\n" +
-	"\x1aATTRIBUTE_TYPE_FOREIGN_KEY\x10\x06*O\n" +
+	"\x1aATTRIBUTE_TYPE_FOREIGN_KEY\x10\x06*\xb6\x01\n" +
+	"\aWeekday\x12\x17\n" +
+	"\x13WEEKDAY_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0eWEEKDAY_MONDAY\x10\x01\x12\x13\n" +
+	"\x0fWEEKDAY_TUESDAY\x10\x02\x12\x15\n" +
+	"\x11WEEKDAY_WEDNESDAY\x10\x03\x12\x14\n" +
+	"\x10WEEKDAY_THURSDAY\x10\x04\x12\x12\n" +
+	"\x0eWEEKDAY_FRIDAY\x10\x05\x12\x14\n" +
+	"\x10WEEKDAY_SATURDAY\x10\x06\x12\x12\n" +
+	"\x0eWEEKDAY_SUNDAY\x10\a*O\n" +
 	"\vCompression\x12\x14\n" +
 	"\x10COMPRESSION_AUTO\x10\x00\x12\x14\n" +
 	"\x10COMPRESSION_NONE\x10\x01\x12\x14\n" +
@@ -2300,77 +2764,90 @@ func file_intake_v1_resources_proto_rawDescGZIP() []byte {
 	return file_intake_v1_resources_proto_rawDescData
 }
 
-var file_intake_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_intake_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_intake_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_intake_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_intake_v1_resources_proto_goTypes = []any{
 	(ObjectType)(0),               // 0: intake.v1.ObjectType
 	(AttributeType)(0),            // 1: intake.v1.AttributeType
-	(Compression)(0),              // 2: intake.v1.Compression
-	(RunState)(0),                 // 3: intake.v1.RunState
-	(Trigger)(0),                  // 4: intake.v1.Trigger
-	(Stage)(0),                    // 5: intake.v1.Stage
-	(*DataObject)(nil),            // 6: intake.v1.DataObject
-	(*Attribute)(nil),             // 7: intake.v1.Attribute
-	(*Job)(nil),                   // 8: intake.v1.Job
-	(*ErrorBudget)(nil),           // 9: intake.v1.ErrorBudget
-	(*Connection)(nil),            // 10: intake.v1.Connection
-	(*HttpConnection)(nil),        // 11: intake.v1.HttpConnection
-	(*LocalConnection)(nil),       // 12: intake.v1.LocalConnection
-	(*Schedule)(nil),              // 13: intake.v1.Schedule
-	(*EveryMinutes)(nil),          // 14: intake.v1.EveryMinutes
-	(*Daily)(nil),                 // 15: intake.v1.Daily
-	(*MappingSpec)(nil),           // 16: intake.v1.MappingSpec
-	(*NewAttribute)(nil),          // 17: intake.v1.NewAttribute
-	(*CsvDialect)(nil),            // 18: intake.v1.CsvDialect
-	(*MappingEntry)(nil),          // 19: intake.v1.MappingEntry
-	(*RunCounters)(nil),           // 20: intake.v1.RunCounters
-	(*StageStatus)(nil),           // 21: intake.v1.StageStatus
-	(*RowError)(nil),              // 22: intake.v1.RowError
-	(*Run)(nil),                   // 23: intake.v1.Run
-	nil,                           // 24: intake.v1.HttpConnection.HeadersEntry
-	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
+	(Weekday)(0),                  // 2: intake.v1.Weekday
+	(Compression)(0),              // 3: intake.v1.Compression
+	(RunState)(0),                 // 4: intake.v1.RunState
+	(Trigger)(0),                  // 5: intake.v1.Trigger
+	(Stage)(0),                    // 6: intake.v1.Stage
+	(*DataObject)(nil),            // 7: intake.v1.DataObject
+	(*Attribute)(nil),             // 8: intake.v1.Attribute
+	(*Job)(nil),                   // 9: intake.v1.Job
+	(*ErrorBudget)(nil),           // 10: intake.v1.ErrorBudget
+	(*Connection)(nil),            // 11: intake.v1.Connection
+	(*HttpConnection)(nil),        // 12: intake.v1.HttpConnection
+	(*LocalConnection)(nil),       // 13: intake.v1.LocalConnection
+	(*Schedule)(nil),              // 14: intake.v1.Schedule
+	(*Hourly)(nil),                // 15: intake.v1.Hourly
+	(*Workdays)(nil),              // 16: intake.v1.Workdays
+	(*Weekly)(nil),                // 17: intake.v1.Weekly
+	(*Monthly)(nil),               // 18: intake.v1.Monthly
+	(*Cron)(nil),                  // 19: intake.v1.Cron
+	(*EveryMinutes)(nil),          // 20: intake.v1.EveryMinutes
+	(*Daily)(nil),                 // 21: intake.v1.Daily
+	(*MappingSpec)(nil),           // 22: intake.v1.MappingSpec
+	(*NewAttribute)(nil),          // 23: intake.v1.NewAttribute
+	(*CsvDialect)(nil),            // 24: intake.v1.CsvDialect
+	(*MappingEntry)(nil),          // 25: intake.v1.MappingEntry
+	(*RunCounters)(nil),           // 26: intake.v1.RunCounters
+	(*StageStatus)(nil),           // 27: intake.v1.StageStatus
+	(*RowError)(nil),              // 28: intake.v1.RowError
+	(*Run)(nil),                   // 29: intake.v1.Run
+	nil,                           // 30: intake.v1.HttpConnection.HeadersEntry
+	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
 }
 var file_intake_v1_resources_proto_depIdxs = []int32{
 	0,  // 0: intake.v1.DataObject.type:type_name -> intake.v1.ObjectType
-	7,  // 1: intake.v1.DataObject.attributes:type_name -> intake.v1.Attribute
+	8,  // 1: intake.v1.DataObject.attributes:type_name -> intake.v1.Attribute
 	1,  // 2: intake.v1.Attribute.type:type_name -> intake.v1.AttributeType
-	25, // 3: intake.v1.Attribute.create_time:type_name -> google.protobuf.Timestamp
+	31, // 3: intake.v1.Attribute.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: intake.v1.Job.object:type_name -> intake.v1.ObjectType
-	10, // 5: intake.v1.Job.connection:type_name -> intake.v1.Connection
-	16, // 6: intake.v1.Job.mapping:type_name -> intake.v1.MappingSpec
-	13, // 7: intake.v1.Job.schedule:type_name -> intake.v1.Schedule
-	25, // 8: intake.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	25, // 9: intake.v1.Job.update_time:type_name -> google.protobuf.Timestamp
-	25, // 10: intake.v1.Job.next_run_time:type_name -> google.protobuf.Timestamp
-	9,  // 11: intake.v1.Job.error_budget:type_name -> intake.v1.ErrorBudget
-	25, // 12: intake.v1.Job.mapping_validate_time:type_name -> google.protobuf.Timestamp
-	11, // 13: intake.v1.Connection.http:type_name -> intake.v1.HttpConnection
-	12, // 14: intake.v1.Connection.local:type_name -> intake.v1.LocalConnection
-	24, // 15: intake.v1.HttpConnection.headers:type_name -> intake.v1.HttpConnection.HeadersEntry
-	14, // 16: intake.v1.Schedule.every_minutes:type_name -> intake.v1.EveryMinutes
-	15, // 17: intake.v1.Schedule.daily:type_name -> intake.v1.Daily
-	18, // 18: intake.v1.MappingSpec.dialect:type_name -> intake.v1.CsvDialect
-	19, // 19: intake.v1.MappingSpec.entries:type_name -> intake.v1.MappingEntry
-	17, // 20: intake.v1.MappingSpec.new_attributes:type_name -> intake.v1.NewAttribute
-	1,  // 21: intake.v1.NewAttribute.type:type_name -> intake.v1.AttributeType
-	2,  // 22: intake.v1.CsvDialect.compression:type_name -> intake.v1.Compression
-	5,  // 23: intake.v1.StageStatus.stage:type_name -> intake.v1.Stage
-	25, // 24: intake.v1.StageStatus.start_time:type_name -> google.protobuf.Timestamp
-	25, // 25: intake.v1.StageStatus.end_time:type_name -> google.protobuf.Timestamp
-	3,  // 26: intake.v1.Run.state:type_name -> intake.v1.RunState
-	4,  // 27: intake.v1.Run.trigger:type_name -> intake.v1.Trigger
-	25, // 28: intake.v1.Run.create_time:type_name -> google.protobuf.Timestamp
-	25, // 29: intake.v1.Run.start_time:type_name -> google.protobuf.Timestamp
-	25, // 30: intake.v1.Run.end_time:type_name -> google.protobuf.Timestamp
-	25, // 31: intake.v1.Run.scheduled_time:type_name -> google.protobuf.Timestamp
-	20, // 32: intake.v1.Run.counters:type_name -> intake.v1.RunCounters
-	21, // 33: intake.v1.Run.stages:type_name -> intake.v1.StageStatus
-	22, // 34: intake.v1.Run.row_errors:type_name -> intake.v1.RowError
-	35, // [35:35] is the sub-list for method output_type
-	35, // [35:35] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	11, // 5: intake.v1.Job.connection:type_name -> intake.v1.Connection
+	22, // 6: intake.v1.Job.mapping:type_name -> intake.v1.MappingSpec
+	14, // 7: intake.v1.Job.schedule:type_name -> intake.v1.Schedule
+	31, // 8: intake.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	31, // 9: intake.v1.Job.update_time:type_name -> google.protobuf.Timestamp
+	31, // 10: intake.v1.Job.next_run_time:type_name -> google.protobuf.Timestamp
+	10, // 11: intake.v1.Job.error_budget:type_name -> intake.v1.ErrorBudget
+	31, // 12: intake.v1.Job.mapping_validate_time:type_name -> google.protobuf.Timestamp
+	31, // 13: intake.v1.Job.next_run_times:type_name -> google.protobuf.Timestamp
+	12, // 14: intake.v1.Connection.http:type_name -> intake.v1.HttpConnection
+	13, // 15: intake.v1.Connection.local:type_name -> intake.v1.LocalConnection
+	30, // 16: intake.v1.HttpConnection.headers:type_name -> intake.v1.HttpConnection.HeadersEntry
+	20, // 17: intake.v1.Schedule.every_minutes:type_name -> intake.v1.EveryMinutes
+	21, // 18: intake.v1.Schedule.daily:type_name -> intake.v1.Daily
+	15, // 19: intake.v1.Schedule.hourly:type_name -> intake.v1.Hourly
+	16, // 20: intake.v1.Schedule.workdays:type_name -> intake.v1.Workdays
+	17, // 21: intake.v1.Schedule.weekly:type_name -> intake.v1.Weekly
+	18, // 22: intake.v1.Schedule.monthly:type_name -> intake.v1.Monthly
+	19, // 23: intake.v1.Schedule.cron:type_name -> intake.v1.Cron
+	2,  // 24: intake.v1.Weekly.days:type_name -> intake.v1.Weekday
+	24, // 25: intake.v1.MappingSpec.dialect:type_name -> intake.v1.CsvDialect
+	25, // 26: intake.v1.MappingSpec.entries:type_name -> intake.v1.MappingEntry
+	23, // 27: intake.v1.MappingSpec.new_attributes:type_name -> intake.v1.NewAttribute
+	1,  // 28: intake.v1.NewAttribute.type:type_name -> intake.v1.AttributeType
+	3,  // 29: intake.v1.CsvDialect.compression:type_name -> intake.v1.Compression
+	6,  // 30: intake.v1.StageStatus.stage:type_name -> intake.v1.Stage
+	31, // 31: intake.v1.StageStatus.start_time:type_name -> google.protobuf.Timestamp
+	31, // 32: intake.v1.StageStatus.end_time:type_name -> google.protobuf.Timestamp
+	4,  // 33: intake.v1.Run.state:type_name -> intake.v1.RunState
+	5,  // 34: intake.v1.Run.trigger:type_name -> intake.v1.Trigger
+	31, // 35: intake.v1.Run.create_time:type_name -> google.protobuf.Timestamp
+	31, // 36: intake.v1.Run.start_time:type_name -> google.protobuf.Timestamp
+	31, // 37: intake.v1.Run.end_time:type_name -> google.protobuf.Timestamp
+	31, // 38: intake.v1.Run.scheduled_time:type_name -> google.protobuf.Timestamp
+	26, // 39: intake.v1.Run.counters:type_name -> intake.v1.RunCounters
+	27, // 40: intake.v1.Run.stages:type_name -> intake.v1.StageStatus
+	28, // 41: intake.v1.Run.row_errors:type_name -> intake.v1.RowError
+	42, // [42:42] is the sub-list for method output_type
+	42, // [42:42] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_intake_v1_resources_proto_init() }
@@ -2389,8 +2866,13 @@ func file_intake_v1_resources_proto_init() {
 	file_intake_v1_resources_proto_msgTypes[7].OneofWrappers = []any{
 		(*Schedule_EveryMinutes)(nil),
 		(*Schedule_Daily)(nil),
+		(*Schedule_Hourly)(nil),
+		(*Schedule_Workdays)(nil),
+		(*Schedule_Weekly)(nil),
+		(*Schedule_Monthly)(nil),
+		(*Schedule_Cron)(nil),
 	}
-	file_intake_v1_resources_proto_msgTypes[13].OneofWrappers = []any{
+	file_intake_v1_resources_proto_msgTypes[18].OneofWrappers = []any{
 		(*MappingEntry_Column)(nil),
 		(*MappingEntry_Constant)(nil),
 		(*MappingEntry_Function)(nil),
@@ -2400,8 +2882,8 @@ func file_intake_v1_resources_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_intake_v1_resources_proto_rawDesc), len(file_intake_v1_resources_proto_rawDesc)),
-			NumEnums:      6,
-			NumMessages:   19,
+			NumEnums:      7,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
