@@ -97,7 +97,7 @@ func (j *jobService) CreateJob(ctx context.Context, req *intakev1.CreateJobReque
 			id = newID
 			break
 		}
-		if id != "" || !errors.Is(err, store.ErrAlreadyExists) || attempt >= 3 {
+		if id != "" || !(errors.Is(err, store.ErrAlreadyExists) || errors.Is(err, store.ErrIDUsed)) || attempt >= 3 {
 			return nil, s.storeError(ctx, "create", "job "+store.JobName(newID), err)
 		}
 	}

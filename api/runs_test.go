@@ -660,3 +660,25 @@ func TestDeleteJobCancelsRunsInProgress(t *testing.T) {
 	require.Equal(t, intakev1.RunState_RUN_STATE_SUCCEEDED, got.GetState())
 	require.Equal(t, 1.0, metricValue(t, b.reg, "intake_api_runs_finished_total", map[string]string{"state": "cancelled", "trigger": "run_now"}))
 }
+
+// A deleted job's id is not handed to a new job while its run history is
+// kept: the new job would inherit that history, and its first run would be
+// skipped as "unchanged" against a run of the deleted job.
+func TestDeletedJobIDIsNotReused(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := testCtx(t)
+	job := b.createJob(t, "accounts")
+	b.completeRun(t, b.runNow(t, job.GetName()).GetName(), shaA, []int64{5}, []int64{0})
+	_, err := b.jobs.DeleteJob(ctx, &intakev1.DeleteJobRequest{Name: job.GetName()})
+	require.NoError(t, err)
+
+	_, err = b.create(t, "accounts", b.accountsJob("Accounts again"))
+	requireCode(t, err, codes.AlreadyExists, "job jobs/accounts was deleted", "choose another id")
+
+	// A job that never ran leaves nothing behind: its id is free again.
+	b.createJob(t, "short-lived")
+	_, err = b.jobs.DeleteJob(ctx, &intakev1.DeleteJobRequest{Name: "jobs/short-lived"})
+	require.NoError(t, err)
+	b.createJob(t, "short-lived")
+}

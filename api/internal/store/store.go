@@ -27,6 +27,10 @@ import (
 var (
 	ErrNotFound      = errors.New("not found")
 	ErrAlreadyExists = errors.New("already exists")
+	// ErrIDUsed: the id belonged to a deleted job whose run history is
+	// kept; reusing it would mix that history (and its file hashes) into the
+	// new job's.
+	ErrIDUsed = errors.New("id used by a deleted job")
 	// ErrDisabled: the job is disabled, so its schedule does not fire.
 	ErrDisabled = errors.New("job is disabled")
 	// ErrExpired: a validation token is older than ValidationTTL.
@@ -192,6 +196,14 @@ func (s *Store) CreateJob(ctx context.Context, id string, job *intakev1.Job, v *
 	cols, err := encodeColumns(v.Columns)
 	if err != nil {
 		return nil, err
+	}
+	var used bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM intake.runs WHERE job_id = $1)
+		AND NOT EXISTS (SELECT 1 FROM intake.jobs WHERE id = $1)`, id).Scan(&used); err != nil {
+		return nil, fmt.Errorf("check job id %s: %w", id, err)
+	}
+	if used {
+		return nil, ErrIDUsed
 	}
 	now := s.now()
 	_, err = s.pool.Exec(ctx, `INSERT INTO intake.jobs (id, spec, enabled, etag, create_time, update_time,
