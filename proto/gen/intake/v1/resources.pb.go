@@ -357,6 +357,10 @@ const (
 	Trigger_TRIGGER_UNSPECIFIED Trigger = 0
 	Trigger_TRIGGER_SCHEDULE    Trigger = 1
 	Trigger_TRIGGER_RUN_NOW     Trigger = 2
+	// The external trigger API (TriggerJob).
+	Trigger_TRIGGER_TRIGGER_API Trigger = 3
+	// A past run's stored source file, re-run with the job's current mapping.
+	Trigger_TRIGGER_REPLAY Trigger = 4
 )
 
 // Enum value maps for Trigger.
@@ -365,11 +369,15 @@ var (
 		0: "TRIGGER_UNSPECIFIED",
 		1: "TRIGGER_SCHEDULE",
 		2: "TRIGGER_RUN_NOW",
+		3: "TRIGGER_TRIGGER_API",
+		4: "TRIGGER_REPLAY",
 	}
 	Trigger_value = map[string]int32{
 		"TRIGGER_UNSPECIFIED": 0,
 		"TRIGGER_SCHEDULE":    1,
 		"TRIGGER_RUN_NOW":     2,
+		"TRIGGER_TRIGGER_API": 3,
+		"TRIGGER_REPLAY":      4,
 	}
 )
 
@@ -712,7 +720,18 @@ type Job struct {
 	// Output only: when the current mapping passed validation.
 	MappingValidateTime *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=mapping_validate_time,json=mappingValidateTime,proto3" json:"mapping_validate_time,omitempty"`
 	// Output only: the next five fire times (empty when disabled).
-	NextRunTimes  []*timestamppb.Timestamp `protobuf:"bytes,19,rep,name=next_run_times,json=nextRunTimes,proto3" json:"next_run_times,omitempty"`
+	NextRunTimes []*timestamppb.Timestamp `protobuf:"bytes,19,rep,name=next_run_times,json=nextRunTimes,proto3" json:"next_run_times,omitempty"`
+	// Optionally disable the schedule after consecutive failed runs.
+	FailurePolicy *FailurePolicy `protobuf:"bytes,20,opt,name=failure_policy,json=failurePolicy,proto3" json:"failure_policy,omitempty"`
+	// Output only: why the job was disabled by the system (e.g. the failure
+	// policy); empty otherwise. Cleared when the job is enabled again.
+	DisabledReason string `protobuf:"bytes,21,opt,name=disabled_reason,json=disabledReason,proto3" json:"disabled_reason,omitempty"`
+	// Output only: failed runs in a row since the last successful one
+	// (skipped runs count as failed, as the seed says).
+	ConsecutiveFailures int32 `protobuf:"varint,22,opt,name=consecutive_failures,json=consecutiveFailures,proto3" json:"consecutive_failures,omitempty"`
+	// How long the source files of this job's runs are kept. Unset: the
+	// server's default.
+	Retention     *RetentionPolicy `protobuf:"bytes,23,opt,name=retention,proto3" json:"retention,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -880,6 +899,135 @@ func (x *Job) GetNextRunTimes() []*timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Job) GetFailurePolicy() *FailurePolicy {
+	if x != nil {
+		return x.FailurePolicy
+	}
+	return nil
+}
+
+func (x *Job) GetDisabledReason() string {
+	if x != nil {
+		return x.DisabledReason
+	}
+	return ""
+}
+
+func (x *Job) GetConsecutiveFailures() int32 {
+	if x != nil {
+		return x.ConsecutiveFailures
+	}
+	return 0
+}
+
+func (x *Job) GetRetention() *RetentionPolicy {
+	if x != nil {
+		return x.Retention
+	}
+	return nil
+}
+
+// FailurePolicy disables a job's schedule after too many failed runs.
+type FailurePolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 0: never.
+	DisableAfterFailures int32 `protobuf:"varint,1,opt,name=disable_after_failures,json=disableAfterFailures,proto3" json:"disable_after_failures,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *FailurePolicy) Reset() {
+	*x = FailurePolicy{}
+	mi := &file_intake_v1_resources_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FailurePolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FailurePolicy) ProtoMessage() {}
+
+func (x *FailurePolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_resources_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FailurePolicy.ProtoReflect.Descriptor instead.
+func (*FailurePolicy) Descriptor() ([]byte, []int) {
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *FailurePolicy) GetDisableAfterFailures() int32 {
+	if x != nil {
+		return x.DisableAfterFailures
+	}
+	return 0
+}
+
+// RetentionPolicy bounds the stored source files of a job's runs. A file is
+// deleted when it is outside the last keep_runs runs or older than
+// keep_days days (either limit, when set).
+type RetentionPolicy struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	KeepRuns      int32                  `protobuf:"varint,1,opt,name=keep_runs,json=keepRuns,proto3" json:"keep_runs,omitempty"`
+	KeepDays      int32                  `protobuf:"varint,2,opt,name=keep_days,json=keepDays,proto3" json:"keep_days,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetentionPolicy) Reset() {
+	*x = RetentionPolicy{}
+	mi := &file_intake_v1_resources_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetentionPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetentionPolicy) ProtoMessage() {}
+
+func (x *RetentionPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_resources_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetentionPolicy.ProtoReflect.Descriptor instead.
+func (*RetentionPolicy) Descriptor() ([]byte, []int) {
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RetentionPolicy) GetKeepRuns() int32 {
+	if x != nil {
+		return x.KeepRuns
+	}
+	return 0
+}
+
+func (x *RetentionPolicy) GetKeepDays() int32 {
+	if x != nil {
+		return x.KeepDays
+	}
+	return 0
+}
+
 // ErrorBudget bounds the rejected rows of a run.
 type ErrorBudget struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -894,7 +1042,7 @@ type ErrorBudget struct {
 
 func (x *ErrorBudget) Reset() {
 	*x = ErrorBudget{}
-	mi := &file_intake_v1_resources_proto_msgTypes[3]
+	mi := &file_intake_v1_resources_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -906,7 +1054,7 @@ func (x *ErrorBudget) String() string {
 func (*ErrorBudget) ProtoMessage() {}
 
 func (x *ErrorBudget) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[3]
+	mi := &file_intake_v1_resources_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -919,7 +1067,7 @@ func (x *ErrorBudget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorBudget.ProtoReflect.Descriptor instead.
 func (*ErrorBudget) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{3}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ErrorBudget) GetLimit() isErrorBudget_Limit {
@@ -980,7 +1128,7 @@ type Connection struct {
 
 func (x *Connection) Reset() {
 	*x = Connection{}
-	mi := &file_intake_v1_resources_proto_msgTypes[4]
+	mi := &file_intake_v1_resources_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -992,7 +1140,7 @@ func (x *Connection) String() string {
 func (*Connection) ProtoMessage() {}
 
 func (x *Connection) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[4]
+	mi := &file_intake_v1_resources_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1005,7 +1153,7 @@ func (x *Connection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Connection.ProtoReflect.Descriptor instead.
 func (*Connection) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{4}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Connection) GetKind() isConnection_Kind {
@@ -1062,7 +1210,7 @@ type HttpConnection struct {
 
 func (x *HttpConnection) Reset() {
 	*x = HttpConnection{}
-	mi := &file_intake_v1_resources_proto_msgTypes[5]
+	mi := &file_intake_v1_resources_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1074,7 +1222,7 @@ func (x *HttpConnection) String() string {
 func (*HttpConnection) ProtoMessage() {}
 
 func (x *HttpConnection) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[5]
+	mi := &file_intake_v1_resources_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1087,7 +1235,7 @@ func (x *HttpConnection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpConnection.ProtoReflect.Descriptor instead.
 func (*HttpConnection) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{5}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *HttpConnection) GetUrl() string {
@@ -1116,7 +1264,7 @@ type LocalConnection struct {
 
 func (x *LocalConnection) Reset() {
 	*x = LocalConnection{}
-	mi := &file_intake_v1_resources_proto_msgTypes[6]
+	mi := &file_intake_v1_resources_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1128,7 +1276,7 @@ func (x *LocalConnection) String() string {
 func (*LocalConnection) ProtoMessage() {}
 
 func (x *LocalConnection) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[6]
+	mi := &file_intake_v1_resources_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1141,7 +1289,7 @@ func (x *LocalConnection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalConnection.ProtoReflect.Descriptor instead.
 func (*LocalConnection) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{6}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LocalConnection) GetPath() string {
@@ -1172,7 +1320,7 @@ type Schedule struct {
 
 func (x *Schedule) Reset() {
 	*x = Schedule{}
-	mi := &file_intake_v1_resources_proto_msgTypes[7]
+	mi := &file_intake_v1_resources_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1184,7 +1332,7 @@ func (x *Schedule) String() string {
 func (*Schedule) ProtoMessage() {}
 
 func (x *Schedule) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[7]
+	mi := &file_intake_v1_resources_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1197,7 +1345,7 @@ func (x *Schedule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Schedule.ProtoReflect.Descriptor instead.
 func (*Schedule) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{7}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Schedule) GetTimeZone() string {
@@ -1333,7 +1481,7 @@ type Hourly struct {
 
 func (x *Hourly) Reset() {
 	*x = Hourly{}
-	mi := &file_intake_v1_resources_proto_msgTypes[8]
+	mi := &file_intake_v1_resources_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1345,7 +1493,7 @@ func (x *Hourly) String() string {
 func (*Hourly) ProtoMessage() {}
 
 func (x *Hourly) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[8]
+	mi := &file_intake_v1_resources_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1358,7 +1506,7 @@ func (x *Hourly) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hourly.ProtoReflect.Descriptor instead.
 func (*Hourly) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{8}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Hourly) GetMinute() int32 {
@@ -1379,7 +1527,7 @@ type Workdays struct {
 
 func (x *Workdays) Reset() {
 	*x = Workdays{}
-	mi := &file_intake_v1_resources_proto_msgTypes[9]
+	mi := &file_intake_v1_resources_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1391,7 +1539,7 @@ func (x *Workdays) String() string {
 func (*Workdays) ProtoMessage() {}
 
 func (x *Workdays) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[9]
+	mi := &file_intake_v1_resources_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1404,7 +1552,7 @@ func (x *Workdays) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Workdays.ProtoReflect.Descriptor instead.
 func (*Workdays) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{9}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Workdays) GetHour() int32 {
@@ -1433,7 +1581,7 @@ type Weekly struct {
 
 func (x *Weekly) Reset() {
 	*x = Weekly{}
-	mi := &file_intake_v1_resources_proto_msgTypes[10]
+	mi := &file_intake_v1_resources_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1445,7 +1593,7 @@ func (x *Weekly) String() string {
 func (*Weekly) ProtoMessage() {}
 
 func (x *Weekly) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[10]
+	mi := &file_intake_v1_resources_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1458,7 +1606,7 @@ func (x *Weekly) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Weekly.ProtoReflect.Descriptor instead.
 func (*Weekly) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{10}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Weekly) GetDays() []Weekday {
@@ -1498,7 +1646,7 @@ type Monthly struct {
 
 func (x *Monthly) Reset() {
 	*x = Monthly{}
-	mi := &file_intake_v1_resources_proto_msgTypes[11]
+	mi := &file_intake_v1_resources_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1510,7 +1658,7 @@ func (x *Monthly) String() string {
 func (*Monthly) ProtoMessage() {}
 
 func (x *Monthly) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[11]
+	mi := &file_intake_v1_resources_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1523,7 +1671,7 @@ func (x *Monthly) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Monthly.ProtoReflect.Descriptor instead.
 func (*Monthly) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{11}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Monthly) GetDay() int32 {
@@ -1565,7 +1713,7 @@ type Cron struct {
 
 func (x *Cron) Reset() {
 	*x = Cron{}
-	mi := &file_intake_v1_resources_proto_msgTypes[12]
+	mi := &file_intake_v1_resources_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1577,7 +1725,7 @@ func (x *Cron) String() string {
 func (*Cron) ProtoMessage() {}
 
 func (x *Cron) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[12]
+	mi := &file_intake_v1_resources_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1590,7 +1738,7 @@ func (x *Cron) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cron.ProtoReflect.Descriptor instead.
 func (*Cron) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{12}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Cron) GetExpression() string {
@@ -1610,7 +1758,7 @@ type EveryMinutes struct {
 
 func (x *EveryMinutes) Reset() {
 	*x = EveryMinutes{}
-	mi := &file_intake_v1_resources_proto_msgTypes[13]
+	mi := &file_intake_v1_resources_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1622,7 +1770,7 @@ func (x *EveryMinutes) String() string {
 func (*EveryMinutes) ProtoMessage() {}
 
 func (x *EveryMinutes) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[13]
+	mi := &file_intake_v1_resources_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1635,7 +1783,7 @@ func (x *EveryMinutes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EveryMinutes.ProtoReflect.Descriptor instead.
 func (*EveryMinutes) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{13}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EveryMinutes) GetMinutes() int32 {
@@ -1656,7 +1804,7 @@ type Daily struct {
 
 func (x *Daily) Reset() {
 	*x = Daily{}
-	mi := &file_intake_v1_resources_proto_msgTypes[14]
+	mi := &file_intake_v1_resources_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1668,7 +1816,7 @@ func (x *Daily) String() string {
 func (*Daily) ProtoMessage() {}
 
 func (x *Daily) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[14]
+	mi := &file_intake_v1_resources_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1681,7 +1829,7 @@ func (x *Daily) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Daily.ProtoReflect.Descriptor instead.
 func (*Daily) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{14}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Daily) GetHour() int32 {
@@ -1711,7 +1859,7 @@ type MappingSpec struct {
 
 func (x *MappingSpec) Reset() {
 	*x = MappingSpec{}
-	mi := &file_intake_v1_resources_proto_msgTypes[15]
+	mi := &file_intake_v1_resources_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1723,7 +1871,7 @@ func (x *MappingSpec) String() string {
 func (*MappingSpec) ProtoMessage() {}
 
 func (x *MappingSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[15]
+	mi := &file_intake_v1_resources_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1736,7 +1884,7 @@ func (x *MappingSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MappingSpec.ProtoReflect.Descriptor instead.
 func (*MappingSpec) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{15}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *MappingSpec) GetDialect() *CsvDialect {
@@ -1774,7 +1922,7 @@ type NewAttribute struct {
 
 func (x *NewAttribute) Reset() {
 	*x = NewAttribute{}
-	mi := &file_intake_v1_resources_proto_msgTypes[16]
+	mi := &file_intake_v1_resources_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1786,7 +1934,7 @@ func (x *NewAttribute) String() string {
 func (*NewAttribute) ProtoMessage() {}
 
 func (x *NewAttribute) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[16]
+	mi := &file_intake_v1_resources_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1799,7 +1947,7 @@ func (x *NewAttribute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NewAttribute.ProtoReflect.Descriptor instead.
 func (*NewAttribute) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{16}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *NewAttribute) GetAttributeId() string {
@@ -1859,7 +2007,7 @@ type CsvDialect struct {
 
 func (x *CsvDialect) Reset() {
 	*x = CsvDialect{}
-	mi := &file_intake_v1_resources_proto_msgTypes[17]
+	mi := &file_intake_v1_resources_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1871,7 +2019,7 @@ func (x *CsvDialect) String() string {
 func (*CsvDialect) ProtoMessage() {}
 
 func (x *CsvDialect) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[17]
+	mi := &file_intake_v1_resources_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1884,7 +2032,7 @@ func (x *CsvDialect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CsvDialect.ProtoReflect.Descriptor instead.
 func (*CsvDialect) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{17}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CsvDialect) GetDelimiter() string {
@@ -1973,7 +2121,7 @@ type MappingEntry struct {
 
 func (x *MappingEntry) Reset() {
 	*x = MappingEntry{}
-	mi := &file_intake_v1_resources_proto_msgTypes[18]
+	mi := &file_intake_v1_resources_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1985,7 +2133,7 @@ func (x *MappingEntry) String() string {
 func (*MappingEntry) ProtoMessage() {}
 
 func (x *MappingEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[18]
+	mi := &file_intake_v1_resources_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1998,7 +2146,7 @@ func (x *MappingEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MappingEntry.ProtoReflect.Descriptor instead.
 func (*MappingEntry) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{18}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *MappingEntry) GetAttribute() string {
@@ -2102,7 +2250,7 @@ type RunCounters struct {
 
 func (x *RunCounters) Reset() {
 	*x = RunCounters{}
-	mi := &file_intake_v1_resources_proto_msgTypes[19]
+	mi := &file_intake_v1_resources_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2114,7 +2262,7 @@ func (x *RunCounters) String() string {
 func (*RunCounters) ProtoMessage() {}
 
 func (x *RunCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[19]
+	mi := &file_intake_v1_resources_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2127,7 +2275,7 @@ func (x *RunCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunCounters.ProtoReflect.Descriptor instead.
 func (*RunCounters) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{19}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RunCounters) GetBytes() int64 {
@@ -2207,7 +2355,7 @@ type StageStatus struct {
 
 func (x *StageStatus) Reset() {
 	*x = StageStatus{}
-	mi := &file_intake_v1_resources_proto_msgTypes[20]
+	mi := &file_intake_v1_resources_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2219,7 +2367,7 @@ func (x *StageStatus) String() string {
 func (*StageStatus) ProtoMessage() {}
 
 func (x *StageStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[20]
+	mi := &file_intake_v1_resources_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2232,7 +2380,7 @@ func (x *StageStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageStatus.ProtoReflect.Descriptor instead.
 func (*StageStatus) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{20}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StageStatus) GetStage() Stage {
@@ -2279,7 +2427,7 @@ type RowError struct {
 
 func (x *RowError) Reset() {
 	*x = RowError{}
-	mi := &file_intake_v1_resources_proto_msgTypes[21]
+	mi := &file_intake_v1_resources_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2291,7 +2439,7 @@ func (x *RowError) String() string {
 func (*RowError) ProtoMessage() {}
 
 func (x *RowError) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[21]
+	mi := &file_intake_v1_resources_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2304,7 +2452,7 @@ func (x *RowError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RowError.ProtoReflect.Descriptor instead.
 func (*RowError) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{21}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RowError) GetRow() int64 {
@@ -2365,13 +2513,19 @@ type Run struct {
 	NewColumns []string `protobuf:"bytes,15,rep,name=new_columns,json=newColumns,proto3" json:"new_columns,omitempty"`
 	// Mapped columns missing from the file (the run then fails before loading).
 	MissingColumns []string `protobuf:"bytes,16,rep,name=missing_columns,json=missingColumns,proto3" json:"missing_columns,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// For a replay: the run whose stored source file this run re-imports.
+	ReplayOf string `protobuf:"bytes,17,opt,name=replay_of,json=replayOf,proto3" json:"replay_of,omitempty"`
+	// The run was started with force: not skipped when the file is unchanged.
+	Force bool `protobuf:"varint,18,opt,name=force,proto3" json:"force,omitempty"`
+	// The run's source file is no longer stored (retention policy).
+	SourceExpired bool `protobuf:"varint,19,opt,name=source_expired,json=sourceExpired,proto3" json:"source_expired,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Run) Reset() {
 	*x = Run{}
-	mi := &file_intake_v1_resources_proto_msgTypes[22]
+	mi := &file_intake_v1_resources_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2383,7 +2537,7 @@ func (x *Run) String() string {
 func (*Run) ProtoMessage() {}
 
 func (x *Run) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[22]
+	mi := &file_intake_v1_resources_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2396,7 +2550,7 @@ func (x *Run) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Run.ProtoReflect.Descriptor instead.
 func (*Run) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{22}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Run) GetName() string {
@@ -2511,6 +2665,27 @@ func (x *Run) GetMissingColumns() []string {
 	return nil
 }
 
+func (x *Run) GetReplayOf() string {
+	if x != nil {
+		return x.ReplayOf
+	}
+	return ""
+}
+
+func (x *Run) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+func (x *Run) GetSourceExpired() bool {
+	if x != nil {
+		return x.SourceExpired
+	}
+	return false
+}
+
 var File_intake_v1_resources_proto protoreflect.FileDescriptor
 
 const file_intake_v1_resources_proto_rawDesc = "" +
@@ -2541,7 +2716,7 @@ const file_intake_v1_resources_proto_rawDesc = "" +
 	"references\x12 \n" +
 	"\vdescription\x18\b \x01(\tR\vdescription\x12;\n" +
 	"\vcreate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xf0\x06\n" +
+	"createTime\"\xc7\b\n" +
 	"\x03Job\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12 \n" +
@@ -2566,7 +2741,16 @@ const file_intake_v1_resources_proto_rawDesc = "" +
 	"\ferror_budget\x18\x10 \x01(\v2\x16.intake.v1.ErrorBudgetR\verrorBudget\x12+\n" +
 	"\x11mapping_validated\x18\x11 \x01(\bR\x10mappingValidated\x12N\n" +
 	"\x15mapping_validate_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\x13mappingValidateTime\x12@\n" +
-	"\x0enext_run_times\x18\x13 \x03(\v2\x1a.google.protobuf.TimestampR\fnextRunTimes\"x\n" +
+	"\x0enext_run_times\x18\x13 \x03(\v2\x1a.google.protobuf.TimestampR\fnextRunTimes\x12?\n" +
+	"\x0efailure_policy\x18\x14 \x01(\v2\x18.intake.v1.FailurePolicyR\rfailurePolicy\x12'\n" +
+	"\x0fdisabled_reason\x18\x15 \x01(\tR\x0edisabledReason\x121\n" +
+	"\x14consecutive_failures\x18\x16 \x01(\x05R\x13consecutiveFailures\x128\n" +
+	"\tretention\x18\x17 \x01(\v2\x1a.intake.v1.RetentionPolicyR\tretention\"E\n" +
+	"\rFailurePolicy\x124\n" +
+	"\x16disable_after_failures\x18\x01 \x01(\x05R\x14disableAfterFailures\"K\n" +
+	"\x0fRetentionPolicy\x12\x1b\n" +
+	"\tkeep_runs\x18\x01 \x01(\x05R\bkeepRuns\x12\x1b\n" +
+	"\tkeep_days\x18\x02 \x01(\x05R\bkeepDays\"x\n" +
 	"\vErrorBudget\x12,\n" +
 	"\x11max_rejected_rows\x18\x01 \x01(\x03H\x00R\x0fmaxRejectedRows\x122\n" +
 	"\x14max_rejected_percent\x18\x02 \x01(\x01H\x00R\x12maxRejectedPercentB\a\n" +
@@ -2672,7 +2856,7 @@ const file_intake_v1_resources_proto_rawDesc = "" +
 	"\x03row\x18\x01 \x01(\x03R\x03row\x12\x16\n" +
 	"\x06column\x18\x02 \x01(\tR\x06column\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x16\n" +
-	"\x06record\x18\x04 \x01(\tR\x06record\"\xa9\x05\n" +
+	"\x06record\x18\x04 \x01(\tR\x06record\"\x83\x06\n" +
 	"\x03Run\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x13.intake.v1.RunStateR\x05state\x12,\n" +
@@ -2694,7 +2878,10 @@ const file_intake_v1_resources_proto_rawDesc = "" +
 	"\adry_run\x18\x0e \x01(\bR\x06dryRun\x12\x1f\n" +
 	"\vnew_columns\x18\x0f \x03(\tR\n" +
 	"newColumns\x12'\n" +
-	"\x0fmissing_columns\x18\x10 \x03(\tR\x0emissingColumns*\xcd\x02\n" +
+	"\x0fmissing_columns\x18\x10 \x03(\tR\x0emissingColumns\x12\x1b\n" +
+	"\treplay_of\x18\x11 \x01(\tR\breplayOf\x12\x14\n" +
+	"\x05force\x18\x12 \x01(\bR\x05force\x12%\n" +
+	"\x0esource_expired\x18\x13 \x01(\bR\rsourceExpired*\xcd\x02\n" +
 	"\n" +
 	"ObjectType\x12\x1b\n" +
 	"\x17OBJECT_TYPE_UNSPECIFIED\x10\x00\x12\x18\n" +
@@ -2740,11 +2927,13 @@ const file_intake_v1_resources_proto_rawDesc = "" +
 	"\x1dRUN_STATE_PARTIALLY_SUCCEEDED\x10\x06\x12\x14\n" +
 	"\x10RUN_STATE_FAILED\x10\a\x12\x15\n" +
 	"\x11RUN_STATE_SKIPPED\x10\b\x12\x17\n" +
-	"\x13RUN_STATE_CANCELLED\x10\t*M\n" +
+	"\x13RUN_STATE_CANCELLED\x10\t*z\n" +
 	"\aTrigger\x12\x17\n" +
 	"\x13TRIGGER_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10TRIGGER_SCHEDULE\x10\x01\x12\x13\n" +
-	"\x0fTRIGGER_RUN_NOW\x10\x02*N\n" +
+	"\x0fTRIGGER_RUN_NOW\x10\x02\x12\x17\n" +
+	"\x13TRIGGER_TRIGGER_API\x10\x03\x12\x12\n" +
+	"\x0eTRIGGER_REPLAY\x10\x04*N\n" +
 	"\x05Stage\x12\x15\n" +
 	"\x11STAGE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vSTAGE_FETCH\x10\x01\x12\r\n" +
@@ -2765,7 +2954,7 @@ func file_intake_v1_resources_proto_rawDescGZIP() []byte {
 }
 
 var file_intake_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_intake_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_intake_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_intake_v1_resources_proto_goTypes = []any{
 	(ObjectType)(0),               // 0: intake.v1.ObjectType
 	(AttributeType)(0),            // 1: intake.v1.AttributeType
@@ -2777,77 +2966,81 @@ var file_intake_v1_resources_proto_goTypes = []any{
 	(*DataObject)(nil),            // 7: intake.v1.DataObject
 	(*Attribute)(nil),             // 8: intake.v1.Attribute
 	(*Job)(nil),                   // 9: intake.v1.Job
-	(*ErrorBudget)(nil),           // 10: intake.v1.ErrorBudget
-	(*Connection)(nil),            // 11: intake.v1.Connection
-	(*HttpConnection)(nil),        // 12: intake.v1.HttpConnection
-	(*LocalConnection)(nil),       // 13: intake.v1.LocalConnection
-	(*Schedule)(nil),              // 14: intake.v1.Schedule
-	(*Hourly)(nil),                // 15: intake.v1.Hourly
-	(*Workdays)(nil),              // 16: intake.v1.Workdays
-	(*Weekly)(nil),                // 17: intake.v1.Weekly
-	(*Monthly)(nil),               // 18: intake.v1.Monthly
-	(*Cron)(nil),                  // 19: intake.v1.Cron
-	(*EveryMinutes)(nil),          // 20: intake.v1.EveryMinutes
-	(*Daily)(nil),                 // 21: intake.v1.Daily
-	(*MappingSpec)(nil),           // 22: intake.v1.MappingSpec
-	(*NewAttribute)(nil),          // 23: intake.v1.NewAttribute
-	(*CsvDialect)(nil),            // 24: intake.v1.CsvDialect
-	(*MappingEntry)(nil),          // 25: intake.v1.MappingEntry
-	(*RunCounters)(nil),           // 26: intake.v1.RunCounters
-	(*StageStatus)(nil),           // 27: intake.v1.StageStatus
-	(*RowError)(nil),              // 28: intake.v1.RowError
-	(*Run)(nil),                   // 29: intake.v1.Run
-	nil,                           // 30: intake.v1.HttpConnection.HeadersEntry
-	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
+	(*FailurePolicy)(nil),         // 10: intake.v1.FailurePolicy
+	(*RetentionPolicy)(nil),       // 11: intake.v1.RetentionPolicy
+	(*ErrorBudget)(nil),           // 12: intake.v1.ErrorBudget
+	(*Connection)(nil),            // 13: intake.v1.Connection
+	(*HttpConnection)(nil),        // 14: intake.v1.HttpConnection
+	(*LocalConnection)(nil),       // 15: intake.v1.LocalConnection
+	(*Schedule)(nil),              // 16: intake.v1.Schedule
+	(*Hourly)(nil),                // 17: intake.v1.Hourly
+	(*Workdays)(nil),              // 18: intake.v1.Workdays
+	(*Weekly)(nil),                // 19: intake.v1.Weekly
+	(*Monthly)(nil),               // 20: intake.v1.Monthly
+	(*Cron)(nil),                  // 21: intake.v1.Cron
+	(*EveryMinutes)(nil),          // 22: intake.v1.EveryMinutes
+	(*Daily)(nil),                 // 23: intake.v1.Daily
+	(*MappingSpec)(nil),           // 24: intake.v1.MappingSpec
+	(*NewAttribute)(nil),          // 25: intake.v1.NewAttribute
+	(*CsvDialect)(nil),            // 26: intake.v1.CsvDialect
+	(*MappingEntry)(nil),          // 27: intake.v1.MappingEntry
+	(*RunCounters)(nil),           // 28: intake.v1.RunCounters
+	(*StageStatus)(nil),           // 29: intake.v1.StageStatus
+	(*RowError)(nil),              // 30: intake.v1.RowError
+	(*Run)(nil),                   // 31: intake.v1.Run
+	nil,                           // 32: intake.v1.HttpConnection.HeadersEntry
+	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
 }
 var file_intake_v1_resources_proto_depIdxs = []int32{
 	0,  // 0: intake.v1.DataObject.type:type_name -> intake.v1.ObjectType
 	8,  // 1: intake.v1.DataObject.attributes:type_name -> intake.v1.Attribute
 	1,  // 2: intake.v1.Attribute.type:type_name -> intake.v1.AttributeType
-	31, // 3: intake.v1.Attribute.create_time:type_name -> google.protobuf.Timestamp
+	33, // 3: intake.v1.Attribute.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: intake.v1.Job.object:type_name -> intake.v1.ObjectType
-	11, // 5: intake.v1.Job.connection:type_name -> intake.v1.Connection
-	22, // 6: intake.v1.Job.mapping:type_name -> intake.v1.MappingSpec
-	14, // 7: intake.v1.Job.schedule:type_name -> intake.v1.Schedule
-	31, // 8: intake.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	31, // 9: intake.v1.Job.update_time:type_name -> google.protobuf.Timestamp
-	31, // 10: intake.v1.Job.next_run_time:type_name -> google.protobuf.Timestamp
-	10, // 11: intake.v1.Job.error_budget:type_name -> intake.v1.ErrorBudget
-	31, // 12: intake.v1.Job.mapping_validate_time:type_name -> google.protobuf.Timestamp
-	31, // 13: intake.v1.Job.next_run_times:type_name -> google.protobuf.Timestamp
-	12, // 14: intake.v1.Connection.http:type_name -> intake.v1.HttpConnection
-	13, // 15: intake.v1.Connection.local:type_name -> intake.v1.LocalConnection
-	30, // 16: intake.v1.HttpConnection.headers:type_name -> intake.v1.HttpConnection.HeadersEntry
-	20, // 17: intake.v1.Schedule.every_minutes:type_name -> intake.v1.EveryMinutes
-	21, // 18: intake.v1.Schedule.daily:type_name -> intake.v1.Daily
-	15, // 19: intake.v1.Schedule.hourly:type_name -> intake.v1.Hourly
-	16, // 20: intake.v1.Schedule.workdays:type_name -> intake.v1.Workdays
-	17, // 21: intake.v1.Schedule.weekly:type_name -> intake.v1.Weekly
-	18, // 22: intake.v1.Schedule.monthly:type_name -> intake.v1.Monthly
-	19, // 23: intake.v1.Schedule.cron:type_name -> intake.v1.Cron
-	2,  // 24: intake.v1.Weekly.days:type_name -> intake.v1.Weekday
-	24, // 25: intake.v1.MappingSpec.dialect:type_name -> intake.v1.CsvDialect
-	25, // 26: intake.v1.MappingSpec.entries:type_name -> intake.v1.MappingEntry
-	23, // 27: intake.v1.MappingSpec.new_attributes:type_name -> intake.v1.NewAttribute
-	1,  // 28: intake.v1.NewAttribute.type:type_name -> intake.v1.AttributeType
-	3,  // 29: intake.v1.CsvDialect.compression:type_name -> intake.v1.Compression
-	6,  // 30: intake.v1.StageStatus.stage:type_name -> intake.v1.Stage
-	31, // 31: intake.v1.StageStatus.start_time:type_name -> google.protobuf.Timestamp
-	31, // 32: intake.v1.StageStatus.end_time:type_name -> google.protobuf.Timestamp
-	4,  // 33: intake.v1.Run.state:type_name -> intake.v1.RunState
-	5,  // 34: intake.v1.Run.trigger:type_name -> intake.v1.Trigger
-	31, // 35: intake.v1.Run.create_time:type_name -> google.protobuf.Timestamp
-	31, // 36: intake.v1.Run.start_time:type_name -> google.protobuf.Timestamp
-	31, // 37: intake.v1.Run.end_time:type_name -> google.protobuf.Timestamp
-	31, // 38: intake.v1.Run.scheduled_time:type_name -> google.protobuf.Timestamp
-	26, // 39: intake.v1.Run.counters:type_name -> intake.v1.RunCounters
-	27, // 40: intake.v1.Run.stages:type_name -> intake.v1.StageStatus
-	28, // 41: intake.v1.Run.row_errors:type_name -> intake.v1.RowError
-	42, // [42:42] is the sub-list for method output_type
-	42, // [42:42] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	13, // 5: intake.v1.Job.connection:type_name -> intake.v1.Connection
+	24, // 6: intake.v1.Job.mapping:type_name -> intake.v1.MappingSpec
+	16, // 7: intake.v1.Job.schedule:type_name -> intake.v1.Schedule
+	33, // 8: intake.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	33, // 9: intake.v1.Job.update_time:type_name -> google.protobuf.Timestamp
+	33, // 10: intake.v1.Job.next_run_time:type_name -> google.protobuf.Timestamp
+	12, // 11: intake.v1.Job.error_budget:type_name -> intake.v1.ErrorBudget
+	33, // 12: intake.v1.Job.mapping_validate_time:type_name -> google.protobuf.Timestamp
+	33, // 13: intake.v1.Job.next_run_times:type_name -> google.protobuf.Timestamp
+	10, // 14: intake.v1.Job.failure_policy:type_name -> intake.v1.FailurePolicy
+	11, // 15: intake.v1.Job.retention:type_name -> intake.v1.RetentionPolicy
+	14, // 16: intake.v1.Connection.http:type_name -> intake.v1.HttpConnection
+	15, // 17: intake.v1.Connection.local:type_name -> intake.v1.LocalConnection
+	32, // 18: intake.v1.HttpConnection.headers:type_name -> intake.v1.HttpConnection.HeadersEntry
+	22, // 19: intake.v1.Schedule.every_minutes:type_name -> intake.v1.EveryMinutes
+	23, // 20: intake.v1.Schedule.daily:type_name -> intake.v1.Daily
+	17, // 21: intake.v1.Schedule.hourly:type_name -> intake.v1.Hourly
+	18, // 22: intake.v1.Schedule.workdays:type_name -> intake.v1.Workdays
+	19, // 23: intake.v1.Schedule.weekly:type_name -> intake.v1.Weekly
+	20, // 24: intake.v1.Schedule.monthly:type_name -> intake.v1.Monthly
+	21, // 25: intake.v1.Schedule.cron:type_name -> intake.v1.Cron
+	2,  // 26: intake.v1.Weekly.days:type_name -> intake.v1.Weekday
+	26, // 27: intake.v1.MappingSpec.dialect:type_name -> intake.v1.CsvDialect
+	27, // 28: intake.v1.MappingSpec.entries:type_name -> intake.v1.MappingEntry
+	25, // 29: intake.v1.MappingSpec.new_attributes:type_name -> intake.v1.NewAttribute
+	1,  // 30: intake.v1.NewAttribute.type:type_name -> intake.v1.AttributeType
+	3,  // 31: intake.v1.CsvDialect.compression:type_name -> intake.v1.Compression
+	6,  // 32: intake.v1.StageStatus.stage:type_name -> intake.v1.Stage
+	33, // 33: intake.v1.StageStatus.start_time:type_name -> google.protobuf.Timestamp
+	33, // 34: intake.v1.StageStatus.end_time:type_name -> google.protobuf.Timestamp
+	4,  // 35: intake.v1.Run.state:type_name -> intake.v1.RunState
+	5,  // 36: intake.v1.Run.trigger:type_name -> intake.v1.Trigger
+	33, // 37: intake.v1.Run.create_time:type_name -> google.protobuf.Timestamp
+	33, // 38: intake.v1.Run.start_time:type_name -> google.protobuf.Timestamp
+	33, // 39: intake.v1.Run.end_time:type_name -> google.protobuf.Timestamp
+	33, // 40: intake.v1.Run.scheduled_time:type_name -> google.protobuf.Timestamp
+	28, // 41: intake.v1.Run.counters:type_name -> intake.v1.RunCounters
+	29, // 42: intake.v1.Run.stages:type_name -> intake.v1.StageStatus
+	30, // 43: intake.v1.Run.row_errors:type_name -> intake.v1.RowError
+	44, // [44:44] is the sub-list for method output_type
+	44, // [44:44] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_intake_v1_resources_proto_init() }
@@ -2855,15 +3048,15 @@ func file_intake_v1_resources_proto_init() {
 	if File_intake_v1_resources_proto != nil {
 		return
 	}
-	file_intake_v1_resources_proto_msgTypes[3].OneofWrappers = []any{
+	file_intake_v1_resources_proto_msgTypes[5].OneofWrappers = []any{
 		(*ErrorBudget_MaxRejectedRows)(nil),
 		(*ErrorBudget_MaxRejectedPercent)(nil),
 	}
-	file_intake_v1_resources_proto_msgTypes[4].OneofWrappers = []any{
+	file_intake_v1_resources_proto_msgTypes[6].OneofWrappers = []any{
 		(*Connection_Http)(nil),
 		(*Connection_Local)(nil),
 	}
-	file_intake_v1_resources_proto_msgTypes[7].OneofWrappers = []any{
+	file_intake_v1_resources_proto_msgTypes[9].OneofWrappers = []any{
 		(*Schedule_EveryMinutes)(nil),
 		(*Schedule_Daily)(nil),
 		(*Schedule_Hourly)(nil),
@@ -2872,7 +3065,7 @@ func file_intake_v1_resources_proto_init() {
 		(*Schedule_Monthly)(nil),
 		(*Schedule_Cron)(nil),
 	}
-	file_intake_v1_resources_proto_msgTypes[18].OneofWrappers = []any{
+	file_intake_v1_resources_proto_msgTypes[20].OneofWrappers = []any{
 		(*MappingEntry_Column)(nil),
 		(*MappingEntry_Constant)(nil),
 		(*MappingEntry_Function)(nil),
@@ -2883,7 +3076,7 @@ func file_intake_v1_resources_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_intake_v1_resources_proto_rawDesc), len(file_intake_v1_resources_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   24,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

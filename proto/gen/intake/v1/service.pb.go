@@ -197,6 +197,122 @@ func (Directive) EnumDescriptor() ([]byte, []int) {
 	return file_intake_v1_service_proto_rawDescGZIP(), []int{2}
 }
 
+type DuplicateJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "jobs/{job}"
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Optional id of the copy; generated when empty.
+	NewJobId      string `protobuf:"bytes,2,opt,name=new_job_id,json=newJobId,proto3" json:"new_job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DuplicateJobRequest) Reset() {
+	*x = DuplicateJobRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DuplicateJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DuplicateJobRequest) ProtoMessage() {}
+
+func (x *DuplicateJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DuplicateJobRequest.ProtoReflect.Descriptor instead.
+func (*DuplicateJobRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *DuplicateJobRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DuplicateJobRequest) GetNewJobId() string {
+	if x != nil {
+		return x.NewJobId
+	}
+	return ""
+}
+
+type SetJobEnabledRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Name    string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Enabled bool                   `protobuf:"varint,2,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// As in UpdateJobRequest: needed to enable a job whose mapping has not
+	// passed validation.
+	ValidationToken string `protobuf:"bytes,3,opt,name=validation_token,json=validationToken,proto3" json:"validation_token,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *SetJobEnabledRequest) Reset() {
+	*x = SetJobEnabledRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetJobEnabledRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetJobEnabledRequest) ProtoMessage() {}
+
+func (x *SetJobEnabledRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetJobEnabledRequest.ProtoReflect.Descriptor instead.
+func (*SetJobEnabledRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SetJobEnabledRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SetJobEnabledRequest) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *SetJobEnabledRequest) GetValidationToken() string {
+	if x != nil {
+		return x.ValidationToken
+	}
+	return ""
+}
+
 type CreateJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Job   *Job                   `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
@@ -211,7 +327,7 @@ type CreateJobRequest struct {
 
 func (x *CreateJobRequest) Reset() {
 	*x = CreateJobRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[0]
+	mi := &file_intake_v1_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -223,7 +339,7 @@ func (x *CreateJobRequest) String() string {
 func (*CreateJobRequest) ProtoMessage() {}
 
 func (x *CreateJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[0]
+	mi := &file_intake_v1_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -236,7 +352,7 @@ func (x *CreateJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJobRequest.ProtoReflect.Descriptor instead.
 func (*CreateJobRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{0}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *CreateJobRequest) GetJob() *Job {
@@ -270,7 +386,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[1]
+	mi := &file_intake_v1_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -282,7 +398,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[1]
+	mi := &file_intake_v1_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -295,7 +411,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{1}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *GetJobRequest) GetName() string {
@@ -315,7 +431,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[2]
+	mi := &file_intake_v1_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -327,7 +443,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[2]
+	mi := &file_intake_v1_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -340,7 +456,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{2}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListJobsRequest) GetPageSize() int32 {
@@ -367,7 +483,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_intake_v1_service_proto_msgTypes[3]
+	mi := &file_intake_v1_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -379,7 +495,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[3]
+	mi := &file_intake_v1_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -392,7 +508,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{3}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -423,7 +539,7 @@ type UpdateJobRequest struct {
 
 func (x *UpdateJobRequest) Reset() {
 	*x = UpdateJobRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[4]
+	mi := &file_intake_v1_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -435,7 +551,7 @@ func (x *UpdateJobRequest) String() string {
 func (*UpdateJobRequest) ProtoMessage() {}
 
 func (x *UpdateJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[4]
+	mi := &file_intake_v1_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -448,7 +564,7 @@ func (x *UpdateJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateJobRequest.ProtoReflect.Descriptor instead.
 func (*UpdateJobRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{4}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *UpdateJobRequest) GetJob() *Job {
@@ -481,7 +597,7 @@ type DeleteJobRequest struct {
 
 func (x *DeleteJobRequest) Reset() {
 	*x = DeleteJobRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[5]
+	mi := &file_intake_v1_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -493,7 +609,7 @@ func (x *DeleteJobRequest) String() string {
 func (*DeleteJobRequest) ProtoMessage() {}
 
 func (x *DeleteJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[5]
+	mi := &file_intake_v1_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -506,7 +622,7 @@ func (x *DeleteJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteJobRequest.ProtoReflect.Descriptor instead.
 func (*DeleteJobRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{5}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *DeleteJobRequest) GetName() string {
@@ -521,14 +637,16 @@ type RunJobRequest struct {
 	// "jobs/{job}"
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Stage the whole file and report what the run would do, changing nothing.
-	DryRun        bool `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	DryRun bool `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// Import the file even if it is unchanged since the last successful run.
+	Force         bool `protobuf:"varint,3,opt,name=force,proto3" json:"force,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RunJobRequest) Reset() {
 	*x = RunJobRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[6]
+	mi := &file_intake_v1_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -540,7 +658,7 @@ func (x *RunJobRequest) String() string {
 func (*RunJobRequest) ProtoMessage() {}
 
 func (x *RunJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[6]
+	mi := &file_intake_v1_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -553,7 +671,7 @@ func (x *RunJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunJobRequest.ProtoReflect.Descriptor instead.
 func (*RunJobRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{6}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RunJobRequest) GetName() string {
@@ -566,6 +684,13 @@ func (x *RunJobRequest) GetName() string {
 func (x *RunJobRequest) GetDryRun() bool {
 	if x != nil {
 		return x.DryRun
+	}
+	return false
+}
+
+func (x *RunJobRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
 	}
 	return false
 }
@@ -587,7 +712,7 @@ type ValidateMappingRequest struct {
 
 func (x *ValidateMappingRequest) Reset() {
 	*x = ValidateMappingRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[7]
+	mi := &file_intake_v1_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -599,7 +724,7 @@ func (x *ValidateMappingRequest) String() string {
 func (*ValidateMappingRequest) ProtoMessage() {}
 
 func (x *ValidateMappingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[7]
+	mi := &file_intake_v1_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -612,7 +737,7 @@ func (x *ValidateMappingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateMappingRequest.ProtoReflect.Descriptor instead.
 func (*ValidateMappingRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{7}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ValidateMappingRequest) GetName() string {
@@ -658,7 +783,7 @@ type Finding struct {
 
 func (x *Finding) Reset() {
 	*x = Finding{}
-	mi := &file_intake_v1_service_proto_msgTypes[8]
+	mi := &file_intake_v1_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -670,7 +795,7 @@ func (x *Finding) String() string {
 func (*Finding) ProtoMessage() {}
 
 func (x *Finding) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[8]
+	mi := &file_intake_v1_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -683,7 +808,7 @@ func (x *Finding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Finding.ProtoReflect.Descriptor instead.
 func (*Finding) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{8}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Finding) GetSeverity() FindingSeverity {
@@ -758,7 +883,7 @@ type SourceColumn struct {
 
 func (x *SourceColumn) Reset() {
 	*x = SourceColumn{}
-	mi := &file_intake_v1_service_proto_msgTypes[9]
+	mi := &file_intake_v1_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -770,7 +895,7 @@ func (x *SourceColumn) String() string {
 func (*SourceColumn) ProtoMessage() {}
 
 func (x *SourceColumn) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[9]
+	mi := &file_intake_v1_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -783,7 +908,7 @@ func (x *SourceColumn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SourceColumn.ProtoReflect.Descriptor instead.
 func (*SourceColumn) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{9}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SourceColumn) GetName() string {
@@ -829,7 +954,7 @@ type DialectDetection struct {
 
 func (x *DialectDetection) Reset() {
 	*x = DialectDetection{}
-	mi := &file_intake_v1_service_proto_msgTypes[10]
+	mi := &file_intake_v1_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -841,7 +966,7 @@ func (x *DialectDetection) String() string {
 func (*DialectDetection) ProtoMessage() {}
 
 func (x *DialectDetection) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[10]
+	mi := &file_intake_v1_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -854,7 +979,7 @@ func (x *DialectDetection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DialectDetection.ProtoReflect.Descriptor instead.
 func (*DialectDetection) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{10}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DialectDetection) GetDelimiter() string {
@@ -915,7 +1040,7 @@ type ValidateMappingResponse struct {
 
 func (x *ValidateMappingResponse) Reset() {
 	*x = ValidateMappingResponse{}
-	mi := &file_intake_v1_service_proto_msgTypes[11]
+	mi := &file_intake_v1_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -927,7 +1052,7 @@ func (x *ValidateMappingResponse) String() string {
 func (*ValidateMappingResponse) ProtoMessage() {}
 
 func (x *ValidateMappingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[11]
+	mi := &file_intake_v1_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -940,7 +1065,7 @@ func (x *ValidateMappingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateMappingResponse.ProtoReflect.Descriptor instead.
 func (*ValidateMappingResponse) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{11}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ValidateMappingResponse) GetValid() bool {
@@ -997,7 +1122,7 @@ type PreviewJobRequest struct {
 
 func (x *PreviewJobRequest) Reset() {
 	*x = PreviewJobRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[12]
+	mi := &file_intake_v1_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1009,7 +1134,7 @@ func (x *PreviewJobRequest) String() string {
 func (*PreviewJobRequest) ProtoMessage() {}
 
 func (x *PreviewJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[12]
+	mi := &file_intake_v1_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1022,7 +1147,7 @@ func (x *PreviewJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewJobRequest.ProtoReflect.Descriptor instead.
 func (*PreviewJobRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{12}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PreviewJobRequest) GetName() string {
@@ -1060,7 +1185,7 @@ type PreviewCell struct {
 
 func (x *PreviewCell) Reset() {
 	*x = PreviewCell{}
-	mi := &file_intake_v1_service_proto_msgTypes[13]
+	mi := &file_intake_v1_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1072,7 +1197,7 @@ func (x *PreviewCell) String() string {
 func (*PreviewCell) ProtoMessage() {}
 
 func (x *PreviewCell) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[13]
+	mi := &file_intake_v1_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1085,7 +1210,7 @@ func (x *PreviewCell) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewCell.ProtoReflect.Descriptor instead.
 func (*PreviewCell) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{13}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PreviewCell) GetValue() string {
@@ -1125,7 +1250,7 @@ type PreviewRow struct {
 
 func (x *PreviewRow) Reset() {
 	*x = PreviewRow{}
-	mi := &file_intake_v1_service_proto_msgTypes[14]
+	mi := &file_intake_v1_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1137,7 +1262,7 @@ func (x *PreviewRow) String() string {
 func (*PreviewRow) ProtoMessage() {}
 
 func (x *PreviewRow) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[14]
+	mi := &file_intake_v1_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1150,7 +1275,7 @@ func (x *PreviewRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewRow.ProtoReflect.Descriptor instead.
 func (*PreviewRow) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{14}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PreviewRow) GetRow() int64 {
@@ -1195,7 +1320,7 @@ type PreviewJobResponse struct {
 
 func (x *PreviewJobResponse) Reset() {
 	*x = PreviewJobResponse{}
-	mi := &file_intake_v1_service_proto_msgTypes[15]
+	mi := &file_intake_v1_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1207,7 +1332,7 @@ func (x *PreviewJobResponse) String() string {
 func (*PreviewJobResponse) ProtoMessage() {}
 
 func (x *PreviewJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[15]
+	mi := &file_intake_v1_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1220,7 +1345,7 @@ func (x *PreviewJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewJobResponse.ProtoReflect.Descriptor instead.
 func (*PreviewJobResponse) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{15}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PreviewJobResponse) GetHeader() []string {
@@ -1269,7 +1394,7 @@ type SuggestMappingRequest struct {
 
 func (x *SuggestMappingRequest) Reset() {
 	*x = SuggestMappingRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[16]
+	mi := &file_intake_v1_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1281,7 +1406,7 @@ func (x *SuggestMappingRequest) String() string {
 func (*SuggestMappingRequest) ProtoMessage() {}
 
 func (x *SuggestMappingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[16]
+	mi := &file_intake_v1_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1294,7 +1419,7 @@ func (x *SuggestMappingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuggestMappingRequest.ProtoReflect.Descriptor instead.
 func (*SuggestMappingRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{16}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SuggestMappingRequest) GetName() string {
@@ -1326,7 +1451,7 @@ type Suggestion struct {
 
 func (x *Suggestion) Reset() {
 	*x = Suggestion{}
-	mi := &file_intake_v1_service_proto_msgTypes[17]
+	mi := &file_intake_v1_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1338,7 +1463,7 @@ func (x *Suggestion) String() string {
 func (*Suggestion) ProtoMessage() {}
 
 func (x *Suggestion) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[17]
+	mi := &file_intake_v1_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1351,7 +1476,7 @@ func (x *Suggestion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Suggestion.ProtoReflect.Descriptor instead.
 func (*Suggestion) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{17}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Suggestion) GetEntry() int32 {
@@ -1395,7 +1520,7 @@ type SuggestMappingResponse struct {
 
 func (x *SuggestMappingResponse) Reset() {
 	*x = SuggestMappingResponse{}
-	mi := &file_intake_v1_service_proto_msgTypes[18]
+	mi := &file_intake_v1_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1407,7 +1532,7 @@ func (x *SuggestMappingResponse) String() string {
 func (*SuggestMappingResponse) ProtoMessage() {}
 
 func (x *SuggestMappingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[18]
+	mi := &file_intake_v1_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1420,7 +1545,7 @@ func (x *SuggestMappingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuggestMappingResponse.ProtoReflect.Descriptor instead.
 func (*SuggestMappingResponse) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{18}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SuggestMappingResponse) GetMapping() *MappingSpec {
@@ -1451,6 +1576,147 @@ func (x *SuggestMappingResponse) GetDetected() *DialectDetection {
 	return nil
 }
 
+type CancelRunRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelRunRequest) Reset() {
+	*x = CancelRunRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelRunRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelRunRequest) ProtoMessage() {}
+
+func (x *CancelRunRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelRunRequest.ProtoReflect.Descriptor instead.
+func (*CancelRunRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *CancelRunRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DownloadSourceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownloadSourceRequest) Reset() {
+	*x = DownloadSourceRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadSourceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadSourceRequest) ProtoMessage() {}
+
+func (x *DownloadSourceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadSourceRequest.ProtoReflect.Descriptor instead.
+func (*DownloadSourceRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *DownloadSourceRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type ReplayRunRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The run to replay: "jobs/{job}/runs/{run}".
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	DryRun        bool   `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayRunRequest) Reset() {
+	*x = ReplayRunRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayRunRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayRunRequest) ProtoMessage() {}
+
+func (x *ReplayRunRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayRunRequest.ProtoReflect.Descriptor instead.
+func (*ReplayRunRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ReplayRunRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ReplayRunRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
 type DownloadRejectsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "jobs/{job}/runs/{run}"
@@ -1461,7 +1727,7 @@ type DownloadRejectsRequest struct {
 
 func (x *DownloadRejectsRequest) Reset() {
 	*x = DownloadRejectsRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[19]
+	mi := &file_intake_v1_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1473,7 +1739,7 @@ func (x *DownloadRejectsRequest) String() string {
 func (*DownloadRejectsRequest) ProtoMessage() {}
 
 func (x *DownloadRejectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[19]
+	mi := &file_intake_v1_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1486,7 +1752,7 @@ func (x *DownloadRejectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadRejectsRequest.ProtoReflect.Descriptor instead.
 func (*DownloadRejectsRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{19}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DownloadRejectsRequest) GetName() string {
@@ -1509,7 +1775,7 @@ type FileChunk struct {
 
 func (x *FileChunk) Reset() {
 	*x = FileChunk{}
-	mi := &file_intake_v1_service_proto_msgTypes[20]
+	mi := &file_intake_v1_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1521,7 +1787,7 @@ func (x *FileChunk) String() string {
 func (*FileChunk) ProtoMessage() {}
 
 func (x *FileChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[20]
+	mi := &file_intake_v1_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1534,7 +1800,7 @@ func (x *FileChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileChunk.ProtoReflect.Descriptor instead.
 func (*FileChunk) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{20}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *FileChunk) GetData() []byte {
@@ -1566,7 +1832,7 @@ type ListObjectsRequest struct {
 
 func (x *ListObjectsRequest) Reset() {
 	*x = ListObjectsRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[21]
+	mi := &file_intake_v1_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1578,7 +1844,7 @@ func (x *ListObjectsRequest) String() string {
 func (*ListObjectsRequest) ProtoMessage() {}
 
 func (x *ListObjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[21]
+	mi := &file_intake_v1_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1591,7 +1857,7 @@ func (x *ListObjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListObjectsRequest.ProtoReflect.Descriptor instead.
 func (*ListObjectsRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{21}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{26}
 }
 
 type ListObjectsResponse struct {
@@ -1603,7 +1869,7 @@ type ListObjectsResponse struct {
 
 func (x *ListObjectsResponse) Reset() {
 	*x = ListObjectsResponse{}
-	mi := &file_intake_v1_service_proto_msgTypes[22]
+	mi := &file_intake_v1_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1615,7 +1881,7 @@ func (x *ListObjectsResponse) String() string {
 func (*ListObjectsResponse) ProtoMessage() {}
 
 func (x *ListObjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[22]
+	mi := &file_intake_v1_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1628,7 +1894,7 @@ func (x *ListObjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListObjectsResponse.ProtoReflect.Descriptor instead.
 func (*ListObjectsResponse) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{22}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListObjectsResponse) GetObjects() []*DataObject {
@@ -1648,7 +1914,7 @@ type ListAttributesRequest struct {
 
 func (x *ListAttributesRequest) Reset() {
 	*x = ListAttributesRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[23]
+	mi := &file_intake_v1_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1660,7 +1926,7 @@ func (x *ListAttributesRequest) String() string {
 func (*ListAttributesRequest) ProtoMessage() {}
 
 func (x *ListAttributesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[23]
+	mi := &file_intake_v1_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1673,7 +1939,7 @@ func (x *ListAttributesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAttributesRequest.ProtoReflect.Descriptor instead.
 func (*ListAttributesRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{23}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListAttributesRequest) GetParent() string {
@@ -1692,7 +1958,7 @@ type ListAttributesResponse struct {
 
 func (x *ListAttributesResponse) Reset() {
 	*x = ListAttributesResponse{}
-	mi := &file_intake_v1_service_proto_msgTypes[24]
+	mi := &file_intake_v1_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1704,7 +1970,7 @@ func (x *ListAttributesResponse) String() string {
 func (*ListAttributesResponse) ProtoMessage() {}
 
 func (x *ListAttributesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[24]
+	mi := &file_intake_v1_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1717,7 +1983,7 @@ func (x *ListAttributesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAttributesResponse.ProtoReflect.Descriptor instead.
 func (*ListAttributesResponse) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{24}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListAttributesResponse) GetAttributes() []*Attribute {
@@ -1738,7 +2004,7 @@ type CreateAttributeRequest struct {
 
 func (x *CreateAttributeRequest) Reset() {
 	*x = CreateAttributeRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[25]
+	mi := &file_intake_v1_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1750,7 +2016,7 @@ func (x *CreateAttributeRequest) String() string {
 func (*CreateAttributeRequest) ProtoMessage() {}
 
 func (x *CreateAttributeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[25]
+	mi := &file_intake_v1_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1763,7 +2029,7 @@ func (x *CreateAttributeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAttributeRequest.ProtoReflect.Descriptor instead.
 func (*CreateAttributeRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{25}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CreateAttributeRequest) GetParent() string {
@@ -1790,7 +2056,7 @@ type DeleteAttributeRequest struct {
 
 func (x *DeleteAttributeRequest) Reset() {
 	*x = DeleteAttributeRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[26]
+	mi := &file_intake_v1_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1802,7 +2068,7 @@ func (x *DeleteAttributeRequest) String() string {
 func (*DeleteAttributeRequest) ProtoMessage() {}
 
 func (x *DeleteAttributeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[26]
+	mi := &file_intake_v1_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1815,7 +2081,7 @@ func (x *DeleteAttributeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAttributeRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAttributeRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{26}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DeleteAttributeRequest) GetName() string {
@@ -1835,7 +2101,7 @@ type GetRunRequest struct {
 
 func (x *GetRunRequest) Reset() {
 	*x = GetRunRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[27]
+	mi := &file_intake_v1_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1847,7 +2113,7 @@ func (x *GetRunRequest) String() string {
 func (*GetRunRequest) ProtoMessage() {}
 
 func (x *GetRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[27]
+	mi := &file_intake_v1_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1860,7 +2126,7 @@ func (x *GetRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRunRequest.ProtoReflect.Descriptor instead.
 func (*GetRunRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{27}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetRunRequest) GetName() string {
@@ -1873,16 +2139,23 @@ func (x *GetRunRequest) GetName() string {
 type ListRunsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "jobs/{job}", or "jobs/-" for every job.
-	Parent        string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	PageSize      int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Parent    string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	PageSize  int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only runs in these states (any when empty).
+	States []RunState `protobuf:"varint,4,rep,packed,name=states,proto3,enum=intake.v1.RunState" json:"states,omitempty"`
+	// Only runs started by these triggers (any when empty).
+	Triggers []Trigger `protobuf:"varint,5,rep,packed,name=triggers,proto3,enum=intake.v1.Trigger" json:"triggers,omitempty"`
+	// Only runs created at or after / before these times.
+	CreateTimeFrom *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time_from,json=createTimeFrom,proto3" json:"create_time_from,omitempty"`
+	CreateTimeTo   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time_to,json=createTimeTo,proto3" json:"create_time_to,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ListRunsRequest) Reset() {
 	*x = ListRunsRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[28]
+	mi := &file_intake_v1_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1894,7 +2167,7 @@ func (x *ListRunsRequest) String() string {
 func (*ListRunsRequest) ProtoMessage() {}
 
 func (x *ListRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[28]
+	mi := &file_intake_v1_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1907,7 +2180,7 @@ func (x *ListRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunsRequest.ProtoReflect.Descriptor instead.
 func (*ListRunsRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{28}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListRunsRequest) GetParent() string {
@@ -1931,6 +2204,34 @@ func (x *ListRunsRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListRunsRequest) GetStates() []RunState {
+	if x != nil {
+		return x.States
+	}
+	return nil
+}
+
+func (x *ListRunsRequest) GetTriggers() []Trigger {
+	if x != nil {
+		return x.Triggers
+	}
+	return nil
+}
+
+func (x *ListRunsRequest) GetCreateTimeFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTimeFrom
+	}
+	return nil
+}
+
+func (x *ListRunsRequest) GetCreateTimeTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTimeTo
+	}
+	return nil
+}
+
 type ListRunsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Runs          []*Run                 `protobuf:"bytes,1,rep,name=runs,proto3" json:"runs,omitempty"`
@@ -1941,7 +2242,7 @@ type ListRunsResponse struct {
 
 func (x *ListRunsResponse) Reset() {
 	*x = ListRunsResponse{}
-	mi := &file_intake_v1_service_proto_msgTypes[29]
+	mi := &file_intake_v1_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1953,7 +2254,7 @@ func (x *ListRunsResponse) String() string {
 func (*ListRunsResponse) ProtoMessage() {}
 
 func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[29]
+	mi := &file_intake_v1_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1966,7 +2267,7 @@ func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunsResponse.ProtoReflect.Descriptor instead.
 func (*ListRunsResponse) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{29}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListRunsResponse) GetRuns() []*Run {
@@ -1992,7 +2293,7 @@ type WatchRunRequest struct {
 
 func (x *WatchRunRequest) Reset() {
 	*x = WatchRunRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[30]
+	mi := &file_intake_v1_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2004,7 +2305,7 @@ func (x *WatchRunRequest) String() string {
 func (*WatchRunRequest) ProtoMessage() {}
 
 func (x *WatchRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[30]
+	mi := &file_intake_v1_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2017,7 +2318,7 @@ func (x *WatchRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRunRequest.ProtoReflect.Descriptor instead.
 func (*WatchRunRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{30}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *WatchRunRequest) GetName() string {
@@ -2036,7 +2337,7 @@ type WatchRunResponse struct {
 
 func (x *WatchRunResponse) Reset() {
 	*x = WatchRunResponse{}
-	mi := &file_intake_v1_service_proto_msgTypes[31]
+	mi := &file_intake_v1_service_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2048,7 +2349,7 @@ func (x *WatchRunResponse) String() string {
 func (*WatchRunResponse) ProtoMessage() {}
 
 func (x *WatchRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[31]
+	mi := &file_intake_v1_service_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2061,7 +2362,7 @@ func (x *WatchRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRunResponse.ProtoReflect.Descriptor instead.
 func (*WatchRunResponse) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{31}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *WatchRunResponse) GetRun() *Run {
@@ -2095,7 +2396,7 @@ type ReportRunEventRequest struct {
 
 func (x *ReportRunEventRequest) Reset() {
 	*x = ReportRunEventRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[32]
+	mi := &file_intake_v1_service_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2107,7 +2408,7 @@ func (x *ReportRunEventRequest) String() string {
 func (*ReportRunEventRequest) ProtoMessage() {}
 
 func (x *ReportRunEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[32]
+	mi := &file_intake_v1_service_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2120,7 +2421,7 @@ func (x *ReportRunEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRunEventRequest.ProtoReflect.Descriptor instead.
 func (*ReportRunEventRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{32}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ReportRunEventRequest) GetRun() string {
@@ -2210,7 +2511,7 @@ type ReportRunEventResponse struct {
 
 func (x *ReportRunEventResponse) Reset() {
 	*x = ReportRunEventResponse{}
-	mi := &file_intake_v1_service_proto_msgTypes[33]
+	mi := &file_intake_v1_service_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2222,7 +2523,7 @@ func (x *ReportRunEventResponse) String() string {
 func (*ReportRunEventResponse) ProtoMessage() {}
 
 func (x *ReportRunEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[33]
+	mi := &file_intake_v1_service_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2235,7 +2536,7 @@ func (x *ReportRunEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRunEventResponse.ProtoReflect.Descriptor instead.
 func (*ReportRunEventResponse) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{33}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ReportRunEventResponse) GetDirective() Directive {
@@ -2263,7 +2564,7 @@ type CreateScheduledRunRequest struct {
 
 func (x *CreateScheduledRunRequest) Reset() {
 	*x = CreateScheduledRunRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[34]
+	mi := &file_intake_v1_service_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2275,7 +2576,7 @@ func (x *CreateScheduledRunRequest) String() string {
 func (*CreateScheduledRunRequest) ProtoMessage() {}
 
 func (x *CreateScheduledRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[34]
+	mi := &file_intake_v1_service_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2288,7 +2589,7 @@ func (x *CreateScheduledRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateScheduledRunRequest.ProtoReflect.Descriptor instead.
 func (*CreateScheduledRunRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{34}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CreateScheduledRunRequest) GetJob() string {
@@ -2317,7 +2618,7 @@ type CreateScheduledRunResponse struct {
 
 func (x *CreateScheduledRunResponse) Reset() {
 	*x = CreateScheduledRunResponse{}
-	mi := &file_intake_v1_service_proto_msgTypes[35]
+	mi := &file_intake_v1_service_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2329,7 +2630,7 @@ func (x *CreateScheduledRunResponse) String() string {
 func (*CreateScheduledRunResponse) ProtoMessage() {}
 
 func (x *CreateScheduledRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[35]
+	mi := &file_intake_v1_service_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2342,7 +2643,7 @@ func (x *CreateScheduledRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateScheduledRunResponse.ProtoReflect.Descriptor instead.
 func (*CreateScheduledRunResponse) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{35}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *CreateScheduledRunResponse) GetRun() *Run {
@@ -2370,7 +2671,15 @@ var File_intake_v1_service_proto protoreflect.FileDescriptor
 
 const file_intake_v1_service_proto_rawDesc = "" +
 	"\n" +
-	"\x17intake/v1/service.proto\x12\tintake.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19intake/v1/resources.proto\"v\n" +
+	"\x17intake/v1/service.proto\x12\tintake.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19intake/v1/resources.proto\"G\n" +
+	"\x13DuplicateJobRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
+	"\n" +
+	"new_job_id\x18\x02 \x01(\tR\bnewJobId\"o\n" +
+	"\x14SetJobEnabledRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aenabled\x18\x02 \x01(\bR\aenabled\x12)\n" +
+	"\x10validation_token\x18\x03 \x01(\tR\x0fvalidationToken\"v\n" +
 	"\x10CreateJobRequest\x12 \n" +
 	"\x03job\x18\x01 \x01(\v2\x0e.intake.v1.JobR\x03job\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12)\n" +
@@ -2390,10 +2699,11 @@ const file_intake_v1_service_proto_rawDesc = "" +
 	"updateMask\x12)\n" +
 	"\x10validation_token\x18\x03 \x01(\tR\x0fvalidationToken\"&\n" +
 	"\x10DeleteJobRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"<\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"R\n" +
 	"\rRunJobRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x17\n" +
-	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"o\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\x12\x14\n" +
+	"\x05force\x18\x03 \x01(\bR\x05force\"o\n" +
 	"\x16ValidateMappingRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\x03job\x18\x02 \x01(\v2\x0e.intake.v1.JobR\x03job\x12\x1f\n" +
@@ -2464,7 +2774,14 @@ const file_intake_v1_service_proto_rawDesc = "" +
 	"\amapping\x18\x01 \x01(\v2\x16.intake.v1.MappingSpecR\amapping\x127\n" +
 	"\vsuggestions\x18\x02 \x03(\v2\x15.intake.v1.SuggestionR\vsuggestions\x12\x16\n" +
 	"\x06header\x18\x03 \x03(\tR\x06header\x127\n" +
-	"\bdetected\x18\x04 \x01(\v2\x1b.intake.v1.DialectDetectionR\bdetected\",\n" +
+	"\bdetected\x18\x04 \x01(\v2\x1b.intake.v1.DialectDetectionR\bdetected\"&\n" +
+	"\x10CancelRunRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"+\n" +
+	"\x15DownloadSourceRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"?\n" +
+	"\x10ReplayRunRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x17\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\",\n" +
 	"\x16DownloadRejectsRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"^\n" +
 	"\tFileChunk\x12\x12\n" +
@@ -2486,12 +2803,16 @@ const file_intake_v1_service_proto_rawDesc = "" +
 	"\x16DeleteAttributeRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"#\n" +
 	"\rGetRunRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"e\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xca\x02\n" +
 	"\x0fListRunsRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"^\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\x12+\n" +
+	"\x06states\x18\x04 \x03(\x0e2\x13.intake.v1.RunStateR\x06states\x12.\n" +
+	"\btriggers\x18\x05 \x03(\x0e2\x12.intake.v1.TriggerR\btriggers\x12D\n" +
+	"\x10create_time_from\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0ecreateTimeFrom\x12@\n" +
+	"\x0ecreate_time_to\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\fcreateTimeTo\"^\n" +
 	"\x10ListRunsResponse\x12\"\n" +
 	"\x04runs\x18\x01 \x03(\v2\x0e.intake.v1.RunR\x04runs\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"%\n" +
@@ -2540,7 +2861,7 @@ const file_intake_v1_service_proto_rawDesc = "" +
 	"\x15DIRECTIVE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12DIRECTIVE_CONTINUE\x10\x01\x12\x12\n" +
 	"\x0eDIRECTIVE_SKIP\x10\x02\x12\x15\n" +
-	"\x11DIRECTIVE_ABANDON\x10\x032\xeb\x04\n" +
+	"\x11DIRECTIVE_ABANDON\x10\x032\xed\x05\n" +
 	"\n" +
 	"JobService\x128\n" +
 	"\tCreateJob\x12\x1b.intake.v1.CreateJobRequest\x1a\x0e.intake.v1.Job\x122\n" +
@@ -2552,13 +2873,18 @@ const file_intake_v1_service_proto_rawDesc = "" +
 	"\x0fValidateMapping\x12!.intake.v1.ValidateMappingRequest\x1a\".intake.v1.ValidateMappingResponse\x12I\n" +
 	"\n" +
 	"PreviewJob\x12\x1c.intake.v1.PreviewJobRequest\x1a\x1d.intake.v1.PreviewJobResponse\x12U\n" +
-	"\x0eSuggestMapping\x12 .intake.v1.SuggestMappingRequest\x1a!.intake.v1.SuggestMappingResponse2\x9a\x02\n" +
+	"\x0eSuggestMapping\x12 .intake.v1.SuggestMappingRequest\x1a!.intake.v1.SuggestMappingResponse\x12>\n" +
+	"\fDuplicateJob\x12\x1e.intake.v1.DuplicateJobRequest\x1a\x0e.intake.v1.Job\x12@\n" +
+	"\rSetJobEnabled\x12\x1f.intake.v1.SetJobEnabledRequest\x1a\x0e.intake.v1.Job2\xda\x03\n" +
 	"\n" +
 	"RunService\x122\n" +
 	"\x06GetRun\x12\x18.intake.v1.GetRunRequest\x1a\x0e.intake.v1.Run\x12C\n" +
 	"\bListRuns\x12\x1a.intake.v1.ListRunsRequest\x1a\x1b.intake.v1.ListRunsResponse\x12E\n" +
 	"\bWatchRun\x12\x1a.intake.v1.WatchRunRequest\x1a\x1b.intake.v1.WatchRunResponse0\x01\x12L\n" +
-	"\x0fDownloadRejects\x12!.intake.v1.DownloadRejectsRequest\x1a\x14.intake.v1.FileChunk0\x012\xd1\x02\n" +
+	"\x0fDownloadRejects\x12!.intake.v1.DownloadRejectsRequest\x1a\x14.intake.v1.FileChunk0\x01\x128\n" +
+	"\tCancelRun\x12\x1b.intake.v1.CancelRunRequest\x1a\x0e.intake.v1.Run\x12J\n" +
+	"\x0eDownloadSource\x12 .intake.v1.DownloadSourceRequest\x1a\x14.intake.v1.FileChunk0\x01\x128\n" +
+	"\tReplayRun\x12\x1b.intake.v1.ReplayRunRequest\x1a\x0e.intake.v1.Run2\xd1\x02\n" +
 	"\x10DataModelService\x12L\n" +
 	"\vListObjects\x12\x1d.intake.v1.ListObjectsRequest\x1a\x1e.intake.v1.ListObjectsResponse\x12U\n" +
 	"\x0eListAttributes\x12 .intake.v1.ListAttributesRequest\x1a!.intake.v1.ListAttributesResponse\x12J\n" +
@@ -2581,136 +2907,157 @@ func file_intake_v1_service_proto_rawDescGZIP() []byte {
 }
 
 var file_intake_v1_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_intake_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_intake_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_intake_v1_service_proto_goTypes = []any{
 	(FindingSeverity)(0),               // 0: intake.v1.FindingSeverity
 	(RunEventKind)(0),                  // 1: intake.v1.RunEventKind
 	(Directive)(0),                     // 2: intake.v1.Directive
-	(*CreateJobRequest)(nil),           // 3: intake.v1.CreateJobRequest
-	(*GetJobRequest)(nil),              // 4: intake.v1.GetJobRequest
-	(*ListJobsRequest)(nil),            // 5: intake.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),           // 6: intake.v1.ListJobsResponse
-	(*UpdateJobRequest)(nil),           // 7: intake.v1.UpdateJobRequest
-	(*DeleteJobRequest)(nil),           // 8: intake.v1.DeleteJobRequest
-	(*RunJobRequest)(nil),              // 9: intake.v1.RunJobRequest
-	(*ValidateMappingRequest)(nil),     // 10: intake.v1.ValidateMappingRequest
-	(*Finding)(nil),                    // 11: intake.v1.Finding
-	(*SourceColumn)(nil),               // 12: intake.v1.SourceColumn
-	(*DialectDetection)(nil),           // 13: intake.v1.DialectDetection
-	(*ValidateMappingResponse)(nil),    // 14: intake.v1.ValidateMappingResponse
-	(*PreviewJobRequest)(nil),          // 15: intake.v1.PreviewJobRequest
-	(*PreviewCell)(nil),                // 16: intake.v1.PreviewCell
-	(*PreviewRow)(nil),                 // 17: intake.v1.PreviewRow
-	(*PreviewJobResponse)(nil),         // 18: intake.v1.PreviewJobResponse
-	(*SuggestMappingRequest)(nil),      // 19: intake.v1.SuggestMappingRequest
-	(*Suggestion)(nil),                 // 20: intake.v1.Suggestion
-	(*SuggestMappingResponse)(nil),     // 21: intake.v1.SuggestMappingResponse
-	(*DownloadRejectsRequest)(nil),     // 22: intake.v1.DownloadRejectsRequest
-	(*FileChunk)(nil),                  // 23: intake.v1.FileChunk
-	(*ListObjectsRequest)(nil),         // 24: intake.v1.ListObjectsRequest
-	(*ListObjectsResponse)(nil),        // 25: intake.v1.ListObjectsResponse
-	(*ListAttributesRequest)(nil),      // 26: intake.v1.ListAttributesRequest
-	(*ListAttributesResponse)(nil),     // 27: intake.v1.ListAttributesResponse
-	(*CreateAttributeRequest)(nil),     // 28: intake.v1.CreateAttributeRequest
-	(*DeleteAttributeRequest)(nil),     // 29: intake.v1.DeleteAttributeRequest
-	(*GetRunRequest)(nil),              // 30: intake.v1.GetRunRequest
-	(*ListRunsRequest)(nil),            // 31: intake.v1.ListRunsRequest
-	(*ListRunsResponse)(nil),           // 32: intake.v1.ListRunsResponse
-	(*WatchRunRequest)(nil),            // 33: intake.v1.WatchRunRequest
-	(*WatchRunResponse)(nil),           // 34: intake.v1.WatchRunResponse
-	(*ReportRunEventRequest)(nil),      // 35: intake.v1.ReportRunEventRequest
-	(*ReportRunEventResponse)(nil),     // 36: intake.v1.ReportRunEventResponse
-	(*CreateScheduledRunRequest)(nil),  // 37: intake.v1.CreateScheduledRunRequest
-	(*CreateScheduledRunResponse)(nil), // 38: intake.v1.CreateScheduledRunResponse
-	(*Job)(nil),                        // 39: intake.v1.Job
-	(*fieldmaskpb.FieldMask)(nil),      // 40: google.protobuf.FieldMask
-	(*MappingSpec)(nil),                // 41: intake.v1.MappingSpec
-	(*DataObject)(nil),                 // 42: intake.v1.DataObject
-	(*Attribute)(nil),                  // 43: intake.v1.Attribute
-	(*Run)(nil),                        // 44: intake.v1.Run
-	(Stage)(0),                         // 45: intake.v1.Stage
-	(*RunCounters)(nil),                // 46: intake.v1.RunCounters
-	(*RowError)(nil),                   // 47: intake.v1.RowError
-	(*timestamppb.Timestamp)(nil),      // 48: google.protobuf.Timestamp
-	(*emptypb.Empty)(nil),              // 49: google.protobuf.Empty
+	(*DuplicateJobRequest)(nil),        // 3: intake.v1.DuplicateJobRequest
+	(*SetJobEnabledRequest)(nil),       // 4: intake.v1.SetJobEnabledRequest
+	(*CreateJobRequest)(nil),           // 5: intake.v1.CreateJobRequest
+	(*GetJobRequest)(nil),              // 6: intake.v1.GetJobRequest
+	(*ListJobsRequest)(nil),            // 7: intake.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),           // 8: intake.v1.ListJobsResponse
+	(*UpdateJobRequest)(nil),           // 9: intake.v1.UpdateJobRequest
+	(*DeleteJobRequest)(nil),           // 10: intake.v1.DeleteJobRequest
+	(*RunJobRequest)(nil),              // 11: intake.v1.RunJobRequest
+	(*ValidateMappingRequest)(nil),     // 12: intake.v1.ValidateMappingRequest
+	(*Finding)(nil),                    // 13: intake.v1.Finding
+	(*SourceColumn)(nil),               // 14: intake.v1.SourceColumn
+	(*DialectDetection)(nil),           // 15: intake.v1.DialectDetection
+	(*ValidateMappingResponse)(nil),    // 16: intake.v1.ValidateMappingResponse
+	(*PreviewJobRequest)(nil),          // 17: intake.v1.PreviewJobRequest
+	(*PreviewCell)(nil),                // 18: intake.v1.PreviewCell
+	(*PreviewRow)(nil),                 // 19: intake.v1.PreviewRow
+	(*PreviewJobResponse)(nil),         // 20: intake.v1.PreviewJobResponse
+	(*SuggestMappingRequest)(nil),      // 21: intake.v1.SuggestMappingRequest
+	(*Suggestion)(nil),                 // 22: intake.v1.Suggestion
+	(*SuggestMappingResponse)(nil),     // 23: intake.v1.SuggestMappingResponse
+	(*CancelRunRequest)(nil),           // 24: intake.v1.CancelRunRequest
+	(*DownloadSourceRequest)(nil),      // 25: intake.v1.DownloadSourceRequest
+	(*ReplayRunRequest)(nil),           // 26: intake.v1.ReplayRunRequest
+	(*DownloadRejectsRequest)(nil),     // 27: intake.v1.DownloadRejectsRequest
+	(*FileChunk)(nil),                  // 28: intake.v1.FileChunk
+	(*ListObjectsRequest)(nil),         // 29: intake.v1.ListObjectsRequest
+	(*ListObjectsResponse)(nil),        // 30: intake.v1.ListObjectsResponse
+	(*ListAttributesRequest)(nil),      // 31: intake.v1.ListAttributesRequest
+	(*ListAttributesResponse)(nil),     // 32: intake.v1.ListAttributesResponse
+	(*CreateAttributeRequest)(nil),     // 33: intake.v1.CreateAttributeRequest
+	(*DeleteAttributeRequest)(nil),     // 34: intake.v1.DeleteAttributeRequest
+	(*GetRunRequest)(nil),              // 35: intake.v1.GetRunRequest
+	(*ListRunsRequest)(nil),            // 36: intake.v1.ListRunsRequest
+	(*ListRunsResponse)(nil),           // 37: intake.v1.ListRunsResponse
+	(*WatchRunRequest)(nil),            // 38: intake.v1.WatchRunRequest
+	(*WatchRunResponse)(nil),           // 39: intake.v1.WatchRunResponse
+	(*ReportRunEventRequest)(nil),      // 40: intake.v1.ReportRunEventRequest
+	(*ReportRunEventResponse)(nil),     // 41: intake.v1.ReportRunEventResponse
+	(*CreateScheduledRunRequest)(nil),  // 42: intake.v1.CreateScheduledRunRequest
+	(*CreateScheduledRunResponse)(nil), // 43: intake.v1.CreateScheduledRunResponse
+	(*Job)(nil),                        // 44: intake.v1.Job
+	(*fieldmaskpb.FieldMask)(nil),      // 45: google.protobuf.FieldMask
+	(*MappingSpec)(nil),                // 46: intake.v1.MappingSpec
+	(*DataObject)(nil),                 // 47: intake.v1.DataObject
+	(*Attribute)(nil),                  // 48: intake.v1.Attribute
+	(RunState)(0),                      // 49: intake.v1.RunState
+	(Trigger)(0),                       // 50: intake.v1.Trigger
+	(*timestamppb.Timestamp)(nil),      // 51: google.protobuf.Timestamp
+	(*Run)(nil),                        // 52: intake.v1.Run
+	(Stage)(0),                         // 53: intake.v1.Stage
+	(*RunCounters)(nil),                // 54: intake.v1.RunCounters
+	(*RowError)(nil),                   // 55: intake.v1.RowError
+	(*emptypb.Empty)(nil),              // 56: google.protobuf.Empty
 }
 var file_intake_v1_service_proto_depIdxs = []int32{
-	39, // 0: intake.v1.CreateJobRequest.job:type_name -> intake.v1.Job
-	39, // 1: intake.v1.ListJobsResponse.jobs:type_name -> intake.v1.Job
-	39, // 2: intake.v1.UpdateJobRequest.job:type_name -> intake.v1.Job
-	40, // 3: intake.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
-	39, // 4: intake.v1.ValidateMappingRequest.job:type_name -> intake.v1.Job
+	44, // 0: intake.v1.CreateJobRequest.job:type_name -> intake.v1.Job
+	44, // 1: intake.v1.ListJobsResponse.jobs:type_name -> intake.v1.Job
+	44, // 2: intake.v1.UpdateJobRequest.job:type_name -> intake.v1.Job
+	45, // 3: intake.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
+	44, // 4: intake.v1.ValidateMappingRequest.job:type_name -> intake.v1.Job
 	0,  // 5: intake.v1.Finding.severity:type_name -> intake.v1.FindingSeverity
-	11, // 6: intake.v1.ValidateMappingResponse.findings:type_name -> intake.v1.Finding
-	12, // 7: intake.v1.ValidateMappingResponse.columns:type_name -> intake.v1.SourceColumn
-	13, // 8: intake.v1.ValidateMappingResponse.detected:type_name -> intake.v1.DialectDetection
-	39, // 9: intake.v1.PreviewJobRequest.job:type_name -> intake.v1.Job
-	16, // 10: intake.v1.PreviewRow.cells:type_name -> intake.v1.PreviewCell
-	17, // 11: intake.v1.PreviewJobResponse.rows:type_name -> intake.v1.PreviewRow
-	11, // 12: intake.v1.PreviewJobResponse.findings:type_name -> intake.v1.Finding
-	13, // 13: intake.v1.PreviewJobResponse.detected:type_name -> intake.v1.DialectDetection
-	39, // 14: intake.v1.SuggestMappingRequest.job:type_name -> intake.v1.Job
-	41, // 15: intake.v1.SuggestMappingResponse.mapping:type_name -> intake.v1.MappingSpec
-	20, // 16: intake.v1.SuggestMappingResponse.suggestions:type_name -> intake.v1.Suggestion
-	13, // 17: intake.v1.SuggestMappingResponse.detected:type_name -> intake.v1.DialectDetection
-	42, // 18: intake.v1.ListObjectsResponse.objects:type_name -> intake.v1.DataObject
-	43, // 19: intake.v1.ListAttributesResponse.attributes:type_name -> intake.v1.Attribute
-	43, // 20: intake.v1.CreateAttributeRequest.attribute:type_name -> intake.v1.Attribute
-	44, // 21: intake.v1.ListRunsResponse.runs:type_name -> intake.v1.Run
-	44, // 22: intake.v1.WatchRunResponse.run:type_name -> intake.v1.Run
-	45, // 23: intake.v1.ReportRunEventRequest.stage:type_name -> intake.v1.Stage
-	1,  // 24: intake.v1.ReportRunEventRequest.kind:type_name -> intake.v1.RunEventKind
-	46, // 25: intake.v1.ReportRunEventRequest.counters:type_name -> intake.v1.RunCounters
-	47, // 26: intake.v1.ReportRunEventRequest.row_errors:type_name -> intake.v1.RowError
-	48, // 27: intake.v1.ReportRunEventRequest.event_time:type_name -> google.protobuf.Timestamp
-	2,  // 28: intake.v1.ReportRunEventResponse.directive:type_name -> intake.v1.Directive
-	44, // 29: intake.v1.ReportRunEventResponse.run:type_name -> intake.v1.Run
-	48, // 30: intake.v1.CreateScheduledRunRequest.scheduled_time:type_name -> google.protobuf.Timestamp
-	44, // 31: intake.v1.CreateScheduledRunResponse.run:type_name -> intake.v1.Run
-	39, // 32: intake.v1.CreateScheduledRunResponse.job:type_name -> intake.v1.Job
-	3,  // 33: intake.v1.JobService.CreateJob:input_type -> intake.v1.CreateJobRequest
-	4,  // 34: intake.v1.JobService.GetJob:input_type -> intake.v1.GetJobRequest
-	5,  // 35: intake.v1.JobService.ListJobs:input_type -> intake.v1.ListJobsRequest
-	7,  // 36: intake.v1.JobService.UpdateJob:input_type -> intake.v1.UpdateJobRequest
-	8,  // 37: intake.v1.JobService.DeleteJob:input_type -> intake.v1.DeleteJobRequest
-	9,  // 38: intake.v1.JobService.RunJob:input_type -> intake.v1.RunJobRequest
-	10, // 39: intake.v1.JobService.ValidateMapping:input_type -> intake.v1.ValidateMappingRequest
-	15, // 40: intake.v1.JobService.PreviewJob:input_type -> intake.v1.PreviewJobRequest
-	19, // 41: intake.v1.JobService.SuggestMapping:input_type -> intake.v1.SuggestMappingRequest
-	30, // 42: intake.v1.RunService.GetRun:input_type -> intake.v1.GetRunRequest
-	31, // 43: intake.v1.RunService.ListRuns:input_type -> intake.v1.ListRunsRequest
-	33, // 44: intake.v1.RunService.WatchRun:input_type -> intake.v1.WatchRunRequest
-	22, // 45: intake.v1.RunService.DownloadRejects:input_type -> intake.v1.DownloadRejectsRequest
-	24, // 46: intake.v1.DataModelService.ListObjects:input_type -> intake.v1.ListObjectsRequest
-	26, // 47: intake.v1.DataModelService.ListAttributes:input_type -> intake.v1.ListAttributesRequest
-	28, // 48: intake.v1.DataModelService.CreateAttribute:input_type -> intake.v1.CreateAttributeRequest
-	29, // 49: intake.v1.DataModelService.DeleteAttribute:input_type -> intake.v1.DeleteAttributeRequest
-	35, // 50: intake.v1.StageService.ReportRunEvent:input_type -> intake.v1.ReportRunEventRequest
-	37, // 51: intake.v1.StageService.CreateScheduledRun:input_type -> intake.v1.CreateScheduledRunRequest
-	39, // 52: intake.v1.JobService.CreateJob:output_type -> intake.v1.Job
-	39, // 53: intake.v1.JobService.GetJob:output_type -> intake.v1.Job
-	6,  // 54: intake.v1.JobService.ListJobs:output_type -> intake.v1.ListJobsResponse
-	39, // 55: intake.v1.JobService.UpdateJob:output_type -> intake.v1.Job
-	49, // 56: intake.v1.JobService.DeleteJob:output_type -> google.protobuf.Empty
-	44, // 57: intake.v1.JobService.RunJob:output_type -> intake.v1.Run
-	14, // 58: intake.v1.JobService.ValidateMapping:output_type -> intake.v1.ValidateMappingResponse
-	18, // 59: intake.v1.JobService.PreviewJob:output_type -> intake.v1.PreviewJobResponse
-	21, // 60: intake.v1.JobService.SuggestMapping:output_type -> intake.v1.SuggestMappingResponse
-	44, // 61: intake.v1.RunService.GetRun:output_type -> intake.v1.Run
-	32, // 62: intake.v1.RunService.ListRuns:output_type -> intake.v1.ListRunsResponse
-	34, // 63: intake.v1.RunService.WatchRun:output_type -> intake.v1.WatchRunResponse
-	23, // 64: intake.v1.RunService.DownloadRejects:output_type -> intake.v1.FileChunk
-	25, // 65: intake.v1.DataModelService.ListObjects:output_type -> intake.v1.ListObjectsResponse
-	27, // 66: intake.v1.DataModelService.ListAttributes:output_type -> intake.v1.ListAttributesResponse
-	43, // 67: intake.v1.DataModelService.CreateAttribute:output_type -> intake.v1.Attribute
-	49, // 68: intake.v1.DataModelService.DeleteAttribute:output_type -> google.protobuf.Empty
-	36, // 69: intake.v1.StageService.ReportRunEvent:output_type -> intake.v1.ReportRunEventResponse
-	38, // 70: intake.v1.StageService.CreateScheduledRun:output_type -> intake.v1.CreateScheduledRunResponse
-	52, // [52:71] is the sub-list for method output_type
-	33, // [33:52] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	13, // 6: intake.v1.ValidateMappingResponse.findings:type_name -> intake.v1.Finding
+	14, // 7: intake.v1.ValidateMappingResponse.columns:type_name -> intake.v1.SourceColumn
+	15, // 8: intake.v1.ValidateMappingResponse.detected:type_name -> intake.v1.DialectDetection
+	44, // 9: intake.v1.PreviewJobRequest.job:type_name -> intake.v1.Job
+	18, // 10: intake.v1.PreviewRow.cells:type_name -> intake.v1.PreviewCell
+	19, // 11: intake.v1.PreviewJobResponse.rows:type_name -> intake.v1.PreviewRow
+	13, // 12: intake.v1.PreviewJobResponse.findings:type_name -> intake.v1.Finding
+	15, // 13: intake.v1.PreviewJobResponse.detected:type_name -> intake.v1.DialectDetection
+	44, // 14: intake.v1.SuggestMappingRequest.job:type_name -> intake.v1.Job
+	46, // 15: intake.v1.SuggestMappingResponse.mapping:type_name -> intake.v1.MappingSpec
+	22, // 16: intake.v1.SuggestMappingResponse.suggestions:type_name -> intake.v1.Suggestion
+	15, // 17: intake.v1.SuggestMappingResponse.detected:type_name -> intake.v1.DialectDetection
+	47, // 18: intake.v1.ListObjectsResponse.objects:type_name -> intake.v1.DataObject
+	48, // 19: intake.v1.ListAttributesResponse.attributes:type_name -> intake.v1.Attribute
+	48, // 20: intake.v1.CreateAttributeRequest.attribute:type_name -> intake.v1.Attribute
+	49, // 21: intake.v1.ListRunsRequest.states:type_name -> intake.v1.RunState
+	50, // 22: intake.v1.ListRunsRequest.triggers:type_name -> intake.v1.Trigger
+	51, // 23: intake.v1.ListRunsRequest.create_time_from:type_name -> google.protobuf.Timestamp
+	51, // 24: intake.v1.ListRunsRequest.create_time_to:type_name -> google.protobuf.Timestamp
+	52, // 25: intake.v1.ListRunsResponse.runs:type_name -> intake.v1.Run
+	52, // 26: intake.v1.WatchRunResponse.run:type_name -> intake.v1.Run
+	53, // 27: intake.v1.ReportRunEventRequest.stage:type_name -> intake.v1.Stage
+	1,  // 28: intake.v1.ReportRunEventRequest.kind:type_name -> intake.v1.RunEventKind
+	54, // 29: intake.v1.ReportRunEventRequest.counters:type_name -> intake.v1.RunCounters
+	55, // 30: intake.v1.ReportRunEventRequest.row_errors:type_name -> intake.v1.RowError
+	51, // 31: intake.v1.ReportRunEventRequest.event_time:type_name -> google.protobuf.Timestamp
+	2,  // 32: intake.v1.ReportRunEventResponse.directive:type_name -> intake.v1.Directive
+	52, // 33: intake.v1.ReportRunEventResponse.run:type_name -> intake.v1.Run
+	51, // 34: intake.v1.CreateScheduledRunRequest.scheduled_time:type_name -> google.protobuf.Timestamp
+	52, // 35: intake.v1.CreateScheduledRunResponse.run:type_name -> intake.v1.Run
+	44, // 36: intake.v1.CreateScheduledRunResponse.job:type_name -> intake.v1.Job
+	5,  // 37: intake.v1.JobService.CreateJob:input_type -> intake.v1.CreateJobRequest
+	6,  // 38: intake.v1.JobService.GetJob:input_type -> intake.v1.GetJobRequest
+	7,  // 39: intake.v1.JobService.ListJobs:input_type -> intake.v1.ListJobsRequest
+	9,  // 40: intake.v1.JobService.UpdateJob:input_type -> intake.v1.UpdateJobRequest
+	10, // 41: intake.v1.JobService.DeleteJob:input_type -> intake.v1.DeleteJobRequest
+	11, // 42: intake.v1.JobService.RunJob:input_type -> intake.v1.RunJobRequest
+	12, // 43: intake.v1.JobService.ValidateMapping:input_type -> intake.v1.ValidateMappingRequest
+	17, // 44: intake.v1.JobService.PreviewJob:input_type -> intake.v1.PreviewJobRequest
+	21, // 45: intake.v1.JobService.SuggestMapping:input_type -> intake.v1.SuggestMappingRequest
+	3,  // 46: intake.v1.JobService.DuplicateJob:input_type -> intake.v1.DuplicateJobRequest
+	4,  // 47: intake.v1.JobService.SetJobEnabled:input_type -> intake.v1.SetJobEnabledRequest
+	35, // 48: intake.v1.RunService.GetRun:input_type -> intake.v1.GetRunRequest
+	36, // 49: intake.v1.RunService.ListRuns:input_type -> intake.v1.ListRunsRequest
+	38, // 50: intake.v1.RunService.WatchRun:input_type -> intake.v1.WatchRunRequest
+	27, // 51: intake.v1.RunService.DownloadRejects:input_type -> intake.v1.DownloadRejectsRequest
+	24, // 52: intake.v1.RunService.CancelRun:input_type -> intake.v1.CancelRunRequest
+	25, // 53: intake.v1.RunService.DownloadSource:input_type -> intake.v1.DownloadSourceRequest
+	26, // 54: intake.v1.RunService.ReplayRun:input_type -> intake.v1.ReplayRunRequest
+	29, // 55: intake.v1.DataModelService.ListObjects:input_type -> intake.v1.ListObjectsRequest
+	31, // 56: intake.v1.DataModelService.ListAttributes:input_type -> intake.v1.ListAttributesRequest
+	33, // 57: intake.v1.DataModelService.CreateAttribute:input_type -> intake.v1.CreateAttributeRequest
+	34, // 58: intake.v1.DataModelService.DeleteAttribute:input_type -> intake.v1.DeleteAttributeRequest
+	40, // 59: intake.v1.StageService.ReportRunEvent:input_type -> intake.v1.ReportRunEventRequest
+	42, // 60: intake.v1.StageService.CreateScheduledRun:input_type -> intake.v1.CreateScheduledRunRequest
+	44, // 61: intake.v1.JobService.CreateJob:output_type -> intake.v1.Job
+	44, // 62: intake.v1.JobService.GetJob:output_type -> intake.v1.Job
+	8,  // 63: intake.v1.JobService.ListJobs:output_type -> intake.v1.ListJobsResponse
+	44, // 64: intake.v1.JobService.UpdateJob:output_type -> intake.v1.Job
+	56, // 65: intake.v1.JobService.DeleteJob:output_type -> google.protobuf.Empty
+	52, // 66: intake.v1.JobService.RunJob:output_type -> intake.v1.Run
+	16, // 67: intake.v1.JobService.ValidateMapping:output_type -> intake.v1.ValidateMappingResponse
+	20, // 68: intake.v1.JobService.PreviewJob:output_type -> intake.v1.PreviewJobResponse
+	23, // 69: intake.v1.JobService.SuggestMapping:output_type -> intake.v1.SuggestMappingResponse
+	44, // 70: intake.v1.JobService.DuplicateJob:output_type -> intake.v1.Job
+	44, // 71: intake.v1.JobService.SetJobEnabled:output_type -> intake.v1.Job
+	52, // 72: intake.v1.RunService.GetRun:output_type -> intake.v1.Run
+	37, // 73: intake.v1.RunService.ListRuns:output_type -> intake.v1.ListRunsResponse
+	39, // 74: intake.v1.RunService.WatchRun:output_type -> intake.v1.WatchRunResponse
+	28, // 75: intake.v1.RunService.DownloadRejects:output_type -> intake.v1.FileChunk
+	52, // 76: intake.v1.RunService.CancelRun:output_type -> intake.v1.Run
+	28, // 77: intake.v1.RunService.DownloadSource:output_type -> intake.v1.FileChunk
+	52, // 78: intake.v1.RunService.ReplayRun:output_type -> intake.v1.Run
+	30, // 79: intake.v1.DataModelService.ListObjects:output_type -> intake.v1.ListObjectsResponse
+	32, // 80: intake.v1.DataModelService.ListAttributes:output_type -> intake.v1.ListAttributesResponse
+	48, // 81: intake.v1.DataModelService.CreateAttribute:output_type -> intake.v1.Attribute
+	56, // 82: intake.v1.DataModelService.DeleteAttribute:output_type -> google.protobuf.Empty
+	41, // 83: intake.v1.StageService.ReportRunEvent:output_type -> intake.v1.ReportRunEventResponse
+	43, // 84: intake.v1.StageService.CreateScheduledRun:output_type -> intake.v1.CreateScheduledRunResponse
+	61, // [61:85] is the sub-list for method output_type
+	37, // [37:61] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_intake_v1_service_proto_init() }
@@ -2725,7 +3072,7 @@ func file_intake_v1_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_intake_v1_service_proto_rawDesc), len(file_intake_v1_service_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   36,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

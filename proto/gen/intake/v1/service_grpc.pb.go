@@ -29,6 +29,8 @@ const (
 	JobService_ValidateMapping_FullMethodName = "/intake.v1.JobService/ValidateMapping"
 	JobService_PreviewJob_FullMethodName      = "/intake.v1.JobService/PreviewJob"
 	JobService_SuggestMapping_FullMethodName  = "/intake.v1.JobService/SuggestMapping"
+	JobService_DuplicateJob_FullMethodName    = "/intake.v1.JobService/DuplicateJob"
+	JobService_SetJobEnabled_FullMethodName   = "/intake.v1.JobService/SetJobEnabled"
 )
 
 // JobServiceClient is the client API for JobService service.
@@ -53,6 +55,10 @@ type JobServiceClient interface {
 	PreviewJob(ctx context.Context, in *PreviewJobRequest, opts ...grpc.CallOption) (*PreviewJobResponse, error)
 	// SuggestMapping proposes mapping entries from the file's header and sample.
 	SuggestMapping(ctx context.Context, in *SuggestMappingRequest, opts ...grpc.CallOption) (*SuggestMappingResponse, error)
+	// DuplicateJob copies a job as "Copy of …", saved disabled.
+	DuplicateJob(ctx context.Context, in *DuplicateJobRequest, opts ...grpc.CallOption) (*Job, error)
+	// SetJobEnabled enables or disables a job's schedule.
+	SetJobEnabled(ctx context.Context, in *SetJobEnabledRequest, opts ...grpc.CallOption) (*Job, error)
 }
 
 type jobServiceClient struct {
@@ -153,6 +159,26 @@ func (c *jobServiceClient) SuggestMapping(ctx context.Context, in *SuggestMappin
 	return out, nil
 }
 
+func (c *jobServiceClient) DuplicateJob(ctx context.Context, in *DuplicateJobRequest, opts ...grpc.CallOption) (*Job, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Job)
+	err := c.cc.Invoke(ctx, JobService_DuplicateJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobServiceClient) SetJobEnabled(ctx context.Context, in *SetJobEnabledRequest, opts ...grpc.CallOption) (*Job, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Job)
+	err := c.cc.Invoke(ctx, JobService_SetJobEnabled_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // JobServiceServer is the server API for JobService service.
 // All implementations must embed UnimplementedJobServiceServer
 // for forward compatibility.
@@ -175,6 +201,10 @@ type JobServiceServer interface {
 	PreviewJob(context.Context, *PreviewJobRequest) (*PreviewJobResponse, error)
 	// SuggestMapping proposes mapping entries from the file's header and sample.
 	SuggestMapping(context.Context, *SuggestMappingRequest) (*SuggestMappingResponse, error)
+	// DuplicateJob copies a job as "Copy of …", saved disabled.
+	DuplicateJob(context.Context, *DuplicateJobRequest) (*Job, error)
+	// SetJobEnabled enables or disables a job's schedule.
+	SetJobEnabled(context.Context, *SetJobEnabledRequest) (*Job, error)
 	mustEmbedUnimplementedJobServiceServer()
 }
 
@@ -211,6 +241,12 @@ func (UnimplementedJobServiceServer) PreviewJob(context.Context, *PreviewJobRequ
 }
 func (UnimplementedJobServiceServer) SuggestMapping(context.Context, *SuggestMappingRequest) (*SuggestMappingResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SuggestMapping not implemented")
+}
+func (UnimplementedJobServiceServer) DuplicateJob(context.Context, *DuplicateJobRequest) (*Job, error) {
+	return nil, status.Error(codes.Unimplemented, "method DuplicateJob not implemented")
+}
+func (UnimplementedJobServiceServer) SetJobEnabled(context.Context, *SetJobEnabledRequest) (*Job, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetJobEnabled not implemented")
 }
 func (UnimplementedJobServiceServer) mustEmbedUnimplementedJobServiceServer() {}
 func (UnimplementedJobServiceServer) testEmbeddedByValue()                    {}
@@ -395,6 +431,42 @@ func _JobService_SuggestMapping_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobService_DuplicateJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DuplicateJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).DuplicateJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_DuplicateJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).DuplicateJob(ctx, req.(*DuplicateJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobService_SetJobEnabled_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetJobEnabledRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).SetJobEnabled(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_SetJobEnabled_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).SetJobEnabled(ctx, req.(*SetJobEnabledRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // JobService_ServiceDesc is the grpc.ServiceDesc for JobService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -438,6 +510,14 @@ var JobService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "SuggestMapping",
 			Handler:    _JobService_SuggestMapping_Handler,
 		},
+		{
+			MethodName: "DuplicateJob",
+			Handler:    _JobService_DuplicateJob_Handler,
+		},
+		{
+			MethodName: "SetJobEnabled",
+			Handler:    _JobService_SetJobEnabled_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "intake/v1/service.proto",
@@ -448,6 +528,9 @@ const (
 	RunService_ListRuns_FullMethodName        = "/intake.v1.RunService/ListRuns"
 	RunService_WatchRun_FullMethodName        = "/intake.v1.RunService/WatchRun"
 	RunService_DownloadRejects_FullMethodName = "/intake.v1.RunService/DownloadRejects"
+	RunService_CancelRun_FullMethodName       = "/intake.v1.RunService/CancelRun"
+	RunService_DownloadSource_FullMethodName  = "/intake.v1.RunService/DownloadSource"
+	RunService_ReplayRun_FullMethodName       = "/intake.v1.RunService/ReplayRun"
 )
 
 // RunServiceClient is the client API for RunService service.
@@ -465,6 +548,14 @@ type RunServiceClient interface {
 	// reason, then the raw record. Cells that a spreadsheet would run as a
 	// formula (=, +, -, @) are neutralised.
 	DownloadRejects(ctx context.Context, in *DownloadRejectsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FileChunk], error)
+	// CancelRun cancels a queued or running run; nothing of it lands.
+	CancelRun(ctx context.Context, in *CancelRunRequest, opts ...grpc.CallOption) (*Run, error)
+	// DownloadSource streams the source file of a run, byte for byte as it
+	// was fetched. FailedPrecondition when the retention policy deleted it.
+	DownloadSource(ctx context.Context, in *DownloadSourceRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FileChunk], error)
+	// ReplayRun re-imports a past run's stored source file with the job's
+	// current mapping, as a new run with trigger REPLAY.
+	ReplayRun(ctx context.Context, in *ReplayRunRequest, opts ...grpc.CallOption) (*Run, error)
 }
 
 type runServiceClient struct {
@@ -533,6 +624,45 @@ func (c *runServiceClient) DownloadRejects(ctx context.Context, in *DownloadReje
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RunService_DownloadRejectsClient = grpc.ServerStreamingClient[FileChunk]
 
+func (c *runServiceClient) CancelRun(ctx context.Context, in *CancelRunRequest, opts ...grpc.CallOption) (*Run, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Run)
+	err := c.cc.Invoke(ctx, RunService_CancelRun_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *runServiceClient) DownloadSource(ctx context.Context, in *DownloadSourceRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FileChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &RunService_ServiceDesc.Streams[2], RunService_DownloadSource_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[DownloadSourceRequest, FileChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RunService_DownloadSourceClient = grpc.ServerStreamingClient[FileChunk]
+
+func (c *runServiceClient) ReplayRun(ctx context.Context, in *ReplayRunRequest, opts ...grpc.CallOption) (*Run, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Run)
+	err := c.cc.Invoke(ctx, RunService_ReplayRun_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RunServiceServer is the server API for RunService service.
 // All implementations must embed UnimplementedRunServiceServer
 // for forward compatibility.
@@ -548,6 +678,14 @@ type RunServiceServer interface {
 	// reason, then the raw record. Cells that a spreadsheet would run as a
 	// formula (=, +, -, @) are neutralised.
 	DownloadRejects(*DownloadRejectsRequest, grpc.ServerStreamingServer[FileChunk]) error
+	// CancelRun cancels a queued or running run; nothing of it lands.
+	CancelRun(context.Context, *CancelRunRequest) (*Run, error)
+	// DownloadSource streams the source file of a run, byte for byte as it
+	// was fetched. FailedPrecondition when the retention policy deleted it.
+	DownloadSource(*DownloadSourceRequest, grpc.ServerStreamingServer[FileChunk]) error
+	// ReplayRun re-imports a past run's stored source file with the job's
+	// current mapping, as a new run with trigger REPLAY.
+	ReplayRun(context.Context, *ReplayRunRequest) (*Run, error)
 	mustEmbedUnimplementedRunServiceServer()
 }
 
@@ -569,6 +707,15 @@ func (UnimplementedRunServiceServer) WatchRun(*WatchRunRequest, grpc.ServerStrea
 }
 func (UnimplementedRunServiceServer) DownloadRejects(*DownloadRejectsRequest, grpc.ServerStreamingServer[FileChunk]) error {
 	return status.Error(codes.Unimplemented, "method DownloadRejects not implemented")
+}
+func (UnimplementedRunServiceServer) CancelRun(context.Context, *CancelRunRequest) (*Run, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelRun not implemented")
+}
+func (UnimplementedRunServiceServer) DownloadSource(*DownloadSourceRequest, grpc.ServerStreamingServer[FileChunk]) error {
+	return status.Error(codes.Unimplemented, "method DownloadSource not implemented")
+}
+func (UnimplementedRunServiceServer) ReplayRun(context.Context, *ReplayRunRequest) (*Run, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReplayRun not implemented")
 }
 func (UnimplementedRunServiceServer) mustEmbedUnimplementedRunServiceServer() {}
 func (UnimplementedRunServiceServer) testEmbeddedByValue()                    {}
@@ -649,6 +796,53 @@ func _RunService_DownloadRejects_Handler(srv interface{}, stream grpc.ServerStre
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RunService_DownloadRejectsServer = grpc.ServerStreamingServer[FileChunk]
 
+func _RunService_CancelRun_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelRunRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RunServiceServer).CancelRun(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RunService_CancelRun_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RunServiceServer).CancelRun(ctx, req.(*CancelRunRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RunService_DownloadSource_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(DownloadSourceRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(RunServiceServer).DownloadSource(m, &grpc.GenericServerStream[DownloadSourceRequest, FileChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RunService_DownloadSourceServer = grpc.ServerStreamingServer[FileChunk]
+
+func _RunService_ReplayRun_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReplayRunRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RunServiceServer).ReplayRun(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RunService_ReplayRun_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RunServiceServer).ReplayRun(ctx, req.(*ReplayRunRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RunService_ServiceDesc is the grpc.ServiceDesc for RunService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -664,6 +858,14 @@ var RunService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "ListRuns",
 			Handler:    _RunService_ListRuns_Handler,
 		},
+		{
+			MethodName: "CancelRun",
+			Handler:    _RunService_CancelRun_Handler,
+		},
+		{
+			MethodName: "ReplayRun",
+			Handler:    _RunService_ReplayRun_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -674,6 +876,11 @@ var RunService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "DownloadRejects",
 			Handler:       _RunService_DownloadRejects_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "DownloadSource",
+			Handler:       _RunService_DownloadSource_Handler,
 			ServerStreams: true,
 		},
 	},

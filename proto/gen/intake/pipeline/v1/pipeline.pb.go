@@ -38,8 +38,10 @@ type RunRequest struct {
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// The job's object with every attribute and its type, as it was when the
 	// run was created (custom attributes included).
-	Model         *v1.DataObject `protobuf:"bytes,5,opt,name=model,proto3" json:"model,omitempty"`
-	DryRun        bool           `protobuf:"varint,6,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	Model  *v1.DataObject `protobuf:"bytes,5,opt,name=model,proto3" json:"model,omitempty"`
+	DryRun bool           `protobuf:"varint,6,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// For a replay: the run id whose archived file to use instead of fetching.
+	ReplayOf      string `protobuf:"bytes,7,opt,name=replay_of,json=replayOf,proto3" json:"replay_of,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -114,6 +116,13 @@ func (x *RunRequest) GetDryRun() bool {
 		return x.DryRun
 	}
 	return false
+}
+
+func (x *RunRequest) GetReplayOf() string {
+	if x != nil {
+		return x.ReplayOf
+	}
+	return ""
 }
 
 // Chunk is a record-aligned slice of the file. Subject: intake.run.chunk.
@@ -616,7 +625,7 @@ var File_intake_pipeline_v1_pipeline_proto protoreflect.FileDescriptor
 
 const file_intake_pipeline_v1_pipeline_proto_rawDesc = "" +
 	"\n" +
-	"!intake/pipeline/v1/pipeline.proto\x12\x12intake.pipeline.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19intake/v1/resources.proto\"\xf1\x01\n" +
+	"!intake/pipeline/v1/pipeline.proto\x12\x12intake.pipeline.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19intake/v1/resources.proto\"\x8e\x02\n" +
 	"\n" +
 	"RunRequest\x12\x10\n" +
 	"\x03run\x18\x01 \x01(\tR\x03run\x12 \n" +
@@ -625,7 +634,8 @@ const file_intake_pipeline_v1_pipeline_proto_rawDesc = "" +
 	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12+\n" +
 	"\x05model\x18\x05 \x01(\v2\x15.intake.v1.DataObjectR\x05model\x12\x17\n" +
-	"\adry_run\x18\x06 \x01(\bR\x06dryRun\"\xa5\x02\n" +
+	"\adry_run\x18\x06 \x01(\bR\x06dryRun\x12\x1b\n" +
+	"\treplay_of\x18\a \x01(\tR\breplayOf\"\xa5\x02\n" +
 	"\x05Chunk\x12\x10\n" +
 	"\x03run\x18\x01 \x01(\tR\x03run\x12 \n" +
 	"\x03job\x18\x02 \x01(\v2\x0e.intake.v1.JobR\x03job\x12\x14\n" +
