@@ -110,6 +110,9 @@ const (
 	AttributeType_ATTRIBUTE_TYPE_BOOLEAN     AttributeType = 5
 	// The key of a record of another object (Attribute.references names it).
 	AttributeType_ATTRIBUTE_TYPE_FOREIGN_KEY AttributeType = 6
+	// A point in time (date and time of day), stored as timestamptz. Values
+	// without a zone are read in the job's schedule time zone (UTC if none).
+	AttributeType_ATTRIBUTE_TYPE_TIMESTAMP AttributeType = 7
 )
 
 // Enum value maps for AttributeType.
@@ -122,6 +125,7 @@ var (
 		4: "ATTRIBUTE_TYPE_CURRENCY",
 		5: "ATTRIBUTE_TYPE_BOOLEAN",
 		6: "ATTRIBUTE_TYPE_FOREIGN_KEY",
+		7: "ATTRIBUTE_TYPE_TIMESTAMP",
 	}
 	AttributeType_value = map[string]int32{
 		"ATTRIBUTE_TYPE_UNSPECIFIED": 0,
@@ -131,6 +135,7 @@ var (
 		"ATTRIBUTE_TYPE_CURRENCY":    4,
 		"ATTRIBUTE_TYPE_BOOLEAN":     5,
 		"ATTRIBUTE_TYPE_FOREIGN_KEY": 6,
+		"ATTRIBUTE_TYPE_TIMESTAMP":   7,
 	}
 )
 
@@ -2895,7 +2900,7 @@ const file_intake_v1_resources_proto_rawDesc = "" +
 	"\x11OBJECT_TYPE_TASKS\x10\b\x12\x1b\n" +
 	"\x17OBJECT_TYPE_TOUCHPOINTS\x10\t\x12$\n" +
 	" OBJECT_TYPE_ACCOUNT_FOREIGN_KEYS\x10\n" +
-	"*\xd5\x01\n" +
+	"*\xf3\x01\n" +
 	"\rAttributeType\x12\x1e\n" +
 	"\x1aATTRIBUTE_TYPE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13ATTRIBUTE_TYPE_TEXT\x10\x01\x12\x19\n" +
@@ -2903,7 +2908,8 @@ const file_intake_v1_resources_proto_rawDesc = "" +
 	"\x13ATTRIBUTE_TYPE_DATE\x10\x03\x12\x1b\n" +
 	"\x17ATTRIBUTE_TYPE_CURRENCY\x10\x04\x12\x1a\n" +
 	"\x16ATTRIBUTE_TYPE_BOOLEAN\x10\x05\x12\x1e\n" +
-	"\x1aATTRIBUTE_TYPE_FOREIGN_KEY\x10\x06*\xb6\x01\n" +
+	"\x1aATTRIBUTE_TYPE_FOREIGN_KEY\x10\x06\x12\x1c\n" +
+	"\x18ATTRIBUTE_TYPE_TIMESTAMP\x10\a*\xb6\x01\n" +
 	"\aWeekday\x12\x17\n" +
 	"\x13WEEKDAY_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eWEEKDAY_MONDAY\x10\x01\x12\x13\n" +

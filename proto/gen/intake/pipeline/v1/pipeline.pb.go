@@ -262,6 +262,7 @@ type Value struct {
 	//	*Value_Decimal
 	//	*Value_Date
 	//	*Value_Boolean
+	//	*Value_Timestamp
 	Kind          isValue_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -340,6 +341,15 @@ func (x *Value) GetBoolean() bool {
 	return false
 }
 
+func (x *Value) GetTimestamp() int64 {
+	if x != nil {
+		if x, ok := x.Kind.(*Value_Timestamp); ok {
+			return x.Timestamp
+		}
+	}
+	return 0
+}
+
 type isValue_Kind interface {
 	isValue_Kind()
 }
@@ -361,6 +371,11 @@ type Value_Boolean struct {
 	Boolean bool `protobuf:"varint,4,opt,name=boolean,proto3,oneof"`
 }
 
+type Value_Timestamp struct {
+	// Microseconds since 1970-01-01T00:00:00Z.
+	Timestamp int64 `protobuf:"varint,5,opt,name=timestamp,proto3,oneof"`
+}
+
 func (*Value_Text) isValue_Kind() {}
 
 func (*Value_Decimal) isValue_Kind() {}
@@ -368,6 +383,8 @@ func (*Value_Decimal) isValue_Kind() {}
 func (*Value_Date) isValue_Kind() {}
 
 func (*Value_Boolean) isValue_Kind() {}
+
+func (*Value_Timestamp) isValue_Kind() {}
 
 // Row is one mapped record.
 type Row struct {
@@ -647,12 +664,13 @@ const file_intake_pipeline_v1_pipeline_proto_rawDesc = "" +
 	"\x05model\x18\b \x01(\v2\x15.intake.v1.DataObjectR\x05model\x12\x17\n" +
 	"\adry_run\x18\t \x01(\bR\x06dryRun\x12/\n" +
 	"\adialect\x18\n" +
-	" \x01(\v2\x15.intake.v1.CsvDialectR\adialect\"s\n" +
+	" \x01(\v2\x15.intake.v1.CsvDialectR\adialect\"\x93\x01\n" +
 	"\x05Value\x12\x14\n" +
 	"\x04text\x18\x01 \x01(\tH\x00R\x04text\x12\x1a\n" +
 	"\adecimal\x18\x02 \x01(\tH\x00R\adecimal\x12\x14\n" +
 	"\x04date\x18\x03 \x01(\x05H\x00R\x04date\x12\x1a\n" +
-	"\aboolean\x18\x04 \x01(\bH\x00R\abooleanB\x06\n" +
+	"\aboolean\x18\x04 \x01(\bH\x00R\aboolean\x12\x1e\n" +
+	"\ttimestamp\x18\x05 \x01(\x03H\x00R\ttimestampB\x06\n" +
 	"\x04kind\"J\n" +
 	"\x03Row\x12\x10\n" +
 	"\x03row\x18\x01 \x01(\x03R\x03row\x121\n" +
@@ -737,6 +755,7 @@ func file_intake_pipeline_v1_pipeline_proto_init() {
 		(*Value_Decimal)(nil),
 		(*Value_Date)(nil),
 		(*Value_Boolean)(nil),
+		(*Value_Timestamp)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
