@@ -31,6 +31,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/intakehq/intake/api/internal/store"
+	"github.com/intakehq/intake/pkg/archive"
 	"github.com/intakehq/intake/pkg/pipeline"
 	"github.com/intakehq/intake/pkg/schema"
 	"github.com/intakehq/intake/pkg/source"
@@ -72,6 +73,20 @@ type Config struct {
 	// ValidateMapping, PreviewJob and SuggestMapping need; 0 means
 	// DefaultSampleTimeout.
 	SampleTimeout time.Duration
+
+	// issue 4 (files):
+
+	// Archive keeps the runs' source files, for DownloadSource, ReplayRun
+	// and the retention policy; nil means the JetStream object store bucket
+	// pipeline.ArchiveBucket, where the fetchers put them.
+	Archive archive.Archive
+	// DefaultRetention applies to the files of a job that sets neither
+	// keep_runs nor keep_days; nil means keep_runs DefaultKeepRuns,
+	// keep_days DefaultKeepDays. A limit of 0 does not apply.
+	DefaultRetention *intakev1.RetentionPolicy
+	// RetentionInterval is how often the retention policy is applied (one
+	// replica at a time); 0 means DefaultRetentionInterval.
+	RetentionInterval time.Duration
 }
 
 // Validate returns the first problem of the configuration.
@@ -103,6 +118,12 @@ func (c Config) Validate() error {
 	if c.SampleTimeout < 0 {
 		return fmt.Errorf("api: SampleTimeout %v is negative", c.SampleTimeout)
 	}
+	if msg := checkRetention(c.DefaultRetention); msg != "" { // issue 4 (files)
+		return fmt.Errorf("api: DefaultRetention: %s", msg)
+	}
+	if c.RetentionInterval < 0 || c.RetentionInterval > 0 && c.RetentionInterval < MinRetentionInterval {
+		return fmt.Errorf("api: RetentionInterval %v: must be at least %v (0 means %v)", c.RetentionInterval, MinRetentionInterval, DefaultRetentionInterval)
+	}
 	return nil
 }
 
@@ -120,6 +141,8 @@ type Server struct {
 	// Set by Run before started is closed.
 	store *store.Store
 	js    jetstream.JetStream
+	// archive keeps the runs' source files (issue 4: files).
+	archive archive.Archive
 	// stopping is closed when shutdown begins, so long streams end.
 	stopping chan struct{}
 
@@ -147,6 +170,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.SampleTimeout == 0 {
 		cfg.SampleTimeout = DefaultSampleTimeout
+	}
+	if cfg.DefaultRetention == nil { // issue 4 (files)
+		cfg.DefaultRetention = defaultRetention()
+	}
+	if cfg.RetentionInterval == 0 {
+		cfg.RetentionInterval = DefaultRetentionInterval
 	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
@@ -211,6 +240,13 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("api: %w", err)
 	}
 	s.store, s.js = store.New(pool), js
+	s.store.OnAutoDisable(s.jobAutoDisabled) // jobops.go: the failure policy
+	// issue 4 (files): the run archive, for downloads, replays and retention.
+	if s.archive = s.cfg.Archive; s.archive == nil {
+		if s.archive, err = archive.NewJetStream(ctx, js, pipeline.ArchiveBucket, 1); err != nil {
+			return fmt.Errorf("api: %w", err)
+		}
+	}
 	if s.rowErrorCap > 0 {
 		s.store.SetRowErrorCap(s.rowErrorCap)
 	}
@@ -220,6 +256,10 @@ func (s *Server) Run(ctx context.Context) error {
 	sweepDone := make(chan struct{})
 	go func() { defer close(sweepDone); s.requeueLoop(sweepCtx) }()
 	defer func() { stopSweep(); <-sweepDone }()
+	// issue 4 (files): the retention janitor, stopped with the sweeper.
+	janitorDone := make(chan struct{})
+	go func() { defer close(janitorDone); s.retentionLoop(sweepCtx) }()
+	defer func() { stopSweep(); <-janitorDone }()
 
 	lis, err := net.Listen("tcp", s.cfg.GRPCAddr)
 	if err != nil {

@@ -92,6 +92,10 @@ type setupOpts struct {
 	rowErrorCap int64
 	// sampleTimeout is Config.SampleTimeout.
 	sampleTimeout time.Duration
+	// retention and retentionInterval are Config.DefaultRetention and
+	// Config.RetentionInterval (issue 4: files).
+	retention         *intakev1.RetentionPolicy
+	retentionInterval time.Duration
 }
 
 func setup(t *testing.T, opts ...setupOpts) *testBundle {
@@ -117,6 +121,9 @@ func setup(t *testing.T, opts ...setupOpts) *testBundle {
 		DevMode:       o.devMode,
 		RequeueAfter:  o.requeueAfter,
 		SampleTimeout: o.sampleTimeout,
+		// issue 4 (files)
+		DefaultRetention:  o.retention,
+		RetentionInterval: o.retentionInterval,
 	})
 	require.NoError(t, err)
 	if o.rowErrorCap > 0 {

@@ -48,16 +48,27 @@ func (s *Server) checkJob(ctx context.Context, extra jobspec.Violations, job *in
 	return nil
 }
 
-// withNextRun sets the output-only next_run_time of job: when its schedule
-// fires next after now, for an enabled job with a valid schedule; unset
-// otherwise. The scheduler fires at the same times (pkg/schedule).
+// nextRunTimes is how many fire times a job shows in next_run_times.
+const nextRunTimes = 5
+
+// withNextRun sets the output-only next_run_time and next_run_times of job:
+// when its schedule fires next after now, and the next five times, for an
+// enabled job with a valid schedule; unset otherwise. The scheduler fires at
+// the same times (pkg/schedule).
 func withNextRun(job *intakev1.Job, now time.Time) *intakev1.Job {
-	job.NextRunTime = nil
+	job.NextRunTime, job.NextRunTimes = nil, nil
 	if !job.GetEnabled() || job.GetSchedule().GetCadence() == nil {
 		return job
 	}
-	if c, err := schedule.Parse(job.GetSchedule()); err == nil {
-		job.NextRunTime = timestamppb.New(c.Next(now))
+	c, err := schedule.Parse(job.GetSchedule())
+	if err != nil {
+		return job
+	}
+	for _, t := range c.NextN(now, nextRunTimes) {
+		job.NextRunTimes = append(job.NextRunTimes, timestamppb.New(t))
+	}
+	if len(job.NextRunTimes) > 0 {
+		job.NextRunTime = job.NextRunTimes[0]
 	}
 	return job
 }
@@ -125,7 +136,13 @@ func (s *Server) runOnSave(ctx context.Context, id string, job *intakev1.Job) (*
 // publishes its run request. When the publish fails the run is marked
 // FAILED and the error is Unavailable.
 func (s *Server) startRun(ctx context.Context, jobID string, job *intakev1.Job, trigger intakev1.Trigger, dryRun bool) (*intakev1.Run, error) {
-	run, err := s.store.CreateRun(ctx, job, jobID, trigger, dryRun)
+	return s.startRunWith(ctx, jobID, job, trigger, store.RunOptions{DryRun: dryRun})
+}
+
+// startRunWith is startRun with options (force, replay_of: issue 4).
+func (s *Server) startRunWith(ctx context.Context, jobID string, job *intakev1.Job, trigger intakev1.Trigger, o store.RunOptions) (*intakev1.Run, error) {
+	dryRun := o.DryRun
+	run, err := s.store.CreateRunWith(ctx, job, jobID, trigger, o)
 	if err != nil {
 		return nil, s.storeError(ctx, "create a run of", "job "+store.JobName(jobID), err)
 	}
@@ -136,6 +153,7 @@ func (s *Server) startRun(ctx context.Context, jobID string, job *intakev1.Job, 
 	if err == nil {
 		err = pipeline.Publish(pctx, s.js, pipeline.SubjectRunRequest, run.GetName(), &pipelinev1.RunRequest{
 			Run: run.GetName(), Job: job, Trigger: trigger, CreateTime: run.GetCreateTime(), DryRun: dryRun, Model: model,
+			ReplayOf: o.ReplayOf, // issue 4 (files)
 		})
 	}
 	if err != nil {
@@ -154,7 +172,8 @@ func (s *Server) startRun(ctx context.Context, jobID string, job *intakev1.Job, 
 		s.log.ErrorContext(ctx, "run request not published", "job", jobID, "run", runID, "error", err)
 		return nil, status.Errorf(codes.Unavailable, "run %s could not be queued (it is marked FAILED; try again): %v", run.GetName(), err)
 	}
-	s.log.InfoContext(ctx, "run queued", "job", jobID, "run", run.GetName(), "trigger", trigger.String(), "dry_run", dryRun)
+	s.log.InfoContext(ctx, "run queued", "job", jobID, "run", run.GetName(), "trigger", trigger.String(), "dry_run", dryRun,
+		"force", o.Force, "replay_of", o.ReplayOf)
 	return run, nil
 }
 
@@ -265,5 +284,6 @@ func (j *jobService) RunJob(ctx context.Context, req *intakev1.RunJobRequest) (*
 	if err != nil {
 		return nil, j.s.storeError(ctx, "read", "job "+req.GetName(), err)
 	}
-	return j.s.startRun(ctx, id, job, intakev1.Trigger_TRIGGER_RUN_NOW, req.GetDryRun())
+	// issue 4 (files): force is kept with the run.
+	return j.s.startRunWith(ctx, id, job, intakev1.Trigger_TRIGGER_RUN_NOW, store.RunOptions{DryRun: req.GetDryRun(), Force: req.GetForce()})
 }

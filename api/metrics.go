@@ -22,6 +22,8 @@ type metrics struct {
 	requests     *prometheus.CounterVec
 	latency      *prometheus.HistogramVec
 	runsRequeued prometheus.Counter
+	jobsDisabled prometheus.Counter // jobops.go
+	filesExpired prometheus.Counter // issue 4 (files)
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -55,11 +57,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "intake_api_runs_requeued_total",
 			Help: "Runs found still QUEUED with no stage report after RequeueAfter whose run request was published again.",
 		}),
+		filesExpired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "intake_api_source_files_expired_total",
+			Help: "Archived source files of runs deleted by the retention policy.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.runsFinished, m.rows, m.runDuration, m.requests, m.latency, m.runsRequeued} {
+	for _, c := range []prometheus.Collector{m.runsFinished, m.rows, m.runDuration, m.requests, m.latency, m.runsRequeued, m.filesExpired} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("api: register metrics: %w", err)
 		}
+	}
+	if err := m.registerJobOps(reg); err != nil { // jobops.go
+		return nil, err
 	}
 	return m, nil
 }

@@ -47,11 +47,15 @@ func (r *runService) ListRuns(ctx context.Context, req *intakev1.ListRunsRequest
 	if err != nil {
 		return nil, err
 	}
-	after, err := decodePageToken("runs", req.GetParent(), req.GetPageToken())
+	filter, filterKey, err := runFilter(req)
 	if err != nil {
 		return nil, err
 	}
-	runs, err := r.s.store.ListRuns(ctx, jobID, after, n+1)
+	after, err := decodeRunsPageToken(req.GetParent(), filterKey, req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	runs, err := r.s.store.ListRuns(ctx, jobID, filter, after, n+1)
 	if err != nil {
 		return nil, r.s.storeError(ctx, "list runs of", req.GetParent(), err)
 	}
@@ -70,7 +74,7 @@ func (r *runService) ListRuns(ctx context.Context, req *intakev1.ListRunsRequest
 		resp.Runs = runs[:n]
 		last := resp.Runs[n-1]
 		runID := last.GetName()[strings.LastIndex(last.GetName(), "/")+1:]
-		resp.NextPageToken = encodePageToken("runs", req.GetParent(), store.Cursor{Time: last.GetCreateTime().AsTime(), ID: runID})
+		resp.NextPageToken = encodePageToken("runs", runsPageScope(req.GetParent(), filterKey), store.Cursor{Time: last.GetCreateTime().AsTime(), ID: runID})
 	}
 	return resp, nil
 }

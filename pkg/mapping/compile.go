@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	pipelinev1 "github.com/intakehq/intake/proto/gen/intake/pipeline/v1"
@@ -29,8 +30,10 @@ type Plan struct {
 	types   []intakev1.AttributeType
 	columns []string
 	// Per row: how many cells of each wrapper kind the entries need.
-	nText, nDecimal, nDate int
-	boolTrue, boolFalse    *pipelinev1.Value
+	nText, nDecimal, nDate, nStamp int
+	boolTrue, boolFalse            *pipelinev1.Value
+	// loc is the time zone of timestamps written without one.
+	loc *time.Location
 	// mappers holds released Mappers for reuse.
 	mappers sync.Pool
 }
@@ -66,14 +69,28 @@ type target struct {
 	key bool
 }
 
+// CompileOptions are the options of CompileWith.
+type CompileOptions struct {
+	// Location is the time zone timestamps written without a zone are read
+	// in: the job's schedule time zone (see JobLocation). Nil is UTC.
+	Location *time.Location
+}
+
 // Compile checks spec against the run's data model (the object with every
 // attribute and its type, DataObject.keys and required_any) and the file's
 // header, and returns the plan that maps the file's records. Attributes
 // declared in spec.new_attributes count as attributes of the object with
 // their declared type (the API creates them when the job is saved). Every
 // problem of the spec is reported at once in a *SpecError. Function entries
-// are compiled and type-checked here, once.
+// are compiled and type-checked here, once. Timestamps without a zone are
+// read as UTC; CompileWith reads them in another time zone.
 func Compile(model *intakev1.DataObject, spec *intakev1.MappingSpec, header []string) (*Plan, error) {
+	return CompileWith(model, spec, header, CompileOptions{})
+}
+
+// CompileWith is Compile with options: the time zone of timestamps written
+// without one.
+func CompileWith(model *intakev1.DataObject, spec *intakev1.MappingSpec, header []string, opts CompileOptions) (*Plan, error) {
 	if model == nil {
 		return nil, errors.New("mapping: compile: no data model")
 	}
@@ -83,7 +100,12 @@ func Compile(model *intakev1.DataObject, spec *intakev1.MappingSpec, header []st
 		add(Problem{Entry: entry, Attribute: attr, Column: column, Code: code, Message: fmt.Sprintf(format, args...)})
 	}
 
+	loc := opts.Location
+	if loc == nil {
+		loc = time.UTC
+	}
 	p := &Plan{
+		loc:       loc,
 		model:     model,
 		header:    append([]string(nil), header...),
 		boolTrue:  &pipelinev1.Value{Kind: &pipelinev1.Value_Boolean{Boolean: true}},
@@ -122,7 +144,7 @@ func Compile(model *intakev1.DataObject, spec *intakev1.MappingSpec, header []st
 		}
 		t := na.GetType()
 		if _, ok := intakev1.AttributeType_name[int32(t)]; !ok || t == intakev1.AttributeType_ATTRIBUTE_TYPE_UNSPECIFIED {
-			addf(-1, id, "", CodeInvalidNewAttribute, "new attribute %s has no type (use text, number, currency, date, boolean or foreign_key)", id)
+			addf(-1, id, "", CodeInvalidNewAttribute, "new attribute %s has no type (use text, number, currency, date, timestamp, boolean or foreign_key)", id)
 			continue
 		}
 		if old, ok := targets[id]; ok {
@@ -157,7 +179,7 @@ func Compile(model *intakev1.DataObject, spec *intakev1.MappingSpec, header []st
 		}
 		seen[attr] = i
 		en := entry{attr: attr, col: -1, key: tg.key || slices.Contains(keys, attr)}
-		conv, ferr := newConverter(tg.typ, e.GetSourceFormat())
+		conv, ferr := newConverter(tg.typ, e.GetSourceFormat(), loc)
 		if ferr != nil {
 			addf(i, attr, ecol, CodeInvalidFormat, "entry %d (attribute %s): source format %v", n, attr, ferr)
 		}
@@ -261,6 +283,9 @@ func Compile(model *intakev1.DataObject, spec *intakev1.MappingSpec, header []st
 		case kDate:
 			e.slot = p.nDate
 			p.nDate++
+		case kTimestamp:
+			e.slot = p.nStamp
+			p.nStamp++
 		}
 	}
 	return p, nil
@@ -327,6 +352,9 @@ func checkAttributeID(id string) string {
 
 // Model is the data model the plan was compiled against.
 func (p *Plan) Model() *intakev1.DataObject { return p.model }
+
+// Location is the time zone timestamps written without a zone are read in.
+func (p *Plan) Location() *time.Location { return p.loc }
 
 // Attributes are the target attributes, in the order of a row's values,
 // which is the order of the spec's entries.

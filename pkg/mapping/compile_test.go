@@ -162,13 +162,13 @@ func TestCompileProblems(t *testing.T) {
 			name: "bad date format",
 			spec: spec(col("account_id", "Account ID"), colf("created_date", "Revenue", "YYYY-MM-DD")),
 			want: mapping.Problem{Entry: 1, Attribute: "created_date", Column: "Revenue", Code: mapping.CodeInvalidFormat,
-				Message: `entry 2 (attribute created_date): source format "YYYY-MM-DD" is not a date format: "YYYY" at position 1 is not a pattern (use yyyy, yy, MMMM, MMM, MM, M, dd, d, HH, H, hh, h, mm, ss, SSS and a, quote other letters with '...', or use iso8601, unix or unix_ms)`},
+				Message: `entry 2 (attribute created_date): source format "YYYY-MM-DD" is not a date format: "YYYY" at position 1 is not a pattern (use yyyy, yy, MMMM, MMM, MM, M, dd, d, HH, H, hh, h, mm, ss, SSS, a and XXX (a zone offset), quote other letters with '...', or use iso8601, unix or unix_ms)`},
 		},
 		{
 			name: "format on text",
 			spec: spec(colf("account_id", "Account ID", "yyyy")),
 			want: mapping.Problem{Entry: 0, Attribute: "account_id", Column: "Account ID", Code: mapping.CodeInvalidFormat,
-				Message: `entry 1 (attribute account_id): source format "yyyy" does not apply to a text attribute (only dates, numbers and currency have a source format)`},
+				Message: `entry 1 (attribute account_id): source format "yyyy" does not apply to a text attribute (only dates, timestamps, numbers and currency have a source format)`},
 		},
 		{
 			name: "bad constant",

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	pipelinev1 "github.com/intakehq/intake/proto/gen/intake/pipeline/v1"
@@ -19,6 +20,7 @@ const (
 	kDecimal
 	kDate
 	kBool
+	kTimestamp
 )
 
 // cell is a converted value before it is wrapped in a Value.
@@ -27,6 +29,7 @@ type cell struct {
 	s string
 	d int32
 	b bool
+	t int64 // a timestamp: microseconds since the epoch
 }
 
 // wrap allocates the Value of a cell (for constants; rows use a Mapper).
@@ -43,6 +46,8 @@ func (c cell) wrap(p *Plan) *pipelinev1.Value {
 			return p.boolTrue
 		}
 		return p.boolFalse
+	case kTimestamp:
+		return &pipelinev1.Value{Kind: &pipelinev1.Value_Timestamp{Timestamp: c.t}}
 	}
 	return &pipelinev1.Value{}
 }
@@ -52,17 +57,21 @@ type converter struct {
 	typ  intakev1.AttributeType
 	num  numberFormat
 	date dateFormat
+	// loc is the time zone of timestamps written without one.
+	loc *time.Location
 	// custom is whether the source format is not the default one (for messages).
 	custom bool
 }
 
-func newConverter(t intakev1.AttributeType, format string) (converter, error) {
+// newConverter compiles the conversion of cells in format to type t; loc
+// is the time zone of timestamps written without one (nil: UTC).
+func newConverter(t intakev1.AttributeType, format string, loc *time.Location) (converter, error) {
 	c := converter{typ: t, custom: strings.TrimSpace(format) != ""}
 	var err error
 	switch t {
 	case intakev1.AttributeType_ATTRIBUTE_TYPE_TEXT, intakev1.AttributeType_ATTRIBUTE_TYPE_BOOLEAN, intakev1.AttributeType_ATTRIBUTE_TYPE_FOREIGN_KEY:
 		if c.custom {
-			err = fmt.Errorf("%q does not apply to a %s attribute (only dates, numbers and currency have a source format)", format, typeName(t))
+			err = fmt.Errorf("%q does not apply to a %s attribute (only dates, timestamps, numbers and currency have a source format)", format, typeName(t))
 		}
 	case intakev1.AttributeType_ATTRIBUTE_TYPE_NUMBER:
 		c.num, err = parseNumberFormat(format, false)
@@ -70,6 +79,15 @@ func newConverter(t intakev1.AttributeType, format string) (converter, error) {
 		c.num, err = parseNumberFormat(format, true)
 	case intakev1.AttributeType_ATTRIBUTE_TYPE_DATE:
 		c.date, err = parseDateFormat(format)
+	case intakev1.AttributeType_ATTRIBUTE_TYPE_TIMESTAMP:
+		c.date, err = parseDateFormat(format)
+		if c.date.kind == dateISO && !c.custom {
+			c.date.name = timestampISOName
+		}
+		c.loc = loc
+		if c.loc == nil {
+			c.loc = time.UTC
+		}
 	default:
 		err = fmt.Errorf("cannot be used: the attribute's type %v is not supported", t)
 	}
@@ -87,6 +105,8 @@ func (c *converter) wrapper() kind {
 		return kDate
 	case intakev1.AttributeType_ATTRIBUTE_TYPE_BOOLEAN:
 		return kBool
+	case intakev1.AttributeType_ATTRIBUTE_TYPE_TIMESTAMP:
+		return kTimestamp
 	}
 	return kNull
 }
@@ -136,6 +156,16 @@ func (c *converter) convert(np *numberParser, s string) (cell, string) {
 			return cell{k: kDate, d: d}, ""
 		}
 		reason := quoteValue(s) + " does not match date format " + c.date.name
+		if detail != "" {
+			reason += ": " + detail
+		}
+		return cell{}, reason
+	case intakev1.AttributeType_ATTRIBUTE_TYPE_TIMESTAMP:
+		us, ok, detail := c.date.parseTimestamp(s, c.loc)
+		if ok {
+			return cell{k: kTimestamp, t: us}, ""
+		}
+		reason := quoteValue(s) + " does not match timestamp format " + c.date.name
 		if detail != "" {
 			reason += ": " + detail
 		}
@@ -219,8 +249,9 @@ func parseBool(s string) (bool, bool) {
 }
 
 // Text returns the value as text, canonically: a decimal as "-1234.5", a
-// date as "2024-03-01", a boolean as "true" or "false", text as it is. A
-// null value is "".
+// date as "2024-03-01", a timestamp as RFC 3339 in UTC
+// ("2024-03-01T10:15:00Z"), a boolean as "true" or "false", text as it is.
+// A null value is "".
 func Text(v *pipelinev1.Value) string {
 	switch k := v.GetKind().(type) {
 	case *pipelinev1.Value_Text:
@@ -231,6 +262,8 @@ func Text(v *pipelinev1.Value) string {
 		return DateText(k.Date)
 	case *pipelinev1.Value_Boolean:
 		return strconv.FormatBool(k.Boolean)
+	case *pipelinev1.Value_Timestamp:
+		return TimestampText(k.Timestamp)
 	}
 	return ""
 }

@@ -29,6 +29,7 @@ const (
 	tokSecond
 	tokFraction
 	tokAmPm
+	tokZone
 )
 
 type dateToken struct {
@@ -47,7 +48,7 @@ type dateFormat struct {
 	isoDay bool
 }
 
-const dateTokensHelp = "use yyyy, yy, MMMM, MMM, MM, M, dd, d, HH, H, hh, h, mm, ss, SSS and a, quote other letters with '...', or use iso8601, unix or unix_ms"
+const dateTokensHelp = "use yyyy, yy, MMMM, MMM, MM, M, dd, d, HH, H, hh, h, mm, ss, SSS, a and XXX (a zone offset), quote other letters with '...', or use iso8601, unix or unix_ms"
 
 // parseDateFormat compiles a date source format.
 func parseDateFormat(f string) (dateFormat, error) {
@@ -81,7 +82,7 @@ func parseDateFormat(f string) (dateFormat, error) {
 		}
 		return k
 	}
-	fieldName := map[tokKind]string{tokYear4: "year", tokMonth: "month", tokDay: "day", tokHour24: "hour", tokMinute: "minute", tokSecond: "second", tokFraction: "fraction of a second", tokAmPm: "AM/PM marker"}
+	fieldName := map[tokKind]string{tokYear4: "year", tokMonth: "month", tokDay: "day", tokHour24: "hour", tokMinute: "minute", tokSecond: "second", tokFraction: "fraction of a second", tokAmPm: "AM/PM marker", tokZone: "zone"}
 	for i := 0; i < len(f); {
 		c := f[i]
 		if c == '\'' {
@@ -134,6 +135,10 @@ func parseDateFormat(f string) (dateFormat, error) {
 			t = dateToken{kind: tokFraction, min: 1, max: 9}
 		case c == 'a' && n == 1:
 			t = dateToken{kind: tokAmPm}
+		case (c == 'X' || c == 'Z') && n <= 3:
+			// Any of Z, +02, +0200, +02:00 (also UTC and GMT), whichever
+			// of X, XX, XXX, Z the pattern says.
+			t = dateToken{kind: tokZone}
 		default:
 			ok = false
 		}
@@ -167,6 +172,19 @@ func parseDateFormat(f string) (dateFormat, error) {
 	return df, nil
 }
 
+// dateFields are the fields a date or date-time value was read into.
+type dateFields struct {
+	y, mo, d   int
+	h, mi, sec int
+	// usec is the fraction of a second in microseconds (a longer fraction
+	// is cut).
+	usec int
+	// zone is set when the value has a zone; off is its offset east of
+	// UTC, in seconds.
+	zone bool
+	off  int
+}
+
 // parse converts a date cell (trimmed, not empty) to days since 1970-01-01.
 // On failure it returns a detail ("" when the value simply does not match).
 func (df *dateFormat) parse(s string) (days int32, ok bool, detail string) {
@@ -181,33 +199,62 @@ func (df *dateFormat) parse(s string) (days int32, ok bool, detail string) {
 	if df.isoDay && len(s) == 10 && s[4] == '-' && s[7] == '-' {
 		return parseISODate(s)
 	}
-	var y, mo, d, h, mi, sec int = -1, -1, -1, 0, 0, 0
-	h12 := false
+	f, ok, detail := df.scan(s)
+	if !ok {
+		return 0, false, detail
+	}
+	return civilDays(f.y, f.mo, f.d)
+}
+
+// fields reads a cell of an ISO 8601 or pattern format into its fields,
+// checking the time of day and the offset but not the calendar date.
+func (df *dateFormat) fields(s string) (dateFields, bool, string) {
+	if df.kind == dateISO {
+		return parseISOFields(s)
+	}
+	return df.scan(s)
+}
+
+// scan reads a cell of a pattern format into its fields, checking the time
+// of day and the offset but not the calendar date (civilDays does).
+func (df *dateFormat) scan(s string) (dateFields, bool, string) {
+	f := dateFields{y: -1, mo: -1, d: -1}
+	h12, pm := false, false
 	i := 0
 	for _, t := range df.tokens {
 		switch t.kind {
 		case tokLiteral:
 			if !strings.HasPrefix(s[i:], t.lit) {
-				return 0, false, ""
+				return f, false, ""
 			}
 			i += len(t.lit)
 			continue
 		case tokMonthName:
 			m, w := monthName(s[i:])
 			if m == 0 {
-				return 0, false, ""
+				return f, false, ""
 			}
-			mo = m
+			f.mo = m
 			i += w
 			continue
 		case tokAmPm:
 			if len(s)-i < 2 || (s[i+1] != 'M' && s[i+1] != 'm') {
-				return 0, false, ""
+				return f, false, ""
 			}
-			if c := s[i] | 0x20; c != 'a' && c != 'p' {
-				return 0, false, ""
+			c := s[i] | 0x20
+			if c != 'a' && c != 'p' {
+				return f, false, ""
 			}
+			pm = c == 'p'
 			i += 2
+			continue
+		case tokZone:
+			off, w, detail := parseOffset(s[i:])
+			if w == 0 {
+				return f, false, detail
+			}
+			f.zone, f.off = true, off
+			i += w
 			continue
 		}
 		v, j := 0, i
@@ -216,49 +263,118 @@ func (df *dateFormat) parse(s string) (days int32, ok bool, detail string) {
 			j++
 		}
 		if j-i < t.min {
-			return 0, false, ""
+			return f, false, ""
 		}
-		i = j
 		switch t.kind {
 		case tokYear4:
-			y = v
+			f.y = v
 		case tokYear2:
 			if v >= 69 {
-				y = 1900 + v
+				f.y = 1900 + v
 			} else {
-				y = 2000 + v
+				f.y = 2000 + v
 			}
 		case tokMonth:
-			mo = v
+			f.mo = v
 		case tokDay:
-			d = v
+			f.d = v
 		case tokHour24:
-			h = v
+			f.h = v
 		case tokHour12:
-			h, h12 = v, true
+			f.h, h12 = v, true
 		case tokMinute:
-			mi = v
+			f.mi = v
 		case tokSecond:
-			sec = v
+			f.sec = v
+		case tokFraction:
+			f.usec = fractionMicros(s[i:j])
 		}
+		i = j
 	}
 	if i != len(s) {
-		return 0, false, ""
+		return f, false, ""
 	}
 	if h12 {
-		if h < 1 || h > 12 {
-			return 0, false, fmt.Sprintf("hour %d is not 1-12", h)
+		if f.h < 1 || f.h > 12 {
+			return f, false, fmt.Sprintf("hour %d is not 1-12", f.h)
 		}
-	} else if h > 23 {
-		return 0, false, fmt.Sprintf("hour %d is not 0-23", h)
+		f.h %= 12
+		if pm {
+			f.h += 12
+		}
+	} else if f.h > 23 {
+		return f, false, fmt.Sprintf("hour %d is not 0-23", f.h)
 	}
-	if mi > 59 {
-		return 0, false, fmt.Sprintf("minute %d is not 0-59", mi)
+	if f.mi > 59 {
+		return f, false, fmt.Sprintf("minute %d is not 0-59", f.mi)
 	}
-	if sec > 60 {
-		return 0, false, fmt.Sprintf("second %d is not 0-59", sec)
+	if f.sec > 60 {
+		return f, false, fmt.Sprintf("second %d is not 0-59", f.sec)
 	}
-	return civilDays(y, mo, d)
+	return f, true, ""
+}
+
+// fractionMicros is a fraction of a second, given by its digits, in
+// microseconds; digits past the sixth are cut.
+func fractionMicros(digits string) int {
+	us := 0
+	for k := 0; k < 6; k++ {
+		us *= 10
+		if k < len(digits) {
+			us += int(digits[k] - '0')
+		}
+	}
+	return us
+}
+
+// maxOffsetHours bounds a zone offset (as ISO 8601 and package time do).
+const maxOffsetHours = 18
+
+// parseOffset reads a zone at the start of s: Z, UTC or GMT (any case), or
+// an offset +hh, +hhmm or +hh:mm (or with '-'). It returns the offset east
+// of UTC in seconds and the bytes read; 0 bytes when there is none, with a
+// detail when the offset is out of range.
+func parseOffset(s string) (off, n int, detail string) {
+	if s == "" {
+		return 0, 0, ""
+	}
+	switch s[0] {
+	case 'Z', 'z':
+		return 0, 1, ""
+	case 'U', 'u', 'G', 'g':
+		if len(s) >= 3 && (strings.EqualFold(s[:3], "UTC") || strings.EqualFold(s[:3], "GMT")) {
+			return 0, 3, ""
+		}
+		return 0, 0, ""
+	case '+', '-':
+	default:
+		return 0, 0, ""
+	}
+	oh, ok := digitsAt(s, 1, 2)
+	if !ok {
+		return 0, 0, ""
+	}
+	n, om := 3, 0
+	switch {
+	case len(s) >= 6 && s[3] == ':':
+		if om, ok = digitsAt(s, 4, 2); !ok {
+			return 0, 0, ""
+		}
+		n = 6
+	case len(s) >= 5 && isDigit(s[3]):
+		if om, ok = digitsAt(s, 3, 2); !ok {
+			return 0, 0, ""
+		}
+		n = 5
+	}
+	if oh > maxOffsetHours || om > 59 || oh == maxOffsetHours && om > 0 {
+		return 0, 0, fmt.Sprintf("offset %s is not between -18:00 and +18:00", s[:n])
+	}
+	off = oh*3600 + om*60
+	if s[0] == '-' {
+		off = -off
+	}
+	return off, n, ""
 }
 
 // civilDays validates a calendar date and returns its days since the epoch.

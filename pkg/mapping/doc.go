@@ -3,7 +3,8 @@
 //
 // A spec is compiled once per run against the run's data model (an
 // intakev1.DataObject: keys, required_any, every attribute with its type)
-// and the file's header ([Compile]); attributes the spec declares in
+// and the file's header ([Compile], or [CompileWith] to read timestamps
+// without a zone in the job's time zone, [JobLocation]); attributes the spec declares in
 // new_attributes count as attributes of the model. The resulting [Plan] is
 // immutable and safe for concurrent use. Compile reports every problem of
 // the job at once in a [*SpecError] (a key not mapped, none of required_any
@@ -48,11 +49,29 @@
 //     after it ("$1,234.56", "1.234,56 €", "USD 12") and parentheses for
 //     negative amounts ("($12.00)").
 //   - Date: days since 1970-01-01. Source formats are patterns of yyyy, yy,
-//     MMMM, MMM, MM, M, dd, d, HH, H, hh, h, mm, ss, SSS and a (quote literal
-//     letters with '...'), or "iso8601", "unix" (seconds) or "unix_ms". The
-//     default is ISO 8601 ("2024-01-31", "2024-01-31T10:00:00Z"); the date is
-//     taken as written, ignoring a time of day and offset. A two-digit year
-//     yy is 1969–1999 for 69–99 and 2000–2068 for 00–68.
+//     MMMM, MMM, MM, M, dd, d, HH, H, hh, h, mm, ss, SSS (a fraction of a
+//     second, any number of digits), a (AM/PM) and XXX or Z (a zone: Z, UTC,
+//     +02, +0200 or +02:00, whichever of X, XX, XXX, Z is written) — quote
+//     literal letters with '...' — or "iso8601", "unix" (seconds) or
+//     "unix_ms". The default is ISO 8601 ("2024-01-31",
+//     "2024-01-31T10:00:00Z"); the date is taken as written, ignoring a time
+//     of day and offset. A two-digit year yy is 1969–1999 for 69–99 and
+//     2000–2068 for 00–68.
+//   - Timestamp: an instant, microseconds since 1970-01-01T00:00:00Z
+//     (timestamptz), shown as RFC 3339 in UTC ("2024-03-01T10:15:00Z").
+//     Source formats are those of dates; "unix" and "unix_ms" may have a
+//     fraction. The default (also "iso8601") is ISO 8601 / RFC 3339:
+//     "2024-03-01T10:15:00Z", "2024-03-01T10:15:00.25+01:00",
+//     "2024-03-01 10:15:00" (also with a zone after a space, as +01, +0100,
+//     UTC), "2024-03-01T10:15" and a plain date "2024-03-01" (midnight).
+//     Hour 24:00 and second 60 roll over to the next day or minute; a
+//     fraction finer than a microsecond is cut. A value without a zone is a
+//     wall time of the job's time zone (CompileOptions.Location, UTC by
+//     default): when clocks go back, a wall time that occurs twice is the
+//     first one (the offset before the change, as java.time reads it;
+//     PostgreSQL would take the second); when clocks go forward, a
+//     skipped wall time is moved forward by the gap (02:30 is 03:30 after
+//     the change), as PostgreSQL and java.time read it. Unix times are UTC.
 //   - Boolean: true/false, yes/no, y/n, t/f, on/off, 1/0, in any case.
 //
 // An empty cell, a cell of only spaces, or one equal to a null value of the

@@ -1,11 +1,14 @@
 package mapping_test
 
 import (
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/intakehq/intake/pkg/mapping"
+	pipelinev1 "github.com/intakehq/intake/proto/gen/intake/pipeline/v1"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
 
@@ -82,6 +85,32 @@ func TestEveryTypeAndFormat(t *testing.T) {
 			// Empty and null.
 			{format: "MM/dd/yyyy", in: "", null: true},
 			{format: "MM/dd/yyyy", in: "   ", null: true},
+		}},
+		{typ: tTimestamp, rows: []row{
+			// ISO 8601 / RFC 3339 (the default); shown as RFC 3339 in UTC.
+			{format: "", in: "2024-03-01T10:15:00Z", want: "2024-03-01T10:15:00Z"},
+			{format: "", in: "2024-03-01T10:15:00.250+01:00", want: "2024-03-01T09:15:00.25Z"},
+			{format: "", in: "2024-03-01 10:15:00", want: "2024-03-01T10:15:00Z"},
+			{format: "", in: "2024-03-01", want: "2024-03-01T00:00:00Z"},
+			{format: "iso8601", in: "2024-03-01T10:15", want: "2024-03-01T10:15:00Z"},
+			{format: "", in: "2024-03-01T25:00:00Z", err: `"2024-03-01T25:00:00Z" does not match timestamp format ISO 8601 (e.g. 2024-03-01T10:15:00Z): hour 25 is not 0-23`},
+			{format: "", in: "2024-02-30 10:00", err: `"2024-02-30 10:00" does not match timestamp format ISO 8601 (e.g. 2024-03-01T10:15:00Z): day 30 is not 1-29 in February 2024`},
+			{format: "", in: "03/01/2024 10:15", err: `"03/01/2024 10:15" does not match timestamp format ISO 8601 (e.g. 2024-03-01T10:15:00Z)`},
+			{format: "", in: "2024-03-01T10:15:00+20:00", err: `"2024-03-01T10:15:00+20:00" does not match timestamp format ISO 8601 (e.g. 2024-03-01T10:15:00Z): offset +20:00 is not between -18:00 and +18:00`},
+			// Patterns with time and zone tokens.
+			{format: "MM/dd/yyyy HH:mm", in: "03/01/2024 10:15", want: "2024-03-01T10:15:00Z"},
+			{format: "MM/dd/yyyy h:mm a", in: "3/1/2024 10:15 PM", want: "2024-03-01T22:15:00Z"},
+			{format: "dd.MM.yyyy HH:mm:ss.SSS", in: "01.03.2024 10:15:00.123", want: "2024-03-01T10:15:00.123Z"},
+			{format: "yyyy-MM-dd HH:mm:ssXXX", in: "2024-03-01 10:15:00-08:00", want: "2024-03-01T18:15:00Z"},
+			{format: "yyyy-MM-dd HH:mm:ss Z", in: "2024-03-01 10:15:00 +0530", want: "2024-03-01T04:45:00Z"},
+			{format: "MM/dd/yyyy HH:mm", in: "2024-03-01 10:15", err: `"2024-03-01 10:15" does not match timestamp format MM/dd/yyyy HH:mm`},
+			// Unix time.
+			{format: "unix", in: "1709288100", want: "2024-03-01T10:15:00Z"},
+			{format: "unix", in: "1709288100.5", want: "2024-03-01T10:15:00.5Z"},
+			{format: "unix_ms", in: "1709288100123", want: "2024-03-01T10:15:00.123Z"},
+			{format: "unix", in: "99999999999999", err: `"99999999999999" does not match timestamp format unix: the timestamp is out of range (years 0000-9999)`},
+			{format: "unix", in: "soon", err: `"soon" does not match timestamp format unix`},
+			{format: "", in: "", null: true},
 		}},
 		{typ: tNumber, rows: []row{
 			{format: "", in: "1234.5", want: "1234.5"},
@@ -172,6 +201,7 @@ func TestConstantsConvertLikeCells(t *testing.T) {
 	}{
 		{tCurrency, "", "($12.50)", mapping.Cell{Value: "-12.50"}},
 		{tDate, "dd/MM/yyyy", "01/02/2024", mapping.Cell{Value: "2024-02-01"}},
+		{tTimestamp, "", "2024-03-01T10:15:00+01:00", mapping.Cell{Value: "2024-03-01T09:15:00Z"}},
 		{tText, "", "  kept  ", mapping.Cell{Value: "  kept  "}},
 		{tFK, "", "ACC-1", mapping.Cell{Value: "ACC-1"}},
 		{tBoolean, "", "", mapping.Cell{Null: true}},
@@ -183,5 +213,78 @@ func TestConstantsConvertLikeCells(t *testing.T) {
 		cells, rerr := plan.Preview(2, []string{"K"})
 		require.Nil(t, rerr)
 		require.Equal(t, tc.want, cells[1], "%v %q", tc.typ, tc.constant)
+	}
+}
+
+// Timestamps written without a zone are read in the plan's time zone (the
+// job's schedule time zone); those with one, and unix times, are exact.
+func TestTimestampsInTheJobsTimeZone(t *testing.T) {
+	t.Parallel()
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	require.NoError(t, err)
+	s := spec(col("id", "id"), col("v", "v"))
+	plan, err := mapping.CompileWith(oneAttribute(tTimestamp), s, []string{"id", "v"}, mapping.CompileOptions{Location: berlin})
+	require.NoError(t, err)
+	require.Equal(t, berlin, plan.Location())
+	require.Equal(t, []intakev1.AttributeType{tText, tTimestamp}, plan.Types())
+	for in, want := range map[string]string{
+		"2024-03-01 10:15":          "2024-03-01T09:15:00Z", // CET, +01:00
+		"2024-07-01T10:15:00":       "2024-07-01T08:15:00Z", // CEST, +02:00
+		"2024-03-31 02:30":          "2024-03-31T01:30:00Z", // skipped: 03:30 CEST
+		"2024-10-27 02:30":          "2024-10-27T00:30:00Z", // twice: the first, CEST
+		"2024-03-01T10:15:00Z":      "2024-03-01T10:15:00Z",
+		"2024-03-01T10:15:00-05:00": "2024-03-01T15:15:00Z",
+	} {
+		values, errs := plan.MapRecord(2, []string{"K", in})
+		require.Empty(t, errs, in)
+		require.Equal(t, want, mapping.Text(values[1]), in)
+		want, _ := time.Parse(time.RFC3339, want)
+		require.Equal(t, want.UnixMicro(), values[1].GetTimestamp(), in)
+	}
+
+	// Compile reads them as UTC; so does a nil location.
+	for _, compile := range []func() (*mapping.Plan, error){
+		func() (*mapping.Plan, error) {
+			return mapping.Compile(oneAttribute(tTimestamp), s, []string{"id", "v"})
+		},
+		func() (*mapping.Plan, error) {
+			return mapping.CompileWith(oneAttribute(tTimestamp), s, []string{"id", "v"}, mapping.CompileOptions{})
+		},
+	} {
+		plan, err := compile()
+		require.NoError(t, err)
+		require.Equal(t, time.UTC, plan.Location())
+		cells, rerr := plan.Preview(2, []string{"K", "2024-03-01 10:15"})
+		require.Nil(t, rerr)
+		require.Equal(t, mapping.Cell{Value: "2024-03-01T10:15:00Z"}, cells[1])
+	}
+}
+
+func TestJobLocation(t *testing.T) {
+	t.Parallel()
+	job := func(tz string) *intakev1.Job { return &intakev1.Job{Schedule: &intakev1.Schedule{TimeZone: tz}} }
+	require.Equal(t, "Europe/Berlin", mapping.JobLocation(job("Europe/Berlin")).String())
+	require.Equal(t, time.UTC, mapping.JobLocation(job("")))
+	require.Equal(t, time.UTC, mapping.JobLocation(job("Mars/Olympus_Mons")))
+	require.Equal(t, time.UTC, mapping.JobLocation(job("Local")))
+	require.Equal(t, time.UTC, mapping.JobLocation(&intakev1.Job{}))
+	require.Equal(t, time.UTC, mapping.JobLocation(nil))
+}
+
+// A Mapper hands out timestamp values from its blocks: each row keeps its own.
+func TestMapperKeepsEveryRowsTimestamp(t *testing.T) {
+	t.Parallel()
+	plan, err := mapping.Compile(oneAttribute(tTimestamp), spec(col("id", "id"), colf("v", "v", "unix")), []string{"id", "v"})
+	require.NoError(t, err)
+	m := plan.NewMapper(0)
+	defer m.Release()
+	var rows []*pipelinev1.Row
+	for i := range 1000 {
+		r, errs := m.MapRecord(int64(i+2), []string{"K", strconv.Itoa(1709251200 + i)}, nil)
+		require.Empty(t, errs)
+		rows = append(rows, r)
+	}
+	for i, r := range rows {
+		require.Equal(t, int64(1709251200+i)*1_000_000, r.GetValues()[1].GetTimestamp(), "row %d", i+2)
 	}
 }

@@ -271,12 +271,12 @@ func (c *converter) takes(k types.Kind) string {
 		if k == types.BoolKind {
 			return "a " + typeName(c.typ) + " attribute takes a number or a string"
 		}
-	case intakev1.AttributeType_ATTRIBUTE_TYPE_DATE:
+	case intakev1.AttributeType_ATTRIBUTE_TYPE_DATE, intakev1.AttributeType_ATTRIBUTE_TYPE_TIMESTAMP:
 		if k == types.BoolKind {
-			return "a date attribute takes a string"
+			return "a " + typeName(c.typ) + " attribute takes a string"
 		}
 		if (k == types.IntKind || k == types.UintKind || k == types.DoubleKind) && c.date.kind != dateUnix && c.date.kind != dateUnixMs {
-			return "a date attribute takes a string, or a number with the source format unix or unix_ms"
+			return "a " + typeName(c.typ) + " attribute takes a string, or a number with the source format unix or unix_ms"
 		}
 	case intakev1.AttributeType_ATTRIBUTE_TYPE_FOREIGN_KEY:
 		if k == types.BoolKind {
@@ -565,7 +565,7 @@ func (m *Mapper) convertResult(e *entry, out ref.Val) (cell, string) {
 		switch e.conv.typ {
 		case intakev1.AttributeType_ATTRIBUTE_TYPE_NUMBER, intakev1.AttributeType_ATTRIBUTE_TYPE_CURRENCY:
 			return cell{k: kDecimal, s: s}, ""
-		case intakev1.AttributeType_ATTRIBUTE_TYPE_DATE, intakev1.AttributeType_ATTRIBUTE_TYPE_BOOLEAN:
+		case intakev1.AttributeType_ATTRIBUTE_TYPE_DATE, intakev1.AttributeType_ATTRIBUTE_TYPE_TIMESTAMP, intakev1.AttributeType_ATTRIBUTE_TYPE_BOOLEAN:
 			// Unix timestamps; 1 and 0.
 			c, reason := e.conv.convert(&m.np, s)
 			if reason != "" {

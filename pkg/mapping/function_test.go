@@ -1,9 +1,11 @@
 package mapping_test
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -350,5 +352,48 @@ func TestConcatenationIsCELs(t *testing.T) {
 				require.Equal(t, cells[2], cells[1], "%s on %q", expr, rec)
 			}
 		}
+	}
+}
+
+// A function fills a timestamp like a cell: a string through the source
+// format (in the job's time zone when it has no zone), a number as unix time.
+func TestFunctionTimestamps(t *testing.T) {
+	t.Parallel()
+	header := []string{"Acct", "User", "Day", "Time", "Epoch"}
+	record := []string{"A-1", "U-1", "12/31/2024", "10:15 PM", "1706659200"}
+	keys := []*intakev1.MappingEntry{col("account_id", "Acct"), col("user_id", "User"), constant("activity", "login"), constant("module", "core")}
+	ny, err := time.LoadLocation("America/New_York")
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name  string
+		entry *intakev1.MappingEntry
+		want  string
+	}{
+		{"string through the format", withFormat(fn("timestamp", `Day + " " + Time`), "MM/dd/yyyy h:mm a"), "2025-01-01T03:15:00Z"},
+		{"int as unix time", withFormat(fn("timestamp", `int(Epoch) + 90`), "unix"), "2024-01-31T00:01:30Z"},
+		{"double as unix time", withFormat(fn("timestamp", `double(Epoch) + 0.25`), "unix"), "2024-01-31T00:00:00.25Z"},
+		{"ISO 8601 with a zone", fn("timestamp", `"2024-03-01T10:15:00Z"`), "2024-03-01T10:15:00Z"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			plan, err := mapping.CompileWith(object(t, intakev1.ObjectType_OBJECT_TYPE_USAGE), spec(append(slices.Clone(keys), tc.entry)...), header,
+				mapping.CompileOptions{Location: ny})
+			require.NoError(t, err)
+			values, errs := plan.MapRecord(2, record)
+			require.Empty(t, errs)
+			require.Equal(t, tc.want, mapping.Text(values[4]))
+		})
+	}
+
+	// What a timestamp cannot take is a problem of the spec.
+	for expr, want := range map[string]string{
+		`Day == ""`:  "function of entry 5 returns bool; a timestamp attribute takes a string",
+		`int(Epoch)`: "function of entry 5 returns int; a timestamp attribute takes a string, or a number with the source format unix or unix_ms",
+	} {
+		_, err := mapping.Compile(object(t, intakev1.ObjectType_OBJECT_TYPE_USAGE), spec(append(slices.Clone(keys), fn("timestamp", expr))...), header)
+		var se *mapping.SpecError
+		require.ErrorAs(t, err, &se, expr)
+		require.Len(t, se.Problems, 1, expr)
+		require.Equal(t, want, se.Problems[0].Message, expr)
 	}
 }

@@ -223,8 +223,8 @@ func isIn(list []string, s string) bool {
 // wins when the samples cannot tell them apart.
 var dateCandidates = []string{
 	"yyyy-MM-dd", "yyyy-MM-dd HH:mm", "yyyy-MM-dd HH:mm:ss", "iso8601", "MM/dd/yyyy", "dd/MM/yyyy", "dd.MM.yyyy", "yyyy/MM/dd", "dd-MM-yyyy",
-	"MM-dd-yyyy", "MM/dd/yyyy HH:mm", "dd/MM/yyyy HH:mm",
-	"MM/dd/yyyy h:mm a", "MM/dd/yy", "dd/MM/yy", "dd.MM.yy", "dd MMM yyyy", "MMM d, yyyy", "dd-MMM-yyyy",
+	"MM-dd-yyyy", "MM/dd/yyyy HH:mm", "dd/MM/yyyy HH:mm", "MM/dd/yyyy HH:mm:ss", "dd/MM/yyyy HH:mm:ss", "dd.MM.yyyy HH:mm", "dd.MM.yyyy HH:mm:ss",
+	"MM/dd/yyyy h:mm a", "MM/dd/yyyy h:mm:ss a", "MM/dd/yy", "dd/MM/yy", "dd.MM.yy", "dd MMM yyyy", "MMM d, yyyy", "dd-MMM-yyyy",
 }
 
 // nullLike are cell values InferType ignores as meaning "no value".
@@ -233,6 +233,8 @@ var nullLike = map[string]bool{"null": true, "n/a": true, "na": true, "none": tr
 // InferType guesses the attribute type of a column from sample values: a
 // Date with the pattern of its dates (among common ones; yyyy-MM-dd and
 // ISO 8601 first, MM/dd/yyyy before dd/MM/yyyy when the samples fit both),
+// or a Timestamp with that pattern when some sample has a time of day other
+// than midnight (dates written with 00:00:00 are still dates),
 // Currency when amounts carry a currency symbol or code or parentheses,
 // Number (format "" for 1,234.56, or "1.234,56" or "1 234,56" for a decimal
 // comma), Boolean for true/false, yes/no words, else Text. Empty cells and
@@ -300,7 +302,14 @@ func InferType(samples []string) (intakev1.AttributeType, string, float64) {
 				break
 			}
 		}
-		return intakev1.AttributeType_ATTRIBUTE_TYPE_DATE, dateCandidates[best], conf
+		typ := intakev1.AttributeType_ATTRIBUTE_TYPE_DATE
+		for _, v := range vals {
+			if f, ok, _ := formats[best].fields(v); ok && (f.h != 0 || f.mi != 0 || f.sec != 0 || f.usec != 0) {
+				typ = intakev1.AttributeType_ATTRIBUTE_TYPE_TIMESTAMP
+				break
+			}
+		}
+		return typ, dateCandidates[best], conf
 	}
 	var np numberParser
 	// Numbers and currency, in the formats that read the most samples.

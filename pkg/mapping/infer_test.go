@@ -107,12 +107,17 @@ func TestInferType(t *testing.T) {
 		conf    float64
 	}{
 		{"iso dates", []string{"2024-01-31", "2024-02-29", "", "2023-12-01"}, tDate, "yyyy-MM-dd", 1},
-		{"iso date-times", []string{"2024-01-31T10:00:00Z", "2024-02-29T23:59:59+02:00"}, tDate, "iso8601", 1},
+		{"iso date-times", []string{"2024-01-31T10:00:00Z", "2024-02-29T23:59:59+02:00"}, tTimestamp, "iso8601", 1},
+		{"iso dates and date-times", []string{"2024-01-31", "2024-02-29T23:59:59.5+02:00"}, tTimestamp, "iso8601", 1},
+		{"midnights are dates", []string{"2024-01-31 00:00:00", "2024-02-29 00:00:00"}, tDate, "yyyy-MM-dd HH:mm:ss", 1},
+		{"us date-times", []string{"01/31/2024 10:15:30", "12/01/2023 23:00:00"}, tTimestamp, "MM/dd/yyyy HH:mm:ss", 1},
+		{"am/pm", []string{"01/31/2024 9:05 PM", "12/01/2023 12:00 AM"}, tTimestamp, "MM/dd/yyyy h:mm a", 1},
+		{"ambiguous date-times", []string{"01/02/2024 10:00", "03/04/2024 11:30"}, tTimestamp, "MM/dd/yyyy HH:mm", 0.6},
 		{"us dates", []string{"01/31/2024", "12/01/2023", "02/29/2024"}, tDate, "MM/dd/yyyy", 1},
 		{"european dates", []string{"31/01/2024", "01/12/2023", "29/02/2024"}, tDate, "dd/MM/yyyy", 1},
 		{"ambiguous dates", []string{"01/02/2024", "03/04/2024", "12/11/2023"}, tDate, "MM/dd/yyyy", 0.6},
 		{"german dates", []string{"31.01.2024", "1.2.2024"}, tDate, "dd.MM.yyyy", 1},
-		{"date and time", []string{"2024-01-31 10:00", "2024-02-01 23:59"}, tDate, "yyyy-MM-dd HH:mm", 1},
+		{"date and time", []string{"2024-01-31 10:00", "2024-02-01 23:59"}, tTimestamp, "yyyy-MM-dd HH:mm", 1},
 		{"month names", []string{"Jan 5, 2024", "February 29, 2024"}, tDate, "MMM d, yyyy", 1},
 		{"integers", []string{"1", "42", "-7", "1,234"}, tNumber, "", 1},
 		{"decimals", []string{"1.5", "0.25", "1,234.56"}, tNumber, "", 1},
@@ -144,7 +149,7 @@ func TestInferType(t *testing.T) {
 func TestInferredFormatsReadTheSamples(t *testing.T) {
 	t.Parallel()
 	for _, samples := range [][]string{
-		{"31.01.2024", "1.2.2024"}, {"Jan 5, 2024"}, {"1 234,5"}, {"EUR 12,50", "EUR 1.234,00"}, {"($12.00)", "$1"}, {"yes", "no"},
+		{"31.01.2024", "1.2.2024"}, {"Jan 5, 2024"}, {"2024-01-31T10:00:00Z"}, {"31.01.2024 17:45"}, {"01/31/2024 9:05 PM"}, {"1 234,5"}, {"EUR 12,50", "EUR 1.234,00"}, {"($12.00)", "$1"}, {"yes", "no"},
 	} {
 		typ, format, _ := mapping.InferType(samples)
 		for _, s := range samples {

@@ -28,6 +28,7 @@ type block struct {
 	texts  []pipelinev1.Value_Text
 	decs   []pipelinev1.Value_Decimal
 	dates  []pipelinev1.Value_Date
+	stamps []pipelinev1.Value_Timestamp
 }
 
 // defaultBlock is the number of rows a Mapper allocates at once when it was
@@ -89,6 +90,7 @@ func (m *Mapper) next() (*block, int) {
 			texts:  make([]pipelinev1.Value_Text, size*p.nText),
 			decs:   make([]pipelinev1.Value_Decimal, size*p.nDecimal),
 			dates:  make([]pipelinev1.Value_Date, size*p.nDate),
+			stamps: make([]pipelinev1.Value_Timestamp, size*p.nStamp),
 		})
 	}
 }
@@ -108,7 +110,7 @@ func (m *Mapper) MapRecord(row int64, record []string, errs []RowError) (*pipeli
 	n := len(p.entries)
 	ptrs := b.ptrs[ri*n : (ri+1)*n : (ri+1)*n]
 	values := b.values[ri*n : (ri+1)*n]
-	texts, decs, dates := b.texts[ri*p.nText:], b.decs[ri*p.nDecimal:], b.dates[ri*p.nDate:]
+	texts, decs, dates, stamps := b.texts[ri*p.nText:], b.decs[ri*p.nDecimal:], b.dates[ri*p.nDate:], b.stamps[ri*p.nStamp:]
 	bad := false
 	for j := range p.entries {
 		e := &p.entries[j]
@@ -139,6 +141,10 @@ func (m *Mapper) MapRecord(row int64, record []string, errs []RowError) (*pipeli
 			d := &dates[e.slot]
 			d.Date = c.d
 			v.Kind = d
+		case kTimestamp:
+			t := &stamps[e.slot]
+			t.Timestamp = c.t
+			v.Kind = t
 		case kBool:
 			if c.b {
 				v.Kind = p.boolTrue.Kind

@@ -11,12 +11,13 @@ import (
 )
 
 const (
-	tText     = intakev1.AttributeType_ATTRIBUTE_TYPE_TEXT
-	tNumber   = intakev1.AttributeType_ATTRIBUTE_TYPE_NUMBER
-	tDate     = intakev1.AttributeType_ATTRIBUTE_TYPE_DATE
-	tCurrency = intakev1.AttributeType_ATTRIBUTE_TYPE_CURRENCY
-	tBoolean  = intakev1.AttributeType_ATTRIBUTE_TYPE_BOOLEAN
-	tFK       = intakev1.AttributeType_ATTRIBUTE_TYPE_FOREIGN_KEY
+	tText      = intakev1.AttributeType_ATTRIBUTE_TYPE_TEXT
+	tNumber    = intakev1.AttributeType_ATTRIBUTE_TYPE_NUMBER
+	tDate      = intakev1.AttributeType_ATTRIBUTE_TYPE_DATE
+	tCurrency  = intakev1.AttributeType_ATTRIBUTE_TYPE_CURRENCY
+	tBoolean   = intakev1.AttributeType_ATTRIBUTE_TYPE_BOOLEAN
+	tFK        = intakev1.AttributeType_ATTRIBUTE_TYPE_FOREIGN_KEY
+	tTimestamp = intakev1.AttributeType_ATTRIBUTE_TYPE_TIMESTAMP
 )
 
 // touchpoints is a model as the API sends it: keys, required_any, system
@@ -116,7 +117,7 @@ func TestCompileModelProblems(t *testing.T) {
 			},
 			want: []mapping.Problem{
 				{Entry: -1, Attribute: "Mood", Code: mapping.CodeInvalidNewAttribute, Message: `new attribute "Mood": the id must start with a lowercase letter`},
-				{Entry: -1, Attribute: "score", Code: mapping.CodeInvalidNewAttribute, Message: "new attribute score has no type (use text, number, currency, date, boolean or foreign_key)"},
+				{Entry: -1, Attribute: "score", Code: mapping.CodeInvalidNewAttribute, Message: "new attribute score has no type (use text, number, currency, date, timestamp, boolean or foreign_key)"},
 				{Entry: -1, Attribute: "duration", Code: mapping.CodeInvalidNewAttribute, Message: "new attribute duration is declared as text, but touchpoints already has it as number"},
 			},
 		},

@@ -9,8 +9,9 @@ import (
 // Cell is one attribute's value of a previewed record.
 type Cell struct {
 	// Value is the value as it would be stored, as text: a decimal as
-	// "1234.5", a date as "2024-03-01", a boolean as "true". Empty when Null
-	// or when the value does not convert.
+	// "1234.5", a date as "2024-03-01", a timestamp as RFC 3339 in UTC
+	// ("2024-03-01T10:15:00Z"), a boolean as "true". Empty when Null or
+	// when the value does not convert.
 	Value string
 	// Null is set when the value is null (an empty cell, a null marker, an
 	// empty function result).
@@ -71,6 +72,8 @@ func (c cell) text() string {
 		return DateText(c.d)
 	case kBool:
 		return strconv.FormatBool(c.b)
+	case kTimestamp:
+		return TimestampText(c.t)
 	}
 	return ""
 }

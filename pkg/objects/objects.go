@@ -13,11 +13,11 @@
 //
 // A few modelling decisions worth knowing:
 //   - usage is append-only: a row whose keys exist already is never
-//     updated (see DataObject.append_only). Its "timestamp" key is Text,
-//     kept as the file writes it (ISO 8601 such as 2024-03-01T10:15:00Z is
-//     recommended; a function entry can normalise other layouts): a Date
-//     would hold only the day and merge the events of one day into one,
-//     and the data model has no time-of-day type.
+//     updated (see DataObject.append_only). Its "timestamp" key is a
+//     Timestamp (timestamptz, an instant to the microsecond): a Date would
+//     hold only the day and merge the events of one day into one. The same
+//     instant written with another offset (10:00Z, 11:00+01:00) is the
+//     same key.
 //   - usage_aggregations is identified by account, user, aggregation
 //     ("module##activity") and date; its value must be mapped too
 //     (required_any = [value]) but is not part of the key, so importing a
@@ -159,6 +159,7 @@ var (
 	currency   = intakev1.AttributeType_ATTRIBUTE_TYPE_CURRENCY
 	boolean    = intakev1.AttributeType_ATTRIBUTE_TYPE_BOOLEAN
 	foreignKey = intakev1.AttributeType_ATTRIBUTE_TYPE_FOREIGN_KEY
+	timestamp  = intakev1.AttributeType_ATTRIBUTE_TYPE_TIMESTAMP
 )
 
 // a is a system attribute.
@@ -227,8 +228,8 @@ var all = []*Object{
 			a("user_id", text, "User ID"),
 			a("activity", text, "Activity"),
 			a("module", text, "Module"),
-			described(a("timestamp", text, "Timestamp"),
-				"When the event happened, as the file writes it; ISO 8601 (2024-03-01T10:15:00Z) is recommended."),
+			described(a("timestamp", timestamp, "Timestamp"),
+				"When the event happened, to the microsecond. A value without a zone is read in the job's time zone."),
 		},
 	},
 	{
@@ -368,13 +369,16 @@ func Names() []string {
 func All() []*Object { return slices.Clone(all) }
 
 // PostgresType is the column type of an attribute type. Foreign keys are
-// stored as text (the key of the record referred to).
+// stored as text (the key of the record referred to); timestamps as
+// timestamptz.
 func PostgresType(t intakev1.AttributeType) string {
 	switch t {
 	case number, currency:
 		return "numeric"
 	case date:
 		return "date"
+	case timestamp:
+		return "timestamptz"
 	case boolean:
 		return "boolean"
 	default:
@@ -410,10 +414,10 @@ func CheckAttributeID(id string) error {
 }
 
 // CustomTypes are the types a custom attribute may have.
-var CustomTypes = []intakev1.AttributeType{text, number, currency, date, boolean, foreignKey}
+var CustomTypes = []intakev1.AttributeType{text, number, currency, date, timestamp, boolean, foreignKey}
 
 // TypeName is the user-facing name of an attribute type: "text", "number",
-// "currency", "date", "boolean", "foreign key".
+// "currency", "date", "timestamp", "boolean", "foreign key".
 func TypeName(t intakev1.AttributeType) string {
 	if t == foreignKey {
 		return "foreign key"

@@ -133,3 +133,28 @@ func TestDisplayName(t *testing.T) {
 		require.Equal(t, want, objects.DisplayName(id), id)
 	}
 }
+
+// Every attribute type has its column type and its name; usage events are
+// told apart by their instant, not their day.
+func TestTypes(t *testing.T) {
+	t.Parallel()
+	for typ, want := range map[intakev1.AttributeType][2]string{
+		intakev1.AttributeType_ATTRIBUTE_TYPE_TEXT:        {"text", "text"},
+		intakev1.AttributeType_ATTRIBUTE_TYPE_NUMBER:      {"numeric", "number"},
+		intakev1.AttributeType_ATTRIBUTE_TYPE_CURRENCY:    {"numeric", "currency"},
+		intakev1.AttributeType_ATTRIBUTE_TYPE_DATE:        {"date", "date"},
+		intakev1.AttributeType_ATTRIBUTE_TYPE_TIMESTAMP:   {"timestamptz", "timestamp"},
+		intakev1.AttributeType_ATTRIBUTE_TYPE_BOOLEAN:     {"boolean", "boolean"},
+		intakev1.AttributeType_ATTRIBUTE_TYPE_FOREIGN_KEY: {"text", "foreign key"},
+	} {
+		require.Equal(t, want[0], objects.PostgresType(typ), typ)
+		require.Equal(t, want[1], objects.TypeName(typ), typ)
+		require.Contains(t, objects.CustomTypes, typ, "a custom attribute may be %s", want[1])
+	}
+	usage, err := objects.Lookup(intakev1.ObjectType_OBJECT_TYPE_USAGE)
+	require.NoError(t, err)
+	ts, ok := usage.Attribute("timestamp")
+	require.True(t, ok)
+	require.Equal(t, intakev1.AttributeType_ATTRIBUTE_TYPE_TIMESTAMP, ts.Type)
+	require.True(t, usage.IsKey("timestamp"))
+}

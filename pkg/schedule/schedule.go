@@ -1,19 +1,41 @@
 // Package schedule is the one place that knows what a job's Schedule means:
 // which schedules are valid (Validate, with the field and reason of every
-// problem) and when a valid one fires (Parse, then Cadence.Next; NextRuns).
-// The scheduler fires jobs at these times, and the control API validates
-// jobs and shows their next run time with the same code, so the two always
-// agree.
+// problem) and when a valid one fires (Parse, then Cadence.Next and
+// Cadence.Prev; NextRuns). The scheduler fires jobs at these times, and the
+// control API validates jobs and shows their next run times with the same
+// code, so the two always agree.
 //
-// The rules follow ISC cron, the behaviour users know from Linux:
+// Cadences, and how they behave across daylight-saving changes. The rules
+// follow ISC cron, the behaviour users know from Linux:
 //   - every N minutes fires at the multiples of N minutes of real elapsed time
 //     since the Unix epoch (so "every 15 minutes" fires at :00, :15, :30 and
 //     :45, every replica and every restart computes the same ticks, and time
 //     zones and daylight saving do not move them);
-//   - daily at HH:MM fires once per calendar day of the schedule's zone; a
-//     wall time that a spring-forward skips fires at the transition instant,
-//     a wall time that a fall-back repeats fires once, at its first
-//     occurrence.
+//   - hourly at minute M fires at every instant whose wall clock in the zone
+//     shows minute M: every real hour, neither catching up at a
+//     spring-forward nor skipping the repeated hour of a fall-back (01:30
+//     fires twice on a day New York falls back, an hour apart). In a zone whose
+//     offset changes by 30 minutes (Australia/Lord_Howe) that instant moves by
+//     30 minutes at the change, so one interval is 30 or 90 minutes, and a
+//     minute inside a skipped half hour does not fire that once;
+//   - daily, workdays (Monday to Friday), weekly (on chosen days) and monthly
+//     fire at HH:MM wall-clock time on their days: a wall time that a
+//     spring-forward skips fires at the transition instant (02:30 on a day
+//     that jumps 02:00 → 03:00 fires at 03:00), a wall time that a fall-back
+//     repeats fires once, at its first occurrence. The day is the calendar
+//     day of the zone the time was meant for, also when a skipped time fires
+//     at a transition on the next day. Monthly on a day the month does not
+//     have (31 in April, 29-31 in February) fires on the month's last day;
+//   - cron takes a standard five-field expression (minute, hour, day of
+//     month, month, day of week; lists, ranges, steps, month and weekday
+//     names, 7 for Sunday, and @hourly, @daily, @weekly, @monthly, @yearly).
+//     With a fixed hour field (numbers, lists and ranges: "30 2 * * *",
+//     "0 9-17 * * 1-5") it follows the wall-clock rule of daily; with a
+//     wildcard or step hour field ("30 * * * *", "0 */2 * * *") it follows
+//     the rule of hourly: it fires at every instant whose wall clock matches,
+//     each once. As in ISC cron, when both the day of month and the day of
+//     week are restricted (neither starts with "*") a day matching either
+//     fires.
 //
 // It depends only on the standard library and the intake.v1 messages.
 package schedule
@@ -40,8 +62,10 @@ const (
 // A FieldError is one invalid field of a Schedule.
 type FieldError struct {
 	// Field is the path of the field inside the Schedule: "time_zone",
-	// "every_minutes.minutes", "daily.hour", "daily.minute", or "" for the
-	// Schedule as a whole (not set, no cadence).
+	// "every_minutes.minutes", "hourly.minute", "daily.hour",
+	// "workdays.minute", "weekly.days", "weekly.days[2]", "monthly.day",
+	// "cron.expression", ..., or "" for the Schedule as a whole (not set, no
+	// cadence).
 	Field string
 	// Description says what is wrong, e.g. "25 is not an hour (0-23)".
 	Description string
@@ -77,10 +101,9 @@ func Validate(s *intakev1.Schedule) FieldErrors {
 // A Cadence is a valid Schedule, ready to compute fire times. Make one with
 // Parse; the zero Cadence fires daily at 00:00 UTC.
 type Cadence struct {
-	loc    *time.Location
-	every  time.Duration // every N minutes when > 0, daily otherwise
-	hour   int
-	minute int
+	loc   *time.Location
+	every time.Duration // every N minutes when > 0
+	wall  *wallSpec     // the other cadences; nil with every == 0: daily at 00:00
 }
 
 // Parse validates s and returns its Cadence. The error is a FieldErrors
@@ -92,6 +115,9 @@ func Parse(s *intakev1.Schedule) (Cadence, error) {
 	}
 	return c, nil
 }
+
+// cadences lists the cadence fields, for the error of a Schedule without one.
+const cadences = "every_minutes, hourly, daily, workdays, weekly, monthly or cron"
 
 func parse(s *intakev1.Schedule) (Cadence, FieldErrors) {
 	var es FieldErrors
@@ -107,24 +133,71 @@ func parse(s *intakev1.Schedule) (Cadence, FieldErrors) {
 		add("time_zone", "%v", err)
 	}
 	c := Cadence{loc: loc}
+	// hourMinute checks the wall-clock time of a fixed-time cadence.
+	hourMinute := func(field string, h, m int32) (hours, minutes []int) {
+		if h < 0 || h > 23 {
+			add(field+".hour", "%d is not an hour (0-23)", h)
+		}
+		if m < 0 || m > 59 {
+			add(field+".minute", "%d is not a minute (0-59)", m)
+		}
+		return []int{int(h)}, []int{int(m)}
+	}
 	switch k := s.GetCadence().(type) {
 	case nil:
-		add("", "a cadence is required (every_minutes or daily)")
+		add("", "a cadence is required (%s)", cadences)
 	case *intakev1.Schedule_EveryMinutes:
 		m := k.EveryMinutes.GetMinutes()
 		if m < 1 || m > MaxEveryMinutes {
 			add("every_minutes.minutes", "%d is out of range (1-%d)", m, MaxEveryMinutes)
 		}
 		c.every = time.Duration(m) * time.Minute
-	case *intakev1.Schedule_Daily:
-		h, m := k.Daily.GetHour(), k.Daily.GetMinute()
-		if h < 0 || h > 23 {
-			add("daily.hour", "%d is not an hour (0-23)", h)
-		}
+	case *intakev1.Schedule_Hourly:
+		m := k.Hourly.GetMinute()
 		if m < 0 || m > 59 {
-			add("daily.minute", "%d is not a minute (0-59)", m)
+			add("hourly.minute", "%d is not a minute (0-59)", m)
 		}
-		c.hour, c.minute = int(h), int(m)
+		c.wall = &wallSpec{hours: allHours, minutes: []int{int(m)}, day: everyDay, realTime: true}
+	case *intakev1.Schedule_Daily:
+		h, m := hourMinute("daily", k.Daily.GetHour(), k.Daily.GetMinute())
+		c.wall = &wallSpec{hours: h, minutes: m, day: everyDay}
+	case *intakev1.Schedule_Workdays:
+		h, m := hourMinute("workdays", k.Workdays.GetHour(), k.Workdays.GetMinute())
+		c.wall = &wallSpec{hours: h, minutes: m, day: workday}
+	case *intakev1.Schedule_Weekly:
+		var days [7]bool
+		if len(k.Weekly.GetDays()) == 0 {
+			add("weekly.days", "at least one day is required")
+		}
+		for i, d := range k.Weekly.GetDays() {
+			if d < intakev1.Weekday_WEEKDAY_MONDAY || d > intakev1.Weekday_WEEKDAY_SUNDAY {
+				add(fmt.Sprintf("weekly.days[%d]", i), "%s is not a day of the week (MONDAY-SUNDAY)", d)
+				continue
+			}
+			days[time.Weekday(d%7)] = true // Sunday is 7 in the enum, 0 in Go
+		}
+		h, m := hourMinute("weekly", k.Weekly.GetHour(), k.Weekly.GetMinute())
+		c.wall = &wallSpec{hours: h, minutes: m, day: func(_ int, _ time.Month, _ int, wd time.Weekday) bool { return days[wd] }}
+	case *intakev1.Schedule_Monthly:
+		day := int(k.Monthly.GetDay())
+		last := k.Monthly.GetLastDay()
+		if !last && (day < 1 || day > 31) {
+			add("monthly.day", "%d is not a day of the month (1-31; or set last_day)", day)
+		}
+		h, m := hourMinute("monthly", k.Monthly.GetHour(), k.Monthly.GetMinute())
+		c.wall = &wallSpec{hours: h, minutes: m, day: func(y int, mo time.Month, d int, _ time.Weekday) bool {
+			n := daysIn(y, mo)
+			if last {
+				return d == n
+			}
+			return d == min(day, n)
+		}}
+	case *intakev1.Schedule_Cron:
+		w, err := parseCron(k.Cron.GetExpression())
+		if err != nil {
+			add("cron.expression", "%v", err)
+		}
+		c.wall = w
 	default:
 		add("", "cadence %T is not supported", k)
 	}
@@ -156,11 +229,37 @@ func (c Cadence) Location() *time.Location {
 }
 
 // Next is the first fire time strictly after after, in the schedule's zone.
+// It is the zero time only if the schedule never fires in the next nine
+// years, which Validate refuses.
 func (c Cadence) Next(after time.Time) time.Time {
-	if c.every > 0 {
+	switch {
+	case c.every > 0:
 		return NextEvery(after, c.every).In(c.Location())
+	case c.wall == nil:
+		return NextDaily(after, 0, 0, c.Location())
 	}
-	return NextDaily(after, c.hour, c.minute, c.Location())
+	return c.wall.next(after, c.Location())
+}
+
+// Prev is the last fire time at or before at, in the schedule's zone: the
+// tick a scheduler that was down at it would catch up. It is the zero time
+// if the schedule did not fire in the nine years before at.
+func (c Cadence) Prev(at time.Time) time.Time {
+	if c.every > 0 {
+		return NextEvery(at, c.every).Add(-c.every).In(c.Location())
+	}
+	// Walk forward from ever further back: fire times are a fixed set of
+	// instants, so the last one found at or before at is the previous one.
+	for _, back := range []time.Duration{2 * time.Hour, 50 * time.Hour, 33 * 24 * time.Hour, 367 * 24 * time.Hour, scanDays * 24 * time.Hour} {
+		var prev time.Time
+		for t := c.Next(at.Add(-back)); !t.IsZero() && !t.After(at); t = c.Next(t) {
+			prev = t
+		}
+		if !prev.IsZero() {
+			return prev
+		}
+	}
+	return time.Time{}
 }
 
 // NextRuns returns the next n fire times of s strictly after after, in the
@@ -174,13 +273,21 @@ func NextRuns(s *intakev1.Schedule, after time.Time, n int) ([]time.Time, error)
 	if err != nil {
 		return nil, err
 	}
+	return c.NextN(after, n), nil
+}
+
+// NextN returns the next n fire times strictly after after (fewer only if
+// the schedule stops firing, which Validate refuses).
+func (c Cadence) NextN(after time.Time, n int) []time.Time {
 	out := make([]time.Time, 0, n)
 	t := after
 	for range n {
-		t = c.Next(t)
+		if t = c.Next(t); t.IsZero() {
+			break
+		}
 		out = append(out, t)
 	}
-	return out, nil
+	return out
 }
 
 // NextEvery is the first multiple of every (whole seconds, at least one)

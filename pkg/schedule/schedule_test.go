@@ -222,7 +222,7 @@ func TestNextRunsErrors(t *testing.T) {
 		want  string
 	}{
 		{"no schedule", nil, 5, "schedule: not set"},
-		{"no cadence", &intakev1.Schedule{TimeZone: "UTC"}, 5, "schedule: a cadence is required (every_minutes or daily)"},
+		{"no cadence", &intakev1.Schedule{TimeZone: "UTC"}, 5, "schedule: a cadence is required (every_minutes, hourly, daily, workdays, weekly, monthly or cron)"},
 		{"zero minutes", everyMinutes("", 0), 5, "schedule.every_minutes.minutes: 0 is out of range (1-1440)"},
 		{"negative minutes", everyMinutes("", -5), 5, "schedule.every_minutes.minutes: -5 is out of range (1-1440)"},
 		{"more than a day", everyMinutes("", 1441), 5, "schedule.every_minutes.minutes: 1441 is out of range (1-1440)"},
@@ -266,7 +266,7 @@ func TestValidate(t *testing.T) {
 		"schedule.daily.hour: -1 is not an hour (0-23); schedule.daily.minute: 75 is not a minute (0-59)", es.Error())
 
 	require.Equal(t, schedule.FieldErrors{{Field: "", Description: "not set"}}, schedule.Validate(nil))
-	require.Equal(t, schedule.FieldErrors{{Field: "", Description: "a cadence is required (every_minutes or daily)"}},
+	require.Equal(t, schedule.FieldErrors{{Field: "", Description: "a cadence is required (every_minutes, hourly, daily, workdays, weekly, monthly or cron)"}},
 		schedule.Validate(&intakev1.Schedule{}))
 	// A cadence whose message is unset is its zero value.
 	require.Equal(t, schedule.FieldErrors{{Field: "every_minutes.minutes", Description: "0 is out of range (1-1440)"}},

@@ -17,7 +17,6 @@ import (
 	"github.com/intakehq/intake/pkg/chunker"
 	"github.com/intakehq/intake/pkg/dialect"
 	"github.com/intakehq/intake/pkg/pipeline"
-	"github.com/intakehq/intake/pkg/source"
 	pipelinev1 "github.com/intakehq/intake/proto/gen/intake/pipeline/v1"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
@@ -260,7 +259,7 @@ func (r *run) validate(rd io.Reader, opts chunker.Options, src string) ([]string
 // run comes from the same bytes even if the source has changed since.
 func (r *run) fetch(ctx context.Context, opts chunker.Options) (fetched, error) {
 	conn := r.req.GetJob().GetConnection()
-	src := source.Describe(conn)
+	src := r.describe(conn) // issue 4 (files): a replay says so
 	info, err := r.s.archive.Stat(ctx, r.id)
 	switch {
 	case err == nil:
@@ -280,17 +279,11 @@ func (r *run) fetch(ctx context.Context, opts chunker.Options) (fetched, error) 
 	}
 
 	start := time.Now()
-	body, sinfo, err := source.Open(ctx, conn, source.Options{
-		DevMode: r.s.cfg.DevMode, HTTPClient: r.s.http, Timeout: r.s.cfg.FetchTimeout,
-	})
+	body, src, err := r.open(ctx, conn, src) // issue 4 (files): the connection, or a replayed run's file
 	if err != nil {
-		if ctx.Err() != nil {
-			return fetched{}, fmt.Errorf("fetcher: %w", err)
-		}
-		return fetched{}, &fileError{err.Error()}
+		return fetched{}, err
 	}
 	defer body.Close()
-	src = sinfo.Source
 
 	// One pass: the archive reads the source, and a copy of every byte goes
 	// through the chunker, which stops the upload at the first malformed

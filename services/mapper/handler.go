@@ -147,7 +147,10 @@ func (s *Service) plan(chunk *pipelinev1.Chunk) (*mapping.Plan, csv.Dialect, err
 			}
 			model = mapping.ModelOf(obj)
 		}
-		c.plan, c.err = mapping.Compile(model, job.GetMapping(), chunk.GetHeader())
+		// Timestamps without a zone are wall times of the job's schedule
+		// time zone (UTC when it has none).
+		c.plan, c.err = mapping.CompileWith(model, job.GetMapping(), chunk.GetHeader(),
+			mapping.CompileOptions{Location: mapping.JobLocation(job)})
 	}
 	s.plans.put(chunk.GetRun(), c)
 	return c.plan, c.dialect, c.err

@@ -26,6 +26,9 @@ type Config struct {
 	// to pick up new, changed, disabled and deleted jobs. Zero means
 	// DefaultPollInterval.
 	PollInterval time.Duration
+	// KVReplicas is the number of JetStream replicas of the scheduler's
+	// key-value buckets (TickBucket, LastTickBucket). Zero means 1.
+	KVReplicas int
 	// Clock drives the schedule (tick times, lateness, polling). Nil means
 	// the real clock; tests pass clockwork.NewFakeClockAt.
 	Clock clockwork.Clock
@@ -42,6 +45,7 @@ var (
 	ErrNoAPIAddr            = errors.New("scheduler: config: APIAddr is required")
 	ErrNegativePollInterval = errors.New("scheduler: config: PollInterval must not be negative")
 	ErrShortPollInterval    = errors.New("scheduler: config: PollInterval must be at least 10ms")
+	ErrKVReplicas           = errors.New("scheduler: config: KVReplicas must be 0 to 5")
 )
 
 // Validate reports the first rule the config breaks.
@@ -55,6 +59,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w (got %s)", ErrNegativePollInterval, c.PollInterval)
 	case c.PollInterval > 0 && c.PollInterval < 10*time.Millisecond:
 		return fmt.Errorf("%w (got %s)", ErrShortPollInterval, c.PollInterval)
+	case c.KVReplicas < 0 || c.KVReplicas > 5:
+		return fmt.Errorf("%w (got %d)", ErrKVReplicas, c.KVReplicas)
 	}
 	return nil
 }

@@ -19,6 +19,8 @@ type metrics struct {
 	jobs     prometheus.Gauge
 	ticks    *prometheus.CounterVec
 	lateness prometheus.Histogram
+	locks    *prometheus.CounterVec
+	catchUps prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -36,11 +38,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time from a tick's scheduled time to when it fired.",
 			Buckets: []float64{0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60, 300},
 		}),
+		locks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "intake_scheduler_tick_locks_total",
+			Help: "Per-tick locks asked for, by outcome: acquired (this replica fired the tick), held_elsewhere (another replica did), error (the lock bucket was unreachable; the tick fired anyway).",
+		}, []string{"outcome"}),
+		catchUps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "intake_scheduler_catch_up_ticks_total",
+			Help: "Missed ticks (no replica fired them) fired late, once per job, when a scheduler picked the job up.",
+		}),
+	}
+	for _, o := range []string{lockAcquired, lockHeldElsewhere, lockError} {
+		m.locks.WithLabelValues(o)
 	}
 	for _, o := range []string{outcomeCreated, outcomeDuplicate, outcomeSkipped, outcomeFailed} {
 		m.ticks.WithLabelValues(o)
 	}
-	for _, c := range []prometheus.Collector{m.jobs, m.ticks, m.lateness} {
+	for _, c := range []prometheus.Collector{m.jobs, m.ticks, m.lateness, m.locks, m.catchUps} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("scheduler: register metrics: %w", err)
 		}

@@ -40,6 +40,11 @@ const (
 	// createAttempts is how often CreateScheduledRun is tried while the API
 	// answers Unavailable.
 	createAttempts = 5
+	// kvTimeout bounds one read or write of the last-tick bucket.
+	kvTimeout = 10 * time.Second
+	// bulkLastTicks: from this many jobs to check for a missed tick on,
+	// the last-tick bucket is read whole rather than key by key.
+	bulkLastTicks = 32
 )
 
 // Service fires the scheduled runs of the control API's jobs.
@@ -58,7 +63,9 @@ type Service struct {
 	jobsAPI  intakev1.JobServiceClient
 	stageAPI intakev1.StageServiceClient
 	js       jetstream.JetStream
+	last     lastTicks
 	tickCtx  context.Context
+	replica  string // this replica's id, in logs and tick locks
 
 	// mu guards the scheduled jobs and serialises every change of the
 	// gocron jobs: reconcile and the re-arming after a tick.
@@ -74,6 +81,7 @@ type entry struct {
 	cad         schedule.Cadence
 	id          uuid.UUID // the gocron job
 	next        time.Time
+	rescheduled bool // replaces an entry with another schedule
 }
 
 // New checks cfg and returns a Service that Run starts.
@@ -86,9 +94,11 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	replica := uuid.NewString()
 	return &Service{
 		cfg:     cfg,
-		log:     cfg.Logger,
+		replica: replica,
+		log:     cfg.Logger.With("replica", replica),
 		clock:   cfg.Clock,
 		m:       m,
 		jobs:    map[string]*entry{},
@@ -136,6 +146,11 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("scheduler: JetStream on %s: %w", s.cfg.NATSURL, err)
 	}
+	ticks, last, err := s.ensureBuckets(ctx, js)
+	if err != nil {
+		return err
+	}
+	locker := &tickLocker{kv: ticks, replica: s.replica, m: s.m, log: s.log}
 	conn, err := grpc.NewClient(s.cfg.APIAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return fmt.Errorf("scheduler: control API client for %s: %w", s.cfg.APIAddr, err)
@@ -146,6 +161,7 @@ func (s *Service) Run(ctx context.Context) error {
 		gocron.WithLocation(time.UTC),
 		gocron.WithLogger(s.log),
 		gocron.WithStopTimeout(tickTimeout+5*time.Second),
+		gocron.WithDistributedLocker(locker),
 	)
 	if err != nil {
 		return fmt.Errorf("scheduler: new gocron scheduler: %w", err)
@@ -156,7 +172,7 @@ func (s *Service) Run(ctx context.Context) error {
 	defer cancelTicks()
 
 	s.mu.Lock()
-	s.sched, s.js, s.tickCtx = sched, js, tickCtx
+	s.sched, s.js, s.tickCtx, s.last = sched, js, tickCtx, lastTicks{kv: last}
 	s.jobsAPI = intakev1.NewJobServiceClient(conn)
 	s.stageAPI = intakev1.NewStageServiceClient(conn)
 	s.mu.Unlock()
@@ -191,27 +207,78 @@ func (s *Service) Run(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// ensureBuckets creates or updates the tick-lock and last-tick buckets,
+// retrying while NATS is unreachable, until ctx ends.
+func (s *Service) ensureBuckets(ctx context.Context, js jetstream.JetStream) (ticks, last jetstream.KeyValue, err error) {
+	replicas := max(s.cfg.KVReplicas, 1)
+	backoff := 250 * time.Millisecond
+	for {
+		bctx, cancel := context.WithTimeout(ctx, kvTimeout)
+		ticks, err = js.CreateOrUpdateKeyValue(bctx, jetstream.KeyValueConfig{
+			Bucket:      TickBucket,
+			Description: "Intake scheduler: one key per job tick fired (the per-tick lock of the scheduler replicas).",
+			TTL:         TickLockTTL,
+			Replicas:    replicas,
+			Storage:     jetstream.FileStorage,
+		})
+		if err == nil {
+			last, err = js.CreateOrUpdateKeyValue(bctx, jetstream.KeyValueConfig{
+				Bucket:      LastTickBucket,
+				Description: "Intake scheduler: the scheduled time of each job's last fired tick (Unix seconds).",
+				Replicas:    replicas,
+				Storage:     jetstream.FileStorage,
+			})
+		}
+		cancel()
+		if err == nil {
+			return ticks, last, nil
+		}
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		s.log.Warn("scheduler: could not create the key-value buckets; retrying", "err", err)
+		// Real time: this waits for a server, not for the schedule.
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
 // reconcile reads every job and makes the gocron jobs match: one per enabled
-// job with a valid schedule, re-armed when the schedule changed.
+// job with a valid schedule, re-armed when the schedule changed. A job new to
+// this replica (or rescheduled) whose previous tick no replica fired while it
+// was enabled with this schedule fires that tick once, now: see catchUps.
 func (s *Service) reconcile(ctx context.Context) error {
 	jobs, err := s.listJobs(ctx)
 	if err != nil {
 		return err
 	}
+	listed := make(map[string]bool, len(jobs))
 	want := make(map[string]*intakev1.Job, len(jobs))
 	for _, j := range jobs {
+		listed[j.GetName()] = true
 		if j.GetEnabled() && j.GetSchedule().GetCadence() != nil {
 			want[j.GetName()] = j
 		}
 	}
 
+	// Under the lock: drop what is gone, parse what is new or changed.
+	var (
+		deleted []string
+		fresh   []*entry
+		specs   = map[*entry]*intakev1.Job{}
+	)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	defer func() { s.m.jobs.Set(float64(len(s.jobs))) }()
 	for name, e := range s.jobs {
 		if _, ok := want[name]; !ok {
 			s.removeLocked(e)
 			s.log.Info("scheduler: job unscheduled (disabled or deleted)", "job", name)
+			if !listed[name] {
+				deleted = append(deleted, name)
+			}
 		}
 	}
 	for name := range s.invalid {
@@ -238,20 +305,107 @@ func (s *Service) reconcile(ctx context.Context) error {
 			continue
 		}
 		delete(s.invalid, name)
-		e := &entry{job: name, fingerprint: fp, cad: cad}
-		if err := s.armLocked(e, s.clock.Now()); err != nil {
-			s.log.Error("scheduler: job not scheduled", "job", name, "err", err)
+		e := &entry{job: name, fingerprint: fp, cad: cad, rescheduled: ok}
+		fresh = append(fresh, e)
+		specs[e] = j
+	}
+	s.m.jobs.Set(float64(len(s.jobs)))
+	s.mu.Unlock()
+
+	// Without the lock (these read NATS): which new entries missed a tick.
+	missed := s.catchUps(ctx, fresh, specs)
+
+	s.mu.Lock()
+	for _, e := range fresh {
+		var err error
+		if at, ok := missed[e]; ok {
+			err = s.armCatchUpLocked(e, at)
+		} else {
+			err = s.armLocked(e, s.clock.Now())
+		}
+		if err != nil {
+			s.log.Error("scheduler: job not scheduled", "job", e.job, "err", err)
 			continue
 		}
-		s.jobs[name] = e
+		s.jobs[e.job] = e
 		verb := "scheduled"
-		if ok {
+		if e.rescheduled {
 			verb = "rescheduled"
 		}
-		s.log.Info("scheduler: job "+verb, "job", name, "next_run", e.next.Format(time.RFC3339))
+		if at, ok := missed[e]; ok {
+			s.log.Info("scheduler: job "+verb+"; catching up a missed tick", "job", e.job,
+				"missed_tick", at.UTC().Format(time.RFC3339), "next_run", e.cad.Next(s.clock.Now()).Format(time.RFC3339))
+			continue
+		}
+		s.log.Info("scheduler: job "+verb, "job", e.job, "next_run", e.next.Format(time.RFC3339))
+	}
+	s.m.jobs.Set(float64(len(s.jobs)))
+	s.mu.Unlock()
+
+	for _, name := range deleted {
+		fctx, cancel := context.WithTimeout(ctx, kvTimeout)
+		if err := s.last.forget(fctx, name); err != nil {
+			s.log.Warn("scheduler: deleted job", "job", name, "err", err)
+		}
+		cancel()
 	}
 	s.synced.Store(true)
 	return nil
+}
+
+// catchUps returns the missed tick to fire now of each entry that has one.
+// An entry's missed tick is its schedule's last fire time before now, when
+// that is after both the last tick any replica fired for the job and the
+// job's last update (a tick before the job was enabled or got this schedule
+// is not missed). A job with neither a recorded tick nor an update time is
+// never caught up. Only the latest missed tick fires: a job that missed
+// several runs once.
+func (s *Service) catchUps(ctx context.Context, fresh []*entry, specs map[*entry]*intakev1.Job) map[*entry]time.Time {
+	now := s.clock.Now()
+	prevs := map[*entry]time.Time{}
+	for _, e := range fresh {
+		prev := e.cad.Prev(now)
+		if prev.IsZero() {
+			continue
+		}
+		if u := specs[e].GetUpdateTime(); u != nil && !prev.After(u.AsTime()) {
+			continue
+		}
+		prevs[e] = prev
+	}
+	if len(prevs) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, kvTimeout)
+	defer cancel()
+	var all map[string]time.Time
+	if len(prevs) >= bulkLastTicks {
+		var err error
+		if all, err = s.last.all(ctx); err != nil {
+			s.log.Warn("scheduler: could not read the last ticks; not catching up missed ticks", "err", err)
+			return nil
+		}
+	}
+	missed := map[*entry]time.Time{}
+	for e, prev := range prevs {
+		var last time.Time
+		if all != nil {
+			last = all[kvToken(e.job)]
+		} else {
+			var err error
+			if last, err = s.last.get(ctx, e.job); err != nil {
+				s.log.Warn("scheduler: not catching up a missed tick", "job", e.job, "err", err)
+				continue
+			}
+		}
+		if last.IsZero() && specs[e].GetUpdateTime() == nil {
+			continue
+		}
+		if prev.After(last) {
+			missed[e] = prev
+		}
+	}
+	return missed
 }
 
 // listJobs reads all pages of ListJobs.
@@ -286,7 +440,8 @@ func (s *Service) removeLocked(e *entry) {
 }
 
 // armLocked (re-)arms e's gocron job at its first fire time after from (or
-// after now, when from has passed: missed ticks are not caught up).
+// after now, when from has passed: missed ticks are not caught up). The
+// gocron job is named by tickKey, the key of the tick's lock.
 func (s *Service) armLocked(e *entry, from time.Time) error {
 	var err error
 	for range 3 {
@@ -294,18 +449,11 @@ func (s *Service) armLocked(e *entry, from time.Time) error {
 			from = now
 		}
 		at := e.cad.Next(from)
-		def := gocron.OneTimeJob(gocron.OneTimeJobStartDateTime(at))
-		task := gocron.NewTask(func() { s.fire(e, at) })
-		var j gocron.Job
-		if e.id == uuid.Nil {
-			j, err = s.sched.NewJob(def, task, gocron.WithName(e.job))
-		} else {
-			j, err = s.sched.Update(e.id, def, task, gocron.WithName(e.job))
+		if at.IsZero() {
+			return fmt.Errorf("scheduler: %s never fires after %s", e.job, from.Format(time.RFC3339))
 		}
-		if err == nil {
-			if j != nil {
-				e.id = j.ID()
-			}
+		def := gocron.OneTimeJob(gocron.OneTimeJobStartDateTime(at))
+		if err = s.putJobLocked(e, def, tickKey(e.job, at, false), at, false); err == nil {
 			e.next = at
 			return nil
 		}
@@ -318,55 +466,116 @@ func (s *Service) armLocked(e *entry, from time.Time) error {
 	return fmt.Errorf("scheduler: arm gocron job of %s: %w", e.job, err)
 }
 
-// fire runs on gocron's timer for e's tick at at: it re-arms e at its next
-// tick, then runs this one.
-func (s *Service) fire(e *entry, at time.Time) {
-	late := s.clock.Now().Sub(at)
-	s.m.lateness.Observe(max(late, 0).Seconds())
-
-	s.mu.Lock()
-	current := s.jobs[e.job] == e
-	if current {
-		if err := s.armLocked(e, at); err != nil {
-			// Forget the job: the next poll schedules it again.
-			s.log.Error("scheduler: could not re-arm job", "job", e.job, "err", err)
-			delete(s.jobs, e.job)
-			s.m.jobs.Set(float64(len(s.jobs)))
-		}
+// armCatchUpLocked arms e's gocron job to fire its missed tick at now; after
+// it, e is re-armed at its next tick as usual.
+func (s *Service) armCatchUpLocked(e *entry, missed time.Time) error {
+	def := gocron.OneTimeJob(gocron.OneTimeJobStartImmediately())
+	if err := s.putJobLocked(e, def, tickKey(e.job, missed, true), missed, true); err != nil {
+		return fmt.Errorf("scheduler: arm the catch-up of %s: %w", e.job, err)
 	}
-	s.mu.Unlock()
-	if !current {
+	e.next = missed
+	return nil
+}
+
+// putJobLocked creates or updates e's gocron job: def, named name, firing
+// e's tick at at. When another replica holds the tick's lock, e is re-armed
+// at its next tick without firing.
+func (s *Service) putJobLocked(e *entry, def gocron.JobDefinition, name string, at time.Time, catchUp bool) error {
+	task := gocron.NewTask(func() { s.fire(e, at, catchUp) })
+	opts := []gocron.JobOption{
+		gocron.WithName(name),
+		gocron.WithEventListeners(gocron.AfterLockError(func(uuid.UUID, string, error) {
+			s.log.Debug("scheduler: tick fired by another replica", "job", e.job, "scheduled_time", at.UTC().Format(time.RFC3339))
+			s.advance(e, at)
+		})),
+	}
+	var j gocron.Job
+	var err error
+	if e.id == uuid.Nil {
+		j, err = s.sched.NewJob(def, task, opts...)
+	} else {
+		j, err = s.sched.Update(e.id, def, task, opts...)
+	}
+	if err != nil {
+		return err
+	}
+	e.id = j.ID()
+	return nil
+}
+
+// fire runs on gocron's timer, with e's tick lock held, for e's tick at at:
+// it re-arms e at its next tick, then runs this one and records it as the
+// job's last tick.
+func (s *Service) fire(e *entry, at time.Time, catchUp bool) {
+	if catchUp {
+		s.m.catchUps.Inc()
+	} else {
+		late := s.clock.Now().Sub(at)
+		s.m.lateness.Observe(max(late, 0).Seconds())
+	}
+	if !s.advance(e, at) {
 		// Unscheduled or rescheduled since this tick was armed.
 		return
 	}
-	s.tick(e.job, at)
+	switch s.tick(e.job, at, catchUp) {
+	case outcomeCreated, outcomeDuplicate:
+		ctx, cancel := context.WithTimeout(s.tickCtx, kvTimeout)
+		defer cancel()
+		if err := s.last.set(ctx, e.job, at); err != nil {
+			s.log.Warn("scheduler: tick fired, but not recorded as fired", "job", e.job, "err", err)
+		}
+	}
 }
 
-// tick creates the run of job's tick at at and publishes its run request.
-func (s *Service) tick(job string, at time.Time) {
+// advance re-arms e at its first tick after at, and reports whether e is
+// still scheduled (not removed or replaced since the tick was armed).
+func (s *Service) advance(e *entry, at time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.jobs[e.job] != e {
+		return false
+	}
+	if err := s.armLocked(e, at); err != nil {
+		// Forget the job: the next poll schedules it again.
+		s.log.Error("scheduler: could not re-arm job", "job", e.job, "err", err)
+		delete(s.jobs, e.job)
+		s.m.jobs.Set(float64(len(s.jobs)))
+	}
+	return true
+}
+
+// tick creates the run of job's tick at at and publishes its run request,
+// and returns the outcome (outcomeCreated, ...).
+func (s *Service) tick(job string, at time.Time, catchUp bool) string {
 	ctx, cancel := context.WithTimeout(s.tickCtx, tickTimeout)
 	defer cancel()
 	at = at.Truncate(time.Second)
 	log := s.log.With("job", job, "scheduled_time", at.UTC().Format(time.RFC3339))
+	if catchUp {
+		log = log.With("catch_up", true)
+	}
+	outcome := s.runTick(ctx, log, job, at)
+	s.m.ticks.WithLabelValues(outcome).Inc()
+	return outcome
+}
 
+func (s *Service) runTick(ctx context.Context, log *slog.Logger, job string, at time.Time) string {
 	resp, published, err := s.createRun(ctx, job, at)
 	if err != nil {
 		switch status.Code(err) {
 		case codes.FailedPrecondition, codes.NotFound:
 			// Disabled or deleted since the last poll.
 			log.Info("scheduler: tick skipped: the job is no longer scheduled", "err", err)
-			s.m.ticks.WithLabelValues(outcomeSkipped).Inc()
+			return outcomeSkipped
 		default:
 			log.Error("scheduler: tick failed: could not create the run", "err", err)
-			s.m.ticks.WithLabelValues(outcomeFailed).Inc()
+			return outcomeFailed
 		}
-		return
 	}
 	run := resp.GetRun()
 	if run.GetName() == "" {
 		log.Error("scheduler: tick failed: CreateScheduledRun returned no run name")
-		s.m.ticks.WithLabelValues(outcomeFailed).Inc()
-		return
+		return outcomeFailed
 	}
 	log = log.With("run", run.GetName())
 	if published {
@@ -374,12 +583,11 @@ func (s *Service) tick(job string, at time.Time) {
 		// run's data model (see runRequestPublishedHeader).
 		if resp.GetCreated() {
 			log.Info("scheduler: run requested")
-			s.m.ticks.WithLabelValues(outcomeCreated).Inc()
+			return outcomeCreated
 		} else {
 			log.Debug("scheduler: run of this tick already existed")
-			s.m.ticks.WithLabelValues(outcomeDuplicate).Inc()
+			return outcomeDuplicate
 		}
-		return
 	}
 	createTime := run.GetCreateTime()
 	if createTime == nil {
@@ -396,16 +604,14 @@ func (s *Service) tick(job string, at time.Time) {
 	// the copy by its Nats-Msg-Id otherwise.
 	if err := pipeline.Publish(ctx, s.js, pipeline.SubjectRunRequest, run.GetName(), req); err != nil {
 		log.Error("scheduler: tick failed: could not publish the run request", "err", err)
-		s.m.ticks.WithLabelValues(outcomeFailed).Inc()
-		return
+		return outcomeFailed
 	}
 	if resp.GetCreated() {
 		log.Info("scheduler: run requested")
-		s.m.ticks.WithLabelValues(outcomeCreated).Inc()
-		return
+		return outcomeCreated
 	}
 	log.Debug("scheduler: run of this tick already existed; request published again")
-	s.m.ticks.WithLabelValues(outcomeDuplicate).Inc()
+	return outcomeDuplicate
 }
 
 // runRequestPublishedHeader is the response header by which the control

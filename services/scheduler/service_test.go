@@ -37,6 +37,7 @@ type fakeAPI struct {
 	jobs        []*intakev1.Job
 	runs        map[string]*intakev1.Run // by job and scheduled time
 	calls       []time.Time              // scheduled_time of every CreateScheduledRun call
+	callKeys    []string                 // "job@scheduled_time" of every CreateScheduledRun call
 	unavailable int                      // answer the next calls Unavailable
 }
 
@@ -90,6 +91,7 @@ func (f *fakeAPI) CreateScheduledRun(_ context.Context, req *intakev1.CreateSche
 	defer f.mu.Unlock()
 	at := req.GetScheduledTime().AsTime()
 	f.calls = append(f.calls, at)
+	f.callKeys = append(f.callKeys, req.GetJob()+"@"+at.UTC().Format(time.RFC3339))
 	if f.unavailable > 0 {
 		f.unavailable--
 		return nil, status.Error(codes.Unavailable, "control API restarting")
@@ -145,17 +147,19 @@ func (f *fakeAPI) scheduledTimes() []string {
 	return out
 }
 
-type bundle struct {
-	api   *fakeAPI
-	clock *clockwork.FakeClock
-	js    jetstream.JetStream
-	reg   *prometheus.Registry
-	svc   *scheduler.Service
+// env is what scheduler replicas share: an embedded JetStream, the fake
+// control API and a fake clock.
+type env struct {
+	api     *fakeAPI
+	clock   *clockwork.FakeClock
+	js      jetstream.JetStream
+	natsURL string
+	apiAddr string
 }
 
-// setup runs a scheduler on a fake clock at start against a fake API holding
-// jobs and a real embedded JetStream, and waits until it has read the jobs.
-func setup(t *testing.T, start time.Time, poll time.Duration, jobs ...*intakev1.Job) *bundle {
+// newEnv starts a fake API holding jobs and a real embedded JetStream, with a
+// fake clock at start.
+func newEnv(t *testing.T, start time.Time, jobs ...*intakev1.Job) *env {
 	t.Helper()
 	ns := natstest.Start(t)
 	_, js := ns.Connect(t)
@@ -170,13 +174,34 @@ func setup(t *testing.T, start time.Time, poll time.Duration, jobs ...*intakev1.
 	intakev1.RegisterStageServiceServer(gs, api)
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)
+	return &env{api: api, clock: clockwork.NewFakeClockAt(start), js: js, natsURL: ns.URL, apiAddr: lis.Addr().String()}
+}
 
-	b := &bundle{api: api, clock: clockwork.NewFakeClockAt(start), js: js, reg: prometheus.NewRegistry()}
+// bundle is one scheduler replica in an env.
+type bundle struct {
+	*env
+	reg  *prometheus.Registry
+	svc  *scheduler.Service
+	stop func() // cancels Run and waits for it to return
+}
+
+// setup runs a scheduler on a fake clock at start against a fake API holding
+// jobs and a real embedded JetStream, and waits until it has read the jobs.
+func setup(t *testing.T, start time.Time, poll time.Duration, jobs ...*intakev1.Job) *bundle {
+	t.Helper()
+	return newEnv(t, start, jobs...).replica(t, poll)
+}
+
+// replica starts a scheduler in e and waits until it has read the jobs.
+func (e *env) replica(t *testing.T, poll time.Duration) *bundle {
+	t.Helper()
+	b := &bundle{env: e, reg: prometheus.NewRegistry()}
+	var err error
 	b.svc, err = scheduler.New(scheduler.Config{
-		NATSURL:      ns.URL,
-		APIAddr:      lis.Addr().String(),
+		NATSURL:      e.natsURL,
+		APIAddr:      e.apiAddr,
 		PollInterval: poll,
-		Clock:        b.clock,
+		Clock:        e.clock,
 		Registerer:   b.reg,
 		Logger:       slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
@@ -184,16 +209,20 @@ func setup(t *testing.T, start time.Time, poll time.Duration, jobs ...*intakev1.
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.svc.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.ErrorIs(t, err, context.Canceled)
-			require.False(t, b.svc.Ready())
-		case <-time.After(10 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
-	})
+	var once sync.Once
+	b.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				require.ErrorIs(t, err, context.Canceled)
+				require.False(t, b.svc.Ready())
+			case <-time.After(10 * time.Second):
+				t.Error("Run did not return after cancel")
+			}
+		})
+	}
+	t.Cleanup(b.stop)
 	require.Eventually(t, b.svc.Ready, 5*time.Second, 5*time.Millisecond, "scheduler never became ready")
 	return b
 }
@@ -213,6 +242,17 @@ func (b *bundle) requireNextRun(t *testing.T, job, want string) {
 	t.Helper()
 	require.Eventually(t, func() bool { return b.nextRun(job) == want }, 5*time.Second, 5*time.Millisecond,
 		"next run of %s: got %q, want %q", job, b.nextRun(job), want)
+}
+
+// callsPerTick counts the CreateScheduledRun calls by "job@scheduled_time".
+func (f *fakeAPI) callsPerTick() map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]int{}
+	for _, k := range f.callKeys {
+		out[k]++
+	}
+	return out
 }
 
 type published struct {

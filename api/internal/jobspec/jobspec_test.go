@@ -82,7 +82,16 @@ func TestValidateSchedule(t *testing.T) {
 
 	job.Schedule = &intakev1.Schedule{TimeZone: "Europe/Berlin"}
 	require.Equal(t, jobspec.Violations{
-		{Field: "job.schedule", Description: "a cadence is required (every_minutes or daily)"},
+		{Field: "job.schedule", Description: "a cadence is required (every_minutes, hourly, daily, workdays, weekly, monthly or cron)"},
+	}, jobspec.Validate("job", job, accounts))
+
+	job.Schedule.Cadence = &intakev1.Schedule_Weekly{Weekly: &intakev1.Weekly{Hour: 9}}
+	require.Equal(t, jobspec.Violations{
+		{Field: "job.schedule.weekly.days", Description: "at least one day is required"},
+	}, jobspec.Validate("job", job, accounts))
+	job.Schedule.Cadence = &intakev1.Schedule_Cron{Cron: &intakev1.Cron{Expression: "61 * * * *"}}
+	require.Equal(t, jobspec.Violations{
+		{Field: "job.schedule.cron.expression", Description: "minute 61 is out of range 0-59"},
 	}, jobspec.Validate("job", job, accounts))
 
 	job.Schedule.Cadence = &intakev1.Schedule_EveryMinutes{EveryMinutes: &intakev1.EveryMinutes{Minutes: 30}}

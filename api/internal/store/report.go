@@ -112,7 +112,7 @@ func (s *Store) Report(ctx context.Context, jobID, runID string, req *intakev1.R
 			st.EndTime = ts(&at)
 			finish(intakev1.RunState_RUN_STATE_FAILED, "mapped columns missing from the file: "+quoteList(r.missing))
 			res.Directive = intakev1.Directive_DIRECTIVE_ABANDON
-		case changed && !r.dryRun:
+		case changed && !r.dryRun && !r.force: // issue 4 (files): a forced run (or replay) is never skipped
 			// A dry run changes nothing, so it is never skipped: it says
 			// what a run would do now.
 			prevID, prevSHA, err := lastSuccess(ctx, tx, jobID, runID)
@@ -139,9 +139,21 @@ func (s *Store) Report(ctx context.Context, jobID, runID string, req *intakev1.R
 		if err != nil {
 			return nil, err
 		}
-		if msg := OverBudget(job.GetErrorBudget(), r.counters.GetRowsRejected(), r.counters.GetRowsRead()); msg != "" {
+		// Cancel (cancel.go): once told CONTINUE, a run is committing — it
+		// lands whole and is no longer cancelled — and a repeated question
+		// (two loaders, a redelivery) gets the same answer.
+		committing, err := isCommitting(ctx, tx, runID)
+		if err != nil {
+			return nil, err
+		}
+		if msg := OverBudget(job.GetErrorBudget(), r.counters.GetRowsRejected(), r.counters.GetRowsRead()); msg != "" && !committing {
 			finish(intakev1.RunState_RUN_STATE_FAILED, msg)
 			res.Directive = intakev1.Directive_DIRECTIVE_ABANDON
+		}
+		if res.Directive == intakev1.Directive_DIRECTIVE_CONTINUE && !committing {
+			if err := markCommitting(ctx, tx, runID); err != nil {
+				return nil, err
+			}
 		}
 
 	case intakev1.RunEventKind_RUN_EVENT_KIND_CHUNK_DONE:
@@ -203,6 +215,13 @@ func (s *Store) Report(ctx context.Context, jobID, runID string, req *intakev1.R
 		}
 	}
 	sortStages(r.stages)
+	// Failure policy (failurepolicy.go): a run that ends here counts for its job.
+	var disabled *AutoDisabled
+	if res.Finished {
+		if disabled, err = s.countRunOutcome(ctx, tx, r); err != nil {
+			return nil, err
+		}
+	}
 
 	if err := saveRun(ctx, tx, r, s.now()); err != nil {
 		return nil, err
@@ -213,6 +232,7 @@ func (s *Store) Report(ctx context.Context, jobID, runID string, req *intakev1.R
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("report on run %s: %w", name, err)
 	}
+	s.autoDisabled(ctx, disabled)
 	r.version++
 	res.Run = r.proto()
 	return res, nil

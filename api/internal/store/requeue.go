@@ -22,6 +22,8 @@ type StuckRun struct {
 	Trigger     intakev1.Trigger
 	CreateTime  time.Time
 	DryRun      bool
+	// ReplayOf is the run id a replay re-imports (issue 4: files).
+	ReplayOf string
 }
 
 // Name is the run's resource name (the Nats-Msg-Id of its run request).
@@ -45,7 +47,7 @@ func (s *Store) ClaimStuckRuns(ctx context.Context, cutoff time.Time, limit int)
 			ORDER BY create_time, id LIMIT $4
 			FOR UPDATE SKIP LOCKED) stuck
 		WHERE r.id = stuck.id AND r.state = $2
-		RETURNING r.id, r.job_id, r.trigger, r.job, r.create_time, r.dry_run`,
+		RETURNING r.id, r.job_id, r.trigger, r.job, r.create_time, r.dry_run, r.replay_of`,
 		s.now(), int16(intakev1.RunState_RUN_STATE_QUEUED), cutoff, limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim stuck queued runs: %w", err)
@@ -56,7 +58,7 @@ func (s *Store) ClaimStuckRuns(ctx context.Context, cutoff time.Time, limit int)
 			trigger int16
 			job     []byte
 		)
-		if err := row.Scan(&r.RunID, &r.JobID, &trigger, &job, &r.CreateTime, &r.DryRun); err != nil {
+		if err := row.Scan(&r.RunID, &r.JobID, &trigger, &job, &r.CreateTime, &r.DryRun, &r.ReplayOf); err != nil {
 			return r, err
 		}
 		r.Trigger = intakev1.Trigger(trigger)

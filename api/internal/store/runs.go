@@ -49,16 +49,21 @@ type runRow struct {
 	stateValue, triggerValue int16
 	dryRun, committed        bool
 	newColumns, missing      []string
+	// issue 4 (files): force, replay and retention.
+	force, sourceExpired bool
+	replayOf             string // run id
 }
 
 const runColumns = `id, job_id, state, trigger, scheduled_time, create_time, start_time, end_time,
-	sha256, source, message, counters, stages, version, dry_run, new_columns, missing_columns, committed`
+	sha256, source, message, counters, stages, version, dry_run, new_columns, missing_columns, committed,
+	force, replay_of, source_expired` // issue 4 (files): the last line
 
 func scanRun(row pgx.Row) (*runRow, error) {
 	r := &runRow{}
 	if err := row.Scan(&r.id, &r.jobID, &r.stateValue, &r.triggerValue, &r.scheduled, &r.created, &r.start, &r.end,
 		&r.sha256, &r.source, &r.message, &r.countersJSON, &r.stagesJSON, &r.version,
-		&r.dryRun, &r.newColumns, &r.missing, &r.committed); err != nil {
+		&r.dryRun, &r.newColumns, &r.missing, &r.committed,
+		&r.force, &r.replayOf, &r.sourceExpired); err != nil { // issue 4 (files): the last line
 		return nil, err
 	}
 	r.state = intakev1.RunState(r.stateValue)
@@ -123,6 +128,10 @@ func (r *runRow) proto() *intakev1.Run {
 		DryRun:         r.dryRun,
 		NewColumns:     r.newColumns,
 		MissingColumns: r.missing,
+		// issue 4 (files)
+		ReplayOf:      replayName(r.jobID, r.replayOf),
+		Force:         r.force,
+		SourceExpired: r.sourceExpired,
 	}
 }
 
@@ -206,45 +215,6 @@ func (s *Store) GetRunVersioned(ctx context.Context, jobID, runID string) (*inta
 	return r.proto(), r.version, nil
 }
 
-// ListRuns returns up to limit runs of a job (every job when jobID is
-// empty) after the cursor, newest first. Row errors are left out.
-func (s *Store) ListRuns(ctx context.Context, jobID string, after *Cursor, limit int) ([]*intakev1.Run, error) {
-	var (
-		rows pgx.Rows
-		err  error
-	)
-	switch {
-	case jobID != "" && after == nil:
-		rows, err = s.pool.Query(ctx, `SELECT `+runColumns+` FROM intake.runs WHERE job_id = $1
-			ORDER BY create_time DESC, id DESC LIMIT $2`, jobID, limit)
-	case jobID != "":
-		rows, err = s.pool.Query(ctx, `SELECT `+runColumns+` FROM intake.runs WHERE job_id = $1
-			AND (create_time, id) < ($2, $3) ORDER BY create_time DESC, id DESC LIMIT $4`, jobID, after.Time, after.ID, limit)
-	case after == nil:
-		rows, err = s.pool.Query(ctx, `SELECT `+runColumns+` FROM intake.runs
-			ORDER BY create_time DESC, id DESC LIMIT $1`, limit)
-	default:
-		rows, err = s.pool.Query(ctx, `SELECT `+runColumns+` FROM intake.runs
-			WHERE (create_time, id) < ($1, $2) ORDER BY create_time DESC, id DESC LIMIT $3`, after.Time, after.ID, limit)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list runs: %w", err)
-	}
-	defer rows.Close()
-	var out []*intakev1.Run
-	for rows.Next() {
-		r, err := scanRun(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list runs: %w", err)
-		}
-		out = append(out, r.proto())
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list runs: %w", err)
-	}
-	return out, nil
-}
-
 // NewRunID returns a fresh run id: a UUID, time-ordered.
 func NewRunID() string {
 	id, err := uuid.NewV7()
@@ -324,16 +294,34 @@ func (s *Store) CreateScheduledRun(ctx context.Context, jobID string, tick time.
 
 // FailQueued marks a run that is still QUEUED as FAILED with message (for
 // example when its run request could not be published). It reports whether
-// the run changed.
+// the run changed. The failed run counts for the job's failure policy.
 func (s *Store) FailQueued(ctx context.Context, jobID, runID, message string) (bool, error) {
-	now := s.now()
-	tag, err := s.pool.Exec(ctx, `UPDATE intake.runs SET state = $3, message = $4, end_time = $5,
-		version = version + 1, update_time = $5 WHERE id = $1 AND job_id = $2 AND state = $6`,
-		runID, jobID, int16(intakev1.RunState_RUN_STATE_FAILED), message, now, int16(intakev1.RunState_RUN_STATE_QUEUED))
+	name := RunName(jobID, runID)
+	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return false, fmt.Errorf("fail run %s: %w", RunName(jobID, runID), err)
+		return false, fmt.Errorf("fail run %s: %w", name, err)
 	}
-	return tag.RowsAffected() == 1, nil
+	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
+	now := s.now()
+	r := &runRow{id: runID, jobID: jobID, state: intakev1.RunState_RUN_STATE_FAILED, message: message}
+	err = tx.QueryRow(ctx, `UPDATE intake.runs SET state = $3, message = $4, end_time = $5,
+		version = version + 1, update_time = $5 WHERE id = $1 AND job_id = $2 AND state = $6 RETURNING dry_run`,
+		runID, jobID, int16(intakev1.RunState_RUN_STATE_FAILED), message, now, int16(intakev1.RunState_RUN_STATE_QUEUED)).Scan(&r.dryRun)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("fail run %s: %w", name, err)
+	}
+	disabled, err := s.countRunOutcome(ctx, tx, r)
+	if err != nil {
+		return false, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, fmt.Errorf("fail run %s: %w", name, err)
+	}
+	s.autoDisabled(ctx, disabled)
+	return true, nil
 }
 
 // Rejects calls fn with every kept row error of a run, with its record, in

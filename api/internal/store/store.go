@@ -43,6 +43,8 @@ type Store struct {
 	now  func() time.Time
 	// maxRowErrors bounds the row errors kept per run.
 	maxRowErrors int64
+	// onAutoDisable is told when the failure policy disables a job.
+	onAutoDisable func(ctx context.Context, d AutoDisabled)
 }
 
 // New returns a Store on pool.
@@ -78,6 +80,7 @@ func specOf(job *intakev1.Job) ([]byte, error) {
 	j := proto.Clone(job).(*intakev1.Job)
 	j.Name, j.CreateTime, j.UpdateTime, j.NextRunTime, j.LastRun, j.Etag = "", nil, nil, nil, "", ""
 	j.MappingValidated, j.MappingValidateTime = false, nil
+	j.DisabledReason, j.ConsecutiveFailures = "", 0 // jobops: columns of their own
 	b, err := jsonOpts.Marshal(j)
 	if err != nil {
 		return nil, fmt.Errorf("encode job: %w", err)
@@ -90,7 +93,7 @@ func newEtag() string { return fmt.Sprintf("%016x", rand.Uint64()) }
 
 const jobColumns = `j.id, j.spec, j.etag, j.create_time, j.update_time,
 	COALESCE((SELECT r.id FROM intake.runs r WHERE r.job_id = j.id ORDER BY r.create_time DESC, r.id DESC LIMIT 1), ''),
-	j.validated_hash, j.validate_time, j.validated_columns`
+	j.validated_hash, j.validate_time, j.validated_columns, j.disabled_reason, j.consecutive_failures`
 
 // JobValidation is a job's validation state.
 type JobValidation struct {
@@ -128,8 +131,11 @@ func scanJobState(row pgx.Row) (*intakev1.Job, *JobValidation, error) {
 		v                 JobValidation
 		validated         *time.Time
 		columns           []byte
+		disabledReason    string
+		failures          int32
 	)
-	if err := row.Scan(&id, &spec, &etag, &created, &updated, &lastRun, &v.Hash, &validated, &columns); err != nil {
+	if err := row.Scan(&id, &spec, &etag, &created, &updated, &lastRun, &v.Hash, &validated, &columns,
+		&disabledReason, &failures); err != nil {
 		return nil, nil, err
 	}
 	if validated != nil {
@@ -151,6 +157,7 @@ func scanJobState(row pgx.Row) (*intakev1.Job, *JobValidation, error) {
 	job.Etag = etag
 	job.CreateTime = timestamppb.New(created)
 	job.UpdateTime = timestamppb.New(updated)
+	job.DisabledReason, job.ConsecutiveFailures = disabledReason, failures
 	if lastRun != "" {
 		job.LastRun = RunName(id, lastRun)
 	}
@@ -307,8 +314,12 @@ func (s *Store) UpdateJob(ctx context.Context, id string, update func(job *intak
 	if err != nil {
 		return nil, err
 	}
+	// Enabling a disabled job clears what the failure policy recorded.
 	if _, err := tx.Exec(ctx, `UPDATE intake.jobs SET spec = $2::jsonb, enabled = $3, etag = $4, update_time = $5,
-			validated_hash = $6, validate_time = $7, validated_columns = $8::jsonb WHERE id = $1`,
+			validated_hash = $6, validate_time = $7, validated_columns = $8::jsonb,
+			disabled_reason = CASE WHEN $3 AND NOT enabled THEN '' ELSE disabled_reason END,
+			consecutive_failures = CASE WHEN $3 AND NOT enabled THEN 0 ELSE consecutive_failures END
+		WHERE id = $1`,
 		id, string(spec), job.GetEnabled(), newEtag(), s.now(), v.Hash, nullTime(v.Time), cols); err != nil {
 		return nil, fmt.Errorf("update job %s: %w", id, err)
 	}
@@ -319,8 +330,9 @@ func (s *Store) UpdateJob(ctx context.Context, id string, update func(job *intak
 }
 
 // DeleteJob deletes a job. Its runs stay, as history; the ones still in
-// progress are CANCELLED, so the workers drop their work. It returns the
-// cancelled runs.
+// progress are CANCELLED, so the workers drop their work — except a run
+// whose commit has begun, which lands whole and ends as its commit says.
+// It returns the cancelled runs.
 func (s *Store) DeleteJob(ctx context.Context, id string) ([]*intakev1.Run, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
@@ -337,7 +349,7 @@ func (s *Store) DeleteJob(ctx context.Context, id string) ([]*intakev1.Run, erro
 	now := s.now()
 	rows, err := tx.Query(ctx, `UPDATE intake.runs SET state = $2, message = $3, end_time = $4,
 			version = version + 1, update_time = $4
-		WHERE job_id = $1 AND state < $5 RETURNING `+runColumns,
+		WHERE job_id = $1 AND state < $5 AND NOT committing RETURNING `+runColumns, // a committing run lands whole (cancel.go)
 		id, int16(intakev1.RunState_RUN_STATE_CANCELLED), "cancelled: job "+JobName(id)+" was deleted", now,
 		int16(intakev1.RunState_RUN_STATE_SUCCEEDED))
 	if err != nil {

@@ -41,13 +41,25 @@ Usage:
   intakectl job list                         list jobs
   intakectl job get NAME                     show a job
   intakectl job delete NAME                  delete a job (permanent)
-  intakectl job run NAME [--dry-run] [--watch]
+  intakectl job duplicate NAME [--id ID]     copy a job as "Copy of …", saved disabled
+  intakectl job enable NAME                  enable a job's schedule (its mapping is validated
+                                             first when it has not passed)
+  intakectl job disable NAME                 disable a job's schedule (run now still works)
+  intakectl job run NAME [--dry-run] [--force] [--watch]
                                              start a run now (the schedule does not move);
-                                             a dry run reports what it would do, changing nothing
-  intakectl run list [--job NAME]            list runs, newest first
+                                             a dry run reports what it would do, changing nothing;
+                                             --force runs even when the file is unchanged
+  intakectl run list [--job NAME] [--state S,..] [--trigger T,..] [--since TIME] [--until TIME]
+                                             list runs, newest first; TIME: 2026-03-01T06:00:00Z,
+                                             2026-03-01 or a duration ago (36h, 7d)
+  intakectl run cancel NAME                  cancel a queued or running run: nothing of it lands
   intakectl run get NAME                     show a run: state, counters, row errors
   intakectl run watch NAME                   follow a run until it ends
   intakectl run rejects NAME [-o FILE]       download a run's rejected rows as CSV
+  intakectl run source NAME [-o FILE|DIR]    download a run's source file, byte for byte as fetched
+  intakectl run replay NAME [--dry-run] [--watch]
+                                             re-import a run's stored file with the job's
+                                             current mapping, as a new run
   intakectl object list                      the objects of the data model and their keys
   intakectl attribute list OBJECT            an object's attributes
   intakectl attribute create OBJECT --id ID --type TYPE [--references OBJECT] [--display-name TEXT]
@@ -147,6 +159,7 @@ type cli struct {
 	id     string
 	watch  bool
 	dryRun bool
+	force  bool // issue 4 (files): job run --force
 	job    string
 	limit  int
 	rows   int
@@ -158,6 +171,9 @@ type cli struct {
 	references  string
 	displayName string
 	description string
+
+	// runFilter: the filters of run list (jobops.go).
+	runFilter runListFilter
 }
 
 type cmdSpec struct {
@@ -179,9 +195,10 @@ var commands = map[string]cmdSpec{
 	"job list":   {run: (*cli).jobList},
 	"job get":    {args: "NAME", nargs: 1, run: (*cli).jobGet},
 	"job delete": {args: "NAME", nargs: 1, run: (*cli).jobDelete},
-	"job run": {args: "NAME [--dry-run] [--watch]", nargs: 1, run: (*cli).jobRun, flags: func(fs *flag.FlagSet, c *cli) {
+	"job run": {args: "NAME [--dry-run] [--force] [--watch]", nargs: 1, run: (*cli).jobRun, flags: func(fs *flag.FlagSet, c *cli) {
 		fs.BoolVar(&c.watch, "watch", false, "follow the run until it ends")
 		fs.BoolVar(&c.dryRun, "dry-run", false, "stage the whole file and report what the run would do, changing nothing")
+		fs.BoolVar(&c.force, "force", false, "run even when the file is unchanged since the last successful run")
 	}},
 	"job validate": {args: "NAME | -f FILE | NAME -f FILE", optArgs: 1, run: (*cli).jobValidate, flags: func(fs *flag.FlagSet, c *cli) {
 		fs.StringVar(&c.file, "f", "", `job file, YAML or JSON ("-": standard input); with NAME, its mapping is checked against the saved job`)
@@ -196,15 +213,29 @@ var commands = map[string]cmdSpec{
 		fs.StringVar(&c.object, "object", "", `the object to map onto, e.g. "accounts"`)
 		fs.StringVar(&c.url, "url", "", "the file's HTTP(S) URL")
 	}},
-	"run list": {args: "[--job NAME] [--limit N]", run: (*cli).runList, flags: func(fs *flag.FlagSet, c *cli) {
-		fs.StringVar(&c.job, "job", "", "only the runs of this job")
-		fs.IntVar(&c.limit, "limit", 50, "at most this many runs (0: all)")
+	"run list": {args: "[--job NAME] [--limit N] [--state S,..] [--trigger T,..] [--since TIME] [--until TIME]",
+		run: (*cli).runList, flags: runListFlags},
+	// jobops.go
+	"run cancel":  {args: "NAME", nargs: 1, run: (*cli).runCancel},
+	"job enable":  {args: "NAME", nargs: 1, run: (*cli).jobEnable},
+	"job disable": {args: "NAME", nargs: 1, run: (*cli).jobDisable},
+	"job duplicate": {args: "NAME [--id ID]", nargs: 1, run: (*cli).jobDuplicate, flags: func(fs *flag.FlagSet, c *cli) {
+		fs.StringVar(&c.id, "id", "", "the copy's job id (default: generated)")
 	}},
 	"run get":   {args: "NAME", nargs: 1, run: (*cli).runGet},
 	"run watch": {args: "NAME", nargs: 1, run: (*cli).runWatch},
 	"run rejects": {args: "NAME [-o FILE]", nargs: 1, fileOutput: true, run: (*cli).runRejects, flags: func(fs *flag.FlagSet, c *cli) {
 		fs.StringVar(&c.out, "o", "", "write the CSV to this file (default: standard output)")
 		fs.StringVar(&c.out, "output", "", "write the CSV to this file (default: standard output)")
+	}},
+	// issue 4 (files): source download and replay (source.go).
+	"run source": {args: "NAME [-o FILE|DIR]", nargs: 1, fileOutput: true, run: (*cli).runSource, flags: func(fs *flag.FlagSet, c *cli) {
+		fs.StringVar(&c.out, "o", "", "write the file here; a directory: under the name the API suggests (default: standard output)")
+		fs.StringVar(&c.out, "output", "", "write the file here; a directory: under the name the API suggests (default: standard output)")
+	}},
+	"run replay": {args: "NAME [--dry-run] [--watch]", nargs: 1, run: (*cli).runReplay, flags: func(fs *flag.FlagSet, c *cli) {
+		fs.BoolVar(&c.watch, "watch", false, "follow the new run until it ends")
+		fs.BoolVar(&c.dryRun, "dry-run", false, "stage the whole file and report what the replay would do, changing nothing")
 	}},
 	"object list":    {run: (*cli).objectList},
 	"attribute list": {args: "OBJECT", nargs: 1, run: (*cli).attributeList},

@@ -154,6 +154,7 @@ func (c *cli) jobGet(ctx context.Context, args []string) error {
 		}
 	}
 	fmt.Fprintf(w, "Validated:    %s\n", validated)
+	printJobOps(w, j) // jobops.go
 	if d := Dialect(j.GetMapping().GetDialect()); d != "" {
 		fmt.Fprintf(w, "Dialect:      %s\n", d)
 	}
@@ -198,7 +199,7 @@ func (c *cli) jobRun(ctx context.Context, args []string) error {
 	}
 	cctx, cancel := c.call(ctx)
 	defer cancel()
-	run, err := c.jobs.RunJob(cctx, &intakev1.RunJobRequest{Name: name, DryRun: c.dryRun})
+	run, err := c.jobs.RunJob(cctx, &intakev1.RunJobRequest{Name: name, DryRun: c.dryRun, Force: c.force})
 	if err != nil {
 		return c.apiError("run job "+name, err)
 	}
@@ -227,7 +228,8 @@ func Object(o intakev1.ObjectType) string {
 	return strings.ToLower(strings.TrimPrefix(o.String(), "OBJECT_TYPE_"))
 }
 
-// Schedule is a cadence in words: "every 5 minutes (UTC)".
+// Schedule is a cadence in words: "every 5 minutes (UTC)", "weekly on Mon,
+// Thu at 06:30 (Europe/Berlin)", "cron \"30 6 * * 1-5\" (UTC)".
 func Schedule(s *intakev1.Schedule) string {
 	var c string
 	switch {
@@ -237,8 +239,31 @@ func Schedule(s *intakev1.Schedule) string {
 		if n == 1 {
 			c = "every minute"
 		}
+	case s.GetHourly() != nil:
+		c = fmt.Sprintf("hourly at :%02d", s.GetHourly().GetMinute())
 	case s.GetDaily() != nil:
 		c = fmt.Sprintf("daily at %02d:%02d", s.GetDaily().GetHour(), s.GetDaily().GetMinute())
+	case s.GetWorkdays() != nil:
+		c = fmt.Sprintf("workdays (Mon-Fri) at %02d:%02d", s.GetWorkdays().GetHour(), s.GetWorkdays().GetMinute())
+	case s.GetWeekly() != nil:
+		w := s.GetWeekly()
+		days := make([]string, len(w.GetDays()))
+		for i, d := range w.GetDays() {
+			days[i] = strings.TrimPrefix(d.String(), "WEEKDAY_")
+			if len(days[i]) > 3 {
+				days[i] = days[i][:1] + strings.ToLower(days[i][1:3])
+			}
+		}
+		c = fmt.Sprintf("weekly on %s at %02d:%02d", strings.Join(days, ", "), w.GetHour(), w.GetMinute())
+	case s.GetMonthly() != nil:
+		m := s.GetMonthly()
+		day := fmt.Sprintf("day %d", m.GetDay())
+		if m.GetLastDay() {
+			day = "the last day"
+		}
+		c = fmt.Sprintf("monthly on %s at %02d:%02d", day, m.GetHour(), m.GetMinute())
+	case s.GetCron() != nil:
+		c = fmt.Sprintf("cron %q", s.GetCron().GetExpression())
 	default:
 		return "-"
 	}

@@ -29,6 +29,10 @@ func (c *cli) runList(ctx context.Context, _ []string) error {
 		}
 		parent = name
 	}
+	filter := &intakev1.ListRunsRequest{}
+	if err := c.runFilter.apply(filter, time.Now()); err != nil { // jobops.go
+		return err
+	}
 	ctx, cancel := c.call(ctx)
 	defer cancel()
 	all := &intakev1.ListRunsResponse{}
@@ -37,7 +41,8 @@ func (c *cli) runList(ctx context.Context, _ []string) error {
 		if c.limit > 0 {
 			size = int32(min(100, c.limit-len(all.Runs)))
 		}
-		resp, err := c.runs.ListRuns(ctx, &intakev1.ListRunsRequest{Parent: parent, PageSize: size, PageToken: token})
+		resp, err := c.runs.ListRuns(ctx, &intakev1.ListRunsRequest{Parent: parent, PageSize: size, PageToken: token,
+			States: filter.States, Triggers: filter.Triggers, CreateTimeFrom: filter.CreateTimeFrom, CreateTimeTo: filter.CreateTimeTo})
 		if err != nil {
 			return c.apiError("list runs of "+parent, err)
 		}

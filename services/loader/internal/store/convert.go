@@ -180,6 +180,10 @@ func convertValue(t intakev1.AttributeType, v *pipelinev1.Value) (any, error) {
 		if pg == "boolean" {
 			return k.Boolean, nil
 		}
+	case *pipelinev1.Value_Timestamp:
+		if pg == "timestamptz" {
+			return pgtype.Timestamptz{Time: time.UnixMicro(k.Timestamp).UTC(), Valid: true}, nil
+		}
 	}
 	return nil, fmt.Errorf("a %s value cannot go into a %s column", kindName(v), pg)
 }
@@ -194,6 +198,8 @@ func kindName(v *pipelinev1.Value) string {
 		return "date"
 	case *pipelinev1.Value_Boolean:
 		return "boolean"
+	case *pipelinev1.Value_Timestamp:
+		return "timestamp"
 	default:
 		return fmt.Sprintf("%T", v.Kind)
 	}

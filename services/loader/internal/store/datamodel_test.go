@@ -13,10 +13,11 @@ import (
 )
 
 const (
-	tText   = intakev1.AttributeType_ATTRIBUTE_TYPE_TEXT
-	tNumber = intakev1.AttributeType_ATTRIBUTE_TYPE_NUMBER
-	tDate   = intakev1.AttributeType_ATTRIBUTE_TYPE_DATE
-	tFK     = intakev1.AttributeType_ATTRIBUTE_TYPE_FOREIGN_KEY
+	tText      = intakev1.AttributeType_ATTRIBUTE_TYPE_TEXT
+	tNumber    = intakev1.AttributeType_ATTRIBUTE_TYPE_NUMBER
+	tDate      = intakev1.AttributeType_ATTRIBUTE_TYPE_DATE
+	tFK        = intakev1.AttributeType_ATTRIBUTE_TYPE_FOREIGN_KEY
+	tTimestamp = intakev1.AttributeType_ATTRIBUTE_TYPE_TIMESTAMP
 )
 
 func exec(t testing.TB, pool *pgxpool.Pool, sql string) {
@@ -61,10 +62,10 @@ func TestAppendOnlyUsageNeverDuplicatesNorUpdates(t *testing.T) {
 	usage := spec{
 		object: intakev1.ObjectType_OBJECT_TYPE_USAGE, allowNew: true,
 		attrs: []string{"account_id", "user_id", "activity", "module", "timestamp", "duration"},
-		types: []intakev1.AttributeType{tText, tText, tText, tText, tText, tNumber},
+		types: []intakev1.AttributeType{tText, tText, tText, tText, tTimestamp, tNumber},
 	}
-	event := func(n int64, activity, ts, duration string) *pipelinev1.Row {
-		return row(n, txt("a1"), txt("u1"), txt(activity), txt("reports"), txt(ts), dec(duration))
+	event := func(n int64, activity, at, duration string) *pipelinev1.Row {
+		return row(n, txt("a1"), txt("u1"), txt(activity), txt("reports"), ts(at), dec(duration))
 	}
 	first := newRun()
 	c := load(t, st, usage, first, []*pipelinev1.Row{
@@ -86,7 +87,7 @@ func TestAppendOnlyUsageNeverDuplicatesNorUpdates(t *testing.T) {
 		"export|2024-03-01T10:05:00Z|7|" + runID(first),
 		"login|2024-03-01T10:00:00Z|5|" + runID(first),
 		"login|2024-03-01T11:00:00Z|1|x",
-	}, replaceLast(text(t, pool, `SELECT activity, "timestamp", duration::text, _run FROM objects.usage ORDER BY 1, 2`), runID(first)))
+	}, replaceLast(text(t, pool, `SELECT activity, `+utc(`"timestamp"`)+`, duration::text, _run FROM objects.usage ORDER BY 1, 2`), runID(first)))
 
 	// A dry run of the same counts the same.
 	dry := usage
@@ -94,6 +95,42 @@ func TestAppendOnlyUsageNeverDuplicatesNorUpdates(t *testing.T) {
 	c = load(t, st, dry, newRun(), []*pipelinev1.Row{event(2, "login", "2024-03-01T10:00:00Z", "9"), event(3, "view", "2024-03-02T08:00:00Z", "1")})
 	require.Equal(t, store.Counts{Created: 1, Unchanged: 1}, c)
 	require.Equal(t, int64(3), count(t, pool, `SELECT count(*) FROM objects.usage`))
+}
+
+// Usage events are told apart by their instant: two events of one day are
+// two rows (they would be one if the timestamp were a date), importing them
+// again adds nothing, and one instant written with another offset is the
+// same event.
+func TestUsageEventsOfOneDayAreTwoRows(t *testing.T) {
+	t.Parallel()
+	st, pool := newStore(t)
+	usage := spec{
+		object: intakev1.ObjectType_OBJECT_TYPE_USAGE, allowNew: true,
+		attrs: []string{"account_id", "user_id", "activity", "module", "timestamp"},
+		types: []intakev1.AttributeType{tText, tText, tText, tText, tTimestamp},
+	}
+	login := func(n int64, at string) *pipelinev1.Row {
+		return row(n, txt("a1"), txt("u1"), txt("login"), txt("core"), ts(at))
+	}
+	file := []*pipelinev1.Row{login(2, "2024-03-01T09:15:00Z"), login(3, "2024-03-01T17:40:30.125Z")}
+	c := load(t, st, usage, newRun(), file)
+	require.Equal(t, store.Counts{Created: 2}, c)
+	want := []string{"2024-03-01T09:15:00Z", "2024-03-01T17:40:30.125Z"}
+	require.Equal(t, want, text(t, pool, `SELECT `+utc(`"timestamp"`)+` FROM objects.usage ORDER BY "timestamp"`))
+
+	// Re-imported: nothing new.
+	c = load(t, st, usage, newRun(), file)
+	require.Equal(t, store.Counts{Unchanged: 2}, c)
+	// The same instants written with an offset, twice in one file: still nothing new.
+	c = load(t, st, usage, newRun(), []*pipelinev1.Row{login(2, "2024-03-01T10:15:00+01:00"), login(3, "2024-03-01T09:15:00Z")})
+	require.Equal(t, store.Counts{Unchanged: 1}, c)
+	require.Equal(t, want, text(t, pool, `SELECT `+utc(`"timestamp"`)+` FROM objects.usage ORDER BY "timestamp"`))
+}
+
+// utc is SQL that shows a timestamptz column as RFC 3339 in UTC, with the
+// fraction of a second when there is one.
+func utc(column string) string {
+	return `regexp_replace(to_char(` + column + ` AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'), '\.?0+$', '') || 'Z'`
 }
 
 // replaceLast replaces, in the last column of each row, anything but keep

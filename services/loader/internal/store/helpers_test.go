@@ -50,6 +50,15 @@ func day(y int, m time.Month, d int) *pipelinev1.Value {
 	return &pipelinev1.Value{Kind: &pipelinev1.Value_Date{Date: int32(days)}}
 }
 
+// ts is a timestamp value of an RFC 3339 time.
+func ts(s string) *pipelinev1.Value {
+	at, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		panic(err)
+	}
+	return &pipelinev1.Value{Kind: &pipelinev1.Value_Timestamp{Timestamp: at.UnixMicro()}}
+}
+
 func boolean(b bool) *pipelinev1.Value {
 	return &pipelinev1.Value{Kind: &pipelinev1.Value_Boolean{Boolean: b}}
 }

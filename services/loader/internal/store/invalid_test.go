@@ -33,6 +33,7 @@ func TestBadBatchesAreRejectedWithAClearError(t *testing.T) {
 		{"kind", func(b *pipelinev1.Batch) { b.Rows[0].Values[1] = dec("1") }, "chunk 3, row 7, attribute name: a decimal value cannot go into a text column"},
 		{"null key", func(b *pipelinev1.Batch) { b.Rows[0].Values[0] = null() }, "chunk 3, row 7: key attribute account_id is empty"},
 		{"negative chunk", func(b *pipelinev1.Batch) { b.Chunk = -1 }, "the chunk index is negative"},
+		{"timestamp kind", func(b *pipelinev1.Batch) { b.Rows[0].Values[1] = ts("2024-03-01T10:00:00Z") }, "chunk 3, row 7, attribute name: a timestamp value cannot go into a text column"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := good()
@@ -63,6 +64,18 @@ func TestBadBatchesAreRejectedWithAClearError(t *testing.T) {
 			require.ErrorContains(t, err, tc.want)
 		})
 	}
+	// A usage batch of a mapper from before timestamps were a type: its
+	// timestamp is text.
+	usage := spec{object: intakev1.ObjectType_OBJECT_TYPE_USAGE, allowNew: true,
+		attrs: []string{"account_id", "user_id", "activity", "module", "timestamp"}, types: []intakev1.AttributeType{tText, tText, tText, tText, tText}}
+	_, err := st.StageBatch(ctx, usage.batch(newRun(), 0, row(2, txt("a1"), txt("u1"), txt("login"), txt("core"), txt("2024-03-01T10:00:00Z"))))
+	require.True(t, store.IsInvalid(err), "%v", err)
+	require.ErrorContains(t, err, `attribute 5 "timestamp" of usage is timestamp, not text`)
+	usage.types[4] = tTimestamp
+	_, err = st.StageBatch(ctx, usage.batch(newRun(), 0, row(2, txt("a1"), txt("u1"), txt("login"), txt("core"), txt("2024-03-01T10:00:00Z"))))
+	require.True(t, store.IsInvalid(err), "%v", err)
+	require.ErrorContains(t, err, "chunk 0, row 2, attribute timestamp: a text value cannot go into a timestamptz column")
+
 	require.Zero(t, count(t, pool, "SELECT count(*) FROM intake.load_chunks"), "nothing of a bad batch is staged")
 }
 
