@@ -157,7 +157,7 @@ func TestCreateAttributeAddsATypedColumn(t *testing.T) {
 		"bookkeeping":    {"objects/accounts", &intakev1.Attribute{AttributeId: "_run", Type: aText}, "attribute.attribute_id", `"_run" is not an attribute id`},
 		"system column":  {"objects/accounts", &intakev1.Attribute{AttributeId: "xmin", Type: aText}, "attribute.attribute_id", `"xmin" is reserved`},
 		"too long":       {"objects/accounts", &intakev1.Attribute{AttributeId: "a123456789012345678901234567890123456789012345678901234567890123", Type: aText}, "attribute.attribute_id", "longer than 63 characters"},
-		"no type":        {"objects/accounts", &intakev1.Attribute{AttributeId: "tier"}, "attribute.type", "required (one of TEXT, NUMBER, CURRENCY, DATE, BOOLEAN, FOREIGN_KEY)"},
+		"no type":        {"objects/accounts", &intakev1.Attribute{AttributeId: "tier"}, "attribute.type", "required (one of TEXT, NUMBER, CURRENCY, DATE, TIMESTAMP, BOOLEAN, FOREIGN_KEY)"},
 		"unknown type":   {"objects/accounts", &intakev1.Attribute{AttributeId: "tier", Type: 42}, "attribute.type", "42 is not an attribute type"},
 		"fk without ref": {"objects/accounts", &intakev1.Attribute{AttributeId: "owner", Type: aFK}, "attribute.references", "required for a foreign key"},
 		"fk unknown ref": {"objects/accounts", &intakev1.Attribute{AttributeId: "owner", Type: aFK, References: "objects/people"}, "attribute.references", `"objects/people" is not an object`},

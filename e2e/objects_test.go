@@ -108,7 +108,7 @@ func TestEveryObject(t *testing.T) {
 				"A-1,U-2,export,reports,2025-03-01T10:00:00Z"),
 			entries: []*intakev1.MappingEntry{column("account_id", "account"), column("user_id", "user"),
 				column("activity", "activity"), column("module", "module"), column("timestamp", "ts")},
-			query: `SELECT account_id, user_id, activity, module, "timestamp" FROM objects.usage ORDER BY 1, 2, 5`,
+			query: `SELECT account_id, user_id, activity, module, to_char("timestamp" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') FROM objects.usage ORDER BY 1, 2, 5`,
 			want: [][]string{{"A-1", "U-1", "login", "core", "2025-03-01T10:00:00Z"}, {"A-1", "U-1", "login", "core", "2025-03-01T11:00:00Z"},
 				{"A-1", "U-2", "export", "reports", "2025-03-01T10:00:00Z"}},
 		},

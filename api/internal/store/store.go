@@ -339,6 +339,13 @@ func (s *Store) DeleteJob(ctx context.Context, id string) ([]*intakev1.Run, erro
 		return nil, fmt.Errorf("delete job %s: %w", id, err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
+	// Lock the job's unfinished runs before the job: a report that ends a
+	// run locks the run, then the job (failure policy), so taking the locks
+	// in the same order here cannot deadlock with it.
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM intake.runs WHERE job_id = $1 AND state < $2 ORDER BY id FOR UPDATE`,
+		id, int16(intakev1.RunState_RUN_STATE_SUCCEEDED)); err != nil {
+		return nil, fmt.Errorf("delete job %s: lock its runs: %w", id, err)
+	}
 	tag, err := tx.Exec(ctx, `DELETE FROM intake.jobs WHERE id = $1`, id)
 	if err != nil {
 		return nil, fmt.Errorf("delete job %s: %w", id, err)
