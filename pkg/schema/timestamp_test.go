@@ -15,7 +15,7 @@ import (
 )
 
 // timestampVersion is the migration that makes usage.timestamp a timestamptz.
-const timestampVersion = 10
+const timestampVersion = 8
 
 // Usage rows imported while "timestamp" was text survive the change to
 // timestamptz: ISO 8601 text is read (without a zone: UTC), one instant
