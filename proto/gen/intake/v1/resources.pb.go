@@ -736,7 +736,9 @@ type Job struct {
 	ConsecutiveFailures int32 `protobuf:"varint,22,opt,name=consecutive_failures,json=consecutiveFailures,proto3" json:"consecutive_failures,omitempty"`
 	// How long the source files of this job's runs are kept. Unset: the
 	// server's default.
-	Retention     *RetentionPolicy `protobuf:"bytes,23,opt,name=retention,proto3" json:"retention,omitempty"`
+	Retention *RetentionPolicy `protobuf:"bytes,23,opt,name=retention,proto3" json:"retention,omitempty"`
+	// Optional: a URL that receives a POST when a run of this job ends.
+	Webhook       *Webhook `protobuf:"bytes,24,opt,name=webhook,proto3" json:"webhook,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -932,6 +934,159 @@ func (x *Job) GetRetention() *RetentionPolicy {
 	return nil
 }
 
+func (x *Job) GetWebhook() *Webhook {
+	if x != nil {
+		return x.Webhook
+	}
+	return nil
+}
+
+// Webhook is a completion webhook. The POST body is JSON (run name, job,
+// state, trigger, counters, message, times); the header
+// "X-Intake-Signature: sha256=<hex>" is the HMAC-SHA256 of the body with the
+// secret. Failed deliveries are retried with exponential backoff.
+type Webhook struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Url   string                 `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	// Input only (write-only): never returned. Keep it unchanged by leaving it
+	// empty in an update that does not include "webhook.secret" in the mask.
+	Secret string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	// Output only: a secret is set.
+	SecretSet     bool `protobuf:"varint,3,opt,name=secret_set,json=secretSet,proto3" json:"secret_set,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Webhook) Reset() {
+	*x = Webhook{}
+	mi := &file_intake_v1_resources_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Webhook) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Webhook) ProtoMessage() {}
+
+func (x *Webhook) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_resources_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Webhook.ProtoReflect.Descriptor instead.
+func (*Webhook) Descriptor() ([]byte, []int) {
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Webhook) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *Webhook) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *Webhook) GetSecretSet() bool {
+	if x != nil {
+		return x.SecretSet
+	}
+	return false
+}
+
+// WebhookDelivery is one attempt to deliver a run's completion webhook.
+type WebhookDelivery struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Attempt int32                  `protobuf:"varint,1,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Time    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	// HTTP status code; 0 when no response arrived.
+	StatusCode int32 `protobuf:"varint,3,opt,name=status_code,json=statusCode,proto3" json:"status_code,omitempty"`
+	// Why the attempt failed; empty on success.
+	Error         string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	Delivered     bool   `protobuf:"varint,5,opt,name=delivered,proto3" json:"delivered,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WebhookDelivery) Reset() {
+	*x = WebhookDelivery{}
+	mi := &file_intake_v1_resources_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookDelivery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookDelivery) ProtoMessage() {}
+
+func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_resources_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookDelivery.ProtoReflect.Descriptor instead.
+func (*WebhookDelivery) Descriptor() ([]byte, []int) {
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *WebhookDelivery) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *WebhookDelivery) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *WebhookDelivery) GetStatusCode() int32 {
+	if x != nil {
+		return x.StatusCode
+	}
+	return 0
+}
+
+func (x *WebhookDelivery) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetDelivered() bool {
+	if x != nil {
+		return x.Delivered
+	}
+	return false
+}
+
 // FailurePolicy disables a job's schedule after too many failed runs.
 type FailurePolicy struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -943,7 +1098,7 @@ type FailurePolicy struct {
 
 func (x *FailurePolicy) Reset() {
 	*x = FailurePolicy{}
-	mi := &file_intake_v1_resources_proto_msgTypes[3]
+	mi := &file_intake_v1_resources_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -955,7 +1110,7 @@ func (x *FailurePolicy) String() string {
 func (*FailurePolicy) ProtoMessage() {}
 
 func (x *FailurePolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[3]
+	mi := &file_intake_v1_resources_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -968,7 +1123,7 @@ func (x *FailurePolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailurePolicy.ProtoReflect.Descriptor instead.
 func (*FailurePolicy) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{3}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *FailurePolicy) GetDisableAfterFailures() int32 {
@@ -991,7 +1146,7 @@ type RetentionPolicy struct {
 
 func (x *RetentionPolicy) Reset() {
 	*x = RetentionPolicy{}
-	mi := &file_intake_v1_resources_proto_msgTypes[4]
+	mi := &file_intake_v1_resources_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1003,7 +1158,7 @@ func (x *RetentionPolicy) String() string {
 func (*RetentionPolicy) ProtoMessage() {}
 
 func (x *RetentionPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[4]
+	mi := &file_intake_v1_resources_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1016,7 +1171,7 @@ func (x *RetentionPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetentionPolicy.ProtoReflect.Descriptor instead.
 func (*RetentionPolicy) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{4}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RetentionPolicy) GetKeepRuns() int32 {
@@ -1047,7 +1202,7 @@ type ErrorBudget struct {
 
 func (x *ErrorBudget) Reset() {
 	*x = ErrorBudget{}
-	mi := &file_intake_v1_resources_proto_msgTypes[5]
+	mi := &file_intake_v1_resources_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1059,7 +1214,7 @@ func (x *ErrorBudget) String() string {
 func (*ErrorBudget) ProtoMessage() {}
 
 func (x *ErrorBudget) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[5]
+	mi := &file_intake_v1_resources_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1072,7 +1227,7 @@ func (x *ErrorBudget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorBudget.ProtoReflect.Descriptor instead.
 func (*ErrorBudget) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{5}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ErrorBudget) GetLimit() isErrorBudget_Limit {
@@ -1133,7 +1288,7 @@ type Connection struct {
 
 func (x *Connection) Reset() {
 	*x = Connection{}
-	mi := &file_intake_v1_resources_proto_msgTypes[6]
+	mi := &file_intake_v1_resources_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1145,7 +1300,7 @@ func (x *Connection) String() string {
 func (*Connection) ProtoMessage() {}
 
 func (x *Connection) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[6]
+	mi := &file_intake_v1_resources_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1158,7 +1313,7 @@ func (x *Connection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Connection.ProtoReflect.Descriptor instead.
 func (*Connection) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{6}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Connection) GetKind() isConnection_Kind {
@@ -1215,7 +1370,7 @@ type HttpConnection struct {
 
 func (x *HttpConnection) Reset() {
 	*x = HttpConnection{}
-	mi := &file_intake_v1_resources_proto_msgTypes[7]
+	mi := &file_intake_v1_resources_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1227,7 +1382,7 @@ func (x *HttpConnection) String() string {
 func (*HttpConnection) ProtoMessage() {}
 
 func (x *HttpConnection) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[7]
+	mi := &file_intake_v1_resources_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1240,7 +1395,7 @@ func (x *HttpConnection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpConnection.ProtoReflect.Descriptor instead.
 func (*HttpConnection) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{7}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *HttpConnection) GetUrl() string {
@@ -1269,7 +1424,7 @@ type LocalConnection struct {
 
 func (x *LocalConnection) Reset() {
 	*x = LocalConnection{}
-	mi := &file_intake_v1_resources_proto_msgTypes[8]
+	mi := &file_intake_v1_resources_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1281,7 +1436,7 @@ func (x *LocalConnection) String() string {
 func (*LocalConnection) ProtoMessage() {}
 
 func (x *LocalConnection) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[8]
+	mi := &file_intake_v1_resources_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1294,7 +1449,7 @@ func (x *LocalConnection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalConnection.ProtoReflect.Descriptor instead.
 func (*LocalConnection) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{8}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LocalConnection) GetPath() string {
@@ -1325,7 +1480,7 @@ type Schedule struct {
 
 func (x *Schedule) Reset() {
 	*x = Schedule{}
-	mi := &file_intake_v1_resources_proto_msgTypes[9]
+	mi := &file_intake_v1_resources_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1337,7 +1492,7 @@ func (x *Schedule) String() string {
 func (*Schedule) ProtoMessage() {}
 
 func (x *Schedule) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[9]
+	mi := &file_intake_v1_resources_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1350,7 +1505,7 @@ func (x *Schedule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Schedule.ProtoReflect.Descriptor instead.
 func (*Schedule) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{9}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Schedule) GetTimeZone() string {
@@ -1486,7 +1641,7 @@ type Hourly struct {
 
 func (x *Hourly) Reset() {
 	*x = Hourly{}
-	mi := &file_intake_v1_resources_proto_msgTypes[10]
+	mi := &file_intake_v1_resources_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1498,7 +1653,7 @@ func (x *Hourly) String() string {
 func (*Hourly) ProtoMessage() {}
 
 func (x *Hourly) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[10]
+	mi := &file_intake_v1_resources_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1511,7 +1666,7 @@ func (x *Hourly) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hourly.ProtoReflect.Descriptor instead.
 func (*Hourly) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{10}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Hourly) GetMinute() int32 {
@@ -1532,7 +1687,7 @@ type Workdays struct {
 
 func (x *Workdays) Reset() {
 	*x = Workdays{}
-	mi := &file_intake_v1_resources_proto_msgTypes[11]
+	mi := &file_intake_v1_resources_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1544,7 +1699,7 @@ func (x *Workdays) String() string {
 func (*Workdays) ProtoMessage() {}
 
 func (x *Workdays) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[11]
+	mi := &file_intake_v1_resources_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1557,7 +1712,7 @@ func (x *Workdays) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Workdays.ProtoReflect.Descriptor instead.
 func (*Workdays) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{11}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Workdays) GetHour() int32 {
@@ -1586,7 +1741,7 @@ type Weekly struct {
 
 func (x *Weekly) Reset() {
 	*x = Weekly{}
-	mi := &file_intake_v1_resources_proto_msgTypes[12]
+	mi := &file_intake_v1_resources_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1598,7 +1753,7 @@ func (x *Weekly) String() string {
 func (*Weekly) ProtoMessage() {}
 
 func (x *Weekly) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[12]
+	mi := &file_intake_v1_resources_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1611,7 +1766,7 @@ func (x *Weekly) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Weekly.ProtoReflect.Descriptor instead.
 func (*Weekly) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{12}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Weekly) GetDays() []Weekday {
@@ -1651,7 +1806,7 @@ type Monthly struct {
 
 func (x *Monthly) Reset() {
 	*x = Monthly{}
-	mi := &file_intake_v1_resources_proto_msgTypes[13]
+	mi := &file_intake_v1_resources_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1663,7 +1818,7 @@ func (x *Monthly) String() string {
 func (*Monthly) ProtoMessage() {}
 
 func (x *Monthly) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[13]
+	mi := &file_intake_v1_resources_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1676,7 +1831,7 @@ func (x *Monthly) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Monthly.ProtoReflect.Descriptor instead.
 func (*Monthly) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{13}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Monthly) GetDay() int32 {
@@ -1718,7 +1873,7 @@ type Cron struct {
 
 func (x *Cron) Reset() {
 	*x = Cron{}
-	mi := &file_intake_v1_resources_proto_msgTypes[14]
+	mi := &file_intake_v1_resources_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1730,7 +1885,7 @@ func (x *Cron) String() string {
 func (*Cron) ProtoMessage() {}
 
 func (x *Cron) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[14]
+	mi := &file_intake_v1_resources_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1743,7 +1898,7 @@ func (x *Cron) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cron.ProtoReflect.Descriptor instead.
 func (*Cron) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{14}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Cron) GetExpression() string {
@@ -1763,7 +1918,7 @@ type EveryMinutes struct {
 
 func (x *EveryMinutes) Reset() {
 	*x = EveryMinutes{}
-	mi := &file_intake_v1_resources_proto_msgTypes[15]
+	mi := &file_intake_v1_resources_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1775,7 +1930,7 @@ func (x *EveryMinutes) String() string {
 func (*EveryMinutes) ProtoMessage() {}
 
 func (x *EveryMinutes) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[15]
+	mi := &file_intake_v1_resources_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1788,7 +1943,7 @@ func (x *EveryMinutes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EveryMinutes.ProtoReflect.Descriptor instead.
 func (*EveryMinutes) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{15}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *EveryMinutes) GetMinutes() int32 {
@@ -1809,7 +1964,7 @@ type Daily struct {
 
 func (x *Daily) Reset() {
 	*x = Daily{}
-	mi := &file_intake_v1_resources_proto_msgTypes[16]
+	mi := &file_intake_v1_resources_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1821,7 +1976,7 @@ func (x *Daily) String() string {
 func (*Daily) ProtoMessage() {}
 
 func (x *Daily) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[16]
+	mi := &file_intake_v1_resources_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1834,7 +1989,7 @@ func (x *Daily) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Daily.ProtoReflect.Descriptor instead.
 func (*Daily) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{16}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Daily) GetHour() int32 {
@@ -1864,7 +2019,7 @@ type MappingSpec struct {
 
 func (x *MappingSpec) Reset() {
 	*x = MappingSpec{}
-	mi := &file_intake_v1_resources_proto_msgTypes[17]
+	mi := &file_intake_v1_resources_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1876,7 +2031,7 @@ func (x *MappingSpec) String() string {
 func (*MappingSpec) ProtoMessage() {}
 
 func (x *MappingSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[17]
+	mi := &file_intake_v1_resources_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1889,7 +2044,7 @@ func (x *MappingSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MappingSpec.ProtoReflect.Descriptor instead.
 func (*MappingSpec) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{17}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *MappingSpec) GetDialect() *CsvDialect {
@@ -1927,7 +2082,7 @@ type NewAttribute struct {
 
 func (x *NewAttribute) Reset() {
 	*x = NewAttribute{}
-	mi := &file_intake_v1_resources_proto_msgTypes[18]
+	mi := &file_intake_v1_resources_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1939,7 +2094,7 @@ func (x *NewAttribute) String() string {
 func (*NewAttribute) ProtoMessage() {}
 
 func (x *NewAttribute) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[18]
+	mi := &file_intake_v1_resources_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1952,7 +2107,7 @@ func (x *NewAttribute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NewAttribute.ProtoReflect.Descriptor instead.
 func (*NewAttribute) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{18}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *NewAttribute) GetAttributeId() string {
@@ -2012,7 +2167,7 @@ type CsvDialect struct {
 
 func (x *CsvDialect) Reset() {
 	*x = CsvDialect{}
-	mi := &file_intake_v1_resources_proto_msgTypes[19]
+	mi := &file_intake_v1_resources_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2024,7 +2179,7 @@ func (x *CsvDialect) String() string {
 func (*CsvDialect) ProtoMessage() {}
 
 func (x *CsvDialect) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[19]
+	mi := &file_intake_v1_resources_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2037,7 +2192,7 @@ func (x *CsvDialect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CsvDialect.ProtoReflect.Descriptor instead.
 func (*CsvDialect) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{19}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CsvDialect) GetDelimiter() string {
@@ -2126,7 +2281,7 @@ type MappingEntry struct {
 
 func (x *MappingEntry) Reset() {
 	*x = MappingEntry{}
-	mi := &file_intake_v1_resources_proto_msgTypes[20]
+	mi := &file_intake_v1_resources_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2138,7 +2293,7 @@ func (x *MappingEntry) String() string {
 func (*MappingEntry) ProtoMessage() {}
 
 func (x *MappingEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[20]
+	mi := &file_intake_v1_resources_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2151,7 +2306,7 @@ func (x *MappingEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MappingEntry.ProtoReflect.Descriptor instead.
 func (*MappingEntry) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{20}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *MappingEntry) GetAttribute() string {
@@ -2255,7 +2410,7 @@ type RunCounters struct {
 
 func (x *RunCounters) Reset() {
 	*x = RunCounters{}
-	mi := &file_intake_v1_resources_proto_msgTypes[21]
+	mi := &file_intake_v1_resources_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2267,7 +2422,7 @@ func (x *RunCounters) String() string {
 func (*RunCounters) ProtoMessage() {}
 
 func (x *RunCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[21]
+	mi := &file_intake_v1_resources_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2280,7 +2435,7 @@ func (x *RunCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunCounters.ProtoReflect.Descriptor instead.
 func (*RunCounters) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{21}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RunCounters) GetBytes() int64 {
@@ -2360,7 +2515,7 @@ type StageStatus struct {
 
 func (x *StageStatus) Reset() {
 	*x = StageStatus{}
-	mi := &file_intake_v1_resources_proto_msgTypes[22]
+	mi := &file_intake_v1_resources_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2372,7 +2527,7 @@ func (x *StageStatus) String() string {
 func (*StageStatus) ProtoMessage() {}
 
 func (x *StageStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[22]
+	mi := &file_intake_v1_resources_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2385,7 +2540,7 @@ func (x *StageStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageStatus.ProtoReflect.Descriptor instead.
 func (*StageStatus) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{22}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StageStatus) GetStage() Stage {
@@ -2432,7 +2587,7 @@ type RowError struct {
 
 func (x *RowError) Reset() {
 	*x = RowError{}
-	mi := &file_intake_v1_resources_proto_msgTypes[23]
+	mi := &file_intake_v1_resources_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2444,7 +2599,7 @@ func (x *RowError) String() string {
 func (*RowError) ProtoMessage() {}
 
 func (x *RowError) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[23]
+	mi := &file_intake_v1_resources_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2457,7 +2612,7 @@ func (x *RowError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RowError.ProtoReflect.Descriptor instead.
 func (*RowError) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{23}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RowError) GetRow() int64 {
@@ -2524,13 +2679,17 @@ type Run struct {
 	Force bool `protobuf:"varint,18,opt,name=force,proto3" json:"force,omitempty"`
 	// The run's source file is no longer stored (retention policy).
 	SourceExpired bool `protobuf:"varint,19,opt,name=source_expired,json=sourceExpired,proto3" json:"source_expired,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Completion webhook attempts, oldest first.
+	WebhookDeliveries []*WebhookDelivery `protobuf:"bytes,20,rep,name=webhook_deliveries,json=webhookDeliveries,proto3" json:"webhook_deliveries,omitempty"`
+	// For TriggerJob runs: the caller's idempotency key.
+	IdempotencyKey string `protobuf:"bytes,21,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Run) Reset() {
 	*x = Run{}
-	mi := &file_intake_v1_resources_proto_msgTypes[24]
+	mi := &file_intake_v1_resources_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2542,7 +2701,7 @@ func (x *Run) String() string {
 func (*Run) ProtoMessage() {}
 
 func (x *Run) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[24]
+	mi := &file_intake_v1_resources_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2555,7 +2714,7 @@ func (x *Run) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Run.ProtoReflect.Descriptor instead.
 func (*Run) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{24}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Run) GetName() string {
@@ -2691,6 +2850,20 @@ func (x *Run) GetSourceExpired() bool {
 	return false
 }
 
+func (x *Run) GetWebhookDeliveries() []*WebhookDelivery {
+	if x != nil {
+		return x.WebhookDeliveries
+	}
+	return nil
+}
+
+func (x *Run) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
 var File_intake_v1_resources_proto protoreflect.FileDescriptor
 
 const file_intake_v1_resources_proto_rawDesc = "" +
@@ -2721,7 +2894,7 @@ const file_intake_v1_resources_proto_rawDesc = "" +
 	"references\x12 \n" +
 	"\vdescription\x18\b \x01(\tR\vdescription\x12;\n" +
 	"\vcreate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xc7\b\n" +
+	"createTime\"\xf5\b\n" +
 	"\x03Job\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12 \n" +
@@ -2750,7 +2923,20 @@ const file_intake_v1_resources_proto_rawDesc = "" +
 	"\x0efailure_policy\x18\x14 \x01(\v2\x18.intake.v1.FailurePolicyR\rfailurePolicy\x12'\n" +
 	"\x0fdisabled_reason\x18\x15 \x01(\tR\x0edisabledReason\x121\n" +
 	"\x14consecutive_failures\x18\x16 \x01(\x05R\x13consecutiveFailures\x128\n" +
-	"\tretention\x18\x17 \x01(\v2\x1a.intake.v1.RetentionPolicyR\tretention\"E\n" +
+	"\tretention\x18\x17 \x01(\v2\x1a.intake.v1.RetentionPolicyR\tretention\x12,\n" +
+	"\awebhook\x18\x18 \x01(\v2\x12.intake.v1.WebhookR\awebhook\"R\n" +
+	"\aWebhook\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\x12\x1d\n" +
+	"\n" +
+	"secret_set\x18\x03 \x01(\bR\tsecretSet\"\xb0\x01\n" +
+	"\x0fWebhookDelivery\x12\x18\n" +
+	"\aattempt\x18\x01 \x01(\x05R\aattempt\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1f\n" +
+	"\vstatus_code\x18\x03 \x01(\x05R\n" +
+	"statusCode\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x12\x1c\n" +
+	"\tdelivered\x18\x05 \x01(\bR\tdelivered\"E\n" +
 	"\rFailurePolicy\x124\n" +
 	"\x16disable_after_failures\x18\x01 \x01(\x05R\x14disableAfterFailures\"K\n" +
 	"\x0fRetentionPolicy\x12\x1b\n" +
@@ -2861,7 +3047,7 @@ const file_intake_v1_resources_proto_rawDesc = "" +
 	"\x03row\x18\x01 \x01(\x03R\x03row\x12\x16\n" +
 	"\x06column\x18\x02 \x01(\tR\x06column\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x16\n" +
-	"\x06record\x18\x04 \x01(\tR\x06record\"\x83\x06\n" +
+	"\x06record\x18\x04 \x01(\tR\x06record\"\xf7\x06\n" +
 	"\x03Run\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x13.intake.v1.RunStateR\x05state\x12,\n" +
@@ -2886,7 +3072,9 @@ const file_intake_v1_resources_proto_rawDesc = "" +
 	"\x0fmissing_columns\x18\x10 \x03(\tR\x0emissingColumns\x12\x1b\n" +
 	"\treplay_of\x18\x11 \x01(\tR\breplayOf\x12\x14\n" +
 	"\x05force\x18\x12 \x01(\bR\x05force\x12%\n" +
-	"\x0esource_expired\x18\x13 \x01(\bR\rsourceExpired*\xcd\x02\n" +
+	"\x0esource_expired\x18\x13 \x01(\bR\rsourceExpired\x12I\n" +
+	"\x12webhook_deliveries\x18\x14 \x03(\v2\x1a.intake.v1.WebhookDeliveryR\x11webhookDeliveries\x12'\n" +
+	"\x0fidempotency_key\x18\x15 \x01(\tR\x0eidempotencyKey*\xcd\x02\n" +
 	"\n" +
 	"ObjectType\x12\x1b\n" +
 	"\x17OBJECT_TYPE_UNSPECIFIED\x10\x00\x12\x18\n" +
@@ -2960,7 +3148,7 @@ func file_intake_v1_resources_proto_rawDescGZIP() []byte {
 }
 
 var file_intake_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_intake_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_intake_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_intake_v1_resources_proto_goTypes = []any{
 	(ObjectType)(0),               // 0: intake.v1.ObjectType
 	(AttributeType)(0),            // 1: intake.v1.AttributeType
@@ -2972,81 +3160,86 @@ var file_intake_v1_resources_proto_goTypes = []any{
 	(*DataObject)(nil),            // 7: intake.v1.DataObject
 	(*Attribute)(nil),             // 8: intake.v1.Attribute
 	(*Job)(nil),                   // 9: intake.v1.Job
-	(*FailurePolicy)(nil),         // 10: intake.v1.FailurePolicy
-	(*RetentionPolicy)(nil),       // 11: intake.v1.RetentionPolicy
-	(*ErrorBudget)(nil),           // 12: intake.v1.ErrorBudget
-	(*Connection)(nil),            // 13: intake.v1.Connection
-	(*HttpConnection)(nil),        // 14: intake.v1.HttpConnection
-	(*LocalConnection)(nil),       // 15: intake.v1.LocalConnection
-	(*Schedule)(nil),              // 16: intake.v1.Schedule
-	(*Hourly)(nil),                // 17: intake.v1.Hourly
-	(*Workdays)(nil),              // 18: intake.v1.Workdays
-	(*Weekly)(nil),                // 19: intake.v1.Weekly
-	(*Monthly)(nil),               // 20: intake.v1.Monthly
-	(*Cron)(nil),                  // 21: intake.v1.Cron
-	(*EveryMinutes)(nil),          // 22: intake.v1.EveryMinutes
-	(*Daily)(nil),                 // 23: intake.v1.Daily
-	(*MappingSpec)(nil),           // 24: intake.v1.MappingSpec
-	(*NewAttribute)(nil),          // 25: intake.v1.NewAttribute
-	(*CsvDialect)(nil),            // 26: intake.v1.CsvDialect
-	(*MappingEntry)(nil),          // 27: intake.v1.MappingEntry
-	(*RunCounters)(nil),           // 28: intake.v1.RunCounters
-	(*StageStatus)(nil),           // 29: intake.v1.StageStatus
-	(*RowError)(nil),              // 30: intake.v1.RowError
-	(*Run)(nil),                   // 31: intake.v1.Run
-	nil,                           // 32: intake.v1.HttpConnection.HeadersEntry
-	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
+	(*Webhook)(nil),               // 10: intake.v1.Webhook
+	(*WebhookDelivery)(nil),       // 11: intake.v1.WebhookDelivery
+	(*FailurePolicy)(nil),         // 12: intake.v1.FailurePolicy
+	(*RetentionPolicy)(nil),       // 13: intake.v1.RetentionPolicy
+	(*ErrorBudget)(nil),           // 14: intake.v1.ErrorBudget
+	(*Connection)(nil),            // 15: intake.v1.Connection
+	(*HttpConnection)(nil),        // 16: intake.v1.HttpConnection
+	(*LocalConnection)(nil),       // 17: intake.v1.LocalConnection
+	(*Schedule)(nil),              // 18: intake.v1.Schedule
+	(*Hourly)(nil),                // 19: intake.v1.Hourly
+	(*Workdays)(nil),              // 20: intake.v1.Workdays
+	(*Weekly)(nil),                // 21: intake.v1.Weekly
+	(*Monthly)(nil),               // 22: intake.v1.Monthly
+	(*Cron)(nil),                  // 23: intake.v1.Cron
+	(*EveryMinutes)(nil),          // 24: intake.v1.EveryMinutes
+	(*Daily)(nil),                 // 25: intake.v1.Daily
+	(*MappingSpec)(nil),           // 26: intake.v1.MappingSpec
+	(*NewAttribute)(nil),          // 27: intake.v1.NewAttribute
+	(*CsvDialect)(nil),            // 28: intake.v1.CsvDialect
+	(*MappingEntry)(nil),          // 29: intake.v1.MappingEntry
+	(*RunCounters)(nil),           // 30: intake.v1.RunCounters
+	(*StageStatus)(nil),           // 31: intake.v1.StageStatus
+	(*RowError)(nil),              // 32: intake.v1.RowError
+	(*Run)(nil),                   // 33: intake.v1.Run
+	nil,                           // 34: intake.v1.HttpConnection.HeadersEntry
+	(*timestamppb.Timestamp)(nil), // 35: google.protobuf.Timestamp
 }
 var file_intake_v1_resources_proto_depIdxs = []int32{
 	0,  // 0: intake.v1.DataObject.type:type_name -> intake.v1.ObjectType
 	8,  // 1: intake.v1.DataObject.attributes:type_name -> intake.v1.Attribute
 	1,  // 2: intake.v1.Attribute.type:type_name -> intake.v1.AttributeType
-	33, // 3: intake.v1.Attribute.create_time:type_name -> google.protobuf.Timestamp
+	35, // 3: intake.v1.Attribute.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: intake.v1.Job.object:type_name -> intake.v1.ObjectType
-	13, // 5: intake.v1.Job.connection:type_name -> intake.v1.Connection
-	24, // 6: intake.v1.Job.mapping:type_name -> intake.v1.MappingSpec
-	16, // 7: intake.v1.Job.schedule:type_name -> intake.v1.Schedule
-	33, // 8: intake.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	33, // 9: intake.v1.Job.update_time:type_name -> google.protobuf.Timestamp
-	33, // 10: intake.v1.Job.next_run_time:type_name -> google.protobuf.Timestamp
-	12, // 11: intake.v1.Job.error_budget:type_name -> intake.v1.ErrorBudget
-	33, // 12: intake.v1.Job.mapping_validate_time:type_name -> google.protobuf.Timestamp
-	33, // 13: intake.v1.Job.next_run_times:type_name -> google.protobuf.Timestamp
-	10, // 14: intake.v1.Job.failure_policy:type_name -> intake.v1.FailurePolicy
-	11, // 15: intake.v1.Job.retention:type_name -> intake.v1.RetentionPolicy
-	14, // 16: intake.v1.Connection.http:type_name -> intake.v1.HttpConnection
-	15, // 17: intake.v1.Connection.local:type_name -> intake.v1.LocalConnection
-	32, // 18: intake.v1.HttpConnection.headers:type_name -> intake.v1.HttpConnection.HeadersEntry
-	22, // 19: intake.v1.Schedule.every_minutes:type_name -> intake.v1.EveryMinutes
-	23, // 20: intake.v1.Schedule.daily:type_name -> intake.v1.Daily
-	17, // 21: intake.v1.Schedule.hourly:type_name -> intake.v1.Hourly
-	18, // 22: intake.v1.Schedule.workdays:type_name -> intake.v1.Workdays
-	19, // 23: intake.v1.Schedule.weekly:type_name -> intake.v1.Weekly
-	20, // 24: intake.v1.Schedule.monthly:type_name -> intake.v1.Monthly
-	21, // 25: intake.v1.Schedule.cron:type_name -> intake.v1.Cron
-	2,  // 26: intake.v1.Weekly.days:type_name -> intake.v1.Weekday
-	26, // 27: intake.v1.MappingSpec.dialect:type_name -> intake.v1.CsvDialect
-	27, // 28: intake.v1.MappingSpec.entries:type_name -> intake.v1.MappingEntry
-	25, // 29: intake.v1.MappingSpec.new_attributes:type_name -> intake.v1.NewAttribute
-	1,  // 30: intake.v1.NewAttribute.type:type_name -> intake.v1.AttributeType
-	3,  // 31: intake.v1.CsvDialect.compression:type_name -> intake.v1.Compression
-	6,  // 32: intake.v1.StageStatus.stage:type_name -> intake.v1.Stage
-	33, // 33: intake.v1.StageStatus.start_time:type_name -> google.protobuf.Timestamp
-	33, // 34: intake.v1.StageStatus.end_time:type_name -> google.protobuf.Timestamp
-	4,  // 35: intake.v1.Run.state:type_name -> intake.v1.RunState
-	5,  // 36: intake.v1.Run.trigger:type_name -> intake.v1.Trigger
-	33, // 37: intake.v1.Run.create_time:type_name -> google.protobuf.Timestamp
-	33, // 38: intake.v1.Run.start_time:type_name -> google.protobuf.Timestamp
-	33, // 39: intake.v1.Run.end_time:type_name -> google.protobuf.Timestamp
-	33, // 40: intake.v1.Run.scheduled_time:type_name -> google.protobuf.Timestamp
-	28, // 41: intake.v1.Run.counters:type_name -> intake.v1.RunCounters
-	29, // 42: intake.v1.Run.stages:type_name -> intake.v1.StageStatus
-	30, // 43: intake.v1.Run.row_errors:type_name -> intake.v1.RowError
-	44, // [44:44] is the sub-list for method output_type
-	44, // [44:44] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	15, // 5: intake.v1.Job.connection:type_name -> intake.v1.Connection
+	26, // 6: intake.v1.Job.mapping:type_name -> intake.v1.MappingSpec
+	18, // 7: intake.v1.Job.schedule:type_name -> intake.v1.Schedule
+	35, // 8: intake.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	35, // 9: intake.v1.Job.update_time:type_name -> google.protobuf.Timestamp
+	35, // 10: intake.v1.Job.next_run_time:type_name -> google.protobuf.Timestamp
+	14, // 11: intake.v1.Job.error_budget:type_name -> intake.v1.ErrorBudget
+	35, // 12: intake.v1.Job.mapping_validate_time:type_name -> google.protobuf.Timestamp
+	35, // 13: intake.v1.Job.next_run_times:type_name -> google.protobuf.Timestamp
+	12, // 14: intake.v1.Job.failure_policy:type_name -> intake.v1.FailurePolicy
+	13, // 15: intake.v1.Job.retention:type_name -> intake.v1.RetentionPolicy
+	10, // 16: intake.v1.Job.webhook:type_name -> intake.v1.Webhook
+	35, // 17: intake.v1.WebhookDelivery.time:type_name -> google.protobuf.Timestamp
+	16, // 18: intake.v1.Connection.http:type_name -> intake.v1.HttpConnection
+	17, // 19: intake.v1.Connection.local:type_name -> intake.v1.LocalConnection
+	34, // 20: intake.v1.HttpConnection.headers:type_name -> intake.v1.HttpConnection.HeadersEntry
+	24, // 21: intake.v1.Schedule.every_minutes:type_name -> intake.v1.EveryMinutes
+	25, // 22: intake.v1.Schedule.daily:type_name -> intake.v1.Daily
+	19, // 23: intake.v1.Schedule.hourly:type_name -> intake.v1.Hourly
+	20, // 24: intake.v1.Schedule.workdays:type_name -> intake.v1.Workdays
+	21, // 25: intake.v1.Schedule.weekly:type_name -> intake.v1.Weekly
+	22, // 26: intake.v1.Schedule.monthly:type_name -> intake.v1.Monthly
+	23, // 27: intake.v1.Schedule.cron:type_name -> intake.v1.Cron
+	2,  // 28: intake.v1.Weekly.days:type_name -> intake.v1.Weekday
+	28, // 29: intake.v1.MappingSpec.dialect:type_name -> intake.v1.CsvDialect
+	29, // 30: intake.v1.MappingSpec.entries:type_name -> intake.v1.MappingEntry
+	27, // 31: intake.v1.MappingSpec.new_attributes:type_name -> intake.v1.NewAttribute
+	1,  // 32: intake.v1.NewAttribute.type:type_name -> intake.v1.AttributeType
+	3,  // 33: intake.v1.CsvDialect.compression:type_name -> intake.v1.Compression
+	6,  // 34: intake.v1.StageStatus.stage:type_name -> intake.v1.Stage
+	35, // 35: intake.v1.StageStatus.start_time:type_name -> google.protobuf.Timestamp
+	35, // 36: intake.v1.StageStatus.end_time:type_name -> google.protobuf.Timestamp
+	4,  // 37: intake.v1.Run.state:type_name -> intake.v1.RunState
+	5,  // 38: intake.v1.Run.trigger:type_name -> intake.v1.Trigger
+	35, // 39: intake.v1.Run.create_time:type_name -> google.protobuf.Timestamp
+	35, // 40: intake.v1.Run.start_time:type_name -> google.protobuf.Timestamp
+	35, // 41: intake.v1.Run.end_time:type_name -> google.protobuf.Timestamp
+	35, // 42: intake.v1.Run.scheduled_time:type_name -> google.protobuf.Timestamp
+	30, // 43: intake.v1.Run.counters:type_name -> intake.v1.RunCounters
+	31, // 44: intake.v1.Run.stages:type_name -> intake.v1.StageStatus
+	32, // 45: intake.v1.Run.row_errors:type_name -> intake.v1.RowError
+	11, // 46: intake.v1.Run.webhook_deliveries:type_name -> intake.v1.WebhookDelivery
+	47, // [47:47] is the sub-list for method output_type
+	47, // [47:47] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_intake_v1_resources_proto_init() }
@@ -3054,15 +3247,15 @@ func file_intake_v1_resources_proto_init() {
 	if File_intake_v1_resources_proto != nil {
 		return
 	}
-	file_intake_v1_resources_proto_msgTypes[5].OneofWrappers = []any{
+	file_intake_v1_resources_proto_msgTypes[7].OneofWrappers = []any{
 		(*ErrorBudget_MaxRejectedRows)(nil),
 		(*ErrorBudget_MaxRejectedPercent)(nil),
 	}
-	file_intake_v1_resources_proto_msgTypes[6].OneofWrappers = []any{
+	file_intake_v1_resources_proto_msgTypes[8].OneofWrappers = []any{
 		(*Connection_Http)(nil),
 		(*Connection_Local)(nil),
 	}
-	file_intake_v1_resources_proto_msgTypes[9].OneofWrappers = []any{
+	file_intake_v1_resources_proto_msgTypes[11].OneofWrappers = []any{
 		(*Schedule_EveryMinutes)(nil),
 		(*Schedule_Daily)(nil),
 		(*Schedule_Hourly)(nil),
@@ -3071,7 +3264,7 @@ func file_intake_v1_resources_proto_init() {
 		(*Schedule_Monthly)(nil),
 		(*Schedule_Cron)(nil),
 	}
-	file_intake_v1_resources_proto_msgTypes[20].OneofWrappers = []any{
+	file_intake_v1_resources_proto_msgTypes[22].OneofWrappers = []any{
 		(*MappingEntry_Column)(nil),
 		(*MappingEntry_Constant)(nil),
 		(*MappingEntry_Function)(nil),
@@ -3082,7 +3275,7 @@ func file_intake_v1_resources_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_intake_v1_resources_proto_rawDesc), len(file_intake_v1_resources_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -197,6 +197,416 @@ func (Directive) EnumDescriptor() ([]byte, []int) {
 	return file_intake_v1_service_proto_rawDescGZIP(), []int{2}
 }
 
+type TriggerJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "jobs/{job}"
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// A key of the caller's choosing (e.g. the export's id): a second call
+	// with the same key returns the run of the first instead of starting one.
+	IdempotencyKey string `protobuf:"bytes,2,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	// Import even if the file is unchanged since the last successful run.
+	Force         bool `protobuf:"varint,3,opt,name=force,proto3" json:"force,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TriggerJobRequest) Reset() {
+	*x = TriggerJobRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TriggerJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TriggerJobRequest) ProtoMessage() {}
+
+func (x *TriggerJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TriggerJobRequest.ProtoReflect.Descriptor instead.
+func (*TriggerJobRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *TriggerJobRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TriggerJobRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *TriggerJobRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+type TriggerJobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Run   *Run                   `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	// False when idempotency_key matched an earlier trigger.
+	Created       bool `protobuf:"varint,2,opt,name=created,proto3" json:"created,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TriggerJobResponse) Reset() {
+	*x = TriggerJobResponse{}
+	mi := &file_intake_v1_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TriggerJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TriggerJobResponse) ProtoMessage() {}
+
+func (x *TriggerJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TriggerJobResponse.ProtoReflect.Descriptor instead.
+func (*TriggerJobResponse) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *TriggerJobResponse) GetRun() *Run {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
+func (x *TriggerJobResponse) GetCreated() bool {
+	if x != nil {
+		return x.Created
+	}
+	return false
+}
+
+// TriggerToken authorises TriggerJob for one job.
+type TriggerToken struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "jobs/{job}/triggerTokens/{token}"
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The secret; only in the response that created it.
+	Token         string                 `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	LastUsedTime  *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=last_used_time,json=lastUsedTime,proto3" json:"last_used_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TriggerToken) Reset() {
+	*x = TriggerToken{}
+	mi := &file_intake_v1_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TriggerToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TriggerToken) ProtoMessage() {}
+
+func (x *TriggerToken) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TriggerToken.ProtoReflect.Descriptor instead.
+func (*TriggerToken) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *TriggerToken) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TriggerToken) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *TriggerToken) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *TriggerToken) GetLastUsedTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUsedTime
+	}
+	return nil
+}
+
+type CreateTriggerTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "jobs/{job}"
+	Parent        string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTriggerTokenRequest) Reset() {
+	*x = CreateTriggerTokenRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTriggerTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTriggerTokenRequest) ProtoMessage() {}
+
+func (x *CreateTriggerTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTriggerTokenRequest.ProtoReflect.Descriptor instead.
+func (*CreateTriggerTokenRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *CreateTriggerTokenRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+type RotateTriggerTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Parent        string                 `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateTriggerTokenRequest) Reset() {
+	*x = RotateTriggerTokenRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateTriggerTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateTriggerTokenRequest) ProtoMessage() {}
+
+func (x *RotateTriggerTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateTriggerTokenRequest.ProtoReflect.Descriptor instead.
+func (*RotateTriggerTokenRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RotateTriggerTokenRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+type RevokeTriggerTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "jobs/{job}/triggerTokens/{token}"
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTriggerTokenRequest) Reset() {
+	*x = RevokeTriggerTokenRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTriggerTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTriggerTokenRequest) ProtoMessage() {}
+
+func (x *RevokeTriggerTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTriggerTokenRequest.ProtoReflect.Descriptor instead.
+func (*RevokeTriggerTokenRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RevokeTriggerTokenRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type ListTriggerTokensRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Parent        string                 `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTriggerTokensRequest) Reset() {
+	*x = ListTriggerTokensRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTriggerTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTriggerTokensRequest) ProtoMessage() {}
+
+func (x *ListTriggerTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTriggerTokensRequest.ProtoReflect.Descriptor instead.
+func (*ListTriggerTokensRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ListTriggerTokensRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+type ListTriggerTokensResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tokens        []*TriggerToken        `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTriggerTokensResponse) Reset() {
+	*x = ListTriggerTokensResponse{}
+	mi := &file_intake_v1_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTriggerTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTriggerTokensResponse) ProtoMessage() {}
+
+func (x *ListTriggerTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTriggerTokensResponse.ProtoReflect.Descriptor instead.
+func (*ListTriggerTokensResponse) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListTriggerTokensResponse) GetTokens() []*TriggerToken {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
 type DuplicateJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "jobs/{job}"
@@ -209,7 +619,7 @@ type DuplicateJobRequest struct {
 
 func (x *DuplicateJobRequest) Reset() {
 	*x = DuplicateJobRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[0]
+	mi := &file_intake_v1_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -221,7 +631,7 @@ func (x *DuplicateJobRequest) String() string {
 func (*DuplicateJobRequest) ProtoMessage() {}
 
 func (x *DuplicateJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[0]
+	mi := &file_intake_v1_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -234,7 +644,7 @@ func (x *DuplicateJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DuplicateJobRequest.ProtoReflect.Descriptor instead.
 func (*DuplicateJobRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{0}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DuplicateJobRequest) GetName() string {
@@ -264,7 +674,7 @@ type SetJobEnabledRequest struct {
 
 func (x *SetJobEnabledRequest) Reset() {
 	*x = SetJobEnabledRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[1]
+	mi := &file_intake_v1_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -276,7 +686,7 @@ func (x *SetJobEnabledRequest) String() string {
 func (*SetJobEnabledRequest) ProtoMessage() {}
 
 func (x *SetJobEnabledRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[1]
+	mi := &file_intake_v1_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -289,7 +699,7 @@ func (x *SetJobEnabledRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetJobEnabledRequest.ProtoReflect.Descriptor instead.
 func (*SetJobEnabledRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{1}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SetJobEnabledRequest) GetName() string {
@@ -327,7 +737,7 @@ type CreateJobRequest struct {
 
 func (x *CreateJobRequest) Reset() {
 	*x = CreateJobRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[2]
+	mi := &file_intake_v1_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -339,7 +749,7 @@ func (x *CreateJobRequest) String() string {
 func (*CreateJobRequest) ProtoMessage() {}
 
 func (x *CreateJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[2]
+	mi := &file_intake_v1_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -352,7 +762,7 @@ func (x *CreateJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJobRequest.ProtoReflect.Descriptor instead.
 func (*CreateJobRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{2}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateJobRequest) GetJob() *Job {
@@ -386,7 +796,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[3]
+	mi := &file_intake_v1_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -398,7 +808,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[3]
+	mi := &file_intake_v1_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -411,7 +821,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{3}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetJobRequest) GetName() string {
@@ -431,7 +841,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[4]
+	mi := &file_intake_v1_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -443,7 +853,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[4]
+	mi := &file_intake_v1_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -456,7 +866,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{4}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListJobsRequest) GetPageSize() int32 {
@@ -483,7 +893,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_intake_v1_service_proto_msgTypes[5]
+	mi := &file_intake_v1_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -495,7 +905,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[5]
+	mi := &file_intake_v1_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -508,7 +918,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{5}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -539,7 +949,7 @@ type UpdateJobRequest struct {
 
 func (x *UpdateJobRequest) Reset() {
 	*x = UpdateJobRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[6]
+	mi := &file_intake_v1_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -551,7 +961,7 @@ func (x *UpdateJobRequest) String() string {
 func (*UpdateJobRequest) ProtoMessage() {}
 
 func (x *UpdateJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[6]
+	mi := &file_intake_v1_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -564,7 +974,7 @@ func (x *UpdateJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateJobRequest.ProtoReflect.Descriptor instead.
 func (*UpdateJobRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{6}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpdateJobRequest) GetJob() *Job {
@@ -597,7 +1007,7 @@ type DeleteJobRequest struct {
 
 func (x *DeleteJobRequest) Reset() {
 	*x = DeleteJobRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[7]
+	mi := &file_intake_v1_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -609,7 +1019,7 @@ func (x *DeleteJobRequest) String() string {
 func (*DeleteJobRequest) ProtoMessage() {}
 
 func (x *DeleteJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[7]
+	mi := &file_intake_v1_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -622,7 +1032,7 @@ func (x *DeleteJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteJobRequest.ProtoReflect.Descriptor instead.
 func (*DeleteJobRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{7}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeleteJobRequest) GetName() string {
@@ -646,7 +1056,7 @@ type RunJobRequest struct {
 
 func (x *RunJobRequest) Reset() {
 	*x = RunJobRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[8]
+	mi := &file_intake_v1_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -658,7 +1068,7 @@ func (x *RunJobRequest) String() string {
 func (*RunJobRequest) ProtoMessage() {}
 
 func (x *RunJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[8]
+	mi := &file_intake_v1_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -671,7 +1081,7 @@ func (x *RunJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunJobRequest.ProtoReflect.Descriptor instead.
 func (*RunJobRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{8}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RunJobRequest) GetName() string {
@@ -712,7 +1122,7 @@ type ValidateMappingRequest struct {
 
 func (x *ValidateMappingRequest) Reset() {
 	*x = ValidateMappingRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[9]
+	mi := &file_intake_v1_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -724,7 +1134,7 @@ func (x *ValidateMappingRequest) String() string {
 func (*ValidateMappingRequest) ProtoMessage() {}
 
 func (x *ValidateMappingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[9]
+	mi := &file_intake_v1_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -737,7 +1147,7 @@ func (x *ValidateMappingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateMappingRequest.ProtoReflect.Descriptor instead.
 func (*ValidateMappingRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{9}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ValidateMappingRequest) GetName() string {
@@ -783,7 +1193,7 @@ type Finding struct {
 
 func (x *Finding) Reset() {
 	*x = Finding{}
-	mi := &file_intake_v1_service_proto_msgTypes[10]
+	mi := &file_intake_v1_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -795,7 +1205,7 @@ func (x *Finding) String() string {
 func (*Finding) ProtoMessage() {}
 
 func (x *Finding) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[10]
+	mi := &file_intake_v1_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -808,7 +1218,7 @@ func (x *Finding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Finding.ProtoReflect.Descriptor instead.
 func (*Finding) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{10}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Finding) GetSeverity() FindingSeverity {
@@ -883,7 +1293,7 @@ type SourceColumn struct {
 
 func (x *SourceColumn) Reset() {
 	*x = SourceColumn{}
-	mi := &file_intake_v1_service_proto_msgTypes[11]
+	mi := &file_intake_v1_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -895,7 +1305,7 @@ func (x *SourceColumn) String() string {
 func (*SourceColumn) ProtoMessage() {}
 
 func (x *SourceColumn) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[11]
+	mi := &file_intake_v1_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -908,7 +1318,7 @@ func (x *SourceColumn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SourceColumn.ProtoReflect.Descriptor instead.
 func (*SourceColumn) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{11}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SourceColumn) GetName() string {
@@ -954,7 +1364,7 @@ type DialectDetection struct {
 
 func (x *DialectDetection) Reset() {
 	*x = DialectDetection{}
-	mi := &file_intake_v1_service_proto_msgTypes[12]
+	mi := &file_intake_v1_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -966,7 +1376,7 @@ func (x *DialectDetection) String() string {
 func (*DialectDetection) ProtoMessage() {}
 
 func (x *DialectDetection) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[12]
+	mi := &file_intake_v1_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -979,7 +1389,7 @@ func (x *DialectDetection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DialectDetection.ProtoReflect.Descriptor instead.
 func (*DialectDetection) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{12}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DialectDetection) GetDelimiter() string {
@@ -1040,7 +1450,7 @@ type ValidateMappingResponse struct {
 
 func (x *ValidateMappingResponse) Reset() {
 	*x = ValidateMappingResponse{}
-	mi := &file_intake_v1_service_proto_msgTypes[13]
+	mi := &file_intake_v1_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1052,7 +1462,7 @@ func (x *ValidateMappingResponse) String() string {
 func (*ValidateMappingResponse) ProtoMessage() {}
 
 func (x *ValidateMappingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[13]
+	mi := &file_intake_v1_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1065,7 +1475,7 @@ func (x *ValidateMappingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateMappingResponse.ProtoReflect.Descriptor instead.
 func (*ValidateMappingResponse) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{13}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ValidateMappingResponse) GetValid() bool {
@@ -1122,7 +1532,7 @@ type PreviewJobRequest struct {
 
 func (x *PreviewJobRequest) Reset() {
 	*x = PreviewJobRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[14]
+	mi := &file_intake_v1_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1134,7 +1544,7 @@ func (x *PreviewJobRequest) String() string {
 func (*PreviewJobRequest) ProtoMessage() {}
 
 func (x *PreviewJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[14]
+	mi := &file_intake_v1_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1147,7 +1557,7 @@ func (x *PreviewJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewJobRequest.ProtoReflect.Descriptor instead.
 func (*PreviewJobRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{14}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PreviewJobRequest) GetName() string {
@@ -1185,7 +1595,7 @@ type PreviewCell struct {
 
 func (x *PreviewCell) Reset() {
 	*x = PreviewCell{}
-	mi := &file_intake_v1_service_proto_msgTypes[15]
+	mi := &file_intake_v1_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1197,7 +1607,7 @@ func (x *PreviewCell) String() string {
 func (*PreviewCell) ProtoMessage() {}
 
 func (x *PreviewCell) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[15]
+	mi := &file_intake_v1_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1210,7 +1620,7 @@ func (x *PreviewCell) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewCell.ProtoReflect.Descriptor instead.
 func (*PreviewCell) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{15}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PreviewCell) GetValue() string {
@@ -1250,7 +1660,7 @@ type PreviewRow struct {
 
 func (x *PreviewRow) Reset() {
 	*x = PreviewRow{}
-	mi := &file_intake_v1_service_proto_msgTypes[16]
+	mi := &file_intake_v1_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1262,7 +1672,7 @@ func (x *PreviewRow) String() string {
 func (*PreviewRow) ProtoMessage() {}
 
 func (x *PreviewRow) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[16]
+	mi := &file_intake_v1_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1275,7 +1685,7 @@ func (x *PreviewRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewRow.ProtoReflect.Descriptor instead.
 func (*PreviewRow) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{16}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PreviewRow) GetRow() int64 {
@@ -1320,7 +1730,7 @@ type PreviewJobResponse struct {
 
 func (x *PreviewJobResponse) Reset() {
 	*x = PreviewJobResponse{}
-	mi := &file_intake_v1_service_proto_msgTypes[17]
+	mi := &file_intake_v1_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1332,7 +1742,7 @@ func (x *PreviewJobResponse) String() string {
 func (*PreviewJobResponse) ProtoMessage() {}
 
 func (x *PreviewJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[17]
+	mi := &file_intake_v1_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1345,7 +1755,7 @@ func (x *PreviewJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewJobResponse.ProtoReflect.Descriptor instead.
 func (*PreviewJobResponse) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{17}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PreviewJobResponse) GetHeader() []string {
@@ -1394,7 +1804,7 @@ type SuggestMappingRequest struct {
 
 func (x *SuggestMappingRequest) Reset() {
 	*x = SuggestMappingRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[18]
+	mi := &file_intake_v1_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1406,7 +1816,7 @@ func (x *SuggestMappingRequest) String() string {
 func (*SuggestMappingRequest) ProtoMessage() {}
 
 func (x *SuggestMappingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[18]
+	mi := &file_intake_v1_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1419,7 +1829,7 @@ func (x *SuggestMappingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuggestMappingRequest.ProtoReflect.Descriptor instead.
 func (*SuggestMappingRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{18}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SuggestMappingRequest) GetName() string {
@@ -1451,7 +1861,7 @@ type Suggestion struct {
 
 func (x *Suggestion) Reset() {
 	*x = Suggestion{}
-	mi := &file_intake_v1_service_proto_msgTypes[19]
+	mi := &file_intake_v1_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1463,7 +1873,7 @@ func (x *Suggestion) String() string {
 func (*Suggestion) ProtoMessage() {}
 
 func (x *Suggestion) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[19]
+	mi := &file_intake_v1_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1476,7 +1886,7 @@ func (x *Suggestion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Suggestion.ProtoReflect.Descriptor instead.
 func (*Suggestion) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{19}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Suggestion) GetEntry() int32 {
@@ -1520,7 +1930,7 @@ type SuggestMappingResponse struct {
 
 func (x *SuggestMappingResponse) Reset() {
 	*x = SuggestMappingResponse{}
-	mi := &file_intake_v1_service_proto_msgTypes[20]
+	mi := &file_intake_v1_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1532,7 +1942,7 @@ func (x *SuggestMappingResponse) String() string {
 func (*SuggestMappingResponse) ProtoMessage() {}
 
 func (x *SuggestMappingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[20]
+	mi := &file_intake_v1_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1545,7 +1955,7 @@ func (x *SuggestMappingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuggestMappingResponse.ProtoReflect.Descriptor instead.
 func (*SuggestMappingResponse) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{20}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SuggestMappingResponse) GetMapping() *MappingSpec {
@@ -1585,7 +1995,7 @@ type CancelRunRequest struct {
 
 func (x *CancelRunRequest) Reset() {
 	*x = CancelRunRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[21]
+	mi := &file_intake_v1_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1597,7 +2007,7 @@ func (x *CancelRunRequest) String() string {
 func (*CancelRunRequest) ProtoMessage() {}
 
 func (x *CancelRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[21]
+	mi := &file_intake_v1_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1610,7 +2020,7 @@ func (x *CancelRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRunRequest.ProtoReflect.Descriptor instead.
 func (*CancelRunRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{21}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CancelRunRequest) GetName() string {
@@ -1629,7 +2039,7 @@ type DownloadSourceRequest struct {
 
 func (x *DownloadSourceRequest) Reset() {
 	*x = DownloadSourceRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[22]
+	mi := &file_intake_v1_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1641,7 +2051,7 @@ func (x *DownloadSourceRequest) String() string {
 func (*DownloadSourceRequest) ProtoMessage() {}
 
 func (x *DownloadSourceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[22]
+	mi := &file_intake_v1_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1654,7 +2064,7 @@ func (x *DownloadSourceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadSourceRequest.ProtoReflect.Descriptor instead.
 func (*DownloadSourceRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{22}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DownloadSourceRequest) GetName() string {
@@ -1675,7 +2085,7 @@ type ReplayRunRequest struct {
 
 func (x *ReplayRunRequest) Reset() {
 	*x = ReplayRunRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[23]
+	mi := &file_intake_v1_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1687,7 +2097,7 @@ func (x *ReplayRunRequest) String() string {
 func (*ReplayRunRequest) ProtoMessage() {}
 
 func (x *ReplayRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[23]
+	mi := &file_intake_v1_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1700,7 +2110,7 @@ func (x *ReplayRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayRunRequest.ProtoReflect.Descriptor instead.
 func (*ReplayRunRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{23}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ReplayRunRequest) GetName() string {
@@ -1727,7 +2137,7 @@ type DownloadRejectsRequest struct {
 
 func (x *DownloadRejectsRequest) Reset() {
 	*x = DownloadRejectsRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[24]
+	mi := &file_intake_v1_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1739,7 +2149,7 @@ func (x *DownloadRejectsRequest) String() string {
 func (*DownloadRejectsRequest) ProtoMessage() {}
 
 func (x *DownloadRejectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[24]
+	mi := &file_intake_v1_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1752,7 +2162,7 @@ func (x *DownloadRejectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadRejectsRequest.ProtoReflect.Descriptor instead.
 func (*DownloadRejectsRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{24}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DownloadRejectsRequest) GetName() string {
@@ -1775,7 +2185,7 @@ type FileChunk struct {
 
 func (x *FileChunk) Reset() {
 	*x = FileChunk{}
-	mi := &file_intake_v1_service_proto_msgTypes[25]
+	mi := &file_intake_v1_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1787,7 +2197,7 @@ func (x *FileChunk) String() string {
 func (*FileChunk) ProtoMessage() {}
 
 func (x *FileChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[25]
+	mi := &file_intake_v1_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1800,7 +2210,7 @@ func (x *FileChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileChunk.ProtoReflect.Descriptor instead.
 func (*FileChunk) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{25}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *FileChunk) GetData() []byte {
@@ -1832,7 +2242,7 @@ type ListObjectsRequest struct {
 
 func (x *ListObjectsRequest) Reset() {
 	*x = ListObjectsRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[26]
+	mi := &file_intake_v1_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1844,7 +2254,7 @@ func (x *ListObjectsRequest) String() string {
 func (*ListObjectsRequest) ProtoMessage() {}
 
 func (x *ListObjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[26]
+	mi := &file_intake_v1_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1857,7 +2267,7 @@ func (x *ListObjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListObjectsRequest.ProtoReflect.Descriptor instead.
 func (*ListObjectsRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{26}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{34}
 }
 
 type ListObjectsResponse struct {
@@ -1869,7 +2279,7 @@ type ListObjectsResponse struct {
 
 func (x *ListObjectsResponse) Reset() {
 	*x = ListObjectsResponse{}
-	mi := &file_intake_v1_service_proto_msgTypes[27]
+	mi := &file_intake_v1_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1881,7 +2291,7 @@ func (x *ListObjectsResponse) String() string {
 func (*ListObjectsResponse) ProtoMessage() {}
 
 func (x *ListObjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[27]
+	mi := &file_intake_v1_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1894,7 +2304,7 @@ func (x *ListObjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListObjectsResponse.ProtoReflect.Descriptor instead.
 func (*ListObjectsResponse) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{27}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListObjectsResponse) GetObjects() []*DataObject {
@@ -1914,7 +2324,7 @@ type ListAttributesRequest struct {
 
 func (x *ListAttributesRequest) Reset() {
 	*x = ListAttributesRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[28]
+	mi := &file_intake_v1_service_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1926,7 +2336,7 @@ func (x *ListAttributesRequest) String() string {
 func (*ListAttributesRequest) ProtoMessage() {}
 
 func (x *ListAttributesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[28]
+	mi := &file_intake_v1_service_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1939,7 +2349,7 @@ func (x *ListAttributesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAttributesRequest.ProtoReflect.Descriptor instead.
 func (*ListAttributesRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{28}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListAttributesRequest) GetParent() string {
@@ -1958,7 +2368,7 @@ type ListAttributesResponse struct {
 
 func (x *ListAttributesResponse) Reset() {
 	*x = ListAttributesResponse{}
-	mi := &file_intake_v1_service_proto_msgTypes[29]
+	mi := &file_intake_v1_service_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1970,7 +2380,7 @@ func (x *ListAttributesResponse) String() string {
 func (*ListAttributesResponse) ProtoMessage() {}
 
 func (x *ListAttributesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[29]
+	mi := &file_intake_v1_service_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1983,7 +2393,7 @@ func (x *ListAttributesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAttributesResponse.ProtoReflect.Descriptor instead.
 func (*ListAttributesResponse) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{29}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListAttributesResponse) GetAttributes() []*Attribute {
@@ -2004,7 +2414,7 @@ type CreateAttributeRequest struct {
 
 func (x *CreateAttributeRequest) Reset() {
 	*x = CreateAttributeRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[30]
+	mi := &file_intake_v1_service_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2016,7 +2426,7 @@ func (x *CreateAttributeRequest) String() string {
 func (*CreateAttributeRequest) ProtoMessage() {}
 
 func (x *CreateAttributeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[30]
+	mi := &file_intake_v1_service_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2029,7 +2439,7 @@ func (x *CreateAttributeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAttributeRequest.ProtoReflect.Descriptor instead.
 func (*CreateAttributeRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{30}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CreateAttributeRequest) GetParent() string {
@@ -2056,7 +2466,7 @@ type DeleteAttributeRequest struct {
 
 func (x *DeleteAttributeRequest) Reset() {
 	*x = DeleteAttributeRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[31]
+	mi := &file_intake_v1_service_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2068,7 +2478,7 @@ func (x *DeleteAttributeRequest) String() string {
 func (*DeleteAttributeRequest) ProtoMessage() {}
 
 func (x *DeleteAttributeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[31]
+	mi := &file_intake_v1_service_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2081,7 +2491,7 @@ func (x *DeleteAttributeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAttributeRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAttributeRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{31}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DeleteAttributeRequest) GetName() string {
@@ -2101,7 +2511,7 @@ type GetRunRequest struct {
 
 func (x *GetRunRequest) Reset() {
 	*x = GetRunRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[32]
+	mi := &file_intake_v1_service_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2113,7 +2523,7 @@ func (x *GetRunRequest) String() string {
 func (*GetRunRequest) ProtoMessage() {}
 
 func (x *GetRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[32]
+	mi := &file_intake_v1_service_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2126,7 +2536,7 @@ func (x *GetRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRunRequest.ProtoReflect.Descriptor instead.
 func (*GetRunRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{32}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetRunRequest) GetName() string {
@@ -2155,7 +2565,7 @@ type ListRunsRequest struct {
 
 func (x *ListRunsRequest) Reset() {
 	*x = ListRunsRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[33]
+	mi := &file_intake_v1_service_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2167,7 +2577,7 @@ func (x *ListRunsRequest) String() string {
 func (*ListRunsRequest) ProtoMessage() {}
 
 func (x *ListRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[33]
+	mi := &file_intake_v1_service_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2180,7 +2590,7 @@ func (x *ListRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunsRequest.ProtoReflect.Descriptor instead.
 func (*ListRunsRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{33}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListRunsRequest) GetParent() string {
@@ -2242,7 +2652,7 @@ type ListRunsResponse struct {
 
 func (x *ListRunsResponse) Reset() {
 	*x = ListRunsResponse{}
-	mi := &file_intake_v1_service_proto_msgTypes[34]
+	mi := &file_intake_v1_service_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2254,7 +2664,7 @@ func (x *ListRunsResponse) String() string {
 func (*ListRunsResponse) ProtoMessage() {}
 
 func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[34]
+	mi := &file_intake_v1_service_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2267,7 +2677,7 @@ func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunsResponse.ProtoReflect.Descriptor instead.
 func (*ListRunsResponse) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{34}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListRunsResponse) GetRuns() []*Run {
@@ -2293,7 +2703,7 @@ type WatchRunRequest struct {
 
 func (x *WatchRunRequest) Reset() {
 	*x = WatchRunRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[35]
+	mi := &file_intake_v1_service_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2305,7 +2715,7 @@ func (x *WatchRunRequest) String() string {
 func (*WatchRunRequest) ProtoMessage() {}
 
 func (x *WatchRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[35]
+	mi := &file_intake_v1_service_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2318,7 +2728,7 @@ func (x *WatchRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRunRequest.ProtoReflect.Descriptor instead.
 func (*WatchRunRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{35}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *WatchRunRequest) GetName() string {
@@ -2337,7 +2747,7 @@ type WatchRunResponse struct {
 
 func (x *WatchRunResponse) Reset() {
 	*x = WatchRunResponse{}
-	mi := &file_intake_v1_service_proto_msgTypes[36]
+	mi := &file_intake_v1_service_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2349,7 +2759,7 @@ func (x *WatchRunResponse) String() string {
 func (*WatchRunResponse) ProtoMessage() {}
 
 func (x *WatchRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[36]
+	mi := &file_intake_v1_service_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2362,7 +2772,7 @@ func (x *WatchRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRunResponse.ProtoReflect.Descriptor instead.
 func (*WatchRunResponse) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{36}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *WatchRunResponse) GetRun() *Run {
@@ -2396,7 +2806,7 @@ type ReportRunEventRequest struct {
 
 func (x *ReportRunEventRequest) Reset() {
 	*x = ReportRunEventRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[37]
+	mi := &file_intake_v1_service_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2408,7 +2818,7 @@ func (x *ReportRunEventRequest) String() string {
 func (*ReportRunEventRequest) ProtoMessage() {}
 
 func (x *ReportRunEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[37]
+	mi := &file_intake_v1_service_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2421,7 +2831,7 @@ func (x *ReportRunEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRunEventRequest.ProtoReflect.Descriptor instead.
 func (*ReportRunEventRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{37}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ReportRunEventRequest) GetRun() string {
@@ -2511,7 +2921,7 @@ type ReportRunEventResponse struct {
 
 func (x *ReportRunEventResponse) Reset() {
 	*x = ReportRunEventResponse{}
-	mi := &file_intake_v1_service_proto_msgTypes[38]
+	mi := &file_intake_v1_service_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2523,7 +2933,7 @@ func (x *ReportRunEventResponse) String() string {
 func (*ReportRunEventResponse) ProtoMessage() {}
 
 func (x *ReportRunEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[38]
+	mi := &file_intake_v1_service_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2536,7 +2946,7 @@ func (x *ReportRunEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRunEventResponse.ProtoReflect.Descriptor instead.
 func (*ReportRunEventResponse) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{38}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ReportRunEventResponse) GetDirective() Directive {
@@ -2564,7 +2974,7 @@ type CreateScheduledRunRequest struct {
 
 func (x *CreateScheduledRunRequest) Reset() {
 	*x = CreateScheduledRunRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[39]
+	mi := &file_intake_v1_service_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2576,7 +2986,7 @@ func (x *CreateScheduledRunRequest) String() string {
 func (*CreateScheduledRunRequest) ProtoMessage() {}
 
 func (x *CreateScheduledRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[39]
+	mi := &file_intake_v1_service_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2589,7 +2999,7 @@ func (x *CreateScheduledRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateScheduledRunRequest.ProtoReflect.Descriptor instead.
 func (*CreateScheduledRunRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{39}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CreateScheduledRunRequest) GetJob() string {
@@ -2618,7 +3028,7 @@ type CreateScheduledRunResponse struct {
 
 func (x *CreateScheduledRunResponse) Reset() {
 	*x = CreateScheduledRunResponse{}
-	mi := &file_intake_v1_service_proto_msgTypes[40]
+	mi := &file_intake_v1_service_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2630,7 +3040,7 @@ func (x *CreateScheduledRunResponse) String() string {
 func (*CreateScheduledRunResponse) ProtoMessage() {}
 
 func (x *CreateScheduledRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[40]
+	mi := &file_intake_v1_service_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2643,7 +3053,7 @@ func (x *CreateScheduledRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateScheduledRunResponse.ProtoReflect.Descriptor instead.
 func (*CreateScheduledRunResponse) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{40}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CreateScheduledRunResponse) GetRun() *Run {
@@ -2671,7 +3081,30 @@ var File_intake_v1_service_proto protoreflect.FileDescriptor
 
 const file_intake_v1_service_proto_rawDesc = "" +
 	"\n" +
-	"\x17intake/v1/service.proto\x12\tintake.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19intake/v1/resources.proto\"G\n" +
+	"\x17intake/v1/service.proto\x12\tintake.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19intake/v1/resources.proto\"f\n" +
+	"\x11TriggerJobRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12'\n" +
+	"\x0fidempotency_key\x18\x02 \x01(\tR\x0eidempotencyKey\x12\x14\n" +
+	"\x05force\x18\x03 \x01(\bR\x05force\"P\n" +
+	"\x12TriggerJobResponse\x12 \n" +
+	"\x03run\x18\x01 \x01(\v2\x0e.intake.v1.RunR\x03run\x12\x18\n" +
+	"\acreated\x18\x02 \x01(\bR\acreated\"\xb7\x01\n" +
+	"\fTriggerToken\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05token\x18\x02 \x01(\tR\x05token\x12;\n" +
+	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12@\n" +
+	"\x0elast_used_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\flastUsedTime\"3\n" +
+	"\x19CreateTriggerTokenRequest\x12\x16\n" +
+	"\x06parent\x18\x01 \x01(\tR\x06parent\"3\n" +
+	"\x19RotateTriggerTokenRequest\x12\x16\n" +
+	"\x06parent\x18\x01 \x01(\tR\x06parent\"/\n" +
+	"\x19RevokeTriggerTokenRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"2\n" +
+	"\x18ListTriggerTokensRequest\x12\x16\n" +
+	"\x06parent\x18\x01 \x01(\tR\x06parent\"L\n" +
+	"\x19ListTriggerTokensResponse\x12/\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x17.intake.v1.TriggerTokenR\x06tokens\"G\n" +
 	"\x13DuplicateJobRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\n" +
@@ -2861,7 +3294,7 @@ const file_intake_v1_service_proto_rawDesc = "" +
 	"\x15DIRECTIVE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12DIRECTIVE_CONTINUE\x10\x01\x12\x12\n" +
 	"\x0eDIRECTIVE_SKIP\x10\x02\x12\x15\n" +
-	"\x11DIRECTIVE_ABANDON\x10\x032\xed\x05\n" +
+	"\x11DIRECTIVE_ABANDON\x10\x032\x96\t\n" +
 	"\n" +
 	"JobService\x128\n" +
 	"\tCreateJob\x12\x1b.intake.v1.CreateJobRequest\x1a\x0e.intake.v1.Job\x122\n" +
@@ -2875,7 +3308,13 @@ const file_intake_v1_service_proto_rawDesc = "" +
 	"PreviewJob\x12\x1c.intake.v1.PreviewJobRequest\x1a\x1d.intake.v1.PreviewJobResponse\x12U\n" +
 	"\x0eSuggestMapping\x12 .intake.v1.SuggestMappingRequest\x1a!.intake.v1.SuggestMappingResponse\x12>\n" +
 	"\fDuplicateJob\x12\x1e.intake.v1.DuplicateJobRequest\x1a\x0e.intake.v1.Job\x12@\n" +
-	"\rSetJobEnabled\x12\x1f.intake.v1.SetJobEnabledRequest\x1a\x0e.intake.v1.Job2\xda\x03\n" +
+	"\rSetJobEnabled\x12\x1f.intake.v1.SetJobEnabledRequest\x1a\x0e.intake.v1.Job\x12I\n" +
+	"\n" +
+	"TriggerJob\x12\x1c.intake.v1.TriggerJobRequest\x1a\x1d.intake.v1.TriggerJobResponse\x12S\n" +
+	"\x12CreateTriggerToken\x12$.intake.v1.CreateTriggerTokenRequest\x1a\x17.intake.v1.TriggerToken\x12S\n" +
+	"\x12RotateTriggerToken\x12$.intake.v1.RotateTriggerTokenRequest\x1a\x17.intake.v1.TriggerToken\x12R\n" +
+	"\x12RevokeTriggerToken\x12$.intake.v1.RevokeTriggerTokenRequest\x1a\x16.google.protobuf.Empty\x12^\n" +
+	"\x11ListTriggerTokens\x12#.intake.v1.ListTriggerTokensRequest\x1a$.intake.v1.ListTriggerTokensResponse2\xda\x03\n" +
 	"\n" +
 	"RunService\x122\n" +
 	"\x06GetRun\x12\x18.intake.v1.GetRunRequest\x1a\x0e.intake.v1.Run\x12C\n" +
@@ -2907,157 +3346,179 @@ func file_intake_v1_service_proto_rawDescGZIP() []byte {
 }
 
 var file_intake_v1_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_intake_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_intake_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_intake_v1_service_proto_goTypes = []any{
 	(FindingSeverity)(0),               // 0: intake.v1.FindingSeverity
 	(RunEventKind)(0),                  // 1: intake.v1.RunEventKind
 	(Directive)(0),                     // 2: intake.v1.Directive
-	(*DuplicateJobRequest)(nil),        // 3: intake.v1.DuplicateJobRequest
-	(*SetJobEnabledRequest)(nil),       // 4: intake.v1.SetJobEnabledRequest
-	(*CreateJobRequest)(nil),           // 5: intake.v1.CreateJobRequest
-	(*GetJobRequest)(nil),              // 6: intake.v1.GetJobRequest
-	(*ListJobsRequest)(nil),            // 7: intake.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),           // 8: intake.v1.ListJobsResponse
-	(*UpdateJobRequest)(nil),           // 9: intake.v1.UpdateJobRequest
-	(*DeleteJobRequest)(nil),           // 10: intake.v1.DeleteJobRequest
-	(*RunJobRequest)(nil),              // 11: intake.v1.RunJobRequest
-	(*ValidateMappingRequest)(nil),     // 12: intake.v1.ValidateMappingRequest
-	(*Finding)(nil),                    // 13: intake.v1.Finding
-	(*SourceColumn)(nil),               // 14: intake.v1.SourceColumn
-	(*DialectDetection)(nil),           // 15: intake.v1.DialectDetection
-	(*ValidateMappingResponse)(nil),    // 16: intake.v1.ValidateMappingResponse
-	(*PreviewJobRequest)(nil),          // 17: intake.v1.PreviewJobRequest
-	(*PreviewCell)(nil),                // 18: intake.v1.PreviewCell
-	(*PreviewRow)(nil),                 // 19: intake.v1.PreviewRow
-	(*PreviewJobResponse)(nil),         // 20: intake.v1.PreviewJobResponse
-	(*SuggestMappingRequest)(nil),      // 21: intake.v1.SuggestMappingRequest
-	(*Suggestion)(nil),                 // 22: intake.v1.Suggestion
-	(*SuggestMappingResponse)(nil),     // 23: intake.v1.SuggestMappingResponse
-	(*CancelRunRequest)(nil),           // 24: intake.v1.CancelRunRequest
-	(*DownloadSourceRequest)(nil),      // 25: intake.v1.DownloadSourceRequest
-	(*ReplayRunRequest)(nil),           // 26: intake.v1.ReplayRunRequest
-	(*DownloadRejectsRequest)(nil),     // 27: intake.v1.DownloadRejectsRequest
-	(*FileChunk)(nil),                  // 28: intake.v1.FileChunk
-	(*ListObjectsRequest)(nil),         // 29: intake.v1.ListObjectsRequest
-	(*ListObjectsResponse)(nil),        // 30: intake.v1.ListObjectsResponse
-	(*ListAttributesRequest)(nil),      // 31: intake.v1.ListAttributesRequest
-	(*ListAttributesResponse)(nil),     // 32: intake.v1.ListAttributesResponse
-	(*CreateAttributeRequest)(nil),     // 33: intake.v1.CreateAttributeRequest
-	(*DeleteAttributeRequest)(nil),     // 34: intake.v1.DeleteAttributeRequest
-	(*GetRunRequest)(nil),              // 35: intake.v1.GetRunRequest
-	(*ListRunsRequest)(nil),            // 36: intake.v1.ListRunsRequest
-	(*ListRunsResponse)(nil),           // 37: intake.v1.ListRunsResponse
-	(*WatchRunRequest)(nil),            // 38: intake.v1.WatchRunRequest
-	(*WatchRunResponse)(nil),           // 39: intake.v1.WatchRunResponse
-	(*ReportRunEventRequest)(nil),      // 40: intake.v1.ReportRunEventRequest
-	(*ReportRunEventResponse)(nil),     // 41: intake.v1.ReportRunEventResponse
-	(*CreateScheduledRunRequest)(nil),  // 42: intake.v1.CreateScheduledRunRequest
-	(*CreateScheduledRunResponse)(nil), // 43: intake.v1.CreateScheduledRunResponse
-	(*Job)(nil),                        // 44: intake.v1.Job
-	(*fieldmaskpb.FieldMask)(nil),      // 45: google.protobuf.FieldMask
-	(*MappingSpec)(nil),                // 46: intake.v1.MappingSpec
-	(*DataObject)(nil),                 // 47: intake.v1.DataObject
-	(*Attribute)(nil),                  // 48: intake.v1.Attribute
-	(RunState)(0),                      // 49: intake.v1.RunState
-	(Trigger)(0),                       // 50: intake.v1.Trigger
-	(*timestamppb.Timestamp)(nil),      // 51: google.protobuf.Timestamp
+	(*TriggerJobRequest)(nil),          // 3: intake.v1.TriggerJobRequest
+	(*TriggerJobResponse)(nil),         // 4: intake.v1.TriggerJobResponse
+	(*TriggerToken)(nil),               // 5: intake.v1.TriggerToken
+	(*CreateTriggerTokenRequest)(nil),  // 6: intake.v1.CreateTriggerTokenRequest
+	(*RotateTriggerTokenRequest)(nil),  // 7: intake.v1.RotateTriggerTokenRequest
+	(*RevokeTriggerTokenRequest)(nil),  // 8: intake.v1.RevokeTriggerTokenRequest
+	(*ListTriggerTokensRequest)(nil),   // 9: intake.v1.ListTriggerTokensRequest
+	(*ListTriggerTokensResponse)(nil),  // 10: intake.v1.ListTriggerTokensResponse
+	(*DuplicateJobRequest)(nil),        // 11: intake.v1.DuplicateJobRequest
+	(*SetJobEnabledRequest)(nil),       // 12: intake.v1.SetJobEnabledRequest
+	(*CreateJobRequest)(nil),           // 13: intake.v1.CreateJobRequest
+	(*GetJobRequest)(nil),              // 14: intake.v1.GetJobRequest
+	(*ListJobsRequest)(nil),            // 15: intake.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),           // 16: intake.v1.ListJobsResponse
+	(*UpdateJobRequest)(nil),           // 17: intake.v1.UpdateJobRequest
+	(*DeleteJobRequest)(nil),           // 18: intake.v1.DeleteJobRequest
+	(*RunJobRequest)(nil),              // 19: intake.v1.RunJobRequest
+	(*ValidateMappingRequest)(nil),     // 20: intake.v1.ValidateMappingRequest
+	(*Finding)(nil),                    // 21: intake.v1.Finding
+	(*SourceColumn)(nil),               // 22: intake.v1.SourceColumn
+	(*DialectDetection)(nil),           // 23: intake.v1.DialectDetection
+	(*ValidateMappingResponse)(nil),    // 24: intake.v1.ValidateMappingResponse
+	(*PreviewJobRequest)(nil),          // 25: intake.v1.PreviewJobRequest
+	(*PreviewCell)(nil),                // 26: intake.v1.PreviewCell
+	(*PreviewRow)(nil),                 // 27: intake.v1.PreviewRow
+	(*PreviewJobResponse)(nil),         // 28: intake.v1.PreviewJobResponse
+	(*SuggestMappingRequest)(nil),      // 29: intake.v1.SuggestMappingRequest
+	(*Suggestion)(nil),                 // 30: intake.v1.Suggestion
+	(*SuggestMappingResponse)(nil),     // 31: intake.v1.SuggestMappingResponse
+	(*CancelRunRequest)(nil),           // 32: intake.v1.CancelRunRequest
+	(*DownloadSourceRequest)(nil),      // 33: intake.v1.DownloadSourceRequest
+	(*ReplayRunRequest)(nil),           // 34: intake.v1.ReplayRunRequest
+	(*DownloadRejectsRequest)(nil),     // 35: intake.v1.DownloadRejectsRequest
+	(*FileChunk)(nil),                  // 36: intake.v1.FileChunk
+	(*ListObjectsRequest)(nil),         // 37: intake.v1.ListObjectsRequest
+	(*ListObjectsResponse)(nil),        // 38: intake.v1.ListObjectsResponse
+	(*ListAttributesRequest)(nil),      // 39: intake.v1.ListAttributesRequest
+	(*ListAttributesResponse)(nil),     // 40: intake.v1.ListAttributesResponse
+	(*CreateAttributeRequest)(nil),     // 41: intake.v1.CreateAttributeRequest
+	(*DeleteAttributeRequest)(nil),     // 42: intake.v1.DeleteAttributeRequest
+	(*GetRunRequest)(nil),              // 43: intake.v1.GetRunRequest
+	(*ListRunsRequest)(nil),            // 44: intake.v1.ListRunsRequest
+	(*ListRunsResponse)(nil),           // 45: intake.v1.ListRunsResponse
+	(*WatchRunRequest)(nil),            // 46: intake.v1.WatchRunRequest
+	(*WatchRunResponse)(nil),           // 47: intake.v1.WatchRunResponse
+	(*ReportRunEventRequest)(nil),      // 48: intake.v1.ReportRunEventRequest
+	(*ReportRunEventResponse)(nil),     // 49: intake.v1.ReportRunEventResponse
+	(*CreateScheduledRunRequest)(nil),  // 50: intake.v1.CreateScheduledRunRequest
+	(*CreateScheduledRunResponse)(nil), // 51: intake.v1.CreateScheduledRunResponse
 	(*Run)(nil),                        // 52: intake.v1.Run
-	(Stage)(0),                         // 53: intake.v1.Stage
-	(*RunCounters)(nil),                // 54: intake.v1.RunCounters
-	(*RowError)(nil),                   // 55: intake.v1.RowError
-	(*emptypb.Empty)(nil),              // 56: google.protobuf.Empty
+	(*timestamppb.Timestamp)(nil),      // 53: google.protobuf.Timestamp
+	(*Job)(nil),                        // 54: intake.v1.Job
+	(*fieldmaskpb.FieldMask)(nil),      // 55: google.protobuf.FieldMask
+	(*MappingSpec)(nil),                // 56: intake.v1.MappingSpec
+	(*DataObject)(nil),                 // 57: intake.v1.DataObject
+	(*Attribute)(nil),                  // 58: intake.v1.Attribute
+	(RunState)(0),                      // 59: intake.v1.RunState
+	(Trigger)(0),                       // 60: intake.v1.Trigger
+	(Stage)(0),                         // 61: intake.v1.Stage
+	(*RunCounters)(nil),                // 62: intake.v1.RunCounters
+	(*RowError)(nil),                   // 63: intake.v1.RowError
+	(*emptypb.Empty)(nil),              // 64: google.protobuf.Empty
 }
 var file_intake_v1_service_proto_depIdxs = []int32{
-	44, // 0: intake.v1.CreateJobRequest.job:type_name -> intake.v1.Job
-	44, // 1: intake.v1.ListJobsResponse.jobs:type_name -> intake.v1.Job
-	44, // 2: intake.v1.UpdateJobRequest.job:type_name -> intake.v1.Job
-	45, // 3: intake.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
-	44, // 4: intake.v1.ValidateMappingRequest.job:type_name -> intake.v1.Job
-	0,  // 5: intake.v1.Finding.severity:type_name -> intake.v1.FindingSeverity
-	13, // 6: intake.v1.ValidateMappingResponse.findings:type_name -> intake.v1.Finding
-	14, // 7: intake.v1.ValidateMappingResponse.columns:type_name -> intake.v1.SourceColumn
-	15, // 8: intake.v1.ValidateMappingResponse.detected:type_name -> intake.v1.DialectDetection
-	44, // 9: intake.v1.PreviewJobRequest.job:type_name -> intake.v1.Job
-	18, // 10: intake.v1.PreviewRow.cells:type_name -> intake.v1.PreviewCell
-	19, // 11: intake.v1.PreviewJobResponse.rows:type_name -> intake.v1.PreviewRow
-	13, // 12: intake.v1.PreviewJobResponse.findings:type_name -> intake.v1.Finding
-	15, // 13: intake.v1.PreviewJobResponse.detected:type_name -> intake.v1.DialectDetection
-	44, // 14: intake.v1.SuggestMappingRequest.job:type_name -> intake.v1.Job
-	46, // 15: intake.v1.SuggestMappingResponse.mapping:type_name -> intake.v1.MappingSpec
-	22, // 16: intake.v1.SuggestMappingResponse.suggestions:type_name -> intake.v1.Suggestion
-	15, // 17: intake.v1.SuggestMappingResponse.detected:type_name -> intake.v1.DialectDetection
-	47, // 18: intake.v1.ListObjectsResponse.objects:type_name -> intake.v1.DataObject
-	48, // 19: intake.v1.ListAttributesResponse.attributes:type_name -> intake.v1.Attribute
-	48, // 20: intake.v1.CreateAttributeRequest.attribute:type_name -> intake.v1.Attribute
-	49, // 21: intake.v1.ListRunsRequest.states:type_name -> intake.v1.RunState
-	50, // 22: intake.v1.ListRunsRequest.triggers:type_name -> intake.v1.Trigger
-	51, // 23: intake.v1.ListRunsRequest.create_time_from:type_name -> google.protobuf.Timestamp
-	51, // 24: intake.v1.ListRunsRequest.create_time_to:type_name -> google.protobuf.Timestamp
-	52, // 25: intake.v1.ListRunsResponse.runs:type_name -> intake.v1.Run
-	52, // 26: intake.v1.WatchRunResponse.run:type_name -> intake.v1.Run
-	53, // 27: intake.v1.ReportRunEventRequest.stage:type_name -> intake.v1.Stage
-	1,  // 28: intake.v1.ReportRunEventRequest.kind:type_name -> intake.v1.RunEventKind
-	54, // 29: intake.v1.ReportRunEventRequest.counters:type_name -> intake.v1.RunCounters
-	55, // 30: intake.v1.ReportRunEventRequest.row_errors:type_name -> intake.v1.RowError
-	51, // 31: intake.v1.ReportRunEventRequest.event_time:type_name -> google.protobuf.Timestamp
-	2,  // 32: intake.v1.ReportRunEventResponse.directive:type_name -> intake.v1.Directive
-	52, // 33: intake.v1.ReportRunEventResponse.run:type_name -> intake.v1.Run
-	51, // 34: intake.v1.CreateScheduledRunRequest.scheduled_time:type_name -> google.protobuf.Timestamp
-	52, // 35: intake.v1.CreateScheduledRunResponse.run:type_name -> intake.v1.Run
-	44, // 36: intake.v1.CreateScheduledRunResponse.job:type_name -> intake.v1.Job
-	5,  // 37: intake.v1.JobService.CreateJob:input_type -> intake.v1.CreateJobRequest
-	6,  // 38: intake.v1.JobService.GetJob:input_type -> intake.v1.GetJobRequest
-	7,  // 39: intake.v1.JobService.ListJobs:input_type -> intake.v1.ListJobsRequest
-	9,  // 40: intake.v1.JobService.UpdateJob:input_type -> intake.v1.UpdateJobRequest
-	10, // 41: intake.v1.JobService.DeleteJob:input_type -> intake.v1.DeleteJobRequest
-	11, // 42: intake.v1.JobService.RunJob:input_type -> intake.v1.RunJobRequest
-	12, // 43: intake.v1.JobService.ValidateMapping:input_type -> intake.v1.ValidateMappingRequest
-	17, // 44: intake.v1.JobService.PreviewJob:input_type -> intake.v1.PreviewJobRequest
-	21, // 45: intake.v1.JobService.SuggestMapping:input_type -> intake.v1.SuggestMappingRequest
-	3,  // 46: intake.v1.JobService.DuplicateJob:input_type -> intake.v1.DuplicateJobRequest
-	4,  // 47: intake.v1.JobService.SetJobEnabled:input_type -> intake.v1.SetJobEnabledRequest
-	35, // 48: intake.v1.RunService.GetRun:input_type -> intake.v1.GetRunRequest
-	36, // 49: intake.v1.RunService.ListRuns:input_type -> intake.v1.ListRunsRequest
-	38, // 50: intake.v1.RunService.WatchRun:input_type -> intake.v1.WatchRunRequest
-	27, // 51: intake.v1.RunService.DownloadRejects:input_type -> intake.v1.DownloadRejectsRequest
-	24, // 52: intake.v1.RunService.CancelRun:input_type -> intake.v1.CancelRunRequest
-	25, // 53: intake.v1.RunService.DownloadSource:input_type -> intake.v1.DownloadSourceRequest
-	26, // 54: intake.v1.RunService.ReplayRun:input_type -> intake.v1.ReplayRunRequest
-	29, // 55: intake.v1.DataModelService.ListObjects:input_type -> intake.v1.ListObjectsRequest
-	31, // 56: intake.v1.DataModelService.ListAttributes:input_type -> intake.v1.ListAttributesRequest
-	33, // 57: intake.v1.DataModelService.CreateAttribute:input_type -> intake.v1.CreateAttributeRequest
-	34, // 58: intake.v1.DataModelService.DeleteAttribute:input_type -> intake.v1.DeleteAttributeRequest
-	40, // 59: intake.v1.StageService.ReportRunEvent:input_type -> intake.v1.ReportRunEventRequest
-	42, // 60: intake.v1.StageService.CreateScheduledRun:input_type -> intake.v1.CreateScheduledRunRequest
-	44, // 61: intake.v1.JobService.CreateJob:output_type -> intake.v1.Job
-	44, // 62: intake.v1.JobService.GetJob:output_type -> intake.v1.Job
-	8,  // 63: intake.v1.JobService.ListJobs:output_type -> intake.v1.ListJobsResponse
-	44, // 64: intake.v1.JobService.UpdateJob:output_type -> intake.v1.Job
-	56, // 65: intake.v1.JobService.DeleteJob:output_type -> google.protobuf.Empty
-	52, // 66: intake.v1.JobService.RunJob:output_type -> intake.v1.Run
-	16, // 67: intake.v1.JobService.ValidateMapping:output_type -> intake.v1.ValidateMappingResponse
-	20, // 68: intake.v1.JobService.PreviewJob:output_type -> intake.v1.PreviewJobResponse
-	23, // 69: intake.v1.JobService.SuggestMapping:output_type -> intake.v1.SuggestMappingResponse
-	44, // 70: intake.v1.JobService.DuplicateJob:output_type -> intake.v1.Job
-	44, // 71: intake.v1.JobService.SetJobEnabled:output_type -> intake.v1.Job
-	52, // 72: intake.v1.RunService.GetRun:output_type -> intake.v1.Run
-	37, // 73: intake.v1.RunService.ListRuns:output_type -> intake.v1.ListRunsResponse
-	39, // 74: intake.v1.RunService.WatchRun:output_type -> intake.v1.WatchRunResponse
-	28, // 75: intake.v1.RunService.DownloadRejects:output_type -> intake.v1.FileChunk
-	52, // 76: intake.v1.RunService.CancelRun:output_type -> intake.v1.Run
-	28, // 77: intake.v1.RunService.DownloadSource:output_type -> intake.v1.FileChunk
-	52, // 78: intake.v1.RunService.ReplayRun:output_type -> intake.v1.Run
-	30, // 79: intake.v1.DataModelService.ListObjects:output_type -> intake.v1.ListObjectsResponse
-	32, // 80: intake.v1.DataModelService.ListAttributes:output_type -> intake.v1.ListAttributesResponse
-	48, // 81: intake.v1.DataModelService.CreateAttribute:output_type -> intake.v1.Attribute
-	56, // 82: intake.v1.DataModelService.DeleteAttribute:output_type -> google.protobuf.Empty
-	41, // 83: intake.v1.StageService.ReportRunEvent:output_type -> intake.v1.ReportRunEventResponse
-	43, // 84: intake.v1.StageService.CreateScheduledRun:output_type -> intake.v1.CreateScheduledRunResponse
-	61, // [61:85] is the sub-list for method output_type
-	37, // [37:61] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	52, // 0: intake.v1.TriggerJobResponse.run:type_name -> intake.v1.Run
+	53, // 1: intake.v1.TriggerToken.create_time:type_name -> google.protobuf.Timestamp
+	53, // 2: intake.v1.TriggerToken.last_used_time:type_name -> google.protobuf.Timestamp
+	5,  // 3: intake.v1.ListTriggerTokensResponse.tokens:type_name -> intake.v1.TriggerToken
+	54, // 4: intake.v1.CreateJobRequest.job:type_name -> intake.v1.Job
+	54, // 5: intake.v1.ListJobsResponse.jobs:type_name -> intake.v1.Job
+	54, // 6: intake.v1.UpdateJobRequest.job:type_name -> intake.v1.Job
+	55, // 7: intake.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
+	54, // 8: intake.v1.ValidateMappingRequest.job:type_name -> intake.v1.Job
+	0,  // 9: intake.v1.Finding.severity:type_name -> intake.v1.FindingSeverity
+	21, // 10: intake.v1.ValidateMappingResponse.findings:type_name -> intake.v1.Finding
+	22, // 11: intake.v1.ValidateMappingResponse.columns:type_name -> intake.v1.SourceColumn
+	23, // 12: intake.v1.ValidateMappingResponse.detected:type_name -> intake.v1.DialectDetection
+	54, // 13: intake.v1.PreviewJobRequest.job:type_name -> intake.v1.Job
+	26, // 14: intake.v1.PreviewRow.cells:type_name -> intake.v1.PreviewCell
+	27, // 15: intake.v1.PreviewJobResponse.rows:type_name -> intake.v1.PreviewRow
+	21, // 16: intake.v1.PreviewJobResponse.findings:type_name -> intake.v1.Finding
+	23, // 17: intake.v1.PreviewJobResponse.detected:type_name -> intake.v1.DialectDetection
+	54, // 18: intake.v1.SuggestMappingRequest.job:type_name -> intake.v1.Job
+	56, // 19: intake.v1.SuggestMappingResponse.mapping:type_name -> intake.v1.MappingSpec
+	30, // 20: intake.v1.SuggestMappingResponse.suggestions:type_name -> intake.v1.Suggestion
+	23, // 21: intake.v1.SuggestMappingResponse.detected:type_name -> intake.v1.DialectDetection
+	57, // 22: intake.v1.ListObjectsResponse.objects:type_name -> intake.v1.DataObject
+	58, // 23: intake.v1.ListAttributesResponse.attributes:type_name -> intake.v1.Attribute
+	58, // 24: intake.v1.CreateAttributeRequest.attribute:type_name -> intake.v1.Attribute
+	59, // 25: intake.v1.ListRunsRequest.states:type_name -> intake.v1.RunState
+	60, // 26: intake.v1.ListRunsRequest.triggers:type_name -> intake.v1.Trigger
+	53, // 27: intake.v1.ListRunsRequest.create_time_from:type_name -> google.protobuf.Timestamp
+	53, // 28: intake.v1.ListRunsRequest.create_time_to:type_name -> google.protobuf.Timestamp
+	52, // 29: intake.v1.ListRunsResponse.runs:type_name -> intake.v1.Run
+	52, // 30: intake.v1.WatchRunResponse.run:type_name -> intake.v1.Run
+	61, // 31: intake.v1.ReportRunEventRequest.stage:type_name -> intake.v1.Stage
+	1,  // 32: intake.v1.ReportRunEventRequest.kind:type_name -> intake.v1.RunEventKind
+	62, // 33: intake.v1.ReportRunEventRequest.counters:type_name -> intake.v1.RunCounters
+	63, // 34: intake.v1.ReportRunEventRequest.row_errors:type_name -> intake.v1.RowError
+	53, // 35: intake.v1.ReportRunEventRequest.event_time:type_name -> google.protobuf.Timestamp
+	2,  // 36: intake.v1.ReportRunEventResponse.directive:type_name -> intake.v1.Directive
+	52, // 37: intake.v1.ReportRunEventResponse.run:type_name -> intake.v1.Run
+	53, // 38: intake.v1.CreateScheduledRunRequest.scheduled_time:type_name -> google.protobuf.Timestamp
+	52, // 39: intake.v1.CreateScheduledRunResponse.run:type_name -> intake.v1.Run
+	54, // 40: intake.v1.CreateScheduledRunResponse.job:type_name -> intake.v1.Job
+	13, // 41: intake.v1.JobService.CreateJob:input_type -> intake.v1.CreateJobRequest
+	14, // 42: intake.v1.JobService.GetJob:input_type -> intake.v1.GetJobRequest
+	15, // 43: intake.v1.JobService.ListJobs:input_type -> intake.v1.ListJobsRequest
+	17, // 44: intake.v1.JobService.UpdateJob:input_type -> intake.v1.UpdateJobRequest
+	18, // 45: intake.v1.JobService.DeleteJob:input_type -> intake.v1.DeleteJobRequest
+	19, // 46: intake.v1.JobService.RunJob:input_type -> intake.v1.RunJobRequest
+	20, // 47: intake.v1.JobService.ValidateMapping:input_type -> intake.v1.ValidateMappingRequest
+	25, // 48: intake.v1.JobService.PreviewJob:input_type -> intake.v1.PreviewJobRequest
+	29, // 49: intake.v1.JobService.SuggestMapping:input_type -> intake.v1.SuggestMappingRequest
+	11, // 50: intake.v1.JobService.DuplicateJob:input_type -> intake.v1.DuplicateJobRequest
+	12, // 51: intake.v1.JobService.SetJobEnabled:input_type -> intake.v1.SetJobEnabledRequest
+	3,  // 52: intake.v1.JobService.TriggerJob:input_type -> intake.v1.TriggerJobRequest
+	6,  // 53: intake.v1.JobService.CreateTriggerToken:input_type -> intake.v1.CreateTriggerTokenRequest
+	7,  // 54: intake.v1.JobService.RotateTriggerToken:input_type -> intake.v1.RotateTriggerTokenRequest
+	8,  // 55: intake.v1.JobService.RevokeTriggerToken:input_type -> intake.v1.RevokeTriggerTokenRequest
+	9,  // 56: intake.v1.JobService.ListTriggerTokens:input_type -> intake.v1.ListTriggerTokensRequest
+	43, // 57: intake.v1.RunService.GetRun:input_type -> intake.v1.GetRunRequest
+	44, // 58: intake.v1.RunService.ListRuns:input_type -> intake.v1.ListRunsRequest
+	46, // 59: intake.v1.RunService.WatchRun:input_type -> intake.v1.WatchRunRequest
+	35, // 60: intake.v1.RunService.DownloadRejects:input_type -> intake.v1.DownloadRejectsRequest
+	32, // 61: intake.v1.RunService.CancelRun:input_type -> intake.v1.CancelRunRequest
+	33, // 62: intake.v1.RunService.DownloadSource:input_type -> intake.v1.DownloadSourceRequest
+	34, // 63: intake.v1.RunService.ReplayRun:input_type -> intake.v1.ReplayRunRequest
+	37, // 64: intake.v1.DataModelService.ListObjects:input_type -> intake.v1.ListObjectsRequest
+	39, // 65: intake.v1.DataModelService.ListAttributes:input_type -> intake.v1.ListAttributesRequest
+	41, // 66: intake.v1.DataModelService.CreateAttribute:input_type -> intake.v1.CreateAttributeRequest
+	42, // 67: intake.v1.DataModelService.DeleteAttribute:input_type -> intake.v1.DeleteAttributeRequest
+	48, // 68: intake.v1.StageService.ReportRunEvent:input_type -> intake.v1.ReportRunEventRequest
+	50, // 69: intake.v1.StageService.CreateScheduledRun:input_type -> intake.v1.CreateScheduledRunRequest
+	54, // 70: intake.v1.JobService.CreateJob:output_type -> intake.v1.Job
+	54, // 71: intake.v1.JobService.GetJob:output_type -> intake.v1.Job
+	16, // 72: intake.v1.JobService.ListJobs:output_type -> intake.v1.ListJobsResponse
+	54, // 73: intake.v1.JobService.UpdateJob:output_type -> intake.v1.Job
+	64, // 74: intake.v1.JobService.DeleteJob:output_type -> google.protobuf.Empty
+	52, // 75: intake.v1.JobService.RunJob:output_type -> intake.v1.Run
+	24, // 76: intake.v1.JobService.ValidateMapping:output_type -> intake.v1.ValidateMappingResponse
+	28, // 77: intake.v1.JobService.PreviewJob:output_type -> intake.v1.PreviewJobResponse
+	31, // 78: intake.v1.JobService.SuggestMapping:output_type -> intake.v1.SuggestMappingResponse
+	54, // 79: intake.v1.JobService.DuplicateJob:output_type -> intake.v1.Job
+	54, // 80: intake.v1.JobService.SetJobEnabled:output_type -> intake.v1.Job
+	4,  // 81: intake.v1.JobService.TriggerJob:output_type -> intake.v1.TriggerJobResponse
+	5,  // 82: intake.v1.JobService.CreateTriggerToken:output_type -> intake.v1.TriggerToken
+	5,  // 83: intake.v1.JobService.RotateTriggerToken:output_type -> intake.v1.TriggerToken
+	64, // 84: intake.v1.JobService.RevokeTriggerToken:output_type -> google.protobuf.Empty
+	10, // 85: intake.v1.JobService.ListTriggerTokens:output_type -> intake.v1.ListTriggerTokensResponse
+	52, // 86: intake.v1.RunService.GetRun:output_type -> intake.v1.Run
+	45, // 87: intake.v1.RunService.ListRuns:output_type -> intake.v1.ListRunsResponse
+	47, // 88: intake.v1.RunService.WatchRun:output_type -> intake.v1.WatchRunResponse
+	36, // 89: intake.v1.RunService.DownloadRejects:output_type -> intake.v1.FileChunk
+	52, // 90: intake.v1.RunService.CancelRun:output_type -> intake.v1.Run
+	36, // 91: intake.v1.RunService.DownloadSource:output_type -> intake.v1.FileChunk
+	52, // 92: intake.v1.RunService.ReplayRun:output_type -> intake.v1.Run
+	38, // 93: intake.v1.DataModelService.ListObjects:output_type -> intake.v1.ListObjectsResponse
+	40, // 94: intake.v1.DataModelService.ListAttributes:output_type -> intake.v1.ListAttributesResponse
+	58, // 95: intake.v1.DataModelService.CreateAttribute:output_type -> intake.v1.Attribute
+	64, // 96: intake.v1.DataModelService.DeleteAttribute:output_type -> google.protobuf.Empty
+	49, // 97: intake.v1.StageService.ReportRunEvent:output_type -> intake.v1.ReportRunEventResponse
+	51, // 98: intake.v1.StageService.CreateScheduledRun:output_type -> intake.v1.CreateScheduledRunResponse
+	70, // [70:99] is the sub-list for method output_type
+	41, // [41:70] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_intake_v1_service_proto_init() }
@@ -3072,7 +3533,7 @@ func file_intake_v1_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_intake_v1_service_proto_rawDesc), len(file_intake_v1_service_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   41,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

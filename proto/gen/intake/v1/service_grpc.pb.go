@@ -20,17 +20,22 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	JobService_CreateJob_FullMethodName       = "/intake.v1.JobService/CreateJob"
-	JobService_GetJob_FullMethodName          = "/intake.v1.JobService/GetJob"
-	JobService_ListJobs_FullMethodName        = "/intake.v1.JobService/ListJobs"
-	JobService_UpdateJob_FullMethodName       = "/intake.v1.JobService/UpdateJob"
-	JobService_DeleteJob_FullMethodName       = "/intake.v1.JobService/DeleteJob"
-	JobService_RunJob_FullMethodName          = "/intake.v1.JobService/RunJob"
-	JobService_ValidateMapping_FullMethodName = "/intake.v1.JobService/ValidateMapping"
-	JobService_PreviewJob_FullMethodName      = "/intake.v1.JobService/PreviewJob"
-	JobService_SuggestMapping_FullMethodName  = "/intake.v1.JobService/SuggestMapping"
-	JobService_DuplicateJob_FullMethodName    = "/intake.v1.JobService/DuplicateJob"
-	JobService_SetJobEnabled_FullMethodName   = "/intake.v1.JobService/SetJobEnabled"
+	JobService_CreateJob_FullMethodName          = "/intake.v1.JobService/CreateJob"
+	JobService_GetJob_FullMethodName             = "/intake.v1.JobService/GetJob"
+	JobService_ListJobs_FullMethodName           = "/intake.v1.JobService/ListJobs"
+	JobService_UpdateJob_FullMethodName          = "/intake.v1.JobService/UpdateJob"
+	JobService_DeleteJob_FullMethodName          = "/intake.v1.JobService/DeleteJob"
+	JobService_RunJob_FullMethodName             = "/intake.v1.JobService/RunJob"
+	JobService_ValidateMapping_FullMethodName    = "/intake.v1.JobService/ValidateMapping"
+	JobService_PreviewJob_FullMethodName         = "/intake.v1.JobService/PreviewJob"
+	JobService_SuggestMapping_FullMethodName     = "/intake.v1.JobService/SuggestMapping"
+	JobService_DuplicateJob_FullMethodName       = "/intake.v1.JobService/DuplicateJob"
+	JobService_SetJobEnabled_FullMethodName      = "/intake.v1.JobService/SetJobEnabled"
+	JobService_TriggerJob_FullMethodName         = "/intake.v1.JobService/TriggerJob"
+	JobService_CreateTriggerToken_FullMethodName = "/intake.v1.JobService/CreateTriggerToken"
+	JobService_RotateTriggerToken_FullMethodName = "/intake.v1.JobService/RotateTriggerToken"
+	JobService_RevokeTriggerToken_FullMethodName = "/intake.v1.JobService/RevokeTriggerToken"
+	JobService_ListTriggerTokens_FullMethodName  = "/intake.v1.JobService/ListTriggerTokens"
 )
 
 // JobServiceClient is the client API for JobService service.
@@ -59,6 +64,18 @@ type JobServiceClient interface {
 	DuplicateJob(ctx context.Context, in *DuplicateJobRequest, opts ...grpc.CallOption) (*Job, error)
 	// SetJobEnabled enables or disables a job's schedule.
 	SetJobEnabled(ctx context.Context, in *SetJobEnabledRequest, opts ...grpc.CallOption) (*Job, error)
+	// TriggerJob is the external trigger API: a company's data process calls
+	// it (plain HTTP POST with JSON, see the README) the moment its export is
+	// written. It is authorised by a trigger token of that job, sent as
+	// "Authorization: Bearer <token>", and idempotent on idempotency_key.
+	TriggerJob(ctx context.Context, in *TriggerJobRequest, opts ...grpc.CallOption) (*TriggerJobResponse, error)
+	// CreateTriggerToken makes a new trigger token for a job. The token is
+	// returned once; only its hash is stored.
+	CreateTriggerToken(ctx context.Context, in *CreateTriggerTokenRequest, opts ...grpc.CallOption) (*TriggerToken, error)
+	// RotateTriggerToken makes a new token and revokes the job's other tokens.
+	RotateTriggerToken(ctx context.Context, in *RotateTriggerTokenRequest, opts ...grpc.CallOption) (*TriggerToken, error)
+	RevokeTriggerToken(ctx context.Context, in *RevokeTriggerTokenRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
+	ListTriggerTokens(ctx context.Context, in *ListTriggerTokensRequest, opts ...grpc.CallOption) (*ListTriggerTokensResponse, error)
 }
 
 type jobServiceClient struct {
@@ -179,6 +196,56 @@ func (c *jobServiceClient) SetJobEnabled(ctx context.Context, in *SetJobEnabledR
 	return out, nil
 }
 
+func (c *jobServiceClient) TriggerJob(ctx context.Context, in *TriggerJobRequest, opts ...grpc.CallOption) (*TriggerJobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TriggerJobResponse)
+	err := c.cc.Invoke(ctx, JobService_TriggerJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobServiceClient) CreateTriggerToken(ctx context.Context, in *CreateTriggerTokenRequest, opts ...grpc.CallOption) (*TriggerToken, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TriggerToken)
+	err := c.cc.Invoke(ctx, JobService_CreateTriggerToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobServiceClient) RotateTriggerToken(ctx context.Context, in *RotateTriggerTokenRequest, opts ...grpc.CallOption) (*TriggerToken, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TriggerToken)
+	err := c.cc.Invoke(ctx, JobService_RotateTriggerToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobServiceClient) RevokeTriggerToken(ctx context.Context, in *RevokeTriggerTokenRequest, opts ...grpc.CallOption) (*emptypb.Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(emptypb.Empty)
+	err := c.cc.Invoke(ctx, JobService_RevokeTriggerToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobServiceClient) ListTriggerTokens(ctx context.Context, in *ListTriggerTokensRequest, opts ...grpc.CallOption) (*ListTriggerTokensResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTriggerTokensResponse)
+	err := c.cc.Invoke(ctx, JobService_ListTriggerTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // JobServiceServer is the server API for JobService service.
 // All implementations must embed UnimplementedJobServiceServer
 // for forward compatibility.
@@ -205,6 +272,18 @@ type JobServiceServer interface {
 	DuplicateJob(context.Context, *DuplicateJobRequest) (*Job, error)
 	// SetJobEnabled enables or disables a job's schedule.
 	SetJobEnabled(context.Context, *SetJobEnabledRequest) (*Job, error)
+	// TriggerJob is the external trigger API: a company's data process calls
+	// it (plain HTTP POST with JSON, see the README) the moment its export is
+	// written. It is authorised by a trigger token of that job, sent as
+	// "Authorization: Bearer <token>", and idempotent on idempotency_key.
+	TriggerJob(context.Context, *TriggerJobRequest) (*TriggerJobResponse, error)
+	// CreateTriggerToken makes a new trigger token for a job. The token is
+	// returned once; only its hash is stored.
+	CreateTriggerToken(context.Context, *CreateTriggerTokenRequest) (*TriggerToken, error)
+	// RotateTriggerToken makes a new token and revokes the job's other tokens.
+	RotateTriggerToken(context.Context, *RotateTriggerTokenRequest) (*TriggerToken, error)
+	RevokeTriggerToken(context.Context, *RevokeTriggerTokenRequest) (*emptypb.Empty, error)
+	ListTriggerTokens(context.Context, *ListTriggerTokensRequest) (*ListTriggerTokensResponse, error)
 	mustEmbedUnimplementedJobServiceServer()
 }
 
@@ -247,6 +326,21 @@ func (UnimplementedJobServiceServer) DuplicateJob(context.Context, *DuplicateJob
 }
 func (UnimplementedJobServiceServer) SetJobEnabled(context.Context, *SetJobEnabledRequest) (*Job, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetJobEnabled not implemented")
+}
+func (UnimplementedJobServiceServer) TriggerJob(context.Context, *TriggerJobRequest) (*TriggerJobResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TriggerJob not implemented")
+}
+func (UnimplementedJobServiceServer) CreateTriggerToken(context.Context, *CreateTriggerTokenRequest) (*TriggerToken, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateTriggerToken not implemented")
+}
+func (UnimplementedJobServiceServer) RotateTriggerToken(context.Context, *RotateTriggerTokenRequest) (*TriggerToken, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateTriggerToken not implemented")
+}
+func (UnimplementedJobServiceServer) RevokeTriggerToken(context.Context, *RevokeTriggerTokenRequest) (*emptypb.Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeTriggerToken not implemented")
+}
+func (UnimplementedJobServiceServer) ListTriggerTokens(context.Context, *ListTriggerTokensRequest) (*ListTriggerTokensResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListTriggerTokens not implemented")
 }
 func (UnimplementedJobServiceServer) mustEmbedUnimplementedJobServiceServer() {}
 func (UnimplementedJobServiceServer) testEmbeddedByValue()                    {}
@@ -467,6 +561,96 @@ func _JobService_SetJobEnabled_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobService_TriggerJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TriggerJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).TriggerJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_TriggerJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).TriggerJob(ctx, req.(*TriggerJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobService_CreateTriggerToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateTriggerTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).CreateTriggerToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_CreateTriggerToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).CreateTriggerToken(ctx, req.(*CreateTriggerTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobService_RotateTriggerToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateTriggerTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).RotateTriggerToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_RotateTriggerToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).RotateTriggerToken(ctx, req.(*RotateTriggerTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobService_RevokeTriggerToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeTriggerTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).RevokeTriggerToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_RevokeTriggerToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).RevokeTriggerToken(ctx, req.(*RevokeTriggerTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobService_ListTriggerTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListTriggerTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).ListTriggerTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_ListTriggerTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).ListTriggerTokens(ctx, req.(*ListTriggerTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // JobService_ServiceDesc is the grpc.ServiceDesc for JobService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -517,6 +701,26 @@ var JobService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetJobEnabled",
 			Handler:    _JobService_SetJobEnabled_Handler,
+		},
+		{
+			MethodName: "TriggerJob",
+			Handler:    _JobService_TriggerJob_Handler,
+		},
+		{
+			MethodName: "CreateTriggerToken",
+			Handler:    _JobService_CreateTriggerToken_Handler,
+		},
+		{
+			MethodName: "RotateTriggerToken",
+			Handler:    _JobService_RotateTriggerToken_Handler,
+		},
+		{
+			MethodName: "RevokeTriggerToken",
+			Handler:    _JobService_RevokeTriggerToken_Handler,
+		},
+		{
+			MethodName: "ListTriggerTokens",
+			Handler:    _JobService_ListTriggerTokens_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
