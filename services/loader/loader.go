@@ -17,6 +17,16 @@
 // then drops the staging without merging and reports FINISHED with the
 // counts the run would have had.
 //
+// A janitor goroutine drops the runs that ended elsewhere: after CancelRun
+// (or a failure in another stage) the mappers publish nothing more of a run,
+// so the loader never hears of it again and its staging would stay. Every
+// JanitorInterval the janitor lists the open runs idle for longer than
+// StaleAfter and reports (LOAD, STARTED) for each: ABANDON (or NotFound)
+// drops the run's staging and bookkeeping, keeping its abandoned marker;
+// CONTINUE (still in progress, e.g. slow mappers) leaves it. One loader
+// replica asks about a run at a time. Abandoned markers older than
+// AbandonedRetention are deleted.
+//
 // The database work lives in internal/store; this package is the worker
 // around it: consumer loop, reports, metrics.
 package loader
@@ -46,6 +56,10 @@ const (
 	DefaultConcurrency   = 4
 	DefaultAckWait       = 30 * time.Second
 	DefaultShutdownGrace = 30 * time.Second
+
+	DefaultJanitorInterval    = time.Minute
+	DefaultStaleAfter         = 2 * time.Minute
+	DefaultAbandonedRetention = 24 * time.Hour
 )
 
 // Errors of Config.Validate.
@@ -75,6 +89,17 @@ type Config struct {
 	// StreamReplicas is the replica count of the pipeline streams, should
 	// the loader be the one to create them. 0 means 1.
 	StreamReplicas int
+	// JanitorInterval is how often the janitor looks for runs that ended
+	// elsewhere. 0 means DefaultJanitorInterval.
+	JanitorInterval time.Duration
+	// StaleAfter is how long an open run may go without a batch staged or
+	// a seal before the janitor asks the control API whether it ended. 0
+	// means DefaultStaleAfter.
+	StaleAfter time.Duration
+	// AbandonedRetention is how long the marker of an abandoned run is kept
+	// (a late batch of the run is then dropped without staging). 0 means
+	// DefaultAbandonedRetention.
+	AbandonedRetention time.Duration
 	// Registerer gets the loader's metrics; nil keeps them private.
 	Registerer prometheus.Registerer
 	// Logger defaults to slog.Default().
@@ -98,6 +123,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("loader: ShutdownGrace must be 0 (default %s) or more, got %s", DefaultShutdownGrace, c.ShutdownGrace)
 	case c.StreamReplicas < 0 || c.StreamReplicas > 5:
 		return fmt.Errorf("loader: StreamReplicas must be between 0 (default 1) and 5, got %d", c.StreamReplicas)
+	case c.JanitorInterval < 0:
+		return fmt.Errorf("loader: JanitorInterval must be 0 (default %s) or more, got %s", DefaultJanitorInterval, c.JanitorInterval)
+	case c.StaleAfter < 0:
+		return fmt.Errorf("loader: StaleAfter must be 0 (default %s) or more, got %s", DefaultStaleAfter, c.StaleAfter)
+	case c.AbandonedRetention < 0:
+		return fmt.Errorf("loader: AbandonedRetention must be 0 (default %s) or more, got %s", DefaultAbandonedRetention, c.AbandonedRetention)
 	}
 	if _, err := pgxpool.ParseConfig(c.DatabaseURL); err != nil {
 		return fmt.Errorf("loader: DatabaseURL: %w", err)
@@ -135,6 +166,15 @@ func New(cfg Config) (*Service, error) {
 	if cfg.StreamReplicas == 0 {
 		cfg.StreamReplicas = 1
 	}
+	if cfg.JanitorInterval == 0 {
+		cfg.JanitorInterval = DefaultJanitorInterval
+	}
+	if cfg.StaleAfter == 0 {
+		cfg.StaleAfter = DefaultStaleAfter
+	}
+	if cfg.AbandonedRetention == 0 {
+		cfg.AbandonedRetention = DefaultAbandonedRetention
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -156,7 +196,7 @@ func (s *Service) Ready() bool {
 }
 
 // Run connects to PostgreSQL, NATS and the control API and handles batches
-// and seals until ctx is cancelled; then it lets running handlers finish
+// and seals (and runs the janitor) until ctx is cancelled; then it lets running handlers finish
 // (for up to ShutdownGrace) and returns ctx.Err().
 func (s *Service) Run(ctx context.Context) error {
 	err := s.run(ctx)
@@ -171,8 +211,9 @@ func (s *Service) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("loader: DatabaseURL: %w", err)
 	}
-	// Every handler holds at most one connection at a time.
-	if need := int32(s.cfg.Concurrency + 1); pcfg.MaxConns < need {
+	// Every handler holds at most one connection at a time, and so does
+	// the janitor.
+	if need := int32(s.cfg.Concurrency + 2); pcfg.MaxConns < need {
 		pcfg.MaxConns = need
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
@@ -209,12 +250,20 @@ func (s *Service) run(ctx context.Context) error {
 	s.ready.Store(true)
 	defer s.ready.Store(false)
 	s.log.Info("loader started", "concurrency", s.cfg.Concurrency)
+	jctx, stopJanitor := context.WithCancel(ctx)
+	janitorDone := make(chan struct{})
+	go func() {
+		defer close(janitorDone)
+		s.janitor(jctx)
+	}()
 	err = pipeline.Work(ctx, js, pipeline.WorkerConfig{
 		Stream:      pipeline.StreamLoad,
 		Consumer:    pipeline.ConsumerConfig(pipeline.ConsumerLoader, s.cfg.AckWait, 0),
 		Concurrency: s.cfg.Concurrency,
 		Logger:      s.log,
 	}, s.cfg.ShutdownGrace, s.handle)
+	stopJanitor()
+	<-janitorDone
 	s.log.Info("loader stopped")
 	return err
 }

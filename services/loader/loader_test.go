@@ -46,6 +46,10 @@ func TestConfigValidate(t *testing.T) {
 		{"ack wait", func(c *loader.Config) { c.AckWait = time.Millisecond }, "loader: AckWait must be 0 (default 30s) or at least 1s, got 1ms"},
 		{"grace", func(c *loader.Config) { c.ShutdownGrace = -time.Second }, "loader: ShutdownGrace must be 0 (default 30s) or more, got -1s"},
 		{"replicas", func(c *loader.Config) { c.StreamReplicas = 7 }, "loader: StreamReplicas must be between 0 (default 1) and 5, got 7"},
+		{"janitor interval", func(c *loader.Config) { c.JanitorInterval = -time.Second }, "loader: JanitorInterval must be 0 (default 1m0s) or more, got -1s"},
+		{"stale after", func(c *loader.Config) { c.StaleAfter = -time.Minute }, "loader: StaleAfter must be 0 (default 2m0s) or more, got -1m0s"},
+		{"abandoned retention", func(c *loader.Config) { c.AbandonedRetention = -time.Hour },
+			"loader: AbandonedRetention must be 0 (default 24h0m0s) or more, got -1h0m0s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := good
@@ -66,6 +70,9 @@ type fakeAPI struct {
 	// unavailable fails this many calls with Unavailable first.
 	unavailable int
 	directive   func(*intakev1.ReportRunEventRequest) intakev1.Directive
+	// refuse, when it returns an error, answers the (recorded) report
+	// with it.
+	refuse func(*intakev1.ReportRunEventRequest) error
 }
 
 func (f *fakeAPI) ReportRunEvent(_ context.Context, req *intakev1.ReportRunEventRequest) (*intakev1.ReportRunEventResponse, error) {
@@ -76,6 +83,11 @@ func (f *fakeAPI) ReportRunEvent(_ context.Context, req *intakev1.ReportRunEvent
 		return nil, status.Error(codes.Unavailable, "starting up")
 	}
 	f.reports = append(f.reports, proto.Clone(req).(*intakev1.ReportRunEventRequest))
+	if f.refuse != nil {
+		if err := f.refuse(req); err != nil {
+			return nil, err
+		}
+	}
 	d := intakev1.Directive_DIRECTIVE_CONTINUE
 	if f.directive != nil {
 		d = f.directive(req)
@@ -112,8 +124,9 @@ type env struct {
 }
 
 // start runs a loader against a fresh database, an embedded JetStream and a
-// fake control API, and stops it at the end of the test.
-func start(t *testing.T, api *fakeAPI) *env {
+// fake control API, and stops it at the end of the test. edit changes the
+// loader's configuration first.
+func start(t *testing.T, api *fakeAPI, edit ...func(*loader.Config)) *env {
 	t.Helper()
 	pool, dsn := pgtest.NewPool(t)
 	ns := natstest.Start(t)
@@ -127,11 +140,15 @@ func start(t *testing.T, api *fakeAPI) *env {
 	t.Cleanup(srv.Stop)
 
 	reg := prometheus.NewRegistry()
-	svc, err := loader.New(loader.Config{
+	cfg := loader.Config{
 		NATSURL: ns.URL, APIAddr: lis.Addr().String(), DatabaseURL: dsn,
 		Concurrency: 3, ShutdownGrace: 5 * time.Second, Registerer: reg,
 		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
+	}
+	for _, f := range edit {
+		f(&cfg)
+	}
+	svc, err := loader.New(cfg)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

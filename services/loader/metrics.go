@@ -14,6 +14,8 @@ type metrics struct {
 	commit        prometheus.Histogram
 	rowsCommitted *prometheus.CounterVec
 	dryRuns       prometheus.Counter
+	// janitorAbandoned are the stale runs the janitor dropped.
+	janitorAbandoned prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -40,11 +42,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "intake_loader_dry_runs_total",
 			Help: "Dry runs counted (staged and compared with the object table, not merged).",
 		}),
+		janitorAbandoned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "intake_loader_janitor_abandoned_total",
+			Help: "Idle runs the janitor dropped (staging and bookkeeping) because the control API said they had ended (cancelled, failed elsewhere, or unknown).",
+		}),
 	}
 	for _, o := range []string{"created", "updated", "unchanged", "ignored"} {
 		m.rowsCommitted.WithLabelValues(o)
 	}
-	for _, c := range []prometheus.Collector{m.rowsStaged, m.batchWrite, m.commit, m.rowsCommitted, m.dryRuns} {
+	for _, c := range []prometheus.Collector{m.rowsStaged, m.batchWrite, m.commit, m.rowsCommitted, m.dryRuns, m.janitorAbandoned} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("loader: register metrics: %w", err)
 		}

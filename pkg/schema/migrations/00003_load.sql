@@ -23,6 +23,8 @@ CREATE TABLE intake.load_runs (
     update_time       timestamptz NOT NULL DEFAULT now(),
     CHECK (NOT (committed AND abandoned))
 );
+-- The loader's janitor looks for open runs that have been idle too long.
+CREATE INDEX load_runs_open ON intake.load_runs (update_time) WHERE NOT committed AND NOT abandoned;
 
 -- The chunks of a run staged so far; deleted when the run is committed. A run
 -- commits once every chunk is staged and its CHUNK_DONE report was taken by

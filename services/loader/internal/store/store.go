@@ -11,7 +11,9 @@
 // intake.load_runs (stagers FOR KEY SHARE, so they run in parallel; commit and
 // abandon FOR UPDATE, so they wait for the stagers in flight and every later
 // stager sees their outcome), then the advisory lock of the object table
-// (commits into the same table take turns), then the tables themselves.
+// (commits into the same table take turns), then the tables themselves. The
+// janitor's claim on a run (an advisory lock, see ResolveStale), which
+// nobody waits for, comes before all of these.
 package store
 
 import (
@@ -475,6 +477,15 @@ func (s *Store) StageBatch(ctx context.Context, b *pipelinev1.Batch) (StageResul
 	if err != nil {
 		return StageResult{}, fmt.Errorf("stage %s: %w", what, err)
 	}
+	if res.Staged {
+		// The run's last activity, for the janitor (StaleRuns). After the
+		// transaction, not in it: the row lock of an UPDATE would make the
+		// run's stagers take turns.
+		if _, err := s.pool.Exec(ctx, `UPDATE intake.load_runs SET update_time = now()
+			WHERE run_id = $1 AND NOT committed AND NOT abandoned`, id); err != nil {
+			return StageResult{}, fmt.Errorf("stage %s: record the run's activity: %w", what, err)
+		}
+	}
 	return res, nil
 }
 
@@ -775,30 +786,37 @@ func (s *Store) Abandon(ctx context.Context, run string) error {
 		return err
 	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO intake.load_runs (run_id, run) VALUES ($1, $2)
-			ON CONFLICT (run_id) DO NOTHING`, id, run); err != nil {
-			return fmt.Errorf("record run: %w", err)
-		}
-		var committed bool
-		if err := tx.QueryRow(ctx, `SELECT committed FROM intake.load_runs WHERE run_id = $1 FOR UPDATE`, id).Scan(&committed); err != nil {
-			return fmt.Errorf("lock run: %w", err)
-		}
-		if committed {
-			return nil
-		}
-		if _, err := tx.Exec(ctx, `UPDATE intake.load_runs SET abandoned = true, update_time = now() WHERE run_id = $1`, id); err != nil {
-			return fmt.Errorf("mark abandoned: %w", err)
-		}
-		if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+StagingTable(id).Sanitize()); err != nil {
-			return fmt.Errorf("drop staging table: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM intake.load_chunks WHERE run_id = $1`, id); err != nil {
-			return fmt.Errorf("forget chunks: %w", err)
-		}
-		return nil
+		_, err := abandon(ctx, tx, id, run)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("abandon run %s: %w", run, err)
 	}
 	return nil
+}
+
+// abandon is Abandon in the transaction tx. It reports whether this call
+// marked the run abandoned (false: it was committed or abandoned before).
+func abandon(ctx context.Context, tx pgx.Tx, id, run string) (bool, error) {
+	if _, err := tx.Exec(ctx, `INSERT INTO intake.load_runs (run_id, run) VALUES ($1, $2)
+		ON CONFLICT (run_id) DO NOTHING`, id, run); err != nil {
+		return false, fmt.Errorf("record run: %w", err)
+	}
+	var committed, abandoned bool
+	if err := tx.QueryRow(ctx, `SELECT committed, abandoned FROM intake.load_runs WHERE run_id = $1 FOR UPDATE`, id).Scan(&committed, &abandoned); err != nil {
+		return false, fmt.Errorf("lock run: %w", err)
+	}
+	if committed {
+		return false, nil
+	}
+	if _, err := tx.Exec(ctx, `UPDATE intake.load_runs SET abandoned = true, update_time = now() WHERE run_id = $1`, id); err != nil {
+		return false, fmt.Errorf("mark abandoned: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+StagingTable(id).Sanitize()); err != nil {
+		return false, fmt.Errorf("drop staging table: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM intake.load_chunks WHERE run_id = $1`, id); err != nil {
+		return false, fmt.Errorf("forget chunks: %w", err)
+	}
+	return !abandoned, nil
 }
