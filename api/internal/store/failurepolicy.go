@@ -37,7 +37,9 @@ func (s *Store) autoDisabled(ctx context.Context, d *AutoDisabled) {
 // countRunOutcome applies the failure policy to the job of run r, which has
 // just reached its final state, in the transaction q that ends it.
 // SUCCEEDED and PARTIALLY_SUCCEEDED reset the job's consecutive_failures;
-// FAILED and SKIPPED add one; CANCELLED and dry runs leave it. When the
+// FAILED adds one; SKIPPED (the file is unchanged: nothing went wrong with
+// the import, the export simply did not move), CANCELLED and dry runs
+// leave it. When the
 // job's failure_policy.disable_after_failures is reached, an enabled job is
 // disabled, saying why. The job is the job as it is now (a deleted job is
 // left alone); it is locked after the run, so it returns nil, nil for a job
@@ -53,7 +55,7 @@ func (s *Store) countRunOutcome(ctx context.Context, q querier, r *runRow) (*Aut
 			return nil, fmt.Errorf("reset the failure count of job %s: %w", r.jobID, err)
 		}
 		return nil, nil
-	case intakev1.RunState_RUN_STATE_FAILED, intakev1.RunState_RUN_STATE_SKIPPED:
+	case intakev1.RunState_RUN_STATE_FAILED:
 	default:
 		return nil, nil
 	}

@@ -731,8 +731,9 @@ type Job struct {
 	// Output only: why the job was disabled by the system (e.g. the failure
 	// policy); empty otherwise. Cleared when the job is enabled again.
 	DisabledReason string `protobuf:"bytes,21,opt,name=disabled_reason,json=disabledReason,proto3" json:"disabled_reason,omitempty"`
-	// Output only: failed runs in a row since the last successful one
-	// (skipped runs count as failed, as the seed says).
+	// Output only: failed runs in a row since the last successful one.
+	// Skipped runs (file unchanged) neither count nor reset it: an export that
+	// did not move is shown as a failure, but must not disable the schedule.
 	ConsecutiveFailures int32 `protobuf:"varint,22,opt,name=consecutive_failures,json=consecutiveFailures,proto3" json:"consecutive_failures,omitempty"`
 	// How long the source files of this job's runs are kept. Unset: the
 	// server's default.
