@@ -74,6 +74,19 @@ type Config struct {
 	// DefaultSampleTimeout.
 	SampleTimeout time.Duration
 
+	// issue 4 (webhook): completion webhooks, see webhook.go.
+
+	// WebhookBackoff are the waits between the attempts to deliver a
+	// run's completion webhook; the delivery is given up after
+	// len(WebhookBackoff)+1 attempts. nil means DefaultWebhookBackoff()
+	// (5s, 30s, 2m, 10m, 1h: six attempts); an empty slice, one attempt.
+	WebhookBackoff []time.Duration
+	// WebhookTimeout bounds one attempt; 0 means DefaultWebhookTimeout.
+	WebhookTimeout time.Duration
+	// WebhookPollInterval is how often each replica looks for runs that
+	// ended and for deliveries due; 0 means DefaultWebhookPollInterval.
+	WebhookPollInterval time.Duration
+
 	// issue 4 (files):
 
 	// Archive keeps the runs' source files, for DownloadSource, ReplayRun
@@ -87,6 +100,17 @@ type Config struct {
 	// RetentionInterval is how often the retention policy is applied (one
 	// replica at a time); 0 means DefaultRetentionInterval.
 	RetentionInterval time.Duration
+	// StreamReplicas is the replica count (1 to 5; 0 means 1) of the
+	// pipeline's streams, which Run creates or updates at start, and of
+	// the archive bucket when Run creates it. Set it like the workers'
+	// (3 on a three-node JetStream cluster): Run would otherwise scale the
+	// streams the workers created back to its own count.
+	StreamReplicas int
+	// HTTPAddr, when set, serves the whole API over HTTP too (http.go):
+	// Connect with JSON bodies (the REST/JSON mapping: POST
+	// /intake.v1.JobService/TriggerJob), gRPC-Web and gRPC, e.g.
+	// ":8080"; port 0 picks a free port (see HTTPAddr). Empty: off.
+	HTTPAddr string
 }
 
 // Validate returns the first problem of the configuration.
@@ -124,7 +148,13 @@ func (c Config) Validate() error {
 	if c.RetentionInterval < 0 || c.RetentionInterval > 0 && c.RetentionInterval < MinRetentionInterval {
 		return fmt.Errorf("api: RetentionInterval %v: must be at least %v (0 means %v)", c.RetentionInterval, MinRetentionInterval, DefaultRetentionInterval)
 	}
-	return nil
+	if err := c.validateWebhooks(); err != nil { // webhook.go
+		return err
+	}
+	if c.StreamReplicas < 0 || c.StreamReplicas > 5 {
+		return fmt.Errorf("api: StreamReplicas %d: must be between 1 and 5 (0 means 1)", c.StreamReplicas)
+	}
+	return c.checkHTTPAddr() // http.go
 }
 
 // Server is the control API.
@@ -151,6 +181,7 @@ type Server struct {
 	started  chan struct{}
 	addrMu   sync.Mutex
 	addr     net.Addr
+	rest     *restServer // http.go: the HTTP API, under addrMu
 	stopOnce sync.Once
 }
 
@@ -236,14 +267,14 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("api: JetStream: %w", err)
 	}
-	if err := pipeline.EnsureStreams(ctx, js, 1); err != nil {
+	if err := pipeline.EnsureStreams(ctx, js, s.cfg.StreamReplicas); err != nil {
 		return fmt.Errorf("api: %w", err)
 	}
 	s.store, s.js = store.New(pool), js
 	s.store.OnAutoDisable(s.jobAutoDisabled) // jobops.go: the failure policy
 	// issue 4 (files): the run archive, for downloads, replays and retention.
 	if s.archive = s.cfg.Archive; s.archive == nil {
-		if s.archive, err = archive.NewJetStream(ctx, js, pipeline.ArchiveBucket, 1); err != nil {
+		if s.archive, err = archive.NewJetStream(ctx, js, pipeline.ArchiveBucket, s.cfg.StreamReplicas); err != nil {
 			return fmt.Errorf("api: %w", err)
 		}
 	}
@@ -260,6 +291,7 @@ func (s *Server) Run(ctx context.Context) error {
 	janitorDone := make(chan struct{})
 	go func() { defer close(janitorDone); s.retentionLoop(sweepCtx) }()
 	defer func() { stopSweep(); <-janitorDone }()
+	defer s.startWebhooks(sweepCtx)() // webhook.go: the completion webhook deliverer
 
 	lis, err := net.Listen("tcp", s.cfg.GRPCAddr)
 	if err != nil {
@@ -286,6 +318,12 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 
 	serveErr := make(chan error, 1)
+	rest, err := s.startHTTP(gs, serveErr) // http.go: the API over HTTP (Config.HTTPAddr)
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	defer rest.close()
 	go func() { serveErr <- gs.Serve(lis) }()
 	s.addrMu.Lock()
 	s.addr = lis.Addr()
@@ -307,6 +345,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.stopOnce.Do(func() { close(s.stopping) })
 	stopSweep()
 	s.log.Info("control API stopping", "timeout", s.cfg.ShutdownTimeout)
+	rest.shutdown(s.cfg.ShutdownTimeout) // before GracefulStop, which would cut its calls off
 	stopped := make(chan struct{})
 	go func() { gs.GracefulStop(); close(stopped) }()
 	select {

@@ -301,6 +301,8 @@ func TestConfigValidate(t *testing.T) {
 		"neg requeue":   {func(c *api.Config) { c.RequeueAfter = -time.Minute }, "RequeueAfter -1m0s is negative"},
 		"short requeue": {func(c *api.Config) { c.RequeueAfter = time.Millisecond }, "RequeueAfter 1ms is shorter than 100ms"},
 		"neg sample":    {func(c *api.Config) { c.SampleTimeout = -time.Second }, "SampleTimeout -1s is negative"},
+		"neg replicas":  {func(c *api.Config) { c.StreamReplicas = -1 }, "StreamReplicas -1: must be between 1 and 5"},
+		"many replicas": {func(c *api.Config) { c.StreamReplicas = 6 }, "StreamReplicas 6: must be between 1 and 5"},
 	} {
 		c := ok
 		tc.change(&c)

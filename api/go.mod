@@ -3,6 +3,7 @@ module github.com/intakehq/intake/api
 go 1.26.0
 
 require (
+	connectrpc.com/vanguard v0.4.0
 	github.com/google/uuid v1.6.0
 	github.com/intakehq/intake/pkg v0.0.0
 	github.com/intakehq/intake/proto v0.0.0
@@ -18,6 +19,7 @@ require (
 require (
 	cel.dev/cel-go v0.33.2 // indirect
 	cel.dev/expr v0.25.3 // indirect
+	connectrpc.com/connect v1.19.1 // indirect
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/antlr4-go/antlr/v4 v4.13.1 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect

@@ -21,9 +21,8 @@ const copyPrefix = "Copy of "
 // job named "Copy of …", without the original's name and output fields.
 func copyOf(job *intakev1.Job) *intakev1.Job {
 	c := proto.Clone(job).(*intakev1.Job)
-	c.Name, c.Etag, c.LastRun, c.DisabledReason, c.ConsecutiveFailures = "", "", "", "", 0
-	c.CreateTime, c.UpdateTime, c.NextRunTime, c.NextRunTimes = nil, nil, nil, nil
-	c.MappingValidated, c.MappingValidateTime = false, nil
+	jobspec.ClearOutputOnly(c)
+	c.Name, c.Etag = "", ""
 	c.Enabled = false
 	name := []rune(copyPrefix + job.GetDisplayName())
 	if len(name) > jobspec.MaxDisplayName {

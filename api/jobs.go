@@ -38,6 +38,7 @@ func (s *Server) checkJob(ctx context.Context, extra jobspec.Violations, job *in
 		return err
 	}
 	vs := append(extra, jobspec.Validate("job", job, model)...)
+	vs = append(vs, jobspec.ValidateWebhook("job.webhook", job.GetWebhook())...) // webhook.go
 	if len(vs) > 0 {
 		return invalid("invalid job", vs)
 	}
@@ -235,7 +236,7 @@ func (j *jobService) UpdateJob(ctx context.Context, req *intakev1.UpdateJobReque
 			return status.Errorf(codes.Aborted, "job %s was changed since etag %q (now %q): read it again and retry", cur.GetName(), etag, cur.GetEtag())
 		}
 		before := jobspec.MappingHash(cur)
-		if vs := jobspec.ApplyMask(cur, req.GetJob(), paths); len(vs) > 0 {
+		if vs := jobspec.ApplyMaskWithWebhook(cur, req.GetJob(), paths); len(vs) > 0 { // webhook.go: the secret is write only
 			return invalid("invalid update_mask", vs)
 		}
 		if err := s.checkJob(ctx, nil, cur); err != nil {

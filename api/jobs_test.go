@@ -201,6 +201,10 @@ func TestCreateJobValidation(t *testing.T) {
 		"error budget over 100%": {func(j *intakev1.Job) {
 			j.ErrorBudget = &intakev1.ErrorBudget{Limit: &intakev1.ErrorBudget_MaxRejectedPercent{MaxRejectedPercent: 120}}
 		}, "job.error_budget.max_rejected_percent", "120 is not a percentage (0-100)"},
+		"negative keep_runs": {func(j *intakev1.Job) { j.Retention = &intakev1.RetentionPolicy{KeepRuns: -1} },
+			"job.retention.keep_runs", "-1 is negative"},
+		"negative keep_days": {func(j *intakev1.Job) { j.Retention = &intakev1.RetentionPolicy{KeepRuns: 3, KeepDays: -7} },
+			"job.retention.keep_days", "-7 is negative"},
 		"no display name": {func(j *intakev1.Job) { j.DisplayName = " " },
 			"job.display_name", "required"},
 		"no object": {func(j *intakev1.Job) { j.Object = intakev1.ObjectType_OBJECT_TYPE_UNSPECIFIED },
@@ -377,4 +381,64 @@ func TestJobNextRunTime(t *testing.T) {
 	require.NoError(t, err)
 	tick = next(updated, start)
 	require.Zero(t, tick.Unix()%(5*60), "%s is not on a multiple of 5 minutes", tick)
+}
+
+// Output-only fields a client sends are ignored: a job is not created
+// disabled by the failure policy, validated, or with made-up fire times,
+// and none of them travels with its runs. Retention is a setting like any
+// other: saved, updated by mask, and part of a full update.
+func TestOutputOnlyFieldsAndRetention(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := testCtx(t)
+	past := timestamppb.New(time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC))
+	in := b.accountsJob("sent with output fields")
+	in.Enabled = false
+	in.NextRunTime, in.NextRunTimes = past, []*timestamppb.Timestamp{past}
+	in.DisabledReason, in.ConsecutiveFailures = "disabled by the client", 7
+	in.MappingValidated, in.MappingValidateTime = true, past
+	in.LastRun, in.CreateTime, in.UpdateTime = "jobs/other/runs/r1", past, past
+	in.Retention = &intakev1.RetentionPolicy{KeepRuns: 5}
+	created, err := b.jobs.CreateJob(ctx, &intakev1.CreateJobRequest{JobId: "out", Job: in})
+	require.NoError(t, err)
+	check := func(job *intakev1.Job) {
+		t.Helper()
+		require.Nil(t, job.GetNextRunTime())
+		require.Empty(t, job.GetNextRunTimes())
+		require.Empty(t, job.GetDisabledReason())
+		require.Zero(t, job.GetConsecutiveFailures())
+		require.False(t, job.GetMappingValidated())
+		require.Nil(t, job.GetMappingValidateTime())
+		require.NotEqual(t, past.AsTime(), job.GetCreateTime().AsTime())
+		require.NotEqual(t, "jobs/other/runs/r1", job.GetLastRun())
+	}
+	check(created)
+	got, err := b.jobs.GetJob(ctx, &intakev1.GetJobRequest{Name: "jobs/out"})
+	require.NoError(t, err)
+	check(got)
+	require.EqualValues(t, 5, got.GetRetention().GetKeepRuns())
+
+	// An update ignores them too (full update: empty mask), and sets retention.
+	upd := proto.Clone(in).(*intakev1.Job)
+	upd.Name, upd.Retention = "jobs/out", &intakev1.RetentionPolicy{KeepRuns: 2, KeepDays: 30}
+	updated, err := b.jobs.UpdateJob(ctx, &intakev1.UpdateJobRequest{Job: upd})
+	require.NoError(t, err)
+	check(updated)
+	require.True(t, proto.Equal(&intakev1.RetentionPolicy{KeepRuns: 2, KeepDays: 30}, updated.GetRetention()))
+	updated, err = b.jobs.UpdateJob(ctx, &intakev1.UpdateJobRequest{Job: &intakev1.Job{Name: "jobs/out"},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"retention"}}})
+	require.NoError(t, err)
+	require.Nil(t, updated.GetRetention(), "cleared: the server's default applies")
+	_, err = b.jobs.UpdateJob(ctx, &intakev1.UpdateJobRequest{Job: &intakev1.Job{Name: "jobs/out",
+		Retention: &intakev1.RetentionPolicy{KeepDays: -1}}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"retention"}}})
+	st := requireCode(t, err, codes.InvalidArgument, "job.retention.keep_days")
+	require.Contains(t, fieldViolations(t, st), "job.retention.keep_days")
+
+	// The job a run request carries has none of them.
+	b.runNow(t, "jobs/out")
+	reqs := b.runRequests(t)
+	require.Len(t, reqs, 1)
+	require.Empty(t, reqs[0].GetJob().GetNextRunTimes())
+	require.Empty(t, reqs[0].GetJob().GetDisabledReason())
+	require.Zero(t, reqs[0].GetJob().GetConsecutiveFailures())
 }

@@ -22,8 +22,9 @@ type metrics struct {
 	requests     *prometheus.CounterVec
 	latency      *prometheus.HistogramVec
 	runsRequeued prometheus.Counter
-	jobsDisabled prometheus.Counter // jobops.go
-	filesExpired prometheus.Counter // issue 4 (files)
+	jobsDisabled prometheus.Counter     // jobops.go
+	filesExpired prometheus.Counter     // issue 4 (files)
+	triggers     *prometheus.CounterVec // trigger.go
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -68,6 +69,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	if err := m.registerJobOps(reg); err != nil { // jobops.go
+		return nil, err
+	}
+	if err := m.registerTrigger(reg); err != nil { // trigger.go
 		return nil, err
 	}
 	return m, nil

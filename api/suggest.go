@@ -178,9 +178,11 @@ func suggest(model *intakev1.DataObject, smp *sample) *intakev1.SuggestMappingRe
 		typ, format, conf := mapping.InferType(values[ci])
 		switch typ {
 		case intakev1.AttributeType_ATTRIBUTE_TYPE_TEXT, intakev1.AttributeType_ATTRIBUTE_TYPE_NUMBER,
-			intakev1.AttributeType_ATTRIBUTE_TYPE_CURRENCY, intakev1.AttributeType_ATTRIBUTE_TYPE_DATE:
+			intakev1.AttributeType_ATTRIBUTE_TYPE_CURRENCY, intakev1.AttributeType_ATTRIBUTE_TYPE_DATE,
+			intakev1.AttributeType_ATTRIBUTE_TYPE_TIMESTAMP:
 		default:
-			// Custom attributes are Text, Number, Currency or Date.
+			// A new attribute is Text, Number, Currency, Date or Timestamp;
+			// anything else (yes/no words) is proposed as Text.
 			typ, format = intakev1.AttributeType_ATTRIBUTE_TYPE_TEXT, ""
 		}
 		resp.Mapping.NewAttributes = append(resp.Mapping.NewAttributes, &intakev1.NewAttribute{
@@ -201,11 +203,14 @@ func suggest(model *intakev1.DataObject, smp *sample) *intakev1.SuggestMappingRe
 }
 
 // sourceFormat proposes the source format of a column feeding an attribute
-// of type t, from its sample values, and a note about it.
+// of type t, from its sample values, and a note about it: the pattern of the
+// sample's dates or timestamps for a Date or Timestamp attribute (a date
+// pattern reads a timestamp attribute at midnight, a timestamp pattern a
+// date attribute's day), the number format for a Number or Currency one.
 func sourceFormat(t intakev1.AttributeType, values []string) (string, string) {
 	switch t {
-	case intakev1.AttributeType_ATTRIBUTE_TYPE_DATE, intakev1.AttributeType_ATTRIBUTE_TYPE_NUMBER,
-		intakev1.AttributeType_ATTRIBUTE_TYPE_CURRENCY:
+	case intakev1.AttributeType_ATTRIBUTE_TYPE_DATE, intakev1.AttributeType_ATTRIBUTE_TYPE_TIMESTAMP,
+		intakev1.AttributeType_ATTRIBUTE_TYPE_NUMBER, intakev1.AttributeType_ATTRIBUTE_TYPE_CURRENCY:
 	default:
 		return "", ""
 	}
@@ -213,12 +218,20 @@ func sourceFormat(t intakev1.AttributeType, values []string) (string, string) {
 	if format == "" {
 		return "", ""
 	}
-	switch {
-	case t == intakev1.AttributeType_ATTRIBUTE_TYPE_DATE && it == t,
-		t != intakev1.AttributeType_ATTRIBUTE_TYPE_DATE && (it == intakev1.AttributeType_ATTRIBUTE_TYPE_NUMBER || it == intakev1.AttributeType_ATTRIBUTE_TYPE_CURRENCY):
+	if isTemporal(t) == isTemporal(it) && (isTemporal(t) || isNumeric(it)) {
 		return format, fmt.Sprintf("; format %s inferred from the sample", format)
 	}
 	return "", ""
+}
+
+// isTemporal reports whether t is Date or Timestamp.
+func isTemporal(t intakev1.AttributeType) bool {
+	return t == intakev1.AttributeType_ATTRIBUTE_TYPE_DATE || t == intakev1.AttributeType_ATTRIBUTE_TYPE_TIMESTAMP
+}
+
+// isNumeric reports whether t is Number or Currency.
+func isNumeric(t intakev1.AttributeType) bool {
+	return t == intakev1.AttributeType_ATTRIBUTE_TYPE_NUMBER || t == intakev1.AttributeType_ATTRIBUTE_TYPE_CURRENCY
 }
 
 // typeWord names an attribute type for a note: "date".

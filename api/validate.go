@@ -118,12 +118,13 @@ func rowCount(field string, n int32, def, limit int) (int, error) {
 }
 
 // compile compiles the subject's mapping against the file's header and
-// resolved dialect, as the mapper does with a chunk. A spec with problems
+// resolved dialect, as the mapper does with a chunk: timestamps without a
+// zone are read in the job's time zone. A spec with problems
 // gives them as findings and a nil plan.
 func compile(sub *subject, smp *sample) (*mapping.Plan, []*intakev1.Finding, error) {
 	spec := proto.Clone(sub.job.GetMapping()).(*intakev1.MappingSpec)
 	spec.Dialect = smp.dialect
-	plan, err := mapping.Compile(sub.model, spec, smp.header)
+	plan, err := mapping.CompileWith(sub.model, spec, smp.header, mapping.CompileOptions{Location: mapping.JobLocation(sub.job)})
 	if err == nil {
 		return plan, nil, nil
 	}

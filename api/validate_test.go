@@ -683,3 +683,73 @@ func TestSampleDialects(t *testing.T) {
 	_, err = b.jobs.PreviewJob(ctx, &intakev1.PreviewJobRequest{Job: job})
 	requireCode(t, err, codes.InvalidArgument, "job.mapping.dialect", "ebcdic")
 }
+
+// Timestamps: SuggestMapping proposes a Timestamp attribute (with its
+// pattern) for a column with times of day, and the pattern for Date and
+// Timestamp targets; ValidateMapping and PreviewJob read values without a
+// zone in the job's schedule time zone, as the mapper does.
+func TestTimestamps(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := testCtx(t)
+	url := b.files.setFile("/events.csv", "Account,User,Activity,Module,When,Seen\n"+
+		"A-1,u1,login,web,03/15/2024 10:15,03/15/2024 08:00\n"+
+		"A-1,u2,export,web,07/01/2024 23:30,07/01/2024 09:45\n")
+	job := &intakev1.Job{
+		DisplayName: "events",
+		Object:      intakev1.ObjectType_OBJECT_TYPE_USAGE,
+		Connection:  &intakev1.Connection{Kind: &intakev1.Connection_Http{Http: &intakev1.HttpConnection{Url: url}}},
+		Schedule: &intakev1.Schedule{TimeZone: "Europe/Berlin", Cadence: &intakev1.Schedule_Daily{
+			Daily: &intakev1.Daily{Hour: 6}}},
+	}
+	s, err := b.jobs.SuggestMapping(ctx, &intakev1.SuggestMappingRequest{Job: job})
+	require.NoError(t, err)
+	formats := map[string]string{}
+	for _, e := range s.GetMapping().GetEntries() {
+		formats[e.GetAttribute()] = e.GetSourceFormat()
+	}
+	require.Equal(t, "MM/dd/yyyy HH:mm", formats["timestamp"], "a Timestamp target gets the sample's pattern")
+	require.Equal(t, "MM/dd/yyyy HH:mm", formats["seen"])
+	require.Len(t, s.GetMapping().GetNewAttributes(), 1)
+	require.Equal(t, "seen", s.GetMapping().GetNewAttributes()[0].GetAttributeId())
+	require.Equal(t, intakev1.AttributeType_ATTRIBUTE_TYPE_TIMESTAMP, s.GetMapping().GetNewAttributes()[0].GetType())
+
+	// The suggestion validates; the preview shows instants read in Berlin
+	// time (CET in March, CEST in July).
+	job.Mapping = s.GetMapping()
+	v, err := b.jobs.ValidateMapping(ctx, &intakev1.ValidateMappingRequest{Job: job})
+	require.NoError(t, err)
+	require.True(t, v.GetValid(), "%v", v.GetFindings())
+	p, err := b.jobs.PreviewJob(ctx, &intakev1.PreviewJobRequest{Job: job})
+	require.NoError(t, err)
+	require.Empty(t, p.GetFindings())
+	values := func(r *intakev1.PreviewRow) map[string]string {
+		out := map[string]string{}
+		for i, c := range r.GetCells() {
+			out[p.GetAttributes()[i]] = c.GetValue()
+		}
+		return out
+	}
+	require.Equal(t, "2024-03-15T09:15:00Z", values(p.GetRows()[0])["timestamp"])
+	require.Equal(t, "2024-07-01T21:30:00Z", values(p.GetRows()[1])["timestamp"])
+	require.Equal(t, "2024-07-01T07:45:00Z", values(p.GetRows()[1])["seen"])
+
+	// Without a schedule time zone they are UTC.
+	job.Schedule.TimeZone = ""
+	p, err = b.jobs.PreviewJob(ctx, &intakev1.PreviewJobRequest{Job: job, Rows: 1})
+	require.NoError(t, err)
+	require.Equal(t, "2024-03-15T10:15:00Z", values(p.GetRows()[0])["timestamp"])
+
+	// A Date target gets the pattern of the column's timestamps too.
+	url = b.files.setFile("/accounts.csv", "Account ID,Name,Created\nA-1,Acme,03/15/2024 10:15\nA-2,Globex,04/01/2024 08:00\n")
+	s, err = b.jobs.SuggestMapping(ctx, &intakev1.SuggestMappingRequest{Job: accountsJobAt("accounts", url)})
+	require.NoError(t, err)
+	var created *intakev1.MappingEntry
+	for _, e := range s.GetMapping().GetEntries() {
+		if e.GetAttribute() == "created_date" {
+			created = e
+		}
+	}
+	require.NotNil(t, created)
+	require.Equal(t, "MM/dd/yyyy HH:mm", created.GetSourceFormat())
+}

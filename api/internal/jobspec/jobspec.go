@@ -96,6 +96,7 @@ func Validate(prefix string, job *intakev1.Job, model *intakev1.DataObject) Viol
 	validateMapping(&vs, f("mapping"), model, job.GetMapping())
 	validateErrorBudget(&vs, f("error_budget"), job.GetErrorBudget())
 	validateFailurePolicy(&vs, f("failure_policy"), job.GetFailurePolicy()) // failurepolicy.go
+	validateRetention(&vs, f("retention"), job.GetRetention())              // retention.go
 
 	if job.GetSchedule() == nil {
 		if job.GetEnabled() {
@@ -281,7 +282,7 @@ func validateSchedule(vs *Violations, field string, s *intakev1.Schedule) {
 var Updatable = []string{
 	"display_name", "description", "connection", "mapping",
 	"allow_new_records", "schedule", "enabled", "run_on_save", "error_budget",
-	"failure_policy",
+	"failure_policy", "retention",
 }
 
 // ApplyMask copies the fields named by paths from src into dst. An empty

@@ -190,7 +190,11 @@ func (s *Store) GetRun(ctx context.Context, jobID, runID string) (*intakev1.Run,
 	if err != nil {
 		return nil, err
 	}
-	return r.proto(), nil
+	run := r.proto()
+	if err := withWebhookDeliveries(ctx, s.pool, r, run); err != nil { // webhook.go
+		return nil, err
+	}
+	return run, nil
 }
 
 // RunVersion returns the change counter of a run, which every change bumps.
@@ -212,7 +216,11 @@ func (s *Store) GetRunVersioned(ctx context.Context, jobID, runID string) (*inta
 	if err != nil {
 		return nil, 0, err
 	}
-	return r.proto(), r.version, nil
+	run := r.proto()
+	if err := withWebhookDeliveries(ctx, s.pool, r, run); err != nil { // webhook.go
+		return nil, 0, err
+	}
+	return run, r.version, nil
 }
 
 // NewRunID returns a fresh run id: a UUID, time-ordered.

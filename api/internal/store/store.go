@@ -78,9 +78,10 @@ var jsonOpts = protojson.MarshalOptions{}
 // specOf is the job as stored: without its name and output-only fields.
 func specOf(job *intakev1.Job) ([]byte, error) {
 	j := proto.Clone(job).(*intakev1.Job)
-	j.Name, j.CreateTime, j.UpdateTime, j.NextRunTime, j.LastRun, j.Etag = "", nil, nil, nil, "", ""
-	j.MappingValidated, j.MappingValidateTime = false, nil
-	j.DisabledReason, j.ConsecutiveFailures = "", 0 // jobops: columns of their own
+	jobspec.ClearOutputOnly(j) // disabled_reason, consecutive_failures: columns of their own
+	// The webhook secret is write only: a column of its own (webhook.go).
+	jobspec.ClearWebhookSecret(j)
+	j.Name, j.Etag = "", ""
 	b, err := jsonOpts.Marshal(j)
 	if err != nil {
 		return nil, fmt.Errorf("encode job: %w", err)
@@ -93,7 +94,8 @@ func newEtag() string { return fmt.Sprintf("%016x", rand.Uint64()) }
 
 const jobColumns = `j.id, j.spec, j.etag, j.create_time, j.update_time,
 	COALESCE((SELECT r.id FROM intake.runs r WHERE r.job_id = j.id ORDER BY r.create_time DESC, r.id DESC LIMIT 1), ''),
-	j.validated_hash, j.validate_time, j.validated_columns, j.disabled_reason, j.consecutive_failures`
+	j.validated_hash, j.validate_time, j.validated_columns, j.disabled_reason, j.consecutive_failures,
+	j.webhook_secret IS NOT NULL` // webhook.go
 
 // JobValidation is a job's validation state.
 type JobValidation struct {
@@ -133,9 +135,10 @@ func scanJobState(row pgx.Row) (*intakev1.Job, *JobValidation, error) {
 		columns           []byte
 		disabledReason    string
 		failures          int32
+		secretSet         bool
 	)
 	if err := row.Scan(&id, &spec, &etag, &created, &updated, &lastRun, &v.Hash, &validated, &columns,
-		&disabledReason, &failures); err != nil {
+		&disabledReason, &failures, &secretSet); err != nil {
 		return nil, nil, err
 	}
 	if validated != nil {
@@ -153,11 +156,13 @@ func scanJobState(row pgx.Row) (*intakev1.Job, *JobValidation, error) {
 	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(spec, job); err != nil {
 		return nil, nil, fmt.Errorf("decode job %s: %w", id, err)
 	}
+	jobspec.ClearOutputOnly(job) // a spec saved before they were cleared on save
 	job.Name = JobName(id)
 	job.Etag = etag
 	job.CreateTime = timestamppb.New(created)
 	job.UpdateTime = timestamppb.New(updated)
 	job.DisabledReason, job.ConsecutiveFailures = disabledReason, failures
+	withSecretSet(job, secretSet) // webhook.go
 	if lastRun != "" {
 		job.LastRun = RunName(id, lastRun)
 	}
@@ -214,9 +219,9 @@ func (s *Store) CreateJob(ctx context.Context, id string, job *intakev1.Job, v *
 	}
 	now := s.now()
 	_, err = s.pool.Exec(ctx, `INSERT INTO intake.jobs (id, spec, enabled, etag, create_time, update_time,
-			validated_hash, validate_time, validated_columns)
-		VALUES ($1, $2::jsonb, $3, $4, $5, $5, $6, $7, $8::jsonb)`,
-		id, string(spec), job.GetEnabled(), newEtag(), now, v.Hash, nullTime(v.Time), cols)
+			validated_hash, validate_time, validated_columns, webhook_secret)
+		VALUES ($1, $2::jsonb, $3, $4, $5, $5, $6, $7, $8::jsonb, $9)`,
+		id, string(spec), job.GetEnabled(), newEtag(), now, v.Hash, nullTime(v.Time), cols, webhookSecretOf(job))
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 		return nil, ErrAlreadyExists
@@ -314,13 +319,15 @@ func (s *Store) UpdateJob(ctx context.Context, id string, update func(job *intak
 	if err != nil {
 		return nil, err
 	}
+	keepSecret, secret := webhookSecretUpdate(job) // webhook.go
 	// Enabling a disabled job clears what the failure policy recorded.
 	if _, err := tx.Exec(ctx, `UPDATE intake.jobs SET spec = $2::jsonb, enabled = $3, etag = $4, update_time = $5,
 			validated_hash = $6, validate_time = $7, validated_columns = $8::jsonb,
 			disabled_reason = CASE WHEN $3 AND NOT enabled THEN '' ELSE disabled_reason END,
-			consecutive_failures = CASE WHEN $3 AND NOT enabled THEN 0 ELSE consecutive_failures END
+			consecutive_failures = CASE WHEN $3 AND NOT enabled THEN 0 ELSE consecutive_failures END,
+			webhook_secret = CASE WHEN $9 THEN webhook_secret ELSE $10 END
 		WHERE id = $1`,
-		id, string(spec), job.GetEnabled(), newEtag(), s.now(), v.Hash, nullTime(v.Time), cols); err != nil {
+		id, string(spec), job.GetEnabled(), newEtag(), s.now(), v.Hash, nullTime(v.Time), cols, keepSecret, secret); err != nil {
 		return nil, fmt.Errorf("update job %s: %w", id, err)
 	}
 	if err := tx.Commit(ctx); err != nil {

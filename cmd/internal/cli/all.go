@@ -30,6 +30,9 @@ var allCommand = subcommand{
 		o.workerFlags(fs)
 		o.chunkFlags(fs)
 		o.pollFlag(fs)
+		o.apiFlags(fs)
+		o.streamReplicasFlag(fs)
+		o.kvReplicasFlag(fs)
 		o.common(fs, "127.0.0.1:9090")
 	},
 	run: func(ctx context.Context, o *options, log *slog.Logger, _ command.System) error {

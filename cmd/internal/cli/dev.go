@@ -42,6 +42,7 @@ var devCommand = subcommand{
 		o.embeddedNATSFlags(fs, ".dev/nats", 0)
 		fs.StringVar(&o.grpcAddr, "grpc-addr", defaultAPIAddr, "address the gRPC API listens on (intakectl's default)")
 		o.pollFlag(fs)
+		o.apiFlags(fs)
 		fs.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:9090", "address of the metrics and health endpoints (/metrics, /healthz, /readyz)")
 		fs.StringVar(&o.logFormat, "log-format", "text", "log format: json or text")
 		fs.StringVar(&o.logLevel, "log-level", "warn", "log level of the services: debug, info, warn or error")

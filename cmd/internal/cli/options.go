@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/intakehq/intake/api"
+	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
 
 // options are every flag of every subcommand; each subcommand registers the
@@ -35,6 +39,16 @@ type options struct {
 
 	natsStore string
 	natsPort  int
+
+	// The API's run requeue and file retention defaults.
+	requeueAfter      time.Duration
+	restAddr          string // --rest-addr: the API over HTTP (Connect JSON, gRPC-Web, gRPC)
+	retentionKeepRuns int
+	retentionKeepDays int
+	// JetStream replicas: of the pipeline's streams and the archive
+	// bucket, and of the scheduler's key-value buckets.
+	streamReplicas int
+	kvReplicas     int
 
 	examples  string
 	filesAddr string
@@ -84,6 +98,33 @@ func (o *options) pollFlag(fs *flag.FlagSet) {
 	fs.DurationVar(&o.pollInterval, "poll-interval", 0, "how often the scheduler reads the job list (0: the scheduler's default)")
 }
 
+// apiFlags are the control API's own settings.
+func (o *options) apiFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&o.requeueAfter, "requeue-after", 0,
+		"publish a run's request again when it stays queued this long with no report from a worker (0: the API's default, 1m)")
+	fs.IntVar(&o.retentionKeepRuns, "retention-keep-runs", api.DefaultKeepRuns,
+		"default retention of the runs' source files: keep the files of each job's last N runs (0: no limit by count); a job's own retention overrides it")
+	fs.IntVar(&o.retentionKeepDays, "retention-keep-days", api.DefaultKeepDays,
+		"default retention of the runs' source files: keep files for N days (0: no limit by age); with both limits 0 every file is kept")
+	fs.StringVar(&o.restAddr, "rest-addr", "",
+		"address of the API over HTTP: JSON POSTs (the trigger API: /intake.v1.JobService/TriggerJob), gRPC-Web and gRPC, e.g. :8080 (empty: off)")
+}
+
+func (o *options) streamReplicasFlag(fs *flag.FlagSet) {
+	fs.IntVar(&o.streamReplicas, "stream-replicas", 0,
+		"JetStream replicas (1-5) of the pipeline's streams and the archive bucket; 3 on a three-node cluster, the same for every service (0: 1)")
+}
+
+func (o *options) kvReplicasFlag(fs *flag.FlagSet) {
+	fs.IntVar(&o.kvReplicas, "kv-replicas", 0,
+		"JetStream replicas (1-5) of the scheduler's key-value buckets; 3 on a three-node cluster (0: 1)")
+}
+
+// defaultRetention is the API's DefaultRetention from the flags.
+func (o *options) defaultRetention() *intakev1.RetentionPolicy {
+	return &intakev1.RetentionPolicy{KeepRuns: int32(o.retentionKeepRuns), KeepDays: int32(o.retentionKeepDays)}
+}
+
 func (o *options) embeddedNATSFlags(fs *flag.FlagSet, store string, port int) {
 	fs.StringVar(&o.natsStore, "nats-store", store, "JetStream store directory of the embedded NATS server")
 	fs.IntVar(&o.natsPort, "nats-port", port, "port of the embedded NATS server on 127.0.0.1 (0: a free port)")
@@ -115,6 +156,18 @@ func (o *options) validate(fs *flag.FlagSet) error {
 		return fmt.Errorf("--max-chunk-bytes %d must not be negative", o.maxChunkBytes)
 	case o.maxChunkRows < 0:
 		return fmt.Errorf("--max-chunk-rows %d must not be negative", o.maxChunkRows)
+	case o.requeueAfter < 0:
+		return fmt.Errorf("--requeue-after %v must not be negative", o.requeueAfter)
+	case o.requeueAfter > 0 && o.requeueAfter < api.MinRequeueAfter:
+		return fmt.Errorf("--requeue-after %v is shorter than %v (0: the default, %v)", o.requeueAfter, api.MinRequeueAfter, api.DefaultRequeueAfter)
+	case o.retentionKeepRuns < 0 || o.retentionKeepRuns > math.MaxInt32:
+		return fmt.Errorf("--retention-keep-runs %d: want 0 (no limit by count) or more runs", o.retentionKeepRuns)
+	case o.retentionKeepDays < 0 || o.retentionKeepDays > math.MaxInt32:
+		return fmt.Errorf("--retention-keep-days %d: want 0 (no limit by age) or more days", o.retentionKeepDays)
+	case o.streamReplicas < 0 || o.streamReplicas > 5:
+		return fmt.Errorf("--stream-replicas %d: want 1 to 5 (0: 1)", o.streamReplicas)
+	case o.kvReplicas < 0 || o.kvReplicas > 5:
+		return fmt.Errorf("--kv-replicas %d: want 1 to 5 (0: 1)", o.kvReplicas)
 	}
 	for _, a := range []struct{ name, addr string }{{"http-addr", o.httpAddr}, {"grpc-addr", o.grpcAddr}, {"api-addr", o.apiAddr}, {"files-addr", o.filesAddr}} {
 		if !has(a.name) {

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/intakehq/intake/api"
 	"github.com/intakehq/intake/cmd/internal/command"
 )
 
@@ -133,4 +135,75 @@ func TestDialable(t *testing.T) {
 	require.Equal(t, "127.0.0.1:7070", dialable("0.0.0.0:7070"))
 	require.Equal(t, "127.0.0.1:7070", dialable("[::]:7070"))
 	require.Equal(t, "api.internal:7070", dialable("api.internal:7070"))
+}
+
+// The API's requeue and retention defaults and the JetStream replica counts
+// come from flags or INTAKE_* variables, reach each service's Config, and
+// are checked with errors naming the flag.
+func TestReplicaAndRetentionOptions(t *testing.T) {
+	t.Parallel()
+	sys, _ := testSystem(map[string]string{
+		"INTAKE_STREAM_REPLICAS":     "3",
+		"INTAKE_RETENTION_KEEP_RUNS": "10",
+		"INTAKE_REQUEUE_AFTER":       "2m",
+		"INTAKE_RETENTION_KEEP_DAYS": "",
+		"INTAKE_KV_REPLICAS":         "3",
+	})
+	o, err := parseOptions("intake api", apiCommand, []string{"--database-url", "postgres://x@127.0.0.1/db", "--retention-keep-days", "0"}, sys)
+	require.NoError(t, err)
+	require.Equal(t, 3, o.streamReplicas)
+	require.Equal(t, 2*time.Minute, o.requeueAfter)
+	require.EqualValues(t, 10, o.defaultRetention().GetKeepRuns())
+	require.EqualValues(t, 0, o.defaultRetention().GetKeepDays(), "0: no limit by age")
+	_, err = newAPI(o, nil, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+
+	// Unset, the API's defaults.
+	none, _ := testSystem(nil)
+	o, err = parseOptions("intake all", allCommand, []string{"--database-url", "postgres://x@127.0.0.1/db"}, none)
+	require.NoError(t, err)
+	require.EqualValues(t, api.DefaultKeepRuns, o.defaultRetention().GetKeepRuns())
+	require.EqualValues(t, api.DefaultKeepDays, o.defaultRetention().GetKeepDays())
+	require.Zero(t, o.streamReplicas)
+	o, err = parseOptions("intake dev", devCommand, []string{"--database-url", "postgres://x@127.0.0.1/db"}, none)
+	require.NoError(t, err)
+	require.EqualValues(t, api.DefaultKeepDays, o.defaultRetention().GetKeepDays())
+
+	o, err = parseOptions("intake scheduler", schedulerCommand, nil, sys)
+	require.NoError(t, err)
+	require.Equal(t, 3, o.kvReplicas)
+	_, err = newScheduler(o, nil, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	for _, cmd := range []subcommand{fetcherCommand, mapperCommand, loaderCommand} {
+		env := map[string]string{"INTAKE_STREAM_REPLICAS": "3", "INTAKE_DATABASE_URL": "postgres://x@127.0.0.1/db"}
+		withDB, _ := testSystem(env)
+		o, err = parseOptions("intake x", cmd, nil, withDB)
+		require.NoError(t, err)
+		require.Equal(t, 3, o.streamReplicas)
+	}
+	quiet := slog.New(slog.DiscardHandler)
+	_, err = newFetcher(o, nil, quiet)
+	require.NoError(t, err)
+	_, err = newMapper(o, nil, quiet)
+	require.NoError(t, err)
+	_, err = newLoader(o, nil, quiet)
+	require.NoError(t, err)
+
+	for _, tc := range []struct {
+		cmd  subcommand
+		args []string
+		want string
+	}{
+		{apiCommand, []string{"--retention-keep-runs", "-1"}, "--retention-keep-runs -1: want 0 (no limit by count) or more runs"},
+		{apiCommand, []string{"--retention-keep-days", "-2"}, "--retention-keep-days -2: want 0 (no limit by age) or more days"},
+		{apiCommand, []string{"--requeue-after", "-1s"}, "--requeue-after -1s must not be negative"},
+		{apiCommand, []string{"--requeue-after", "1ms"}, "--requeue-after 1ms is shorter than 100ms"},
+		{fetcherCommand, []string{"--stream-replicas", "7"}, "--stream-replicas 7: want 1 to 5"},
+		{schedulerCommand, []string{"--kv-replicas", "-1"}, "--kv-replicas -1: want 1 to 5"},
+		{mapperCommand, []string{"--kv-replicas", "3"}, "flag provided but not defined: -kv-replicas"},
+	} {
+		withDB, _ := testSystem(map[string]string{"INTAKE_DATABASE_URL": "postgres://x/db"})
+		_, err := parseOptions("intake x", tc.cmd, tc.args, withDB)
+		require.ErrorContains(t, err, tc.want, "%v", tc.args)
+	}
 }

@@ -32,6 +32,8 @@ var apiCommand = subcommand{
 		o.natsFlag(fs, defaultNATSURL, "NATS server URL")
 		fs.StringVar(&o.grpcAddr, "grpc-addr", ":7070", "address the gRPC API listens on")
 		o.devFlag(fs)
+		o.apiFlags(fs)
+		o.streamReplicasFlag(fs)
 		o.common(fs, defaultHTTPAddr)
 	},
 	run: func(ctx context.Context, o *options, log *slog.Logger, _ command.System) error {
@@ -49,6 +51,7 @@ var fetcherCommand = subcommand{
 		o.devFlag(fs)
 		o.workerFlags(fs)
 		o.chunkFlags(fs)
+		o.streamReplicasFlag(fs)
 		o.common(fs, defaultHTTPAddr)
 	},
 	run: func(ctx context.Context, o *options, log *slog.Logger, _ command.System) error {
@@ -64,6 +67,7 @@ var mapperCommand = subcommand{
 		o.natsFlag(fs, defaultNATSURL, "NATS server URL")
 		o.apiAddrFlag(fs)
 		o.workerFlags(fs)
+		o.streamReplicasFlag(fs)
 		o.common(fs, defaultHTTPAddr)
 	},
 	run: func(ctx context.Context, o *options, log *slog.Logger, _ command.System) error {
@@ -80,6 +84,7 @@ var loaderCommand = subcommand{
 		o.natsFlag(fs, defaultNATSURL, "NATS server URL")
 		o.apiAddrFlag(fs)
 		o.workerFlags(fs)
+		o.streamReplicasFlag(fs)
 		o.common(fs, defaultHTTPAddr)
 	},
 	run: func(ctx context.Context, o *options, log *slog.Logger, _ command.System) error {
@@ -95,6 +100,7 @@ var schedulerCommand = subcommand{
 		o.natsFlag(fs, defaultNATSURL, "NATS server URL")
 		o.apiAddrFlag(fs)
 		o.pollFlag(fs)
+		o.kvReplicasFlag(fs)
 		o.common(fs, defaultHTTPAddr)
 	},
 	run: func(ctx context.Context, o *options, log *slog.Logger, _ command.System) error {
@@ -112,6 +118,11 @@ func newAPI(o *options, reg prometheus.Registerer, log *slog.Logger) (*api.Serve
 		Registerer:  reg,
 		Logger:      log, // the API names itself in its logs
 		DevMode:     o.dev,
+
+		RequeueAfter:     o.requeueAfter,
+		DefaultRetention: o.defaultRetention(),
+		StreamReplicas:   o.streamReplicas,
+		HTTPAddr:         o.restAddr, // the REST/JSON mapping (--rest-addr)
 	})
 }
 
@@ -123,6 +134,7 @@ func newFetcher(o *options, reg prometheus.Registerer, log *slog.Logger) (*fetch
 		Concurrency:   o.concurrency,
 		MaxChunkBytes: o.maxChunkBytes,
 		MaxChunkRows:  o.maxChunkRows,
+		Replicas:      o.streamReplicas,
 		AckWait:       o.ackWait,
 		ShutdownGrace: o.shutdownGrace,
 		Registerer:    reg,
@@ -132,26 +144,28 @@ func newFetcher(o *options, reg prometheus.Registerer, log *slog.Logger) (*fetch
 
 func newMapper(o *options, reg prometheus.Registerer, log *slog.Logger) (*mapper.Service, error) {
 	return mapper.New(mapper.Config{
-		NATSURL:       o.natsURL,
-		APIAddr:       o.apiAddr,
-		Concurrency:   o.concurrency,
-		AckWait:       o.ackWait,
-		ShutdownGrace: o.shutdownGrace,
-		Registerer:    reg,
-		Logger:        log.With("service", "mapper"),
+		NATSURL:        o.natsURL,
+		APIAddr:        o.apiAddr,
+		Concurrency:    o.concurrency,
+		AckWait:        o.ackWait,
+		ShutdownGrace:  o.shutdownGrace,
+		StreamReplicas: o.streamReplicas,
+		Registerer:     reg,
+		Logger:         log.With("service", "mapper"),
 	})
 }
 
 func newLoader(o *options, reg prometheus.Registerer, log *slog.Logger) (*loader.Service, error) {
 	return loader.New(loader.Config{
-		NATSURL:       o.natsURL,
-		APIAddr:       o.apiAddr,
-		DatabaseURL:   o.databaseURL,
-		Concurrency:   o.concurrency,
-		AckWait:       o.ackWait,
-		ShutdownGrace: o.shutdownGrace,
-		Registerer:    reg,
-		Logger:        log, // the loader names itself in its logs
+		NATSURL:        o.natsURL,
+		APIAddr:        o.apiAddr,
+		DatabaseURL:    o.databaseURL,
+		Concurrency:    o.concurrency,
+		AckWait:        o.ackWait,
+		ShutdownGrace:  o.shutdownGrace,
+		StreamReplicas: o.streamReplicas,
+		Registerer:     reg,
+		Logger:         log, // the loader names itself in its logs
 	})
 }
 
@@ -160,6 +174,7 @@ func newScheduler(o *options, reg prometheus.Registerer, log *slog.Logger) (*sch
 		NATSURL:      o.natsURL,
 		APIAddr:      o.apiAddr,
 		PollInterval: o.pollInterval,
+		KVReplicas:   o.kvReplicas,
 		Registerer:   reg,
 		Logger:       log.With("service", "scheduler"),
 	})

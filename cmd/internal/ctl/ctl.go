@@ -49,6 +49,10 @@ Usage:
                                              start a run now (the schedule does not move);
                                              a dry run reports what it would do, changing nothing;
                                              --force runs even when the file is unchanged
+  intakectl job token create|rotate NAME     make a trigger token of a job for the trigger API (printed
+                                             once); rotate also revokes the job's other tokens
+  intakectl job token list NAME              a job's trigger tokens (without secrets), last use
+  intakectl job token revoke TOKEN           revoke a token (jobs/JOB/triggerTokens/ID)
   intakectl run list [--job NAME] [--state S,..] [--trigger T,..] [--since TIME] [--until TIME]
                                              list runs, newest first; TIME: 2026-03-01T06:00:00Z,
                                              2026-03-01 or a duration ago (36h, 7d)
@@ -64,7 +68,7 @@ Usage:
   intakectl attribute list OBJECT            an object's attributes
   intakectl attribute create OBJECT --id ID --type TYPE [--references OBJECT] [--display-name TEXT]
                                              add a custom attribute (TYPE: text, number,
-                                             currency, date, foreign-key)
+                                             currency, date, timestamp, boolean, foreign-key)
   intakectl attribute delete NAME            delete a custom attribute (objects/OBJECT/attributes/ID)
 
 NAME is a job id ("demo-accounts") or resource name ("jobs/demo-accounts");
@@ -242,12 +246,13 @@ var commands = map[string]cmdSpec{
 	"attribute create": {args: "OBJECT --id ID --type TYPE [--references OBJECT] [--display-name TEXT]", nargs: 1,
 		run: (*cli).attributeCreate, flags: func(fs *flag.FlagSet, c *cli) {
 			fs.StringVar(&c.id, "id", "", "the attribute id, also its column: lowercase letters, digits and _")
-			fs.StringVar(&c.attrType, "type", "", "text, number, currency, date or foreign-key")
+			fs.StringVar(&c.attrType, "type", "", attributeTypes)
 			fs.StringVar(&c.references, "references", "", `for a foreign-key: the object it refers to, e.g. "accounts"`)
 			fs.StringVar(&c.displayName, "display-name", "", "the name people see (default: the id)")
 			fs.StringVar(&c.description, "description", "", "what the attribute holds")
 		}},
 	"attribute delete": {args: "NAME", nargs: 1, run: (*cli).attributeDelete},
+	"job token":        {args: tokenArgs, nargs: 2, run: (*cli).jobToken}, // token.go
 }
 
 func verbs(resource string) string {

@@ -122,8 +122,35 @@ func (c *cli) runCancel(ctx context.Context, args []string) error {
 	return nil
 }
 
-// printJobOps prints what the failure policy says of a job (job get).
+// Retention says what a job's own retention policy keeps ("keep the last
+// 10 runs' files and files of the last 30 days"), "" when it has none (the
+// server's default applies).
+func Retention(p *intakev1.RetentionPolicy) string {
+	var parts []string
+	switch n := p.GetKeepRuns(); {
+	case n == 1:
+		parts = append(parts, "the last run's file")
+	case n > 1:
+		parts = append(parts, fmt.Sprintf("the last %d runs' files", n))
+	}
+	switch n := p.GetKeepDays(); {
+	case n == 1:
+		parts = append(parts, "files of the last day")
+	case n > 1:
+		parts = append(parts, fmt.Sprintf("files of the last %d days", n))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "keep " + strings.Join(parts, " and ")
+}
+
+// printJobOps prints a job's retention and what the failure policy says of
+// it (job get).
 func printJobOps(w io.Writer, j *intakev1.Job) {
+	if r := Retention(j.GetRetention()); r != "" {
+		fmt.Fprintf(w, "Retention:    %s\n", r)
+	}
 	if n := j.GetFailurePolicy().GetDisableAfterFailures(); n > 0 {
 		fmt.Fprintf(w, "On failure:   disable after %d consecutive failed runs\n", n)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/intakehq/intake/cmd/internal/ctl"
+	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
 
 // Duplicate a job, enable and disable the copy, cancel a run that is
@@ -155,5 +156,20 @@ func TestParseTime(t *testing.T) {
 	for _, bad := range []string{"", "yesterday", "-5h", "2026-13-01", "3w"} {
 		_, err := ctl.ParseTime(bad, now)
 		require.Error(t, err, bad)
+	}
+}
+
+// job get shows a job's own retention in words; none when the server's
+// default applies.
+func TestRetentionWords(t *testing.T) {
+	t.Parallel()
+	for want, p := range map[string]*intakev1.RetentionPolicy{
+		"":                               nil,
+		"keep the last run's file":       {KeepRuns: 1},
+		"keep the last 10 runs' files":   {KeepRuns: 10},
+		"keep files of the last 30 days": {KeepDays: 30},
+		"keep the last 5 runs' files and files of the last day": {KeepRuns: 5, KeepDays: 1},
+	} {
+		require.Equal(t, want, ctl.Retention(p))
 	}
 }

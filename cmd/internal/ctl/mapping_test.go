@@ -196,7 +196,10 @@ func TestDataModelAndRejectsThroughTheCLI(t *testing.T) {
 	require.Regexp(t, `owner_account\s+foreign-key\s+no\s+custom\s+objects/accounts`, out)
 	_, err = intakectl(t, addr, "attribute", "create", "accounts", "--id", "x", "--type", "colour")
 	require.Equal(t, 2, exitCode(err))
-	require.ErrorContains(t, err, `"colour" is not an attribute type`)
+	require.ErrorContains(t, err, `"colour" is not an attribute type: want text, number, currency, date, timestamp, boolean or foreign-key`)
+	out, err = intakectl(t, addr, "attribute", "create", "accounts", "--id", "last_seen", "--type", "timestamp")
+	require.NoError(t, err, out)
+	require.Equal(t, "created objects/accounts/attributes/last_seen (timestamp)\n", out)
 
 	// A job mapping the new attribute; two of its rows are bad.
 	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

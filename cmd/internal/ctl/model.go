@@ -19,15 +19,19 @@ func AttributeType(t intakev1.AttributeType) string {
 	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(n, "ATTRIBUTE_TYPE_")), "_", "-")
 }
 
+// attributeTypes lists the types a custom attribute may have, for help
+// and error messages.
+const attributeTypes = "text, number, currency, date, timestamp, boolean or foreign-key"
+
 // ParseAttributeType reads "text", "number", "currency", "date",
-// "foreign-key" (or the enum name).
+// "timestamp", "boolean", "foreign-key" (or the enum name).
 func ParseAttributeType(s string) (intakev1.AttributeType, error) {
 	n := strings.ToUpper(strings.NewReplacer("-", "_", " ", "_").Replace(strings.TrimSpace(s)))
 	n = strings.TrimPrefix(n, "ATTRIBUTE_TYPE_")
 	if v, ok := intakev1.AttributeType_value["ATTRIBUTE_TYPE_"+n]; ok && v != 0 {
 		return intakev1.AttributeType(v), nil
 	}
-	return 0, fmt.Errorf("%q is not an attribute type: want text, number, currency, date or foreign-key", s)
+	return 0, fmt.Errorf("%q is not an attribute type: want %s", s, attributeTypes)
 }
 
 func (c *cli) listObjects(ctx context.Context) ([]*intakev1.DataObject, error) {
@@ -120,7 +124,7 @@ func (c *cli) attributeCreate(ctx context.Context, args []string) error {
 		return command.Usagef("--id is required: the attribute id, e.g. --id segment")
 	}
 	if c.attrType == "" {
-		return command.Usagef("--type is required: text, number, currency, date or foreign-key")
+		return command.Usagef("--type is required: %s", attributeTypes)
 	}
 	typ, err := ParseAttributeType(c.attrType)
 	if err != nil {

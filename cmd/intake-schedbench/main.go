@@ -1,0 +1,791 @@
+// Command intake-schedbench measures the scheduler holding many jobs: tick
+// lateness and resident memory of the real `intake scheduler` process.
+//
+// It starts a nats-server (JetStream, store in a temporary directory), the
+// control API (`intake api`) on an empty database and the scheduler
+// (`intake scheduler`), each as its own process, and serves one small CSV
+// file over HTTP. It validates a few mappings of that file once each
+// (ValidateMapping), then creates -jobs enabled jobs through the gRPC API,
+// reusing the validation tokens, every one firing every minute (every 1
+// minute or the cron "* * * * *", in five time zones), so that every minute
+// all jobs tick at the same second: the worst case of a scheduler's load.
+// No fetcher runs: the run requests pile up in the INTAKE_RUNS stream.
+//
+// Once the scheduler holds every job (its gauge intake_scheduler_jobs), it
+// measures -ticks consecutive minutes of ticks:
+//
+//   - lateness from the runs the API created: create_time − scheduled_time
+//     of every scheduled run of those minutes, from the database (exact
+//     p50, p99 and max; a tick without a run counts as infinitely late);
+//   - lateness from the scheduler's own histogram
+//     intake_scheduler_tick_lateness_seconds (the time from a tick's
+//     scheduled time to its firing, before the run is created), the
+//     difference of two scrapes around those minutes, p50 and p99
+//     interpolated inside buckets;
+//   - the scheduler's peak RSS (VmHWM of /proc/{pid}/status, over its whole
+//     life: picking up the jobs and the ticks) and steady RSS (the median of
+//     VmRSS sampled during the measured minutes), and the CPU time of the
+//     scheduler and of the API over those minutes.
+//
+// It prints
+//
+//	scheduler: N jobs, M ticks, lateness p50 … p99 … max … (from runs), peak RSS … MiB
+//	scheduler p99 lateness: X s (target < 1 s): met|NOT met
+//	scheduler peak RSS: Y MiB (target < 200 MiB): met|NOT met
+//
+// The p99 judged is the one from the runs: a tick is on time when its run
+// exists, not merely when the scheduler's timer fired. Targets are
+// reported, not enforced: it fails only when it cannot measure.
+//
+// Usage (`make bench` runs it; see docs/benchmark.md):
+//
+//	intake-schedbench -intake bin/intake -nats-server bin/nats-server \
+//	  -database-url 'postgres://postgres@127.0.0.1:5441/sched_bench?sslmode=disable' -dir .bench/sched
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
+)
+
+// Config says what to run and measure.
+type Config struct {
+	// Intake and NATSServer are the binaries: bin/intake and a nats-server.
+	Intake     string
+	NATSServer string
+	// DatabaseURL is an empty PostgreSQL database; the API migrates it.
+	DatabaseURL string
+	// Dir receives the processes' logs and the JetStream store.
+	Dir string
+	// Jobs is how many enabled jobs to create.
+	Jobs int
+	// Ticks is how many consecutive minutes of ticks are measured.
+	Ticks int
+	// Mappings is how many distinct mappings the jobs use (one
+	// ValidateMapping each).
+	Mappings int
+	// Concurrency is how many CreateJob calls run at once.
+	Concurrency int
+	// PollInterval is the scheduler's --poll-interval; 0: its default.
+	PollInterval time.Duration
+	// LogLevel is the --log-level of the API and the scheduler.
+	LogLevel string
+	// TargetLateness and TargetRSS are the targets reported against.
+	TargetLateness time.Duration
+	TargetRSS      int64
+}
+
+// Validate checks the config.
+func (c Config) Validate() error {
+	switch {
+	case c.Intake == "":
+		return errors.New("the intake binary is required (-intake)")
+	case c.NATSServer == "":
+		return errors.New("the nats-server binary is required (-nats-server)")
+	case c.DatabaseURL == "":
+		return errors.New("the database URL is required (-database-url)")
+	case c.Dir == "":
+		return errors.New("the work directory is required (-dir)")
+	case c.Jobs < 1:
+		return fmt.Errorf("jobs must be at least 1, got %d", c.Jobs)
+	case c.Ticks < 1:
+		return fmt.Errorf("ticks must be at least 1, got %d", c.Ticks)
+	case c.Mappings < 1 || c.Mappings > len(columns)-minEntries+1:
+		return fmt.Errorf("mappings must be 1 to %d, got %d", len(columns)-minEntries+1, c.Mappings)
+	case c.Concurrency < 1:
+		return fmt.Errorf("concurrency must be at least 1, got %d", c.Concurrency)
+	case c.PollInterval < 0:
+		return fmt.Errorf("poll interval must not be negative, got %v", c.PollInterval)
+	case c.TargetLateness <= 0:
+		return fmt.Errorf("target lateness must be positive, got %v", c.TargetLateness)
+	case c.TargetRSS <= 0:
+		return fmt.Errorf("target RSS must be positive, got %d", c.TargetRSS)
+	}
+	return nil
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "intake-schedbench:", err)
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("intake-schedbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg Config
+	var targetMiB int64
+	fs.StringVar(&cfg.Intake, "intake", "bin/intake", "the intake binary")
+	fs.StringVar(&cfg.NATSServer, "nats-server", "bin/nats-server", "the nats-server binary")
+	fs.StringVar(&cfg.DatabaseURL, "database-url", "", "an empty PostgreSQL database (the API migrates it)")
+	fs.StringVar(&cfg.Dir, "dir", ".bench/sched", "directory of the logs and the JetStream store (emptied first)")
+	fs.IntVar(&cfg.Jobs, "jobs", 10000, "enabled jobs to create")
+	fs.IntVar(&cfg.Ticks, "ticks", 3, "consecutive minutes of ticks to measure")
+	fs.IntVar(&cfg.Mappings, "mappings", 4, "distinct mappings of the jobs (one ValidateMapping each)")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 8, "CreateJob calls at once")
+	fs.DurationVar(&cfg.PollInterval, "poll-interval", 0, "the scheduler's --poll-interval (0: its default)")
+	fs.StringVar(&cfg.LogLevel, "log-level", "info", "--log-level of the API and the scheduler")
+	fs.DurationVar(&cfg.TargetLateness, "target-lateness", time.Second, "p99 tick lateness to report against")
+	fs.Int64Var(&targetMiB, "target-rss-mib", 200, "peak RSS of the scheduler to report against, MiB")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	cfg.TargetRSS = targetMiB << 20
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid config: %w", err)
+	}
+	b := &bench{cfg: cfg, stdout: stdout, stderr: stderr}
+	defer b.stopAll()
+	res, err := b.run(ctx)
+	if err != nil {
+		return err
+	}
+	res.print(stdout, cfg)
+	return b.stopAll()
+}
+
+// bench is one run of the benchmark.
+type bench struct {
+	cfg    Config
+	stdout io.Writer
+	stderr io.Writer
+
+	nats, api, sched *proc
+	grpcAddr         string
+	apiMetrics       string // URL of the API's /metrics
+	schedMetrics     string // URL of the scheduler's /metrics
+	stopOnce         sync.Once
+	stopErr          error
+}
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(b.stderr, "schedbench: "+format+"\n", args...)
+}
+
+// result is what the benchmark measured.
+type result struct {
+	jobs          int
+	createTime    time.Duration
+	pickup        time.Duration // from the last CreateJob to the scheduler holding every job
+	windowStart   time.Time     // the first measured tick
+	windowEnd     time.Time     // the last measured tick
+	runs          latencies     // from the database
+	hist          histogram     // the scheduler's, over the measured ticks
+	outcomes      map[string]float64
+	peak          int64 // scheduler VmHWM
+	steady        int64 // median VmRSS over the measured ticks
+	maxInWindow   int64
+	schedCPU      float64
+	apiCPU        float64
+	apiPeak       int64
+	createRunHist histogram // the API's latency of CreateScheduledRun
+	listJobsHist  histogram // the API's latency of ListJobs
+}
+
+func (b *bench) run(ctx context.Context) (*result, error) {
+	cfg := b.cfg
+	if err := os.RemoveAll(cfg.Dir); err != nil {
+		return nil, fmt.Errorf("empty %s: %w", cfg.Dir, err)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", cfg.Dir, err)
+	}
+	files, fileURL, err := serveFile()
+	if err != nil {
+		return nil, err
+	}
+	defer files.Close()
+
+	if err := b.startProcs(ctx); err != nil {
+		return nil, err
+	}
+	sampler, err := startSampler(b.sched.pid(), b.schedMetrics, filepath.Join(cfg.Dir, "scheduler-samples.tsv"))
+	if err != nil {
+		return nil, err
+	}
+	defer sampler.stop()
+
+	conn, err := grpc.NewClient(b.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("API client: %w", err)
+	}
+	defer conn.Close()
+	jobsAPI := intakev1.NewJobServiceClient(conn)
+
+	tokens, err := validate(ctx, jobsAPI, fileURL, cfg.Mappings)
+	if err != nil {
+		return nil, err
+	}
+	b.logf("creating %d enabled jobs (every minute, %d mappings, %d CreateJob calls at once)", cfg.Jobs, cfg.Mappings, cfg.Concurrency)
+	t0 := time.Now()
+	if err := createJobs(ctx, jobsAPI, fileURL, tokens, cfg.Jobs, cfg.Concurrency, b.logf); err != nil {
+		return nil, err
+	}
+	res := &result{jobs: cfg.Jobs, createTime: time.Since(t0)}
+	b.logf("created %d jobs in %.1f s (%s jobs/s)", cfg.Jobs, res.createTime.Seconds(), rate(cfg.Jobs, res.createTime))
+
+	created := time.Now()
+	if err := waitFor(ctx, b.sched, 3*time.Minute, "holding every job", func(ctx context.Context) error {
+		m, err := scrape(ctx, b.schedMetrics)
+		if err != nil {
+			return err
+		}
+		n, _ := m.value("intake_scheduler_jobs", nil)
+		if int(n) != cfg.Jobs {
+			return fmt.Errorf("intake_scheduler_jobs is %v, want %d", n, cfg.Jobs)
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	res.pickup = time.Since(created)
+	b.logf("the scheduler holds all %d jobs, %.1f s after the last was created", cfg.Jobs, res.pickup.Seconds())
+	if os.Getenv("SCHEDBENCH_IDLE") != "" { // TEMPORARY experiment
+		m0, _ := scrape(ctx, b.schedMetrics)
+		a0, _ := scrape(ctx, b.apiMetrics)
+		t0 := time.Now()
+		_ = sleepUntil(ctx, t0.Add(60*time.Second))
+		m1, _ := scrape(ctx, b.schedMetrics)
+		a1, _ := scrape(ctx, b.apiMetrics)
+		c0, _ := m0.value("process_cpu_seconds_total", nil)
+		c1, _ := m1.value("process_cpu_seconds_total", nil)
+		d0, _ := a0.value("process_cpu_seconds_total", nil)
+		d1, _ := a1.value("process_cpu_seconds_total", nil)
+		mem, _ := readMem(b.sched.pid())
+		st, mx := sampler.steady(t0, time.Now())
+		b.logf("IDLE 60s: sched CPU %.2f s, API CPU %.2f s, sched RSS now %s median %s max %s peak %s", c1-c0, d1-d0, mib(mem.RSS), mib(st), mib(mx), mib(mem.Peak))
+		return nil, errors.New("idle experiment done")
+	}
+
+	// The measured minutes: from the first whole minute at least 3 s away.
+	res.windowStart = time.Now().Add(3 * time.Second).Truncate(time.Minute).Add(time.Minute)
+	res.windowEnd = res.windowStart.Add(time.Duration(cfg.Ticks-1) * time.Minute)
+	b.logf("measuring the ticks of %s to %s UTC (%d per job)", res.windowStart.UTC().Format("15:04:05"), res.windowEnd.UTC().Format("15:04:05"), cfg.Ticks)
+	if err := sleepUntil(ctx, res.windowStart.Add(-time.Second)); err != nil {
+		return nil, err
+	}
+	schedBefore, err := scrape(ctx, b.schedMetrics)
+	if err != nil {
+		return nil, err
+	}
+	apiBefore, err := scrape(ctx, b.apiMetrics)
+	if err != nil {
+		return nil, err
+	}
+
+	// Wait for every run of the measured ticks, but not past the next tick.
+	expected := cfg.Jobs * cfg.Ticks
+	deadline := res.windowEnd.Add(50 * time.Second)
+	if err := sleepUntil(ctx, res.windowEnd.Add(2*time.Second)); err != nil {
+		return nil, err
+	}
+	db, err := pgx.Connect(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("connect to the database: %w", err)
+	}
+	defer db.Close(context.WithoutCancel(ctx))
+	for {
+		var n int
+		if err := db.QueryRow(ctx, `SELECT count(*) FROM intake.runs WHERE trigger = $1 AND scheduled_time BETWEEN $2 AND $3`,
+			int16(intakev1.Trigger_TRIGGER_SCHEDULE), res.windowStart, res.windowEnd).Scan(&n); err != nil {
+			return nil, fmt.Errorf("count the runs: %w", err)
+		}
+		if n >= expected {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.logf("only %d of the %d runs of the measured ticks exist at %s; the rest count as missing", n, expected, deadline.UTC().Format("15:04:05"))
+			break
+		}
+		for _, p := range []*proc{b.nats, b.api, b.sched} {
+			if err := p.exited(); err != nil {
+				return nil, err
+			}
+		}
+		if err := sleepUntil(ctx, time.Now().Add(time.Second)); err != nil {
+			return nil, err
+		}
+	}
+	schedAfter, err := scrape(ctx, b.schedMetrics)
+	if err != nil {
+		return nil, err
+	}
+	apiAfter, err := scrape(ctx, b.apiMetrics)
+	if err != nil {
+		return nil, err
+	}
+	sampler.stop()
+
+	late, err := runLateness(ctx, db, res.windowStart, res.windowEnd)
+	if err != nil {
+		return nil, err
+	}
+	res.runs = newLatencies(late, expected)
+	if err := res.fromMetrics(schedBefore, schedAfter, apiBefore, apiAfter); err != nil {
+		return nil, err
+	}
+	mem, err := readMem(b.sched.pid())
+	if err != nil {
+		return nil, err
+	}
+	res.peak = mem.Peak
+	res.steady, res.maxInWindow = sampler.steady(res.windowStart, time.Now())
+	if mem, err := readMem(b.api.pid()); err == nil {
+		res.apiPeak = mem.Peak
+	}
+	return res, nil
+}
+
+// fromMetrics fills what the scrapes before and after the measured ticks say.
+func (r *result) fromMetrics(schedBefore, schedAfter, apiBefore, apiAfter metricSet) error {
+	const latName = "intake_scheduler_tick_lateness_seconds"
+	h0, err := schedBefore.histogram(latName, nil)
+	if err != nil {
+		return fmt.Errorf("scheduler: %w", err)
+	}
+	h1, err := schedAfter.histogram(latName, nil)
+	if err != nil {
+		return fmt.Errorf("scheduler: %w", err)
+	}
+	if r.hist, err = h1.sub(h0); err != nil {
+		return fmt.Errorf("scheduler: %s: %w", latName, err)
+	}
+	r.outcomes = map[string]float64{}
+	for _, o := range []string{"created", "duplicate", "skipped", "failed"} {
+		want := map[string]string{"outcome": o}
+		a, _ := schedAfter.value("intake_scheduler_ticks_total", want)
+		b, _ := schedBefore.value("intake_scheduler_ticks_total", want)
+		r.outcomes[o] = a - b
+	}
+	c1, _ := schedAfter.value("process_cpu_seconds_total", nil)
+	c0, _ := schedBefore.value("process_cpu_seconds_total", nil)
+	r.schedCPU = c1 - c0
+	c1, _ = apiAfter.value("process_cpu_seconds_total", nil)
+	c0, _ = apiBefore.value("process_cpu_seconds_total", nil)
+	r.apiCPU = c1 - c0
+	for _, m := range []struct {
+		method string
+		into   *histogram
+	}{
+		{"/intake.v1.StageService/CreateScheduledRun", &r.createRunHist},
+		{"/intake.v1.JobService/ListJobs", &r.listJobsHist},
+	} {
+		want := map[string]string{"method": m.method}
+		a, err := apiAfter.histogram("intake_api_grpc_request_duration_seconds", want)
+		if err != nil {
+			continue // the label may be spelled otherwise: reported as n/a
+		}
+		bh, _ := apiBefore.histogram("intake_api_grpc_request_duration_seconds", want)
+		if *m.into, err = a.sub(bh); err != nil {
+			return fmt.Errorf("api: %w", err)
+		}
+	}
+	return nil
+}
+
+// print writes the report.
+func (r *result) print(w io.Writer, cfg Config) {
+	ticks := r.runs.n()
+	fmt.Fprintf(w, "schedbench: %d enabled jobs created through the API in %.1f s (%s jobs/s); the scheduler held them all %.1f s after the last\n",
+		r.jobs, r.createTime.Seconds(), rate(r.jobs, r.createTime), r.pickup.Seconds())
+	fmt.Fprintf(w, "schedbench: every job fires every minute (every 1 minute or cron \"* * * * *\", %d time zones), all at the same second; measured the %d ticks of %s–%s UTC\n",
+		len(zones), cfg.Ticks, r.windowStart.UTC().Format("15:04"), r.windowEnd.UTC().Format("15:04"))
+	missing := ""
+	if r.runs.missing > 0 {
+		missing = fmt.Sprintf(", %d ticks without a run", r.runs.missing)
+	}
+	fmt.Fprintf(w, "scheduler: %d jobs, %d ticks, lateness p50 %s p99 %s max %s (from runs%s), peak RSS %s\n",
+		r.jobs, ticks, secs(r.runs.quantile(0.5)), secs(r.runs.quantile(0.99)), secs(r.runs.max()), missing, mib(r.peak))
+	within := "n/a"
+	if f, ok := r.hist.fractionAtMost(cfg.TargetLateness.Seconds()); ok {
+		within = fmt.Sprintf("%.2f%% ≤ %s", 100*f, secs(cfg.TargetLateness.Seconds()))
+	}
+	fmt.Fprintf(w, "scheduler: its histogram intake_scheduler_tick_lateness_seconds (timer to firing): %.0f ticks, p50 %s p99 %s (interpolated in buckets %s), %s\n",
+		r.hist.Count(), secs(r.hist.quantile(0.5)), secs(r.hist.quantile(0.99)), r.hist.bounds(), within)
+	fmt.Fprintf(w, "scheduler: steady RSS %s (median over the measured ticks, max %s), CPU %.1f s; ticks created %.0f, duplicate %.0f, skipped %.0f, failed %.0f\n",
+		mib(r.steady), mib(r.maxInWindow), r.schedCPU, r.outcomes["created"], r.outcomes["duplicate"], r.outcomes["skipped"], r.outcomes["failed"])
+	fmt.Fprintf(w, "scheduler: API over the measured ticks: CPU %.1f s, peak RSS %s, CreateScheduledRun p50 %s p99 %s, ListJobs p50 %s p99 %s (interpolated)\n",
+		r.apiCPU, mib(r.apiPeak), secs(r.createRunHist.quantile(0.5)), secs(r.createRunHist.quantile(0.99)),
+		secs(r.listJobsHist.quantile(0.5)), secs(r.listJobsHist.quantile(0.99)))
+	p99 := r.runs.quantile(0.99)
+	fmt.Fprintf(w, "scheduler p99 lateness: %s (target < %s): %s\n", secs(p99), secs(cfg.TargetLateness.Seconds()), metOrNot(p99 < cfg.TargetLateness.Seconds()))
+	fmt.Fprintf(w, "scheduler peak RSS: %s (target < %s): %s\n", mib(r.peak), mib(cfg.TargetRSS), metOrNot(r.peak < cfg.TargetRSS))
+}
+
+func metOrNot(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT met"
+}
+
+// startProcs starts nats-server, the API and the scheduler, each ready.
+func (b *bench) startProcs(ctx context.Context) error {
+	cfg := b.cfg
+	ports := make([]int, 4)
+	for i := range ports {
+		p, err := freePort()
+		if err != nil {
+			return err
+		}
+		ports[i] = p
+	}
+	addr := func(p int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)) }
+	natsAddr, apiHTTP, schedHTTP := addr(ports[0]), addr(ports[2]), addr(ports[3])
+	b.grpcAddr = addr(ports[1])
+	b.apiMetrics, b.schedMetrics = "http://"+apiHTTP+"/metrics", "http://"+schedHTTP+"/metrics"
+	natsURL := "nats://" + natsAddr
+	logPath := func(name string) string { return filepath.Join(cfg.Dir, name+".log") }
+
+	var err error
+	b.logf("starting nats-server on %s (JetStream store %s)", natsAddr, filepath.Join(cfg.Dir, "nats"))
+	b.nats, err = startProc("nats-server", logPath("nats"), cfg.NATSServer,
+		"-js", "-a", "127.0.0.1", "-p", strconv.Itoa(ports[0]), "-sd", filepath.Join(cfg.Dir, "nats"))
+	if err != nil {
+		return err
+	}
+	if err := waitFor(ctx, b.nats, 30*time.Second, "listening", dialOK(natsAddr)); err != nil {
+		return err
+	}
+	// --requeue-after 1h: no fetcher takes the runs, and the API must not
+	// spend the benchmark publishing their requests again.
+	b.logf("starting the API (intake api) on %s, metrics on %s", b.grpcAddr, apiHTTP)
+	b.api, err = startProc("api", logPath("api"), cfg.Intake, "api",
+		"--database-url", cfg.DatabaseURL, "--nats-url", natsURL,
+		"--grpc-addr", b.grpcAddr, "--http-addr", apiHTTP,
+		"--requeue-after", "1h", "--log-level", cfg.LogLevel, "--log-format", "json")
+	if err != nil {
+		return err
+	}
+	if err := waitFor(ctx, b.api, time.Minute, "ready", httpOK("http://"+apiHTTP+"/readyz")); err != nil {
+		return err
+	}
+	args := []string{"scheduler", "--nats-url", natsURL, "--api-addr", b.grpcAddr, "--http-addr", schedHTTP,
+		"--log-level", cfg.LogLevel, "--log-format", "json"}
+	if cfg.PollInterval > 0 {
+		args = append(args, "--poll-interval", cfg.PollInterval.String())
+	}
+	b.logf("starting the scheduler (intake scheduler), metrics on %s", schedHTTP)
+	if b.sched, err = startProc("scheduler", logPath("scheduler"), cfg.Intake, args...); err != nil {
+		return err
+	}
+	return waitFor(ctx, b.sched, time.Minute, "ready", httpOK("http://"+schedHTTP+"/readyz"))
+}
+
+// stopAll stops the scheduler, then the API, then nats-server, once.
+func (b *bench) stopAll() error {
+	b.stopOnce.Do(func() {
+		var errs []error
+		for _, p := range []*proc{b.sched, b.api, b.nats} {
+			if p == nil {
+				continue
+			}
+			if err := p.stop(45 * time.Second); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", p.name, err))
+			}
+		}
+		b.stopErr = errors.Join(errs...)
+	})
+	return b.stopErr
+}
+
+// sleepUntil waits until t or ctx's end.
+func sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
+
+// runLateness reads create_time − scheduled_time (seconds) of every
+// scheduled run of the ticks from start to end.
+func runLateness(ctx context.Context, db *pgx.Conn, start, end time.Time) ([]float64, error) {
+	rows, err := db.Query(ctx, `SELECT extract(epoch FROM create_time - scheduled_time)::float8
+		FROM intake.runs WHERE trigger = $1 AND scheduled_time BETWEEN $2 AND $3`,
+		int16(intakev1.Trigger_TRIGGER_SCHEDULE), start, end)
+	if err != nil {
+		return nil, fmt.Errorf("read the runs: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[float64])
+	if err != nil {
+		return nil, fmt.Errorf("read the runs: %w", err)
+	}
+	return out, nil
+}
+
+// sampler reads the scheduler's VmRSS every 500 ms, and once a second also
+// its Go runtime metrics, into a tab-separated file (for finding where the
+// memory and the time go).
+type sampler struct {
+	pid     int
+	metrics string // the scheduler's /metrics URL
+	out     *os.File
+	mu      sync.Mutex
+	samples []rssSample
+	stopped atomic.Bool
+	quit    chan struct{}
+	done    chan struct{}
+}
+
+type rssSample struct {
+	at  time.Time
+	rss int64
+}
+
+// samplerColumns are the metrics written after time and VmRSS.
+var samplerColumns = []string{
+	"intake_scheduler_jobs", "go_goroutines", "go_memstats_heap_alloc_bytes", "go_memstats_heap_inuse_bytes",
+	"go_memstats_stack_inuse_bytes", "go_memstats_sys_bytes", "process_cpu_seconds_total",
+}
+
+func startSampler(pid int, metricsURL, path string) (*sampler, error) {
+	out, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	s := &sampler{pid: pid, metrics: metricsURL, out: out, quit: make(chan struct{}), done: make(chan struct{})}
+	fmt.Fprintf(out, "unix_seconds\tvm_rss_bytes\t%s\n", strings.Join(samplerColumns, "\t"))
+	go func() {
+		defer close(s.done)
+		defer out.Close()
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for n := 0; ; n++ {
+			now := time.Now()
+			if m, err := readMem(pid); err == nil {
+				s.mu.Lock()
+				s.samples = append(s.samples, rssSample{at: now, rss: m.RSS})
+				s.mu.Unlock()
+				if n%2 == 0 {
+					s.write(now, m.RSS)
+				}
+			}
+			select {
+			case <-s.quit:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s, nil
+}
+
+// write appends a line of the file: now, rss and the scraped metrics.
+func (s *sampler) write(now time.Time, rss int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+	line := fmt.Sprintf("%.3f\t%d", float64(now.UnixMilli())/1000, rss)
+	m, err := scrape(ctx, s.metrics)
+	for _, c := range samplerColumns {
+		v, ok := m.value(c, nil)
+		if err != nil || !ok {
+			line += "\t"
+			continue
+		}
+		line += "\t" + strconv.FormatFloat(v, 'f', -1, 64)
+	}
+	fmt.Fprintln(s.out, line)
+}
+
+func (s *sampler) stop() {
+	if s.stopped.CompareAndSwap(false, true) {
+		close(s.quit)
+	}
+	<-s.done
+}
+
+// steady is the median and the maximum of the samples from from to to.
+func (s *sampler) steady(from, to time.Time) (median, most int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var v []int64
+	for _, x := range s.samples {
+		if !x.at.Before(from) && !x.at.After(to) {
+			v = append(v, x.rss)
+		}
+	}
+	if len(v) == 0 {
+		return 0, 0
+	}
+	slices.Sort(v)
+	return v[len(v)/2], v[len(v)-1]
+}
+
+// ---- the jobs ------------------------------------------------------------------
+
+// columns of the served file, with the attribute and source format each maps to.
+var columns = []struct{ name, attr, format string }{
+	{"Account ID", "account_id", ""},
+	{"Account Name", "name", ""},
+	{"Status", "status", ""},
+	{"Region", "region", ""},
+	{"Employees", "employees", ""},
+	{"MRR", "mrr", ""},
+	{"Active", "is_active", ""},
+	{"Created", "created_date", "yyyy-MM-dd"},
+}
+
+// minEntries is the number of entries of the smallest mapping.
+const minEntries = 5
+
+// zones are the time zones of the jobs' schedules.
+var zones = []string{"UTC", "America/New_York", "Europe/Berlin", "Asia/Kolkata", "Australia/Adelaide"}
+
+// csvFile is the file every job reads.
+func csvFile() []byte {
+	var b []byte
+	for i, c := range columns {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, c.name...)
+	}
+	b = append(b, '\n')
+	for i := 1; i <= 20; i++ {
+		b = fmt.Appendf(b, "ACC-%04d,\"Account %d, Inc.\",active,EMEA,%d,%d.50,true,2024-01-%02d\n", i, i, 10*i, 100*i, i)
+	}
+	return b
+}
+
+// serveFile serves csvFile on 127.0.0.1 and returns its URL.
+func serveFile() (io.Closer, string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", fmt.Errorf("serve the CSV file: %w", err)
+	}
+	body := csvFile()
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/csv")
+			_, _ = w.Write(body)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go func() { _ = srv.Serve(ln) }()
+	return srv, "http://" + ln.Addr().String() + "/accounts.csv", nil
+}
+
+// mapping is mapping variant v: the first minEntries+v columns.
+func mapping(v int) *intakev1.MappingSpec {
+	m := &intakev1.MappingSpec{Dialect: &intakev1.CsvDialect{Delimiter: ","}}
+	for _, c := range columns[:minEntries+v] {
+		m.Entries = append(m.Entries, &intakev1.MappingEntry{
+			Attribute: c.attr, Source: &intakev1.MappingEntry_Column{Column: c.name}, SourceFormat: c.format,
+		})
+	}
+	return m
+}
+
+// job is the i-th job of the benchmark, without its id.
+func job(i, mappings int, url string) *intakev1.Job {
+	sched := &intakev1.Schedule{TimeZone: zones[i%len(zones)]}
+	if os.Getenv("SCHEDBENCH_IDLE") != "" { // TEMPORARY experiment
+		sched.Cadence = &intakev1.Schedule_Daily{Daily: &intakev1.Daily{Hour: int32((time.Now().UTC().Hour() + 12) % 24)}}
+		sched.TimeZone = "UTC"
+	} else if i%2 == 0 {
+		sched.Cadence = &intakev1.Schedule_EveryMinutes{EveryMinutes: &intakev1.EveryMinutes{Minutes: 1}}
+	} else {
+		sched.Cadence = &intakev1.Schedule_Cron{Cron: &intakev1.Cron{Expression: "* * * * *"}}
+	}
+	return &intakev1.Job{
+		DisplayName:     fmt.Sprintf("Scheduler benchmark %05d", i),
+		Description:     "intake-schedbench: fires every minute",
+		Object:          intakev1.ObjectType_OBJECT_TYPE_ACCOUNTS,
+		Connection:      &intakev1.Connection{Kind: &intakev1.Connection_Http{Http: &intakev1.HttpConnection{Url: url}}},
+		Mapping:         mapping(i % mappings),
+		AllowNewRecords: true,
+		Schedule:        sched,
+		Enabled:         true,
+		RunOnSave:       false,
+	}
+}
+
+// validate validates each mapping variant once and returns their tokens.
+func validate(ctx context.Context, api intakev1.JobServiceClient, url string, mappings int) ([]string, error) {
+	tokens := make([]string, mappings)
+	for v := range mappings {
+		j := job(v, mappings, url)
+		resp, err := api.ValidateMapping(ctx, &intakev1.ValidateMappingRequest{Job: j})
+		if err != nil {
+			return nil, fmt.Errorf("ValidateMapping of mapping %d: %w", v, err)
+		}
+		if !resp.GetValid() || resp.GetValidationToken() == "" {
+			return nil, fmt.Errorf("ValidateMapping of mapping %d: not valid: %v", v, resp.GetFindings())
+		}
+		tokens[v] = resp.GetValidationToken()
+	}
+	return tokens, nil
+}
+
+// createJobs creates n enabled jobs, concurrency at a time.
+func createJobs(ctx context.Context, api intakev1.JobServiceClient, url string, tokens []string, n, concurrency int, logf func(string, ...any)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var next atomic.Int64
+	var done atomic.Int64
+	errc := make(chan error, concurrency)
+	var wg sync.WaitGroup
+	for range concurrency {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				_, err := api.CreateJob(ctx, &intakev1.CreateJobRequest{
+					Job: job(i, len(tokens), url), JobId: fmt.Sprintf("sched-%05d", i), ValidationToken: tokens[i%len(tokens)],
+				})
+				if err != nil {
+					errc <- fmt.Errorf("CreateJob sched-%05d: %w", i, err)
+					cancel()
+					return
+				}
+				if d := done.Add(1); d%2000 == 0 {
+					logf("  %d jobs created", d)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errc)
+	return <-errc
+}
