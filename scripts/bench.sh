@@ -11,6 +11,9 @@
 # rows written as a spreadsheet export writes them (MM/dd/yyyy dates, $1,234.56
 # currency, 31,902 numbers), parsed and mapped on one core, against plain
 # encoding/csv reading of that file.
+# Last, it measures the scheduler (cmd/intake-schedbench): bin/intake scheduler
+# and bin/intake api as separate processes on a nats-server, 10,000 enabled
+# jobs ticking every minute; it prints tick lateness and the scheduler's RSS.
 # See docs/benchmark.md for what is measured and how to read it.
 #
 # Environment:
@@ -19,6 +22,8 @@
 #   BENCH_KEEP_PG=0       1 leaves the cluster running afterwards (to inspect the tables)
 #   BENCH_SKIP_INTAKE=0   1 runs only the two psql paths (no ratios are printed)
 #   BENCH_SKIP_MAPBENCH=0 1 skips the mapper benchmark
+#   BENCH_SCHED_JOBS=10000 enabled jobs of the scheduler benchmark
+#   BENCH_SKIP_SCHED=0    1 skips the scheduler benchmark
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,6 +33,8 @@ port=${BENCH_PG_PORT:-5441}
 keep_pg=${BENCH_KEEP_PG:-0}
 skip_intake=${BENCH_SKIP_INTAKE:-0}
 skip_mapbench=${BENCH_SKIP_MAPBENCH:-0}
+sched_jobs=${BENCH_SCHED_JOBS:-10000}
+skip_sched=${BENCH_SKIP_SCHED:-0}
 bench=$root/.bench
 pgdir=$bench/pg
 csv=$bench/accounts.csv
@@ -39,6 +46,7 @@ log() { echo "bench: $*" >&2; }
 
 [[ $rows =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROWS must be a positive integer, got '$rows'"
 [[ $port =~ ^[1-9][0-9]*$ ]] || die "BENCH_PG_PORT must be a port number, got '$port'"
+[[ $sched_jobs =~ ^[1-9][0-9]*$ ]] || die "BENCH_SCHED_JOBS must be a positive integer, got '$sched_jobs'"
 
 # ---- tools -------------------------------------------------------------------
 if [ ! -x /usr/bin/time ]; then
@@ -58,13 +66,28 @@ else
   targets=(./intake ./intakectl ./intake-benchgen)
 fi
 if [ "$skip_mapbench" != 1 ]; then targets+=(./intake-mapbench); fi
+if [ "$skip_sched" != 1 ]; then
+  if [ "$skip_intake" = 1 ]; then targets+=(./intake); fi
+  targets+=(./intake-schedbench)
+fi
 log "building ${targets[*]} into bin/"
 (cd cmd && go build -o "$bin/" "${targets[@]}") || die "build failed"
+if [ "$skip_sched" != 1 ]; then
+  # The scheduler benchmark runs a real nats-server (the all-in-one binary
+  # would add the API's memory to the scheduler's); the cmd module requires it.
+  log "building nats-server into bin/"
+  (cd cmd && go build -o "$bin/nats-server" github.com/nats-io/nats-server/v2) || die "build of nats-server failed"
+fi
 
 # ---- cleanup -----------------------------------------------------------------
 intake_time_pid=   # the /usr/bin/time process that runs bin/intake
+sched_pid=         # bin/intake-schedbench (it stops its own servers)
 cleanup() {
   local rc=$?
+  if [ -n "$sched_pid" ] && kill -0 "$sched_pid" 2>/dev/null; then
+    kill -TERM "$sched_pid" 2>/dev/null || true
+    wait "$sched_pid" 2>/dev/null || true
+  fi
   if [ -n "$intake_time_pid" ] && kill -0 "$intake_time_pid" 2>/dev/null; then
     local child
     child=$(pgrep -P "$intake_time_pid" || true)
@@ -301,6 +324,22 @@ if [ "$skip_mapbench" != 1 ]; then
   grep -q '^ratio mapper/csv-read: ' "$bench/mapbench.out" || die "mapbench: no ratio in .bench/mapbench.out"
 fi
 
+# ---- the scheduler ---------------------------------------------------------------
+# Last, alone on the machine: bin/intake-schedbench starts nats-server, bin/intake
+# api and bin/intake scheduler as separate processes on a fresh database of the
+# same cluster, creates the jobs, measures three minutes of ticks and stops them.
+if [ "$skip_sched" != 1 ]; then
+  db=sched_bench
+  fresh_db $db
+  log "sched: bin/intake-schedbench -jobs $sched_jobs (3 minutes of ticks; logs in .bench/sched/)"
+  "$bin/intake-schedbench" -jobs "$sched_jobs" -intake "$bin/intake" -nats-server "$bin/nats-server" \
+    -database-url "$base_url/$db?sslmode=disable" -dir "$bench/sched" >"$bench/schedbench.out" &
+  sched_pid=$!
+  wait "$sched_pid" || die "sched: intake-schedbench failed (status $?); see the logs in .bench/sched/"
+  sched_pid=
+  grep -q '^scheduler peak RSS: ' "$bench/schedbench.out" || die "sched: no result in .bench/schedbench.out"
+fi
+
 # ---- report ------------------------------------------------------------------
 rate() { echo "scale=6; $rows / $1" | bc -l; }
 echo
@@ -317,6 +356,10 @@ done
 if [ "$skip_mapbench" != 1 ]; then
   echo
   cat "$bench/mapbench.out"
+fi
+if [ "$skip_sched" != 1 ]; then
+  echo
+  cat "$bench/schedbench.out"
 fi
 if [ "$skip_intake" != 1 ]; then
   printf 'ratio intake/copy+upsert: %.2f\n' "$(echo "${secs[copy+upsert]} / ${secs[intake]}" | bc -l)"

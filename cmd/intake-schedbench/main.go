@@ -17,6 +17,8 @@
 //   - lateness from the runs the API created: create_time − scheduled_time
 //     of every scheduled run of those minutes, from the database (exact
 //     p50, p99 and max; a tick without a run counts as infinitely late);
+//   - lateness of the run requests: when each was stored in INTAKE_RUNS
+//     (read back with one GetMsg per message) − scheduled_time, exact;
 //   - lateness from the scheduler's own histogram
 //     intake_scheduler_tick_lateness_seconds (the time from a tick's
 //     scheduled time to its firing, before the run is created), the
@@ -24,8 +26,13 @@
 //     interpolated inside buckets;
 //   - the scheduler's peak RSS (VmHWM of /proc/{pid}/status, over its whole
 //     life: picking up the jobs and the ticks) and steady RSS (the median of
-//     VmRSS sampled during the measured minutes), and the CPU time of the
-//     scheduler and of the API over those minutes.
+//     VmRSS sampled during the measured minutes), and the CPU time over
+//     those minutes of the scheduler, the API, nats-server and PostgreSQL
+//     (its postmaster and backends, when it runs on this machine).
+//
+// The scheduler's VmRSS and Go runtime metrics (goroutines, heap, stacks,
+// CPU) are written every second to scheduler-samples.tsv in -dir, beside
+// the processes' logs.
 //
 // It prints
 //
@@ -63,9 +70,14 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/intakehq/intake/pkg/pipeline"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
 
@@ -76,7 +88,7 @@ type Config struct {
 	NATSServer string
 	// DatabaseURL is an empty PostgreSQL database; the API migrates it.
 	DatabaseURL string
-	// Dir receives the processes' logs and the JetStream store.
+	// Dir receives the processes' logs and the scheduler's samples.
 	Dir string
 	// Jobs is how many enabled jobs to create.
 	Jobs int
@@ -146,7 +158,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.Intake, "intake", "bin/intake", "the intake binary")
 	fs.StringVar(&cfg.NATSServer, "nats-server", "bin/nats-server", "the nats-server binary")
 	fs.StringVar(&cfg.DatabaseURL, "database-url", "", "an empty PostgreSQL database (the API migrates it)")
-	fs.StringVar(&cfg.Dir, "dir", ".bench/sched", "directory of the logs and the JetStream store (emptied first)")
+	fs.StringVar(&cfg.Dir, "dir", ".bench/sched", "directory of the processes' logs and samples (overwritten)")
 	fs.IntVar(&cfg.Jobs, "jobs", 10000, "enabled jobs to create")
 	fs.IntVar(&cfg.Ticks, "ticks", 3, "consecutive minutes of ticks to measure")
 	fs.IntVar(&cfg.Mappings, "mappings", 4, "distinct mappings of the jobs (one ValidateMapping each)")
@@ -165,7 +177,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("invalid config: %w", err)
 	}
-	b := &bench{cfg: cfg, stdout: stdout, stderr: stderr}
+	b := &bench{cfg: cfg, stderr: stderr}
 	defer b.stopAll()
 	res, err := b.run(ctx)
 	if err != nil {
@@ -178,11 +190,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // bench is one run of the benchmark.
 type bench struct {
 	cfg    Config
-	stdout io.Writer
-	stderr io.Writer
+	stderr io.Writer // progress
 
 	nats, api, sched *proc
 	grpcAddr         string
+	natsURL          string
+	natsStore        string // nats-server's JetStream store, a temporary directory
+	postmaster       int    // the PostgreSQL server's pid; 0 when unknown
 	apiMetrics       string // URL of the API's /metrics
 	schedMetrics     string // URL of the scheduler's /metrics
 	stopOnce         sync.Once
@@ -195,29 +209,64 @@ func (b *bench) logf(format string, args ...any) {
 
 // result is what the benchmark measured.
 type result struct {
-	jobs          int
-	createTime    time.Duration
-	pickup        time.Duration // from the last CreateJob to the scheduler holding every job
-	windowStart   time.Time     // the first measured tick
-	windowEnd     time.Time     // the last measured tick
-	runs          latencies     // from the database
-	hist          histogram     // the scheduler's, over the measured ticks
-	outcomes      map[string]float64
-	peak          int64 // scheduler VmHWM
-	steady        int64 // median VmRSS over the measured ticks
-	maxInWindow   int64
-	schedCPU      float64
-	apiCPU        float64
-	apiPeak       int64
-	createRunHist histogram // the API's latency of CreateScheduledRun
-	listJobsHist  histogram // the API's latency of ListJobs
+	jobs        int
+	createTime  time.Duration
+	pickup      time.Duration // from the last CreateJob to the scheduler holding every job
+	windowStart time.Time     // the first measured tick
+	windowEnd   time.Time     // the last measured tick
+	elapsed     time.Duration // from just before the first measured tick to the end of the measurement
+
+	runs      latencies // run created: create_time − scheduled_time, from the database
+	published latencies // run request stored in INTAKE_RUNS − scheduled_time
+	hist      histogram // the scheduler's, over the measured ticks: timer to firing
+	outcomes  map[string]float64
+
+	peak        int64 // scheduler VmHWM
+	steady      int64 // median VmRSS over the measured ticks
+	maxInWindow int64
+	apiPeak     int64
+
+	cpu           map[string]float64 // CPU seconds over the measurement, by process
+	createRunHist histogram          // the API's latency of CreateScheduledRun
+}
+
+// snapshot is what is read just before the first measured tick and after
+// the last tick's runs exist: the /metrics of the scheduler and the API and
+// the CPU seconds of every process.
+type snapshot struct {
+	at    time.Time
+	sched metricSet
+	api   metricSet
+	cpu   map[string]float64
+}
+
+// cpuNames are the processes whose CPU time is reported, in order.
+var cpuNames = []string{"scheduler", "api", "nats-server", "postgres"}
+
+func (b *bench) snapshot(ctx context.Context) (*snapshot, error) {
+	s := &snapshot{at: time.Now(), cpu: map[string]float64{}}
+	var err error
+	if s.sched, err = scrape(ctx, b.schedMetrics); err != nil {
+		return nil, err
+	}
+	if s.api, err = scrape(ctx, b.apiMetrics); err != nil {
+		return nil, err
+	}
+	for name, p := range map[string]*proc{"scheduler": b.sched, "api": b.api, "nats-server": b.nats} {
+		if s.cpu[name], err = processCPU(p.pid()); err != nil {
+			return nil, err
+		}
+	}
+	if b.postmaster > 0 {
+		if c, err := treeCPU(b.postmaster); err == nil {
+			s.cpu["postgres"] = c
+		}
+	}
+	return s, nil
 }
 
 func (b *bench) run(ctx context.Context) (*result, error) {
 	cfg := b.cfg
-	if err := os.RemoveAll(cfg.Dir); err != nil {
-		return nil, fmt.Errorf("empty %s: %w", cfg.Dir, err)
-	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create %s: %w", cfg.Dir, err)
 	}
@@ -271,22 +320,14 @@ func (b *bench) run(ctx context.Context) (*result, error) {
 	}
 	res.pickup = time.Since(created)
 	b.logf("the scheduler holds all %d jobs, %.1f s after the last was created", cfg.Jobs, res.pickup.Seconds())
-	if os.Getenv("SCHEDBENCH_IDLE") != "" { // TEMPORARY experiment
-		m0, _ := scrape(ctx, b.schedMetrics)
-		a0, _ := scrape(ctx, b.apiMetrics)
-		t0 := time.Now()
-		_ = sleepUntil(ctx, t0.Add(60*time.Second))
-		m1, _ := scrape(ctx, b.schedMetrics)
-		a1, _ := scrape(ctx, b.apiMetrics)
-		c0, _ := m0.value("process_cpu_seconds_total", nil)
-		c1, _ := m1.value("process_cpu_seconds_total", nil)
-		d0, _ := a0.value("process_cpu_seconds_total", nil)
-		d1, _ := a1.value("process_cpu_seconds_total", nil)
-		mem, _ := readMem(b.sched.pid())
-		st, mx := sampler.steady(t0, time.Now())
-		b.logf("IDLE 60s: sched CPU %.2f s, API CPU %.2f s, sched RSS now %s median %s max %s peak %s", c1-c0, d1-d0, mib(mem.RSS), mib(st), mib(mx), mib(mem.Peak))
-		return nil, errors.New("idle experiment done")
+
+	// A pool, so that the URL may carry the API's pool_* parameters.
+	db, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("connect to the database: %w", err)
 	}
+	defer db.Close()
+	b.postmaster = postmasterPID(ctx, db)
 
 	// The measured minutes: from the first whole minute at least 3 s away.
 	res.windowStart = time.Now().Add(3 * time.Second).Truncate(time.Minute).Add(time.Minute)
@@ -295,37 +336,35 @@ func (b *bench) run(ctx context.Context) (*result, error) {
 	if err := sleepUntil(ctx, res.windowStart.Add(-time.Second)); err != nil {
 		return nil, err
 	}
-	schedBefore, err := scrape(ctx, b.schedMetrics)
-	if err != nil {
-		return nil, err
-	}
-	apiBefore, err := scrape(ctx, b.apiMetrics)
+	before, err := b.snapshot(ctx)
 	if err != nil {
 		return nil, err
 	}
 
-	// Wait for every run of the measured ticks, but not past the next tick.
+	// Wait until every measured tick has its run and the scheduler has
+	// finished every one of them (created the run and had its request
+	// published), but not past the next tick.
 	expected := cfg.Jobs * cfg.Ticks
 	deadline := res.windowEnd.Add(50 * time.Second)
 	if err := sleepUntil(ctx, res.windowEnd.Add(2*time.Second)); err != nil {
 		return nil, err
 	}
-	db, err := pgx.Connect(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("connect to the database: %w", err)
-	}
-	defer db.Close(context.WithoutCancel(ctx))
 	for {
-		var n int
-		if err := db.QueryRow(ctx, `SELECT count(*) FROM intake.runs WHERE trigger = $1 AND scheduled_time BETWEEN $2 AND $3`,
-			int16(intakev1.Trigger_TRIGGER_SCHEDULE), res.windowStart, res.windowEnd).Scan(&n); err != nil {
-			return nil, fmt.Errorf("count the runs: %w", err)
+		n, err := countRuns(ctx, db, res.windowStart, res.windowEnd)
+		if err != nil {
+			return nil, err
 		}
-		if n >= expected {
+		m, err := scrape(ctx, b.schedMetrics)
+		if err != nil {
+			return nil, err
+		}
+		handled := ticksHandled(m) - ticksHandled(before.sched)
+		if n >= expected && int(handled) >= expected {
 			break
 		}
 		if time.Now().After(deadline) {
-			b.logf("only %d of the %d runs of the measured ticks exist at %s; the rest count as missing", n, expected, deadline.UTC().Format("15:04:05"))
+			b.logf("at %s, %d of the %d runs of the measured ticks exist and the scheduler has handled %.0f ticks; the rest count as missing",
+				deadline.UTC().Format("15:04:05"), n, expected, handled)
 			break
 		}
 		for _, p := range []*proc{b.nats, b.api, b.sched} {
@@ -337,22 +376,34 @@ func (b *bench) run(ctx context.Context) (*result, error) {
 			return nil, err
 		}
 	}
-	schedAfter, err := scrape(ctx, b.schedMetrics)
-	if err != nil {
-		return nil, err
-	}
-	apiAfter, err := scrape(ctx, b.apiMetrics)
+	after, err := b.snapshot(ctx)
 	if err != nil {
 		return nil, err
 	}
 	sampler.stop()
+	res.elapsed = after.at.Sub(before.at)
 
-	late, err := runLateness(ctx, db, res.windowStart, res.windowEnd)
+	runs, err := readRuns(ctx, db, res.windowStart, res.windowEnd)
 	if err != nil {
 		return nil, err
 	}
-	res.runs = newLatencies(late, expected)
-	if err := res.fromMetrics(schedBefore, schedAfter, apiBefore, apiAfter); err != nil {
+	createLate := make([]float64, 0, len(runs))
+	for _, r := range runs {
+		createLate = append(createLate, r.created.Sub(r.scheduled).Seconds())
+	}
+	res.runs = newLatencies(createLate, expected)
+	stored, err := publishTimes(ctx, b.natsURL, res.windowStart.Add(-time.Second))
+	if err != nil {
+		return nil, err
+	}
+	var published []float64
+	for _, r := range runs {
+		if t, ok := stored[r.name]; ok {
+			published = append(published, t.Sub(r.scheduled).Seconds())
+		}
+	}
+	res.published = newLatencies(published, expected)
+	if err := res.fromSnapshots(before, after); err != nil {
 		return nil, err
 	}
 	mem, err := readMem(b.sched.pid())
@@ -360,21 +411,28 @@ func (b *bench) run(ctx context.Context) (*result, error) {
 		return nil, err
 	}
 	res.peak = mem.Peak
-	res.steady, res.maxInWindow = sampler.steady(res.windowStart, time.Now())
+	res.steady, res.maxInWindow = sampler.steady(res.windowStart, after.at)
 	if mem, err := readMem(b.api.pid()); err == nil {
 		res.apiPeak = mem.Peak
 	}
 	return res, nil
 }
 
-// fromMetrics fills what the scrapes before and after the measured ticks say.
-func (r *result) fromMetrics(schedBefore, schedAfter, apiBefore, apiAfter metricSet) error {
+// ticksHandled is the number of ticks the scheduler has finished, whatever
+// their outcome.
+func ticksHandled(m metricSet) float64 {
+	n, _ := m.value("intake_scheduler_ticks_total", nil)
+	return n
+}
+
+// fromSnapshots fills what the metrics and CPU times say.
+func (r *result) fromSnapshots(before, after *snapshot) error {
 	const latName = "intake_scheduler_tick_lateness_seconds"
-	h0, err := schedBefore.histogram(latName, nil)
+	h0, err := before.sched.histogram(latName, nil)
 	if err != nil {
 		return fmt.Errorf("scheduler: %w", err)
 	}
-	h1, err := schedAfter.histogram(latName, nil)
+	h1, err := after.sched.histogram(latName, nil)
 	if err != nil {
 		return fmt.Errorf("scheduler: %w", err)
 	}
@@ -384,30 +442,20 @@ func (r *result) fromMetrics(schedBefore, schedAfter, apiBefore, apiAfter metric
 	r.outcomes = map[string]float64{}
 	for _, o := range []string{"created", "duplicate", "skipped", "failed"} {
 		want := map[string]string{"outcome": o}
-		a, _ := schedAfter.value("intake_scheduler_ticks_total", want)
-		b, _ := schedBefore.value("intake_scheduler_ticks_total", want)
+		a, _ := after.sched.value("intake_scheduler_ticks_total", want)
+		b, _ := before.sched.value("intake_scheduler_ticks_total", want)
 		r.outcomes[o] = a - b
 	}
-	c1, _ := schedAfter.value("process_cpu_seconds_total", nil)
-	c0, _ := schedBefore.value("process_cpu_seconds_total", nil)
-	r.schedCPU = c1 - c0
-	c1, _ = apiAfter.value("process_cpu_seconds_total", nil)
-	c0, _ = apiBefore.value("process_cpu_seconds_total", nil)
-	r.apiCPU = c1 - c0
-	for _, m := range []struct {
-		method string
-		into   *histogram
-	}{
-		{"/intake.v1.StageService/CreateScheduledRun", &r.createRunHist},
-		{"/intake.v1.JobService/ListJobs", &r.listJobsHist},
-	} {
-		want := map[string]string{"method": m.method}
-		a, err := apiAfter.histogram("intake_api_grpc_request_duration_seconds", want)
-		if err != nil {
-			continue // the label may be spelled otherwise: reported as n/a
+	r.cpu = map[string]float64{}
+	for name, c := range after.cpu {
+		if c0, ok := before.cpu[name]; ok {
+			r.cpu[name] = c - c0
 		}
-		bh, _ := apiBefore.histogram("intake_api_grpc_request_duration_seconds", want)
-		if *m.into, err = a.sub(bh); err != nil {
+	}
+	want := map[string]string{"method": "/intake.v1.StageService/CreateScheduledRun"}
+	if a, err := after.api.histogram("intake_api_grpc_request_duration_seconds", want); err == nil {
+		b, _ := before.api.histogram("intake_api_grpc_request_duration_seconds", want)
+		if r.createRunHist, err = a.sub(b); err != nil {
 			return fmt.Errorf("api: %w", err)
 		}
 	}
@@ -416,30 +464,42 @@ func (r *result) fromMetrics(schedBefore, schedAfter, apiBefore, apiAfter metric
 
 // print writes the report.
 func (r *result) print(w io.Writer, cfg Config) {
-	ticks := r.runs.n()
+	target := strconv.FormatFloat(cfg.TargetLateness.Seconds(), 'g', -1, 64) + " s"
 	fmt.Fprintf(w, "schedbench: %d enabled jobs created through the API in %.1f s (%s jobs/s); the scheduler held them all %.1f s after the last\n",
 		r.jobs, r.createTime.Seconds(), rate(r.jobs, r.createTime), r.pickup.Seconds())
-	fmt.Fprintf(w, "schedbench: every job fires every minute (every 1 minute or cron \"* * * * *\", %d time zones), all at the same second; measured the %d ticks of %s–%s UTC\n",
-		len(zones), cfg.Ticks, r.windowStart.UTC().Format("15:04"), r.windowEnd.UTC().Format("15:04"))
+	fmt.Fprintf(w, "schedbench: every job fires every minute (every 1 minute or cron \"* * * * *\", %d time zones), all at the same second; measured the ticks of %s to %s UTC\n",
+		len(zones), r.windowStart.UTC().Format("15:04"), r.windowEnd.UTC().Format("15:04"))
 	missing := ""
 	if r.runs.missing > 0 {
 		missing = fmt.Sprintf(", %d ticks without a run", r.runs.missing)
 	}
 	fmt.Fprintf(w, "scheduler: %d jobs, %d ticks, lateness p50 %s p99 %s max %s (from runs%s), peak RSS %s\n",
-		r.jobs, ticks, secs(r.runs.quantile(0.5)), secs(r.runs.quantile(0.99)), secs(r.runs.max()), missing, mib(r.peak))
-	within := "n/a"
-	if f, ok := r.hist.fractionAtMost(cfg.TargetLateness.Seconds()); ok {
-		within = fmt.Sprintf("%.2f%% ≤ %s", 100*f, secs(cfg.TargetLateness.Seconds()))
+		r.jobs, r.runs.n(), secs(r.runs.quantile(0.5)), secs(r.runs.quantile(0.99)), secs(r.runs.max()), missing, mib(r.peak))
+	missing = ""
+	if r.published.missing > 0 {
+		missing = fmt.Sprintf(", %d without one", r.published.missing)
 	}
-	fmt.Fprintf(w, "scheduler: its histogram intake_scheduler_tick_lateness_seconds (timer to firing): %.0f ticks, p50 %s p99 %s (interpolated in buckets %s), %s\n",
+	fmt.Fprintf(w, "scheduler: run request stored in %s: lateness p50 %s p99 %s max %s%s\n", pipeline.StreamRuns,
+		secs(r.published.quantile(0.5)), secs(r.published.quantile(0.99)), secs(r.published.max()), missing)
+	within := ""
+	if f, ok := r.hist.fractionAtMost(cfg.TargetLateness.Seconds()); ok {
+		within = fmt.Sprintf(", %.2f%% ≤ %s", 100*f, target)
+	}
+	fmt.Fprintf(w, "scheduler: its histogram intake_scheduler_tick_lateness_seconds (timer to firing): %.0f ticks, p50 %s p99 %s (interpolated in buckets %s)%s\n",
 		r.hist.Count(), secs(r.hist.quantile(0.5)), secs(r.hist.quantile(0.99)), r.hist.bounds(), within)
-	fmt.Fprintf(w, "scheduler: steady RSS %s (median over the measured ticks, max %s), CPU %.1f s; ticks created %.0f, duplicate %.0f, skipped %.0f, failed %.0f\n",
-		mib(r.steady), mib(r.maxInWindow), r.schedCPU, r.outcomes["created"], r.outcomes["duplicate"], r.outcomes["skipped"], r.outcomes["failed"])
-	fmt.Fprintf(w, "scheduler: API over the measured ticks: CPU %.1f s, peak RSS %s, CreateScheduledRun p50 %s p99 %s, ListJobs p50 %s p99 %s (interpolated)\n",
-		r.apiCPU, mib(r.apiPeak), secs(r.createRunHist.quantile(0.5)), secs(r.createRunHist.quantile(0.99)),
-		secs(r.listJobsHist.quantile(0.5)), secs(r.listJobsHist.quantile(0.99)))
+	fmt.Fprintf(w, "scheduler: steady RSS %s (median over the measured ticks, max %s); ticks created %.0f, duplicate %.0f, skipped %.0f, failed %.0f\n",
+		mib(r.steady), mib(r.maxInWindow), r.outcomes["created"], r.outcomes["duplicate"], r.outcomes["skipped"], r.outcomes["failed"])
+	var parts []string
+	for _, name := range cpuNames {
+		if c, ok := r.cpu[name]; ok {
+			parts = append(parts, fmt.Sprintf("%s %.1f s (%.2f ms/tick)", name, c, 1000*c/float64(max(r.runs.n(), 1))))
+		}
+	}
+	fmt.Fprintf(w, "scheduler: CPU over the %.0f s measured: %s; API peak RSS %s, CreateScheduledRun p50 %s p99 %s\n",
+		r.elapsed.Seconds(), strings.Join(parts, ", "), mib(r.apiPeak),
+		secs(r.createRunHist.quantile(0.5)), secs(r.createRunHist.quantile(0.99)))
 	p99 := r.runs.quantile(0.99)
-	fmt.Fprintf(w, "scheduler p99 lateness: %s (target < %s): %s\n", secs(p99), secs(cfg.TargetLateness.Seconds()), metOrNot(p99 < cfg.TargetLateness.Seconds()))
+	fmt.Fprintf(w, "scheduler p99 lateness: %s (target < %s): %s\n", secs(p99), target, metOrNot(p99 < cfg.TargetLateness.Seconds()))
 	fmt.Fprintf(w, "scheduler peak RSS: %s (target < %s): %s\n", mib(r.peak), mib(cfg.TargetRSS), metOrNot(r.peak < cfg.TargetRSS))
 }
 
@@ -466,12 +526,18 @@ func (b *bench) startProcs(ctx context.Context) error {
 	b.grpcAddr = addr(ports[1])
 	b.apiMetrics, b.schedMetrics = "http://"+apiHTTP+"/metrics", "http://"+schedHTTP+"/metrics"
 	natsURL := "nats://" + natsAddr
+	b.natsURL = natsURL
 	logPath := func(name string) string { return filepath.Join(cfg.Dir, name+".log") }
 
 	var err error
-	b.logf("starting nats-server on %s (JetStream store %s)", natsAddr, filepath.Join(cfg.Dir, "nats"))
+	// The JetStream store holds every run request (nothing consumes them):
+	// a temporary directory, removed after nats-server stops.
+	if b.natsStore, err = os.MkdirTemp("", "intake-schedbench-nats-"); err != nil {
+		return fmt.Errorf("nats-server: create its store: %w", err)
+	}
+	b.logf("starting nats-server on %s (JetStream store %s)", natsAddr, b.natsStore)
 	b.nats, err = startProc("nats-server", logPath("nats"), cfg.NATSServer,
-		"-js", "-a", "127.0.0.1", "-p", strconv.Itoa(ports[0]), "-sd", filepath.Join(cfg.Dir, "nats"))
+		"-js", "-a", "127.0.0.1", "-p", strconv.Itoa(ports[0]), "-sd", b.natsStore)
 	if err != nil {
 		return err
 	}
@@ -515,6 +581,11 @@ func (b *bench) stopAll() error {
 				errs = append(errs, fmt.Errorf("%s: %w", p.name, err))
 			}
 		}
+		if b.natsStore != "" {
+			if err := os.RemoveAll(b.natsStore); err != nil {
+				errs = append(errs, fmt.Errorf("remove the JetStream store: %w", err))
+			}
+		}
 		b.stopErr = errors.Join(errs...)
 	})
 	return b.stopErr
@@ -536,18 +607,124 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 	}
 }
 
-// runLateness reads create_time − scheduled_time (seconds) of every
-// scheduled run of the ticks from start to end.
-func runLateness(ctx context.Context, db *pgx.Conn, start, end time.Time) ([]float64, error) {
-	rows, err := db.Query(ctx, `SELECT extract(epoch FROM create_time - scheduled_time)::float8
-		FROM intake.runs WHERE trigger = $1 AND scheduled_time BETWEEN $2 AND $3`,
+// scheduledRun is a run of a measured tick.
+type scheduledRun struct {
+	name               string // "jobs/{job}/runs/{run}"
+	scheduled, created time.Time
+}
+
+const runsInWindow = `FROM intake.runs WHERE trigger = $1 AND scheduled_time BETWEEN $2 AND $3`
+
+// countRuns counts the scheduled runs of the ticks from start to end.
+func countRuns(ctx context.Context, db *pgxpool.Pool, start, end time.Time) (int, error) {
+	var n int
+	err := db.QueryRow(ctx, `SELECT count(*) `+runsInWindow, int16(intakev1.Trigger_TRIGGER_SCHEDULE), start, end).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count the runs: %w", err)
+	}
+	return n, nil
+}
+
+// readRuns reads the scheduled runs of the ticks from start to end.
+func readRuns(ctx context.Context, db *pgxpool.Pool, start, end time.Time) ([]scheduledRun, error) {
+	rows, err := db.Query(ctx, `SELECT 'jobs/' || job_id || '/runs/' || id, scheduled_time, create_time `+runsInWindow,
 		int16(intakev1.Trigger_TRIGGER_SCHEDULE), start, end)
 	if err != nil {
 		return nil, fmt.Errorf("read the runs: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[float64])
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (scheduledRun, error) {
+		var r scheduledRun
+		err := row.Scan(&r.name, &r.scheduled, &r.created)
+		return r, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read the runs: %w", err)
+	}
+	return out, nil
+}
+
+// postmasterPID is the process id of the PostgreSQL server when it runs on
+// this machine and the connection may read its data directory; 0 otherwise
+// (its CPU time is then not reported).
+func postmasterPID(ctx context.Context, db *pgxpool.Pool) int {
+	var dir string
+	if err := db.QueryRow(ctx, `SHOW data_directory`).Scan(&dir); err != nil {
+		return 0
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil {
+		return 0
+	}
+	return pid
+}
+
+// publishTimes reads the run requests stored in INTAKE_RUNS at or after
+// since (one GetMsg per message: the stream is a work queue, which takes no
+// second consumer) and returns when each was stored, by run name (its
+// Nats-Msg-Id); the first copy counts.
+func publishTimes(ctx context.Context, natsURL string, since time.Time) (map[string]time.Time, error) {
+	nc, err := nats.Connect(natsURL, nats.Name("intake-schedbench"))
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("JetStream: %w", err)
+	}
+	stream, err := js.Stream(ctx, pipeline.StreamRuns)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", pipeline.StreamRuns, err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", pipeline.StreamRuns, err)
+	}
+	first, last := info.State.FirstSeq, info.State.LastSeq
+	if info.State.Msgs == 0 {
+		return map[string]time.Time{}, nil
+	}
+	type stored struct {
+		id string
+		at time.Time
+	}
+	found := make([]stored, last-first+1)
+	var next atomic.Uint64
+	next.Store(first)
+	g, gctx := errgroup.WithContext(ctx)
+	for range 8 {
+		g.Go(func() error {
+			for {
+				seq := next.Add(1) - 1
+				if seq > last {
+					return nil
+				}
+				m, err := stream.GetMsg(gctx, seq)
+				if errors.Is(err, jetstream.ErrMsgNotFound) {
+					continue
+				}
+				if err != nil {
+					return fmt.Errorf("read %s message %d: %w", pipeline.StreamRuns, seq, err)
+				}
+				if !m.Time.Before(since) {
+					found[seq-first] = stored{id: m.Header.Get(jetstream.MsgIDHeader), at: m.Time}
+				}
+			}
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	out := map[string]time.Time{}
+	for _, f := range found {
+		if _, seen := out[f.id]; f.id != "" && !seen {
+			out[f.id] = f.at
+		}
 	}
 	return out, nil
 }
@@ -718,10 +895,7 @@ func mapping(v int) *intakev1.MappingSpec {
 // job is the i-th job of the benchmark, without its id.
 func job(i, mappings int, url string) *intakev1.Job {
 	sched := &intakev1.Schedule{TimeZone: zones[i%len(zones)]}
-	if os.Getenv("SCHEDBENCH_IDLE") != "" { // TEMPORARY experiment
-		sched.Cadence = &intakev1.Schedule_Daily{Daily: &intakev1.Daily{Hour: int32((time.Now().UTC().Hour() + 12) % 24)}}
-		sched.TimeZone = "UTC"
-	} else if i%2 == 0 {
+	if i%2 == 0 {
 		sched.Cadence = &intakev1.Schedule_EveryMinutes{EveryMinutes: &intakev1.EveryMinutes{Minutes: 1}}
 	} else {
 		sched.Cadence = &intakev1.Schedule_Cron{Cron: &intakev1.Cron{Expression: "* * * * *"}}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // sample is one line of the Prometheus text format.
@@ -22,6 +23,10 @@ type sample struct {
 // metricSet is a scrape of a /metrics endpoint.
 type metricSet []sample
 
+// httpClient is the client of every /metrics and /readyz call: a server
+// that does not answer within 10 s counts as failing.
+var httpClient = &http.Client{Timeout: 10 * time.Second}
+
 // scrape reads url (a /metrics endpoint).
 func scrape(ctx context.Context, url string) (metricSet, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -29,7 +34,7 @@ func scrape(ctx context.Context, url string) (metricSet, error) {
 		return nil, fmt.Errorf("scrape %s: %w", url, err)
 	}
 	req.Header.Set("Accept", "text/plain; version=0.0.4")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("scrape %s: %w", url, err)
 	}

@@ -132,7 +132,7 @@ func httpOK(url string) func(context.Context) error {
 		if err != nil {
 			return err
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := httpClient.Do(req)
 		if err != nil {
 			return err
 		}
@@ -193,4 +193,72 @@ func parseMemStatus(r io.Reader) (memStatus, error) {
 		return memStatus{}, errors.New("no VmRSS and VmHWM lines (not Linux?)")
 	}
 	return m, nil
+}
+
+// clockTicks is the unit of the times in /proc/{pid}/stat (USER_HZ, 100 on
+// every Linux architecture Go supports).
+const clockTicks = 100
+
+// cpuTimes reads /proc/{pid}/stat: the CPU seconds of the process itself
+// (utime + stime) and of its waited-for children (cutime + cstime).
+func cpuTimes(pid int) (self, children float64, err error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, fmt.Errorf("read the CPU time of process %d: %w", pid, err)
+	}
+	return parseStat(string(b))
+}
+
+// parseStat reads utime, stime, cutime and cstime from the text of
+// /proc/{pid}/stat (fields 14 to 17; the command name, field 2, may hold
+// spaces and parentheses, so fields are counted from its last ')').
+func parseStat(s string) (self, children float64, err error) {
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, 0, errors.New("stat: no command name")
+	}
+	f := strings.Fields(s[i+1:]) // f[0] is field 3 (state)
+	if len(f) < 15 {
+		return 0, 0, fmt.Errorf("stat: %d fields after the command name, want at least 15", len(f))
+	}
+	var t [4]float64
+	for k := range t {
+		v, err := strconv.ParseFloat(f[11+k], 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("stat field %d: %w", 14+k, err)
+		}
+		t[k] = v / clockTicks
+	}
+	return t[0] + t[1], t[2] + t[3], nil
+}
+
+// processCPU is the CPU seconds of pid.
+func processCPU(pid int) (float64, error) {
+	self, _, err := cpuTimes(pid)
+	return self, err
+}
+
+// treeCPU is the CPU seconds of pid and of every child it has or had (the
+// backends of a PostgreSQL postmaster): its own, its reaped children's and
+// its live children's.
+func treeCPU(pid int) (float64, error) {
+	self, reaped, err := cpuTimes(pid)
+	if err != nil {
+		return 0, err
+	}
+	total := self + reaped
+	kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return 0, fmt.Errorf("list the children of process %d: %w", pid, err)
+	}
+	for _, k := range strings.Fields(string(kids)) {
+		kid, err := strconv.Atoi(k)
+		if err != nil {
+			continue
+		}
+		if c, _, err := cpuTimes(kid); err == nil { // a child may exit meanwhile
+			total += c
+		}
+	}
+	return total, nil
 }
