@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -16,9 +15,7 @@ import (
 
 	"github.com/intakehq/intake/api/internal/jobspec"
 	"github.com/intakehq/intake/api/internal/store"
-	"github.com/intakehq/intake/pkg/pipeline"
 	"github.com/intakehq/intake/pkg/schedule"
-	pipelinev1 "github.com/intakehq/intake/proto/gen/intake/pipeline/v1"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
 
@@ -142,39 +139,13 @@ func (s *Server) startRun(ctx context.Context, jobID string, job *intakev1.Job, 
 
 // startRunWith is startRun with options (force, replay_of: issue 4).
 func (s *Server) startRunWith(ctx context.Context, jobID string, job *intakev1.Job, trigger intakev1.Trigger, o store.RunOptions) (*intakev1.Run, error) {
-	dryRun := o.DryRun
 	run, err := s.store.CreateRunWith(ctx, job, jobID, trigger, o)
 	if err != nil {
 		return nil, s.storeError(ctx, "create a run of", "job "+store.JobName(jobID), err)
 	}
-	// The run exists now: finish queueing it even if the caller goes away.
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
-	defer cancel()
-	model, err := s.runModel(pctx, run.GetName(), job)
-	if err == nil {
-		err = pipeline.Publish(pctx, s.js, pipeline.SubjectRunRequest, run.GetName(), &pipelinev1.RunRequest{
-			Run: run.GetName(), Job: job, Trigger: trigger, CreateTime: run.GetCreateTime(), DryRun: dryRun, Model: model,
-			ReplayOf: o.ReplayOf, // issue 4 (files)
-		})
+	if err := s.queueRun(ctx, jobID, job, run, o); err != nil {
+		return nil, err
 	}
-	if err != nil {
-		_, runID, _ := parseRunName("run", run.GetName())
-		msg := fmt.Sprintf("could not queue the run: %v", err)
-		failed, ferr := s.store.FailQueued(pctx, jobID, runID, msg)
-		if ferr != nil {
-			s.log.ErrorContext(ctx, "mark unqueued run failed", "job", jobID, "run", runID, "error", ferr)
-		}
-		if failed {
-			s.hub.notify(run.GetName())
-			if r, err := s.store.GetRun(pctx, jobID, runID); err == nil {
-				s.metrics.runFinished(r)
-			}
-		}
-		s.log.ErrorContext(ctx, "run request not published", "job", jobID, "run", runID, "error", err)
-		return nil, status.Errorf(codes.Unavailable, "run %s could not be queued (it is marked FAILED; try again): %v", run.GetName(), err)
-	}
-	s.log.InfoContext(ctx, "run queued", "job", jobID, "run", run.GetName(), "trigger", trigger.String(), "dry_run", dryRun,
-		"force", o.Force, "replay_of", o.ReplayOf)
 	return run, nil
 }
 

@@ -217,7 +217,7 @@ func (s *Server) queueRun(ctx context.Context, jobID string, job *intakev1.Job, 
 		return status.Errorf(codes.Unavailable, "run %s could not be queued (it is marked FAILED; try again): %v", run.GetName(), err)
 	}
 	s.log.InfoContext(ctx, "run queued", "job", jobID, "run", run.GetName(), "trigger", run.GetTrigger().String(),
-		"dry_run", o.DryRun, "force", o.Force, "idempotency_key", run.GetIdempotencyKey())
+		"dry_run", o.DryRun, "force", o.Force, "replay_of", o.ReplayOf, "idempotency_key", run.GetIdempotencyKey())
 	return nil
 }
 
