@@ -166,6 +166,99 @@ func (AttributeType) EnumDescriptor() ([]byte, []int) {
 	return file_intake_v1_resources_proto_rawDescGZIP(), []int{1}
 }
 
+// ConnectionErrorKind classifies why a connection or a file could not be
+// reached, so callers (and the CLI) can tell the user what to fix.
+type ConnectionErrorKind int32
+
+const (
+	ConnectionErrorKind_CONNECTION_ERROR_KIND_UNSPECIFIED ConnectionErrorKind = 0
+	// The host name does not resolve.
+	ConnectionErrorKind_CONNECTION_ERROR_KIND_UNKNOWN_HOST ConnectionErrorKind = 1
+	// Nothing listens on the port.
+	ConnectionErrorKind_CONNECTION_ERROR_KIND_CONNECTION_REFUSED ConnectionErrorKind = 2
+	// Connect or read timed out.
+	ConnectionErrorKind_CONNECTION_ERROR_KIND_TIMEOUT ConnectionErrorKind = 3
+	// Wrong user, password, key or token.
+	ConnectionErrorKind_CONNECTION_ERROR_KIND_AUTHENTICATION_FAILED ConnectionErrorKind = 4
+	// The SSH server's host key is not the pinned one.
+	ConnectionErrorKind_CONNECTION_ERROR_KIND_HOST_KEY_MISMATCH ConnectionErrorKind = 5
+	// TLS failed (untrusted certificate, wrong host name, protocol).
+	ConnectionErrorKind_CONNECTION_ERROR_KIND_TLS ConnectionErrorKind = 6
+	// The bucket does not exist.
+	ConnectionErrorKind_CONNECTION_ERROR_KIND_BUCKET_NOT_FOUND ConnectionErrorKind = 7
+	// The file or directory does not exist.
+	ConnectionErrorKind_CONNECTION_ERROR_KIND_FILE_NOT_FOUND ConnectionErrorKind = 8
+	// The credentials are valid but may not read this.
+	ConnectionErrorKind_CONNECTION_ERROR_KIND_PERMISSION_DENIED ConnectionErrorKind = 9
+	// No file matches the job's pattern.
+	ConnectionErrorKind_CONNECTION_ERROR_KIND_NO_MATCH ConnectionErrorKind = 10
+	// The connection's settings are invalid (e.g. a malformed host key).
+	ConnectionErrorKind_CONNECTION_ERROR_KIND_INVALID_CONFIG ConnectionErrorKind = 11
+	// Anything else (the message says what).
+	ConnectionErrorKind_CONNECTION_ERROR_KIND_OTHER ConnectionErrorKind = 12
+)
+
+// Enum value maps for ConnectionErrorKind.
+var (
+	ConnectionErrorKind_name = map[int32]string{
+		0:  "CONNECTION_ERROR_KIND_UNSPECIFIED",
+		1:  "CONNECTION_ERROR_KIND_UNKNOWN_HOST",
+		2:  "CONNECTION_ERROR_KIND_CONNECTION_REFUSED",
+		3:  "CONNECTION_ERROR_KIND_TIMEOUT",
+		4:  "CONNECTION_ERROR_KIND_AUTHENTICATION_FAILED",
+		5:  "CONNECTION_ERROR_KIND_HOST_KEY_MISMATCH",
+		6:  "CONNECTION_ERROR_KIND_TLS",
+		7:  "CONNECTION_ERROR_KIND_BUCKET_NOT_FOUND",
+		8:  "CONNECTION_ERROR_KIND_FILE_NOT_FOUND",
+		9:  "CONNECTION_ERROR_KIND_PERMISSION_DENIED",
+		10: "CONNECTION_ERROR_KIND_NO_MATCH",
+		11: "CONNECTION_ERROR_KIND_INVALID_CONFIG",
+		12: "CONNECTION_ERROR_KIND_OTHER",
+	}
+	ConnectionErrorKind_value = map[string]int32{
+		"CONNECTION_ERROR_KIND_UNSPECIFIED":           0,
+		"CONNECTION_ERROR_KIND_UNKNOWN_HOST":          1,
+		"CONNECTION_ERROR_KIND_CONNECTION_REFUSED":    2,
+		"CONNECTION_ERROR_KIND_TIMEOUT":               3,
+		"CONNECTION_ERROR_KIND_AUTHENTICATION_FAILED": 4,
+		"CONNECTION_ERROR_KIND_HOST_KEY_MISMATCH":     5,
+		"CONNECTION_ERROR_KIND_TLS":                   6,
+		"CONNECTION_ERROR_KIND_BUCKET_NOT_FOUND":      7,
+		"CONNECTION_ERROR_KIND_FILE_NOT_FOUND":        8,
+		"CONNECTION_ERROR_KIND_PERMISSION_DENIED":     9,
+		"CONNECTION_ERROR_KIND_NO_MATCH":              10,
+		"CONNECTION_ERROR_KIND_INVALID_CONFIG":        11,
+		"CONNECTION_ERROR_KIND_OTHER":                 12,
+	}
+)
+
+func (x ConnectionErrorKind) Enum() *ConnectionErrorKind {
+	p := new(ConnectionErrorKind)
+	*p = x
+	return p
+}
+
+func (x ConnectionErrorKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ConnectionErrorKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_intake_v1_resources_proto_enumTypes[2].Descriptor()
+}
+
+func (ConnectionErrorKind) Type() protoreflect.EnumType {
+	return &file_intake_v1_resources_proto_enumTypes[2]
+}
+
+func (x ConnectionErrorKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ConnectionErrorKind.Descriptor instead.
+func (ConnectionErrorKind) EnumDescriptor() ([]byte, []int) {
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{2}
+}
+
 // Weekday is a day of the week.
 type Weekday int32
 
@@ -215,11 +308,11 @@ func (x Weekday) String() string {
 }
 
 func (Weekday) Descriptor() protoreflect.EnumDescriptor {
-	return file_intake_v1_resources_proto_enumTypes[2].Descriptor()
+	return file_intake_v1_resources_proto_enumTypes[3].Descriptor()
 }
 
 func (Weekday) Type() protoreflect.EnumType {
-	return &file_intake_v1_resources_proto_enumTypes[2]
+	return &file_intake_v1_resources_proto_enumTypes[3]
 }
 
 func (x Weekday) Number() protoreflect.EnumNumber {
@@ -228,7 +321,7 @@ func (x Weekday) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Weekday.Descriptor instead.
 func (Weekday) EnumDescriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{2}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{3}
 }
 
 // Compression of the file.
@@ -266,11 +359,11 @@ func (x Compression) String() string {
 }
 
 func (Compression) Descriptor() protoreflect.EnumDescriptor {
-	return file_intake_v1_resources_proto_enumTypes[3].Descriptor()
+	return file_intake_v1_resources_proto_enumTypes[4].Descriptor()
 }
 
 func (Compression) Type() protoreflect.EnumType {
-	return &file_intake_v1_resources_proto_enumTypes[3]
+	return &file_intake_v1_resources_proto_enumTypes[4]
 }
 
 func (x Compression) Number() protoreflect.EnumNumber {
@@ -279,7 +372,7 @@ func (x Compression) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Compression.Descriptor instead.
 func (Compression) EnumDescriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{3}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{4}
 }
 
 // RunState is the lifecycle of a run.
@@ -339,11 +432,11 @@ func (x RunState) String() string {
 }
 
 func (RunState) Descriptor() protoreflect.EnumDescriptor {
-	return file_intake_v1_resources_proto_enumTypes[4].Descriptor()
+	return file_intake_v1_resources_proto_enumTypes[5].Descriptor()
 }
 
 func (RunState) Type() protoreflect.EnumType {
-	return &file_intake_v1_resources_proto_enumTypes[4]
+	return &file_intake_v1_resources_proto_enumTypes[5]
 }
 
 func (x RunState) Number() protoreflect.EnumNumber {
@@ -352,7 +445,7 @@ func (x RunState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RunState.Descriptor instead.
 func (RunState) EnumDescriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{4}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{5}
 }
 
 // Trigger says what started a run.
@@ -397,11 +490,11 @@ func (x Trigger) String() string {
 }
 
 func (Trigger) Descriptor() protoreflect.EnumDescriptor {
-	return file_intake_v1_resources_proto_enumTypes[5].Descriptor()
+	return file_intake_v1_resources_proto_enumTypes[6].Descriptor()
 }
 
 func (Trigger) Type() protoreflect.EnumType {
-	return &file_intake_v1_resources_proto_enumTypes[5]
+	return &file_intake_v1_resources_proto_enumTypes[6]
 }
 
 func (x Trigger) Number() protoreflect.EnumNumber {
@@ -410,7 +503,7 @@ func (x Trigger) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Trigger.Descriptor instead.
 func (Trigger) EnumDescriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{5}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{6}
 }
 
 // Stage is one step of the pipeline.
@@ -450,11 +543,11 @@ func (x Stage) String() string {
 }
 
 func (Stage) Descriptor() protoreflect.EnumDescriptor {
-	return file_intake_v1_resources_proto_enumTypes[6].Descriptor()
+	return file_intake_v1_resources_proto_enumTypes[7].Descriptor()
 }
 
 func (Stage) Type() protoreflect.EnumType {
-	return &file_intake_v1_resources_proto_enumTypes[6]
+	return &file_intake_v1_resources_proto_enumTypes[7]
 }
 
 func (x Stage) Number() protoreflect.EnumNumber {
@@ -463,7 +556,7 @@ func (x Stage) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Stage.Descriptor instead.
 func (Stage) EnumDescriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{6}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{7}
 }
 
 // A DataObject is a target object of the data model and its attributes.
@@ -739,7 +832,12 @@ type Job struct {
 	// server's default.
 	Retention *RetentionPolicy `protobuf:"bytes,23,opt,name=retention,proto3" json:"retention,omitempty"`
 	// Optional: a URL that receives a POST when a run of this job ends.
-	Webhook       *Webhook `protobuf:"bytes,24,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	Webhook *Webhook `protobuf:"bytes,24,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	// A stored connection ("connections/{connection}") to read the file from,
+	// with file saying which file. Set this or connection (inline), not both.
+	ConnectionName string `protobuf:"bytes,25,opt,name=connection_name,json=connectionName,proto3" json:"connection_name,omitempty"`
+	// Which file of connection_name the job reads.
+	File          *FileSelector `protobuf:"bytes,26,opt,name=file,proto3" json:"file,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -938,6 +1036,20 @@ func (x *Job) GetRetention() *RetentionPolicy {
 func (x *Job) GetWebhook() *Webhook {
 	if x != nil {
 		return x.Webhook
+	}
+	return nil
+}
+
+func (x *Job) GetConnectionName() string {
+	if x != nil {
+		return x.ConnectionName
+	}
+	return ""
+}
+
+func (x *Job) GetFile() *FileSelector {
+	if x != nil {
+		return x.File
 	}
 	return nil
 }
@@ -1274,15 +1386,36 @@ func (*ErrorBudget_MaxRejectedRows) isErrorBudget_Limit() {}
 
 func (*ErrorBudget_MaxRejectedPercent) isErrorBudget_Limit() {}
 
-// A Connection says how to reach the file. Later kinds (S3, SFTP) are added to
-// the oneof.
+// A Connection says how to reach the system that holds the file.
+//
+// Stored connections (ConnectionService) have a name and may hold secrets;
+// the job then names the connection (Job.connection_name) and the file on it
+// (Job.file). A job may instead carry an inline connection (Job.connection)
+// of kind http (the full URL of the file) or local (development mode only);
+// inline connections hold no secrets.
+//
+// Secrets (passwords, keys, tokens) are write-only: they are encrypted at
+// rest, never returned, and the matching *_set field says one is stored. An
+// update keeps a stored secret unless its field is in the update mask.
 type Connection struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Kind:
 	//
 	//	*Connection_Http
 	//	*Connection_Local
-	Kind          isConnection_Kind `protobuf_oneof:"kind"`
+	//	*Connection_S3
+	//	*Connection_Sftp
+	Kind isConnection_Kind `protobuf_oneof:"kind"`
+	// Resource name: "connections/{connection}". Empty for an inline connection.
+	Name        string                 `protobuf:"bytes,10,opt,name=name,proto3" json:"name,omitempty"`
+	DisplayName string                 `protobuf:"bytes,11,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	Description string                 `protobuf:"bytes,12,opt,name=description,proto3" json:"description,omitempty"`
+	CreateTime  *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	UpdateTime  *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Output only: changes on every update; for optimistic concurrency.
+	Etag string `protobuf:"bytes,15,opt,name=etag,proto3" json:"etag,omitempty"`
+	// Output only: the jobs that use this connection ("jobs/{job}").
+	UsedBy        []string `protobuf:"bytes,16,rep,name=used_by,json=usedBy,proto3" json:"used_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1342,6 +1475,73 @@ func (x *Connection) GetLocal() *LocalConnection {
 	return nil
 }
 
+func (x *Connection) GetS3() *S3Connection {
+	if x != nil {
+		if x, ok := x.Kind.(*Connection_S3); ok {
+			return x.S3
+		}
+	}
+	return nil
+}
+
+func (x *Connection) GetSftp() *SftpConnection {
+	if x != nil {
+		if x, ok := x.Kind.(*Connection_Sftp); ok {
+			return x.Sftp
+		}
+	}
+	return nil
+}
+
+func (x *Connection) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Connection) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *Connection) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Connection) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Connection) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *Connection) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
+func (x *Connection) GetUsedBy() []string {
+	if x != nil {
+		return x.UsedBy
+	}
+	return nil
+}
+
 type isConnection_Kind interface {
 	isConnection_Kind()
 }
@@ -1354,17 +1554,44 @@ type Connection_Local struct {
 	Local *LocalConnection `protobuf:"bytes,2,opt,name=local,proto3,oneof"`
 }
 
+type Connection_S3 struct {
+	S3 *S3Connection `protobuf:"bytes,3,opt,name=s3,proto3,oneof"`
+}
+
+type Connection_Sftp struct {
+	Sftp *SftpConnection `protobuf:"bytes,4,opt,name=sftp,proto3,oneof"`
+}
+
 func (*Connection_Http) isConnection_Kind() {}
 
 func (*Connection_Local) isConnection_Kind() {}
 
-// HttpConnection reads the file with a GET from an HTTP or HTTPS URL.
+func (*Connection_S3) isConnection_Kind() {}
+
+func (*Connection_Sftp) isConnection_Kind() {}
+
+// HttpConnection reads a file with a GET from an HTTP or HTTPS URL.
+//
+// Inline in a job, url is the file's URL. As a stored connection, url is a
+// base URL and the job's file path is resolved against it (an empty path
+// reads url itself). Unchanged files are not downloaded again: the fetcher
+// sends If-None-Match / If-Modified-Since from the last successful run, and a
+// 304 ends the run skipped.
 type HttpConnection struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The file's URL, e.g. "https://exports.example.com/accounts.csv".
+	// e.g. "https://exports.example.com/accounts.csv".
 	Url string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
-	// Extra request headers (for example an Authorization header).
-	Headers       map[string]string `protobuf:"bytes,2,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Extra request headers. They are returned by the API: put credentials in
+	// basic or bearer, which are secrets.
+	Headers map[string]string `protobuf:"bytes,2,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Types that are valid to be assigned to Auth:
+	//
+	//	*HttpConnection_Basic
+	//	*HttpConnection_Bearer
+	Auth isHttpConnection_Auth `protobuf_oneof:"auth"`
+	// PEM certificates of extra certificate authorities to trust (for a
+	// server with a private CA). The system roots are trusted as well.
+	CaPem         string `protobuf:"bytes,5,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1413,11 +1640,178 @@ func (x *HttpConnection) GetHeaders() map[string]string {
 	return nil
 }
 
+func (x *HttpConnection) GetAuth() isHttpConnection_Auth {
+	if x != nil {
+		return x.Auth
+	}
+	return nil
+}
+
+func (x *HttpConnection) GetBasic() *BasicAuth {
+	if x != nil {
+		if x, ok := x.Auth.(*HttpConnection_Basic); ok {
+			return x.Basic
+		}
+	}
+	return nil
+}
+
+func (x *HttpConnection) GetBearer() *BearerAuth {
+	if x != nil {
+		if x, ok := x.Auth.(*HttpConnection_Bearer); ok {
+			return x.Bearer
+		}
+	}
+	return nil
+}
+
+func (x *HttpConnection) GetCaPem() string {
+	if x != nil {
+		return x.CaPem
+	}
+	return ""
+}
+
+type isHttpConnection_Auth interface {
+	isHttpConnection_Auth()
+}
+
+type HttpConnection_Basic struct {
+	Basic *BasicAuth `protobuf:"bytes,3,opt,name=basic,proto3,oneof"`
+}
+
+type HttpConnection_Bearer struct {
+	Bearer *BearerAuth `protobuf:"bytes,4,opt,name=bearer,proto3,oneof"`
+}
+
+func (*HttpConnection_Basic) isHttpConnection_Auth() {}
+
+func (*HttpConnection_Bearer) isHttpConnection_Auth() {}
+
+// BasicAuth is HTTP basic authentication.
+type BasicAuth struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	// Input only (secret).
+	Password string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	// Output only.
+	PasswordSet   bool `protobuf:"varint,3,opt,name=password_set,json=passwordSet,proto3" json:"password_set,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BasicAuth) Reset() {
+	*x = BasicAuth{}
+	mi := &file_intake_v1_resources_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BasicAuth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BasicAuth) ProtoMessage() {}
+
+func (x *BasicAuth) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_resources_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BasicAuth.ProtoReflect.Descriptor instead.
+func (*BasicAuth) Descriptor() ([]byte, []int) {
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *BasicAuth) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *BasicAuth) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *BasicAuth) GetPasswordSet() bool {
+	if x != nil {
+		return x.PasswordSet
+	}
+	return false
+}
+
+// BearerAuth sends "Authorization: Bearer <token>".
+type BearerAuth struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Input only (secret).
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// Output only.
+	TokenSet      bool `protobuf:"varint,2,opt,name=token_set,json=tokenSet,proto3" json:"token_set,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BearerAuth) Reset() {
+	*x = BearerAuth{}
+	mi := &file_intake_v1_resources_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BearerAuth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BearerAuth) ProtoMessage() {}
+
+func (x *BearerAuth) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_resources_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BearerAuth.ProtoReflect.Descriptor instead.
+func (*BearerAuth) Descriptor() ([]byte, []int) {
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *BearerAuth) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *BearerAuth) GetTokenSet() bool {
+	if x != nil {
+		return x.TokenSet
+	}
+	return false
+}
+
 // LocalConnection reads a file from a directory of the fetcher's machine. Only
 // accepted when the workers run in development mode.
 type LocalConnection struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Absolute path of the file.
+	// Inline in a job: absolute path of the file. As a stored connection: an
+	// absolute directory, and the job's file path is relative to it.
 	Path          string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1425,7 +1819,7 @@ type LocalConnection struct {
 
 func (x *LocalConnection) Reset() {
 	*x = LocalConnection{}
-	mi := &file_intake_v1_resources_proto_msgTypes[10]
+	mi := &file_intake_v1_resources_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1437,7 +1831,7 @@ func (x *LocalConnection) String() string {
 func (*LocalConnection) ProtoMessage() {}
 
 func (x *LocalConnection) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[10]
+	mi := &file_intake_v1_resources_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1450,7 +1844,7 @@ func (x *LocalConnection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalConnection.ProtoReflect.Descriptor instead.
 func (*LocalConnection) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{10}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LocalConnection) GetPath() string {
@@ -1458,6 +1852,418 @@ func (x *LocalConnection) GetPath() string {
 		return x.Path
 	}
 	return ""
+}
+
+// S3Connection reads objects from an S3-compatible bucket (AWS S3, MinIO,
+// Cloudflare R2, Google Cloud Storage interoperability, ...).
+type S3Connection struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Endpoint URL; empty for AWS S3. e.g. "https://minio.internal:9000".
+	Endpoint string `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	// e.g. "eu-central-1"; "auto" for R2. Empty: us-east-1.
+	Region string `protobuf:"bytes,2,opt,name=region,proto3" json:"region,omitempty"`
+	Bucket string `protobuf:"bytes,3,opt,name=bucket,proto3" json:"bucket,omitempty"`
+	// Address the bucket as https://endpoint/bucket (MinIO and most
+	// self-hosted servers) instead of https://bucket.endpoint.
+	PathStyle bool `protobuf:"varint,4,opt,name=path_style,json=pathStyle,proto3" json:"path_style,omitempty"`
+	// Static credentials. When access_key_id is empty the default credential
+	// chain is used (environment, shared config, web identity such as EKS
+	// IRSA, instance or pod role).
+	AccessKeyId string `protobuf:"bytes,5,opt,name=access_key_id,json=accessKeyId,proto3" json:"access_key_id,omitempty"`
+	// Input only (secret).
+	SecretAccessKey string `protobuf:"bytes,6,opt,name=secret_access_key,json=secretAccessKey,proto3" json:"secret_access_key,omitempty"`
+	// Output only.
+	SecretAccessKeySet bool `protobuf:"varint,7,opt,name=secret_access_key_set,json=secretAccessKeySet,proto3" json:"secret_access_key_set,omitempty"`
+	// Input only (secret), optional.
+	SessionToken string `protobuf:"bytes,8,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	// Output only.
+	SessionTokenSet bool `protobuf:"varint,9,opt,name=session_token_set,json=sessionTokenSet,proto3" json:"session_token_set,omitempty"`
+	// PEM certificates of extra certificate authorities to trust.
+	CaPem         string `protobuf:"bytes,10,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *S3Connection) Reset() {
+	*x = S3Connection{}
+	mi := &file_intake_v1_resources_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *S3Connection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*S3Connection) ProtoMessage() {}
+
+func (x *S3Connection) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_resources_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use S3Connection.ProtoReflect.Descriptor instead.
+func (*S3Connection) Descriptor() ([]byte, []int) {
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *S3Connection) GetEndpoint() string {
+	if x != nil {
+		return x.Endpoint
+	}
+	return ""
+}
+
+func (x *S3Connection) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *S3Connection) GetBucket() string {
+	if x != nil {
+		return x.Bucket
+	}
+	return ""
+}
+
+func (x *S3Connection) GetPathStyle() bool {
+	if x != nil {
+		return x.PathStyle
+	}
+	return false
+}
+
+func (x *S3Connection) GetAccessKeyId() string {
+	if x != nil {
+		return x.AccessKeyId
+	}
+	return ""
+}
+
+func (x *S3Connection) GetSecretAccessKey() string {
+	if x != nil {
+		return x.SecretAccessKey
+	}
+	return ""
+}
+
+func (x *S3Connection) GetSecretAccessKeySet() bool {
+	if x != nil {
+		return x.SecretAccessKeySet
+	}
+	return false
+}
+
+func (x *S3Connection) GetSessionToken() string {
+	if x != nil {
+		return x.SessionToken
+	}
+	return ""
+}
+
+func (x *S3Connection) GetSessionTokenSet() bool {
+	if x != nil {
+		return x.SessionTokenSet
+	}
+	return false
+}
+
+func (x *S3Connection) GetCaPem() string {
+	if x != nil {
+		return x.CaPem
+	}
+	return ""
+}
+
+// SftpConnection reads files over SFTP (SSH).
+type SftpConnection struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Host  string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	// Default 22.
+	Port int32  `protobuf:"varint,2,opt,name=port,proto3" json:"port,omitempty"`
+	User string `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	// Input only (secret). Set a password, a private key, or both.
+	Password string `protobuf:"bytes,4,opt,name=password,proto3" json:"password,omitempty"`
+	// Output only.
+	PasswordSet bool `protobuf:"varint,5,opt,name=password_set,json=passwordSet,proto3" json:"password_set,omitempty"`
+	// Input only (secret): a PEM / OpenSSH private key.
+	PrivateKey string `protobuf:"bytes,6,opt,name=private_key,json=privateKey,proto3" json:"private_key,omitempty"`
+	// Output only.
+	PrivateKeySet bool `protobuf:"varint,7,opt,name=private_key_set,json=privateKeySet,proto3" json:"private_key_set,omitempty"`
+	// Input only (secret): the private key's passphrase, if it has one.
+	PrivateKeyPassphrase string `protobuf:"bytes,8,opt,name=private_key_passphrase,json=privateKeyPassphrase,proto3" json:"private_key_passphrase,omitempty"`
+	// Required: the server's host key, pinned. Either a known_hosts line
+	// ("host ssh-ed25519 AAAA...", the host part is ignored), an
+	// authorized_keys style key ("ssh-ed25519 AAAA..."), or a fingerprint
+	// ("SHA256:..."). A server presenting another key is refused.
+	HostKey       string `protobuf:"bytes,9,opt,name=host_key,json=hostKey,proto3" json:"host_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SftpConnection) Reset() {
+	*x = SftpConnection{}
+	mi := &file_intake_v1_resources_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SftpConnection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SftpConnection) ProtoMessage() {}
+
+func (x *SftpConnection) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_resources_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SftpConnection.ProtoReflect.Descriptor instead.
+func (*SftpConnection) Descriptor() ([]byte, []int) {
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SftpConnection) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *SftpConnection) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *SftpConnection) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *SftpConnection) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *SftpConnection) GetPasswordSet() bool {
+	if x != nil {
+		return x.PasswordSet
+	}
+	return false
+}
+
+func (x *SftpConnection) GetPrivateKey() string {
+	if x != nil {
+		return x.PrivateKey
+	}
+	return ""
+}
+
+func (x *SftpConnection) GetPrivateKeySet() bool {
+	if x != nil {
+		return x.PrivateKeySet
+	}
+	return false
+}
+
+func (x *SftpConnection) GetPrivateKeyPassphrase() string {
+	if x != nil {
+		return x.PrivateKeyPassphrase
+	}
+	return ""
+}
+
+func (x *SftpConnection) GetHostKey() string {
+	if x != nil {
+		return x.HostKey
+	}
+	return ""
+}
+
+// FileSelector says which file of a connection a job reads.
+//
+// Both forms may hold date placeholders in braces, resolved in the job's
+// schedule time zone at the run's time (its scheduled time, or its create
+// time): {yyyy}, {yy}, {MM}, {dd}, {HH}, {mm} and combinations such as
+// {yyyy-MM-dd} or {yyyyMMdd}; e.g. "exports/accounts_{yyyy-MM-dd}.csv".
+type FileSelector struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Selector:
+	//
+	//	*FileSelector_Path
+	//	*FileSelector_Pattern
+	Selector      isFileSelector_Selector `protobuf_oneof:"selector"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileSelector) Reset() {
+	*x = FileSelector{}
+	mi := &file_intake_v1_resources_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileSelector) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileSelector) ProtoMessage() {}
+
+func (x *FileSelector) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_resources_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileSelector.ProtoReflect.Descriptor instead.
+func (*FileSelector) Descriptor() ([]byte, []int) {
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *FileSelector) GetSelector() isFileSelector_Selector {
+	if x != nil {
+		return x.Selector
+	}
+	return nil
+}
+
+func (x *FileSelector) GetPath() string {
+	if x != nil {
+		if x, ok := x.Selector.(*FileSelector_Path); ok {
+			return x.Path
+		}
+	}
+	return ""
+}
+
+func (x *FileSelector) GetPattern() string {
+	if x != nil {
+		if x, ok := x.Selector.(*FileSelector_Pattern); ok {
+			return x.Pattern
+		}
+	}
+	return ""
+}
+
+type isFileSelector_Selector interface {
+	isFileSelector_Selector()
+}
+
+type FileSelector_Path struct {
+	// The file's exact path (an S3 key, an SFTP path, a path relative to an
+	// HTTP base URL or a local directory).
+	Path string `protobuf:"bytes,1,opt,name=path,proto3,oneof"`
+}
+
+type FileSelector_Pattern struct {
+	// A glob on the file name (*, ?, [abc]) within a fixed directory, e.g.
+	// "exports/accounts_*.csv": the newest matching file (by modification
+	// time) is taken. Not available for HTTP connections.
+	Pattern string `protobuf:"bytes,2,opt,name=pattern,proto3,oneof"`
+}
+
+func (*FileSelector_Path) isFileSelector_Selector() {}
+
+func (*FileSelector_Pattern) isFileSelector_Selector() {}
+
+// FileInfo describes a file (or a directory) of a connection.
+type FileInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Path relative to the connection's root (an S3 key, an SFTP path).
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Size          int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	ModifyTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=modify_time,json=modifyTime,proto3" json:"modify_time,omitempty"`
+	Directory     bool                   `protobuf:"varint,4,opt,name=directory,proto3" json:"directory,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileInfo) Reset() {
+	*x = FileInfo{}
+	mi := &file_intake_v1_resources_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileInfo) ProtoMessage() {}
+
+func (x *FileInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_resources_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileInfo.ProtoReflect.Descriptor instead.
+func (*FileInfo) Descriptor() ([]byte, []int) {
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *FileInfo) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *FileInfo) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *FileInfo) GetModifyTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ModifyTime
+	}
+	return nil
+}
+
+func (x *FileInfo) GetDirectory() bool {
+	if x != nil {
+		return x.Directory
+	}
+	return false
 }
 
 // A Schedule is a cadence in a time zone.
@@ -1481,7 +2287,7 @@ type Schedule struct {
 
 func (x *Schedule) Reset() {
 	*x = Schedule{}
-	mi := &file_intake_v1_resources_proto_msgTypes[11]
+	mi := &file_intake_v1_resources_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1493,7 +2299,7 @@ func (x *Schedule) String() string {
 func (*Schedule) ProtoMessage() {}
 
 func (x *Schedule) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[11]
+	mi := &file_intake_v1_resources_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1506,7 +2312,7 @@ func (x *Schedule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Schedule.ProtoReflect.Descriptor instead.
 func (*Schedule) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{11}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Schedule) GetTimeZone() string {
@@ -1642,7 +2448,7 @@ type Hourly struct {
 
 func (x *Hourly) Reset() {
 	*x = Hourly{}
-	mi := &file_intake_v1_resources_proto_msgTypes[12]
+	mi := &file_intake_v1_resources_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1654,7 +2460,7 @@ func (x *Hourly) String() string {
 func (*Hourly) ProtoMessage() {}
 
 func (x *Hourly) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[12]
+	mi := &file_intake_v1_resources_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1667,7 +2473,7 @@ func (x *Hourly) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hourly.ProtoReflect.Descriptor instead.
 func (*Hourly) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{12}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Hourly) GetMinute() int32 {
@@ -1688,7 +2494,7 @@ type Workdays struct {
 
 func (x *Workdays) Reset() {
 	*x = Workdays{}
-	mi := &file_intake_v1_resources_proto_msgTypes[13]
+	mi := &file_intake_v1_resources_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1700,7 +2506,7 @@ func (x *Workdays) String() string {
 func (*Workdays) ProtoMessage() {}
 
 func (x *Workdays) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[13]
+	mi := &file_intake_v1_resources_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1713,7 +2519,7 @@ func (x *Workdays) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Workdays.ProtoReflect.Descriptor instead.
 func (*Workdays) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{13}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Workdays) GetHour() int32 {
@@ -1742,7 +2548,7 @@ type Weekly struct {
 
 func (x *Weekly) Reset() {
 	*x = Weekly{}
-	mi := &file_intake_v1_resources_proto_msgTypes[14]
+	mi := &file_intake_v1_resources_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1754,7 +2560,7 @@ func (x *Weekly) String() string {
 func (*Weekly) ProtoMessage() {}
 
 func (x *Weekly) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[14]
+	mi := &file_intake_v1_resources_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1767,7 +2573,7 @@ func (x *Weekly) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Weekly.ProtoReflect.Descriptor instead.
 func (*Weekly) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{14}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Weekly) GetDays() []Weekday {
@@ -1807,7 +2613,7 @@ type Monthly struct {
 
 func (x *Monthly) Reset() {
 	*x = Monthly{}
-	mi := &file_intake_v1_resources_proto_msgTypes[15]
+	mi := &file_intake_v1_resources_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1819,7 +2625,7 @@ func (x *Monthly) String() string {
 func (*Monthly) ProtoMessage() {}
 
 func (x *Monthly) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[15]
+	mi := &file_intake_v1_resources_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1832,7 +2638,7 @@ func (x *Monthly) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Monthly.ProtoReflect.Descriptor instead.
 func (*Monthly) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{15}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Monthly) GetDay() int32 {
@@ -1874,7 +2680,7 @@ type Cron struct {
 
 func (x *Cron) Reset() {
 	*x = Cron{}
-	mi := &file_intake_v1_resources_proto_msgTypes[16]
+	mi := &file_intake_v1_resources_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1886,7 +2692,7 @@ func (x *Cron) String() string {
 func (*Cron) ProtoMessage() {}
 
 func (x *Cron) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[16]
+	mi := &file_intake_v1_resources_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1899,7 +2705,7 @@ func (x *Cron) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cron.ProtoReflect.Descriptor instead.
 func (*Cron) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{16}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Cron) GetExpression() string {
@@ -1919,7 +2725,7 @@ type EveryMinutes struct {
 
 func (x *EveryMinutes) Reset() {
 	*x = EveryMinutes{}
-	mi := &file_intake_v1_resources_proto_msgTypes[17]
+	mi := &file_intake_v1_resources_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1931,7 +2737,7 @@ func (x *EveryMinutes) String() string {
 func (*EveryMinutes) ProtoMessage() {}
 
 func (x *EveryMinutes) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[17]
+	mi := &file_intake_v1_resources_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1944,7 +2750,7 @@ func (x *EveryMinutes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EveryMinutes.ProtoReflect.Descriptor instead.
 func (*EveryMinutes) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{17}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *EveryMinutes) GetMinutes() int32 {
@@ -1965,7 +2771,7 @@ type Daily struct {
 
 func (x *Daily) Reset() {
 	*x = Daily{}
-	mi := &file_intake_v1_resources_proto_msgTypes[18]
+	mi := &file_intake_v1_resources_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1977,7 +2783,7 @@ func (x *Daily) String() string {
 func (*Daily) ProtoMessage() {}
 
 func (x *Daily) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[18]
+	mi := &file_intake_v1_resources_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1990,7 +2796,7 @@ func (x *Daily) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Daily.ProtoReflect.Descriptor instead.
 func (*Daily) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{18}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Daily) GetHour() int32 {
@@ -2020,7 +2826,7 @@ type MappingSpec struct {
 
 func (x *MappingSpec) Reset() {
 	*x = MappingSpec{}
-	mi := &file_intake_v1_resources_proto_msgTypes[19]
+	mi := &file_intake_v1_resources_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2032,7 +2838,7 @@ func (x *MappingSpec) String() string {
 func (*MappingSpec) ProtoMessage() {}
 
 func (x *MappingSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[19]
+	mi := &file_intake_v1_resources_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2045,7 +2851,7 @@ func (x *MappingSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MappingSpec.ProtoReflect.Descriptor instead.
 func (*MappingSpec) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{19}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *MappingSpec) GetDialect() *CsvDialect {
@@ -2083,7 +2889,7 @@ type NewAttribute struct {
 
 func (x *NewAttribute) Reset() {
 	*x = NewAttribute{}
-	mi := &file_intake_v1_resources_proto_msgTypes[20]
+	mi := &file_intake_v1_resources_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2095,7 +2901,7 @@ func (x *NewAttribute) String() string {
 func (*NewAttribute) ProtoMessage() {}
 
 func (x *NewAttribute) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[20]
+	mi := &file_intake_v1_resources_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2108,7 +2914,7 @@ func (x *NewAttribute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NewAttribute.ProtoReflect.Descriptor instead.
 func (*NewAttribute) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{20}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *NewAttribute) GetAttributeId() string {
@@ -2168,7 +2974,7 @@ type CsvDialect struct {
 
 func (x *CsvDialect) Reset() {
 	*x = CsvDialect{}
-	mi := &file_intake_v1_resources_proto_msgTypes[21]
+	mi := &file_intake_v1_resources_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2180,7 +2986,7 @@ func (x *CsvDialect) String() string {
 func (*CsvDialect) ProtoMessage() {}
 
 func (x *CsvDialect) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[21]
+	mi := &file_intake_v1_resources_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2193,7 +2999,7 @@ func (x *CsvDialect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CsvDialect.ProtoReflect.Descriptor instead.
 func (*CsvDialect) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{21}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CsvDialect) GetDelimiter() string {
@@ -2282,7 +3088,7 @@ type MappingEntry struct {
 
 func (x *MappingEntry) Reset() {
 	*x = MappingEntry{}
-	mi := &file_intake_v1_resources_proto_msgTypes[22]
+	mi := &file_intake_v1_resources_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2294,7 +3100,7 @@ func (x *MappingEntry) String() string {
 func (*MappingEntry) ProtoMessage() {}
 
 func (x *MappingEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[22]
+	mi := &file_intake_v1_resources_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2307,7 +3113,7 @@ func (x *MappingEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MappingEntry.ProtoReflect.Descriptor instead.
 func (*MappingEntry) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{22}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *MappingEntry) GetAttribute() string {
@@ -2411,7 +3217,7 @@ type RunCounters struct {
 
 func (x *RunCounters) Reset() {
 	*x = RunCounters{}
-	mi := &file_intake_v1_resources_proto_msgTypes[23]
+	mi := &file_intake_v1_resources_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2423,7 +3229,7 @@ func (x *RunCounters) String() string {
 func (*RunCounters) ProtoMessage() {}
 
 func (x *RunCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[23]
+	mi := &file_intake_v1_resources_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2436,7 +3242,7 @@ func (x *RunCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunCounters.ProtoReflect.Descriptor instead.
 func (*RunCounters) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{23}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RunCounters) GetBytes() int64 {
@@ -2516,7 +3322,7 @@ type StageStatus struct {
 
 func (x *StageStatus) Reset() {
 	*x = StageStatus{}
-	mi := &file_intake_v1_resources_proto_msgTypes[24]
+	mi := &file_intake_v1_resources_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2528,7 +3334,7 @@ func (x *StageStatus) String() string {
 func (*StageStatus) ProtoMessage() {}
 
 func (x *StageStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[24]
+	mi := &file_intake_v1_resources_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2541,7 +3347,7 @@ func (x *StageStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageStatus.ProtoReflect.Descriptor instead.
 func (*StageStatus) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{24}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *StageStatus) GetStage() Stage {
@@ -2588,7 +3394,7 @@ type RowError struct {
 
 func (x *RowError) Reset() {
 	*x = RowError{}
-	mi := &file_intake_v1_resources_proto_msgTypes[25]
+	mi := &file_intake_v1_resources_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2600,7 +3406,7 @@ func (x *RowError) String() string {
 func (*RowError) ProtoMessage() {}
 
 func (x *RowError) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[25]
+	mi := &file_intake_v1_resources_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2613,7 +3419,7 @@ func (x *RowError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RowError.ProtoReflect.Descriptor instead.
 func (*RowError) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{25}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RowError) GetRow() int64 {
@@ -2664,7 +3470,9 @@ type Run struct {
 	Message string `protobuf:"bytes,11,opt,name=message,proto3" json:"message,omitempty"`
 	// The first rejected rows (at most 100); the full list is downloadable later.
 	RowErrors []*RowError `protobuf:"bytes,12,rep,name=row_errors,json=rowErrors,proto3" json:"row_errors,omitempty"`
-	// Where the source file was read from.
+	// Where the source file was read from: for a stored connection, the
+	// connection and the path of the file taken (placeholders resolved, the
+	// pattern's match), e.g. "connections/acme-s3: exports/accounts_2026-11-26.csv".
 	Source string `protobuf:"bytes,13,opt,name=source,proto3" json:"source,omitempty"`
 	// A dry run stages the whole file and reports what it would do (the
 	// counters) without changing the object table.
@@ -2684,13 +3492,17 @@ type Run struct {
 	WebhookDeliveries []*WebhookDelivery `protobuf:"bytes,20,rep,name=webhook_deliveries,json=webhookDeliveries,proto3" json:"webhook_deliveries,omitempty"`
 	// For TriggerJob runs: the caller's idempotency key.
 	IdempotencyKey string `protobuf:"bytes,21,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The source file's size in bytes and modification time, as the server
+	// reported them (unset when unknown).
+	SourceSize       int64                  `protobuf:"varint,22,opt,name=source_size,json=sourceSize,proto3" json:"source_size,omitempty"`
+	SourceModifyTime *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=source_modify_time,json=sourceModifyTime,proto3" json:"source_modify_time,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Run) Reset() {
 	*x = Run{}
-	mi := &file_intake_v1_resources_proto_msgTypes[26]
+	mi := &file_intake_v1_resources_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2702,7 +3514,7 @@ func (x *Run) String() string {
 func (*Run) ProtoMessage() {}
 
 func (x *Run) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_resources_proto_msgTypes[26]
+	mi := &file_intake_v1_resources_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2715,7 +3527,7 @@ func (x *Run) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Run.ProtoReflect.Descriptor instead.
 func (*Run) Descriptor() ([]byte, []int) {
-	return file_intake_v1_resources_proto_rawDescGZIP(), []int{26}
+	return file_intake_v1_resources_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Run) GetName() string {
@@ -2865,6 +3677,20 @@ func (x *Run) GetIdempotencyKey() string {
 	return ""
 }
 
+func (x *Run) GetSourceSize() int64 {
+	if x != nil {
+		return x.SourceSize
+	}
+	return 0
+}
+
+func (x *Run) GetSourceModifyTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SourceModifyTime
+	}
+	return nil
+}
+
 var File_intake_v1_resources_proto protoreflect.FileDescriptor
 
 const file_intake_v1_resources_proto_rawDesc = "" +
@@ -2895,7 +3721,7 @@ const file_intake_v1_resources_proto_rawDesc = "" +
 	"references\x12 \n" +
 	"\vdescription\x18\b \x01(\tR\vdescription\x12;\n" +
 	"\vcreate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xf5\b\n" +
+	"createTime\"\xcb\t\n" +
 	"\x03Job\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12 \n" +
@@ -2925,7 +3751,9 @@ const file_intake_v1_resources_proto_rawDesc = "" +
 	"\x0fdisabled_reason\x18\x15 \x01(\tR\x0edisabledReason\x121\n" +
 	"\x14consecutive_failures\x18\x16 \x01(\x05R\x13consecutiveFailures\x128\n" +
 	"\tretention\x18\x17 \x01(\v2\x1a.intake.v1.RetentionPolicyR\tretention\x12,\n" +
-	"\awebhook\x18\x18 \x01(\v2\x12.intake.v1.WebhookR\awebhook\"R\n" +
+	"\awebhook\x18\x18 \x01(\v2\x12.intake.v1.WebhookR\awebhook\x12'\n" +
+	"\x0fconnection_name\x18\x19 \x01(\tR\x0econnectionName\x12+\n" +
+	"\x04file\x18\x1a \x01(\v2\x17.intake.v1.FileSelectorR\x04file\"R\n" +
 	"\aWebhook\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\x12\x1d\n" +
@@ -2946,20 +3774,79 @@ const file_intake_v1_resources_proto_rawDesc = "" +
 	"\vErrorBudget\x12,\n" +
 	"\x11max_rejected_rows\x18\x01 \x01(\x03H\x00R\x0fmaxRejectedRows\x122\n" +
 	"\x14max_rejected_percent\x18\x02 \x01(\x01H\x00R\x12maxRejectedPercentB\a\n" +
-	"\x05limit\"y\n" +
+	"\x05limit\"\xd5\x03\n" +
 	"\n" +
 	"Connection\x12/\n" +
 	"\x04http\x18\x01 \x01(\v2\x19.intake.v1.HttpConnectionH\x00R\x04http\x122\n" +
-	"\x05local\x18\x02 \x01(\v2\x1a.intake.v1.LocalConnectionH\x00R\x05localB\x06\n" +
-	"\x04kind\"\xa0\x01\n" +
+	"\x05local\x18\x02 \x01(\v2\x1a.intake.v1.LocalConnectionH\x00R\x05local\x12)\n" +
+	"\x02s3\x18\x03 \x01(\v2\x17.intake.v1.S3ConnectionH\x00R\x02s3\x12/\n" +
+	"\x04sftp\x18\x04 \x01(\v2\x19.intake.v1.SftpConnectionH\x00R\x04sftp\x12\x12\n" +
+	"\x04name\x18\n" +
+	" \x01(\tR\x04name\x12!\n" +
+	"\fdisplay_name\x18\v \x01(\tR\vdisplayName\x12 \n" +
+	"\vdescription\x18\f \x01(\tR\vdescription\x12;\n" +
+	"\vcreate_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vupdate_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\x12\x12\n" +
+	"\x04etag\x18\x0f \x01(\tR\x04etag\x12\x17\n" +
+	"\aused_by\x18\x10 \x03(\tR\x06usedByB\x06\n" +
+	"\x04kind\"\x9e\x02\n" +
 	"\x0eHttpConnection\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12@\n" +
-	"\aheaders\x18\x02 \x03(\v2&.intake.v1.HttpConnection.HeadersEntryR\aheaders\x1a:\n" +
+	"\aheaders\x18\x02 \x03(\v2&.intake.v1.HttpConnection.HeadersEntryR\aheaders\x12,\n" +
+	"\x05basic\x18\x03 \x01(\v2\x14.intake.v1.BasicAuthH\x00R\x05basic\x12/\n" +
+	"\x06bearer\x18\x04 \x01(\v2\x15.intake.v1.BearerAuthH\x00R\x06bearer\x12\x15\n" +
+	"\x06ca_pem\x18\x05 \x01(\tR\x05caPem\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"%\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x06\n" +
+	"\x04auth\"f\n" +
+	"\tBasicAuth\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\x12!\n" +
+	"\fpassword_set\x18\x03 \x01(\bR\vpasswordSet\"?\n" +
+	"\n" +
+	"BearerAuth\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1b\n" +
+	"\ttoken_set\x18\x02 \x01(\bR\btokenSet\"%\n" +
 	"\x0fLocalConnection\x12\x12\n" +
-	"\x04path\x18\x01 \x01(\tR\x04path\"\x80\x03\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\"\xe4\x02\n" +
+	"\fS3Connection\x12\x1a\n" +
+	"\bendpoint\x18\x01 \x01(\tR\bendpoint\x12\x16\n" +
+	"\x06region\x18\x02 \x01(\tR\x06region\x12\x16\n" +
+	"\x06bucket\x18\x03 \x01(\tR\x06bucket\x12\x1d\n" +
+	"\n" +
+	"path_style\x18\x04 \x01(\bR\tpathStyle\x12\"\n" +
+	"\raccess_key_id\x18\x05 \x01(\tR\vaccessKeyId\x12*\n" +
+	"\x11secret_access_key\x18\x06 \x01(\tR\x0fsecretAccessKey\x121\n" +
+	"\x15secret_access_key_set\x18\a \x01(\bR\x12secretAccessKeySet\x12#\n" +
+	"\rsession_token\x18\b \x01(\tR\fsessionToken\x12*\n" +
+	"\x11session_token_set\x18\t \x01(\bR\x0fsessionTokenSet\x12\x15\n" +
+	"\x06ca_pem\x18\n" +
+	" \x01(\tR\x05caPem\"\xa5\x02\n" +
+	"\x0eSftpConnection\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x12\x12\n" +
+	"\x04port\x18\x02 \x01(\x05R\x04port\x12\x12\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\x12\x1a\n" +
+	"\bpassword\x18\x04 \x01(\tR\bpassword\x12!\n" +
+	"\fpassword_set\x18\x05 \x01(\bR\vpasswordSet\x12\x1f\n" +
+	"\vprivate_key\x18\x06 \x01(\tR\n" +
+	"privateKey\x12&\n" +
+	"\x0fprivate_key_set\x18\a \x01(\bR\rprivateKeySet\x124\n" +
+	"\x16private_key_passphrase\x18\b \x01(\tR\x14privateKeyPassphrase\x12\x19\n" +
+	"\bhost_key\x18\t \x01(\tR\ahostKey\"L\n" +
+	"\fFileSelector\x12\x14\n" +
+	"\x04path\x18\x01 \x01(\tH\x00R\x04path\x12\x1a\n" +
+	"\apattern\x18\x02 \x01(\tH\x00R\apatternB\n" +
+	"\n" +
+	"\bselector\"\x8d\x01\n" +
+	"\bFileInfo\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\x12;\n" +
+	"\vmodify_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"modifyTime\x12\x1c\n" +
+	"\tdirectory\x18\x04 \x01(\bR\tdirectory\"\x80\x03\n" +
 	"\bSchedule\x12\x1b\n" +
 	"\ttime_zone\x18\x01 \x01(\tR\btimeZone\x12>\n" +
 	"\revery_minutes\x18\x02 \x01(\v2\x17.intake.v1.EveryMinutesH\x00R\feveryMinutes\x12(\n" +
@@ -3048,7 +3935,7 @@ const file_intake_v1_resources_proto_rawDesc = "" +
 	"\x03row\x18\x01 \x01(\x03R\x03row\x12\x16\n" +
 	"\x06column\x18\x02 \x01(\tR\x06column\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x16\n" +
-	"\x06record\x18\x04 \x01(\tR\x06record\"\xf7\x06\n" +
+	"\x06record\x18\x04 \x01(\tR\x06record\"\xe2\a\n" +
 	"\x03Run\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x13.intake.v1.RunStateR\x05state\x12,\n" +
@@ -3075,7 +3962,10 @@ const file_intake_v1_resources_proto_rawDesc = "" +
 	"\x05force\x18\x12 \x01(\bR\x05force\x12%\n" +
 	"\x0esource_expired\x18\x13 \x01(\bR\rsourceExpired\x12I\n" +
 	"\x12webhook_deliveries\x18\x14 \x03(\v2\x1a.intake.v1.WebhookDeliveryR\x11webhookDeliveries\x12'\n" +
-	"\x0fidempotency_key\x18\x15 \x01(\tR\x0eidempotencyKey*\xcd\x02\n" +
+	"\x0fidempotency_key\x18\x15 \x01(\tR\x0eidempotencyKey\x12\x1f\n" +
+	"\vsource_size\x18\x16 \x01(\x03R\n" +
+	"sourceSize\x12H\n" +
+	"\x12source_modify_time\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\x10sourceModifyTime*\xcd\x02\n" +
 	"\n" +
 	"ObjectType\x12\x1b\n" +
 	"\x17OBJECT_TYPE_UNSPECIFIED\x10\x00\x12\x18\n" +
@@ -3098,7 +3988,22 @@ const file_intake_v1_resources_proto_rawDesc = "" +
 	"\x17ATTRIBUTE_TYPE_CURRENCY\x10\x04\x12\x1a\n" +
 	"\x16ATTRIBUTE_TYPE_BOOLEAN\x10\x05\x12\x1e\n" +
 	"\x1aATTRIBUTE_TYPE_FOREIGN_KEY\x10\x06\x12\x1c\n" +
-	"\x18ATTRIBUTE_TYPE_TIMESTAMP\x10\a*\xb6\x01\n" +
+	"\x18ATTRIBUTE_TYPE_TIMESTAMP\x10\a*\xa4\x04\n" +
+	"\x13ConnectionErrorKind\x12%\n" +
+	"!CONNECTION_ERROR_KIND_UNSPECIFIED\x10\x00\x12&\n" +
+	"\"CONNECTION_ERROR_KIND_UNKNOWN_HOST\x10\x01\x12,\n" +
+	"(CONNECTION_ERROR_KIND_CONNECTION_REFUSED\x10\x02\x12!\n" +
+	"\x1dCONNECTION_ERROR_KIND_TIMEOUT\x10\x03\x12/\n" +
+	"+CONNECTION_ERROR_KIND_AUTHENTICATION_FAILED\x10\x04\x12+\n" +
+	"'CONNECTION_ERROR_KIND_HOST_KEY_MISMATCH\x10\x05\x12\x1d\n" +
+	"\x19CONNECTION_ERROR_KIND_TLS\x10\x06\x12*\n" +
+	"&CONNECTION_ERROR_KIND_BUCKET_NOT_FOUND\x10\a\x12(\n" +
+	"$CONNECTION_ERROR_KIND_FILE_NOT_FOUND\x10\b\x12+\n" +
+	"'CONNECTION_ERROR_KIND_PERMISSION_DENIED\x10\t\x12\"\n" +
+	"\x1eCONNECTION_ERROR_KIND_NO_MATCH\x10\n" +
+	"\x12(\n" +
+	"$CONNECTION_ERROR_KIND_INVALID_CONFIG\x10\v\x12\x1f\n" +
+	"\x1bCONNECTION_ERROR_KIND_OTHER\x10\f*\xb6\x01\n" +
 	"\aWeekday\x12\x17\n" +
 	"\x13WEEKDAY_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eWEEKDAY_MONDAY\x10\x01\x12\x13\n" +
@@ -3148,99 +4053,115 @@ func file_intake_v1_resources_proto_rawDescGZIP() []byte {
 	return file_intake_v1_resources_proto_rawDescData
 }
 
-var file_intake_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_intake_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_intake_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_intake_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_intake_v1_resources_proto_goTypes = []any{
 	(ObjectType)(0),               // 0: intake.v1.ObjectType
 	(AttributeType)(0),            // 1: intake.v1.AttributeType
-	(Weekday)(0),                  // 2: intake.v1.Weekday
-	(Compression)(0),              // 3: intake.v1.Compression
-	(RunState)(0),                 // 4: intake.v1.RunState
-	(Trigger)(0),                  // 5: intake.v1.Trigger
-	(Stage)(0),                    // 6: intake.v1.Stage
-	(*DataObject)(nil),            // 7: intake.v1.DataObject
-	(*Attribute)(nil),             // 8: intake.v1.Attribute
-	(*Job)(nil),                   // 9: intake.v1.Job
-	(*Webhook)(nil),               // 10: intake.v1.Webhook
-	(*WebhookDelivery)(nil),       // 11: intake.v1.WebhookDelivery
-	(*FailurePolicy)(nil),         // 12: intake.v1.FailurePolicy
-	(*RetentionPolicy)(nil),       // 13: intake.v1.RetentionPolicy
-	(*ErrorBudget)(nil),           // 14: intake.v1.ErrorBudget
-	(*Connection)(nil),            // 15: intake.v1.Connection
-	(*HttpConnection)(nil),        // 16: intake.v1.HttpConnection
-	(*LocalConnection)(nil),       // 17: intake.v1.LocalConnection
-	(*Schedule)(nil),              // 18: intake.v1.Schedule
-	(*Hourly)(nil),                // 19: intake.v1.Hourly
-	(*Workdays)(nil),              // 20: intake.v1.Workdays
-	(*Weekly)(nil),                // 21: intake.v1.Weekly
-	(*Monthly)(nil),               // 22: intake.v1.Monthly
-	(*Cron)(nil),                  // 23: intake.v1.Cron
-	(*EveryMinutes)(nil),          // 24: intake.v1.EveryMinutes
-	(*Daily)(nil),                 // 25: intake.v1.Daily
-	(*MappingSpec)(nil),           // 26: intake.v1.MappingSpec
-	(*NewAttribute)(nil),          // 27: intake.v1.NewAttribute
-	(*CsvDialect)(nil),            // 28: intake.v1.CsvDialect
-	(*MappingEntry)(nil),          // 29: intake.v1.MappingEntry
-	(*RunCounters)(nil),           // 30: intake.v1.RunCounters
-	(*StageStatus)(nil),           // 31: intake.v1.StageStatus
-	(*RowError)(nil),              // 32: intake.v1.RowError
-	(*Run)(nil),                   // 33: intake.v1.Run
-	nil,                           // 34: intake.v1.HttpConnection.HeadersEntry
-	(*timestamppb.Timestamp)(nil), // 35: google.protobuf.Timestamp
+	(ConnectionErrorKind)(0),      // 2: intake.v1.ConnectionErrorKind
+	(Weekday)(0),                  // 3: intake.v1.Weekday
+	(Compression)(0),              // 4: intake.v1.Compression
+	(RunState)(0),                 // 5: intake.v1.RunState
+	(Trigger)(0),                  // 6: intake.v1.Trigger
+	(Stage)(0),                    // 7: intake.v1.Stage
+	(*DataObject)(nil),            // 8: intake.v1.DataObject
+	(*Attribute)(nil),             // 9: intake.v1.Attribute
+	(*Job)(nil),                   // 10: intake.v1.Job
+	(*Webhook)(nil),               // 11: intake.v1.Webhook
+	(*WebhookDelivery)(nil),       // 12: intake.v1.WebhookDelivery
+	(*FailurePolicy)(nil),         // 13: intake.v1.FailurePolicy
+	(*RetentionPolicy)(nil),       // 14: intake.v1.RetentionPolicy
+	(*ErrorBudget)(nil),           // 15: intake.v1.ErrorBudget
+	(*Connection)(nil),            // 16: intake.v1.Connection
+	(*HttpConnection)(nil),        // 17: intake.v1.HttpConnection
+	(*BasicAuth)(nil),             // 18: intake.v1.BasicAuth
+	(*BearerAuth)(nil),            // 19: intake.v1.BearerAuth
+	(*LocalConnection)(nil),       // 20: intake.v1.LocalConnection
+	(*S3Connection)(nil),          // 21: intake.v1.S3Connection
+	(*SftpConnection)(nil),        // 22: intake.v1.SftpConnection
+	(*FileSelector)(nil),          // 23: intake.v1.FileSelector
+	(*FileInfo)(nil),              // 24: intake.v1.FileInfo
+	(*Schedule)(nil),              // 25: intake.v1.Schedule
+	(*Hourly)(nil),                // 26: intake.v1.Hourly
+	(*Workdays)(nil),              // 27: intake.v1.Workdays
+	(*Weekly)(nil),                // 28: intake.v1.Weekly
+	(*Monthly)(nil),               // 29: intake.v1.Monthly
+	(*Cron)(nil),                  // 30: intake.v1.Cron
+	(*EveryMinutes)(nil),          // 31: intake.v1.EveryMinutes
+	(*Daily)(nil),                 // 32: intake.v1.Daily
+	(*MappingSpec)(nil),           // 33: intake.v1.MappingSpec
+	(*NewAttribute)(nil),          // 34: intake.v1.NewAttribute
+	(*CsvDialect)(nil),            // 35: intake.v1.CsvDialect
+	(*MappingEntry)(nil),          // 36: intake.v1.MappingEntry
+	(*RunCounters)(nil),           // 37: intake.v1.RunCounters
+	(*StageStatus)(nil),           // 38: intake.v1.StageStatus
+	(*RowError)(nil),              // 39: intake.v1.RowError
+	(*Run)(nil),                   // 40: intake.v1.Run
+	nil,                           // 41: intake.v1.HttpConnection.HeadersEntry
+	(*timestamppb.Timestamp)(nil), // 42: google.protobuf.Timestamp
 }
 var file_intake_v1_resources_proto_depIdxs = []int32{
 	0,  // 0: intake.v1.DataObject.type:type_name -> intake.v1.ObjectType
-	8,  // 1: intake.v1.DataObject.attributes:type_name -> intake.v1.Attribute
+	9,  // 1: intake.v1.DataObject.attributes:type_name -> intake.v1.Attribute
 	1,  // 2: intake.v1.Attribute.type:type_name -> intake.v1.AttributeType
-	35, // 3: intake.v1.Attribute.create_time:type_name -> google.protobuf.Timestamp
+	42, // 3: intake.v1.Attribute.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: intake.v1.Job.object:type_name -> intake.v1.ObjectType
-	15, // 5: intake.v1.Job.connection:type_name -> intake.v1.Connection
-	26, // 6: intake.v1.Job.mapping:type_name -> intake.v1.MappingSpec
-	18, // 7: intake.v1.Job.schedule:type_name -> intake.v1.Schedule
-	35, // 8: intake.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	35, // 9: intake.v1.Job.update_time:type_name -> google.protobuf.Timestamp
-	35, // 10: intake.v1.Job.next_run_time:type_name -> google.protobuf.Timestamp
-	14, // 11: intake.v1.Job.error_budget:type_name -> intake.v1.ErrorBudget
-	35, // 12: intake.v1.Job.mapping_validate_time:type_name -> google.protobuf.Timestamp
-	35, // 13: intake.v1.Job.next_run_times:type_name -> google.protobuf.Timestamp
-	12, // 14: intake.v1.Job.failure_policy:type_name -> intake.v1.FailurePolicy
-	13, // 15: intake.v1.Job.retention:type_name -> intake.v1.RetentionPolicy
-	10, // 16: intake.v1.Job.webhook:type_name -> intake.v1.Webhook
-	35, // 17: intake.v1.WebhookDelivery.time:type_name -> google.protobuf.Timestamp
-	16, // 18: intake.v1.Connection.http:type_name -> intake.v1.HttpConnection
-	17, // 19: intake.v1.Connection.local:type_name -> intake.v1.LocalConnection
-	34, // 20: intake.v1.HttpConnection.headers:type_name -> intake.v1.HttpConnection.HeadersEntry
-	24, // 21: intake.v1.Schedule.every_minutes:type_name -> intake.v1.EveryMinutes
-	25, // 22: intake.v1.Schedule.daily:type_name -> intake.v1.Daily
-	19, // 23: intake.v1.Schedule.hourly:type_name -> intake.v1.Hourly
-	20, // 24: intake.v1.Schedule.workdays:type_name -> intake.v1.Workdays
-	21, // 25: intake.v1.Schedule.weekly:type_name -> intake.v1.Weekly
-	22, // 26: intake.v1.Schedule.monthly:type_name -> intake.v1.Monthly
-	23, // 27: intake.v1.Schedule.cron:type_name -> intake.v1.Cron
-	2,  // 28: intake.v1.Weekly.days:type_name -> intake.v1.Weekday
-	28, // 29: intake.v1.MappingSpec.dialect:type_name -> intake.v1.CsvDialect
-	29, // 30: intake.v1.MappingSpec.entries:type_name -> intake.v1.MappingEntry
-	27, // 31: intake.v1.MappingSpec.new_attributes:type_name -> intake.v1.NewAttribute
-	1,  // 32: intake.v1.NewAttribute.type:type_name -> intake.v1.AttributeType
-	3,  // 33: intake.v1.CsvDialect.compression:type_name -> intake.v1.Compression
-	6,  // 34: intake.v1.StageStatus.stage:type_name -> intake.v1.Stage
-	35, // 35: intake.v1.StageStatus.start_time:type_name -> google.protobuf.Timestamp
-	35, // 36: intake.v1.StageStatus.end_time:type_name -> google.protobuf.Timestamp
-	4,  // 37: intake.v1.Run.state:type_name -> intake.v1.RunState
-	5,  // 38: intake.v1.Run.trigger:type_name -> intake.v1.Trigger
-	35, // 39: intake.v1.Run.create_time:type_name -> google.protobuf.Timestamp
-	35, // 40: intake.v1.Run.start_time:type_name -> google.protobuf.Timestamp
-	35, // 41: intake.v1.Run.end_time:type_name -> google.protobuf.Timestamp
-	35, // 42: intake.v1.Run.scheduled_time:type_name -> google.protobuf.Timestamp
-	30, // 43: intake.v1.Run.counters:type_name -> intake.v1.RunCounters
-	31, // 44: intake.v1.Run.stages:type_name -> intake.v1.StageStatus
-	32, // 45: intake.v1.Run.row_errors:type_name -> intake.v1.RowError
-	11, // 46: intake.v1.Run.webhook_deliveries:type_name -> intake.v1.WebhookDelivery
-	47, // [47:47] is the sub-list for method output_type
-	47, // [47:47] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	16, // 5: intake.v1.Job.connection:type_name -> intake.v1.Connection
+	33, // 6: intake.v1.Job.mapping:type_name -> intake.v1.MappingSpec
+	25, // 7: intake.v1.Job.schedule:type_name -> intake.v1.Schedule
+	42, // 8: intake.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	42, // 9: intake.v1.Job.update_time:type_name -> google.protobuf.Timestamp
+	42, // 10: intake.v1.Job.next_run_time:type_name -> google.protobuf.Timestamp
+	15, // 11: intake.v1.Job.error_budget:type_name -> intake.v1.ErrorBudget
+	42, // 12: intake.v1.Job.mapping_validate_time:type_name -> google.protobuf.Timestamp
+	42, // 13: intake.v1.Job.next_run_times:type_name -> google.protobuf.Timestamp
+	13, // 14: intake.v1.Job.failure_policy:type_name -> intake.v1.FailurePolicy
+	14, // 15: intake.v1.Job.retention:type_name -> intake.v1.RetentionPolicy
+	11, // 16: intake.v1.Job.webhook:type_name -> intake.v1.Webhook
+	23, // 17: intake.v1.Job.file:type_name -> intake.v1.FileSelector
+	42, // 18: intake.v1.WebhookDelivery.time:type_name -> google.protobuf.Timestamp
+	17, // 19: intake.v1.Connection.http:type_name -> intake.v1.HttpConnection
+	20, // 20: intake.v1.Connection.local:type_name -> intake.v1.LocalConnection
+	21, // 21: intake.v1.Connection.s3:type_name -> intake.v1.S3Connection
+	22, // 22: intake.v1.Connection.sftp:type_name -> intake.v1.SftpConnection
+	42, // 23: intake.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	42, // 24: intake.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	41, // 25: intake.v1.HttpConnection.headers:type_name -> intake.v1.HttpConnection.HeadersEntry
+	18, // 26: intake.v1.HttpConnection.basic:type_name -> intake.v1.BasicAuth
+	19, // 27: intake.v1.HttpConnection.bearer:type_name -> intake.v1.BearerAuth
+	42, // 28: intake.v1.FileInfo.modify_time:type_name -> google.protobuf.Timestamp
+	31, // 29: intake.v1.Schedule.every_minutes:type_name -> intake.v1.EveryMinutes
+	32, // 30: intake.v1.Schedule.daily:type_name -> intake.v1.Daily
+	26, // 31: intake.v1.Schedule.hourly:type_name -> intake.v1.Hourly
+	27, // 32: intake.v1.Schedule.workdays:type_name -> intake.v1.Workdays
+	28, // 33: intake.v1.Schedule.weekly:type_name -> intake.v1.Weekly
+	29, // 34: intake.v1.Schedule.monthly:type_name -> intake.v1.Monthly
+	30, // 35: intake.v1.Schedule.cron:type_name -> intake.v1.Cron
+	3,  // 36: intake.v1.Weekly.days:type_name -> intake.v1.Weekday
+	35, // 37: intake.v1.MappingSpec.dialect:type_name -> intake.v1.CsvDialect
+	36, // 38: intake.v1.MappingSpec.entries:type_name -> intake.v1.MappingEntry
+	34, // 39: intake.v1.MappingSpec.new_attributes:type_name -> intake.v1.NewAttribute
+	1,  // 40: intake.v1.NewAttribute.type:type_name -> intake.v1.AttributeType
+	4,  // 41: intake.v1.CsvDialect.compression:type_name -> intake.v1.Compression
+	7,  // 42: intake.v1.StageStatus.stage:type_name -> intake.v1.Stage
+	42, // 43: intake.v1.StageStatus.start_time:type_name -> google.protobuf.Timestamp
+	42, // 44: intake.v1.StageStatus.end_time:type_name -> google.protobuf.Timestamp
+	5,  // 45: intake.v1.Run.state:type_name -> intake.v1.RunState
+	6,  // 46: intake.v1.Run.trigger:type_name -> intake.v1.Trigger
+	42, // 47: intake.v1.Run.create_time:type_name -> google.protobuf.Timestamp
+	42, // 48: intake.v1.Run.start_time:type_name -> google.protobuf.Timestamp
+	42, // 49: intake.v1.Run.end_time:type_name -> google.protobuf.Timestamp
+	42, // 50: intake.v1.Run.scheduled_time:type_name -> google.protobuf.Timestamp
+	37, // 51: intake.v1.Run.counters:type_name -> intake.v1.RunCounters
+	38, // 52: intake.v1.Run.stages:type_name -> intake.v1.StageStatus
+	39, // 53: intake.v1.Run.row_errors:type_name -> intake.v1.RowError
+	12, // 54: intake.v1.Run.webhook_deliveries:type_name -> intake.v1.WebhookDelivery
+	42, // 55: intake.v1.Run.source_modify_time:type_name -> google.protobuf.Timestamp
+	56, // [56:56] is the sub-list for method output_type
+	56, // [56:56] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_intake_v1_resources_proto_init() }
@@ -3255,8 +4176,18 @@ func file_intake_v1_resources_proto_init() {
 	file_intake_v1_resources_proto_msgTypes[8].OneofWrappers = []any{
 		(*Connection_Http)(nil),
 		(*Connection_Local)(nil),
+		(*Connection_S3)(nil),
+		(*Connection_Sftp)(nil),
 	}
-	file_intake_v1_resources_proto_msgTypes[11].OneofWrappers = []any{
+	file_intake_v1_resources_proto_msgTypes[9].OneofWrappers = []any{
+		(*HttpConnection_Basic)(nil),
+		(*HttpConnection_Bearer)(nil),
+	}
+	file_intake_v1_resources_proto_msgTypes[15].OneofWrappers = []any{
+		(*FileSelector_Path)(nil),
+		(*FileSelector_Pattern)(nil),
+	}
+	file_intake_v1_resources_proto_msgTypes[17].OneofWrappers = []any{
 		(*Schedule_EveryMinutes)(nil),
 		(*Schedule_Daily)(nil),
 		(*Schedule_Hourly)(nil),
@@ -3265,7 +4196,7 @@ func file_intake_v1_resources_proto_init() {
 		(*Schedule_Monthly)(nil),
 		(*Schedule_Cron)(nil),
 	}
-	file_intake_v1_resources_proto_msgTypes[22].OneofWrappers = []any{
+	file_intake_v1_resources_proto_msgTypes[28].OneofWrappers = []any{
 		(*MappingEntry_Column)(nil),
 		(*MappingEntry_Constant)(nil),
 		(*MappingEntry_Function)(nil),
@@ -3275,8 +4206,8 @@ func file_intake_v1_resources_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_intake_v1_resources_proto_rawDesc), len(file_intake_v1_resources_proto_rawDesc)),
-			NumEnums:      7,
-			NumMessages:   28,
+			NumEnums:      8,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -2782,6 +2782,583 @@ func (x *WatchRunResponse) GetRun() *Run {
 	return nil
 }
 
+type CreateConnectionRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Connection *Connection            `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	// Optional: the connection id (lowercase letters, digits, '-'); generated
+	// when empty.
+	ConnectionId  string `protobuf:"bytes,2,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateConnectionRequest) Reset() {
+	*x = CreateConnectionRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateConnectionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateConnectionRequest) ProtoMessage() {}
+
+func (x *CreateConnectionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateConnectionRequest.ProtoReflect.Descriptor instead.
+func (*CreateConnectionRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *CreateConnectionRequest) GetConnection() *Connection {
+	if x != nil {
+		return x.Connection
+	}
+	return nil
+}
+
+func (x *CreateConnectionRequest) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+type GetConnectionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "connections/{connection}"
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetConnectionRequest) Reset() {
+	*x = GetConnectionRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetConnectionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetConnectionRequest) ProtoMessage() {}
+
+func (x *GetConnectionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetConnectionRequest.ProtoReflect.Descriptor instead.
+func (*GetConnectionRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *GetConnectionRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type ListConnectionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PageSize      int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConnectionsRequest) Reset() {
+	*x = ListConnectionsRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConnectionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConnectionsRequest) ProtoMessage() {}
+
+func (x *ListConnectionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConnectionsRequest.ProtoReflect.Descriptor instead.
+func (*ListConnectionsRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ListConnectionsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListConnectionsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListConnectionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Connections   []*Connection          `protobuf:"bytes,1,rep,name=connections,proto3" json:"connections,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConnectionsResponse) Reset() {
+	*x = ListConnectionsResponse{}
+	mi := &file_intake_v1_service_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConnectionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConnectionsResponse) ProtoMessage() {}
+
+func (x *ListConnectionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConnectionsResponse.ProtoReflect.Descriptor instead.
+func (*ListConnectionsResponse) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ListConnectionsResponse) GetConnections() []*Connection {
+	if x != nil {
+		return x.Connections
+	}
+	return nil
+}
+
+func (x *ListConnectionsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type UpdateConnectionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Connection    *Connection            `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateConnectionRequest) Reset() {
+	*x = UpdateConnectionRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateConnectionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateConnectionRequest) ProtoMessage() {}
+
+func (x *UpdateConnectionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateConnectionRequest.ProtoReflect.Descriptor instead.
+func (*UpdateConnectionRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *UpdateConnectionRequest) GetConnection() *Connection {
+	if x != nil {
+		return x.Connection
+	}
+	return nil
+}
+
+func (x *UpdateConnectionRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+type DeleteConnectionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "connections/{connection}"
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteConnectionRequest) Reset() {
+	*x = DeleteConnectionRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteConnectionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteConnectionRequest) ProtoMessage() {}
+
+func (x *DeleteConnectionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteConnectionRequest.ProtoReflect.Descriptor instead.
+func (*DeleteConnectionRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *DeleteConnectionRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type TestConnectionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A stored connection ("connections/{connection}") ...
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// ... or a connection not saved yet (secrets given inline).
+	Connection *Connection `protobuf:"bytes,2,opt,name=connection,proto3" json:"connection,omitempty"`
+	// Optional: also resolve this file (placeholders, pattern) and check it
+	// can be read.
+	File *FileSelector `protobuf:"bytes,3,opt,name=file,proto3" json:"file,omitempty"`
+	// Time zone for the file's date placeholders; empty: UTC.
+	TimeZone      string `protobuf:"bytes,4,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TestConnectionRequest) Reset() {
+	*x = TestConnectionRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TestConnectionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TestConnectionRequest) ProtoMessage() {}
+
+func (x *TestConnectionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TestConnectionRequest.ProtoReflect.Descriptor instead.
+func (*TestConnectionRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *TestConnectionRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TestConnectionRequest) GetConnection() *Connection {
+	if x != nil {
+		return x.Connection
+	}
+	return nil
+}
+
+func (x *TestConnectionRequest) GetFile() *FileSelector {
+	if x != nil {
+		return x.File
+	}
+	return nil
+}
+
+func (x *TestConnectionRequest) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
+}
+
+type TestConnectionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Ok    bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
+	// Why it failed; unspecified when ok.
+	ErrorKind ConnectionErrorKind `protobuf:"varint,2,opt,name=error_kind,json=errorKind,proto3,enum=intake.v1.ConnectionErrorKind" json:"error_kind,omitempty"`
+	// What was checked, or what failed and where, in words for a user.
+	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	// When a file was checked: the file it resolved to.
+	File *FileInfo `protobuf:"bytes,4,opt,name=file,proto3" json:"file,omitempty"`
+	// Round trip of the check, in milliseconds.
+	LatencyMs     int64 `protobuf:"varint,5,opt,name=latency_ms,json=latencyMs,proto3" json:"latency_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TestConnectionResponse) Reset() {
+	*x = TestConnectionResponse{}
+	mi := &file_intake_v1_service_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TestConnectionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TestConnectionResponse) ProtoMessage() {}
+
+func (x *TestConnectionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TestConnectionResponse.ProtoReflect.Descriptor instead.
+func (*TestConnectionResponse) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *TestConnectionResponse) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *TestConnectionResponse) GetErrorKind() ConnectionErrorKind {
+	if x != nil {
+		return x.ErrorKind
+	}
+	return ConnectionErrorKind_CONNECTION_ERROR_KIND_UNSPECIFIED
+}
+
+func (x *TestConnectionResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *TestConnectionResponse) GetFile() *FileInfo {
+	if x != nil {
+		return x.File
+	}
+	return nil
+}
+
+func (x *TestConnectionResponse) GetLatencyMs() int64 {
+	if x != nil {
+		return x.LatencyMs
+	}
+	return 0
+}
+
+type ListFilesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "connections/{connection}"
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// A key prefix (S3) or a directory (SFTP, local); empty: the root.
+	Prefix string `protobuf:"bytes,2,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	// At most this many entries (default 100, at most 1000).
+	PageSize      int32  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFilesRequest) Reset() {
+	*x = ListFilesRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFilesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFilesRequest) ProtoMessage() {}
+
+func (x *ListFilesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFilesRequest.ProtoReflect.Descriptor instead.
+func (*ListFilesRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *ListFilesRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ListFilesRequest) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *ListFilesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListFilesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListFilesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Files, and directories (S3: common prefixes), sorted by path.
+	Files         []*FileInfo `protobuf:"bytes,1,rep,name=files,proto3" json:"files,omitempty"`
+	NextPageToken string      `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFilesResponse) Reset() {
+	*x = ListFilesResponse{}
+	mi := &file_intake_v1_service_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFilesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFilesResponse) ProtoMessage() {}
+
+func (x *ListFilesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFilesResponse.ProtoReflect.Descriptor instead.
+func (*ListFilesResponse) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *ListFilesResponse) GetFiles() []*FileInfo {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+func (x *ListFilesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 type ReportRunEventRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "jobs/{job}/runs/{run}"
@@ -2799,14 +3376,24 @@ type ReportRunEventRequest struct {
 	RowErrors []*RowError            `protobuf:"bytes,9,rep,name=row_errors,json=rowErrors,proto3" json:"row_errors,omitempty"`
 	EventTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=event_time,json=eventTime,proto3" json:"event_time,omitempty"`
 	// For FETCHED: the file's header (after decoding).
-	Header        []string `protobuf:"bytes,11,rep,name=header,proto3" json:"header,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Header []string `protobuf:"bytes,11,rep,name=header,proto3" json:"header,omitempty"`
+	// For FETCHED: the response validators of an HTTP source, kept for the
+	// next run's conditional request.
+	Etag         string `protobuf:"bytes,12,opt,name=etag,proto3" json:"etag,omitempty"`
+	LastModified string `protobuf:"bytes,13,opt,name=last_modified,json=lastModified,proto3" json:"last_modified,omitempty"`
+	// For FETCHED: the server answered 304 Not Modified; the file was not
+	// downloaded again and the run ends skipped.
+	NotModified bool `protobuf:"varint,14,opt,name=not_modified,json=notModified,proto3" json:"not_modified,omitempty"`
+	// For FETCHED: the source file's size and modification time, if known.
+	SourceSize       int64                  `protobuf:"varint,15,opt,name=source_size,json=sourceSize,proto3" json:"source_size,omitempty"`
+	SourceModifyTime *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=source_modify_time,json=sourceModifyTime,proto3" json:"source_modify_time,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ReportRunEventRequest) Reset() {
 	*x = ReportRunEventRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[45]
+	mi := &file_intake_v1_service_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2818,7 +3405,7 @@ func (x *ReportRunEventRequest) String() string {
 func (*ReportRunEventRequest) ProtoMessage() {}
 
 func (x *ReportRunEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[45]
+	mi := &file_intake_v1_service_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2831,7 +3418,7 @@ func (x *ReportRunEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRunEventRequest.ProtoReflect.Descriptor instead.
 func (*ReportRunEventRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{45}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ReportRunEventRequest) GetRun() string {
@@ -2911,6 +3498,41 @@ func (x *ReportRunEventRequest) GetHeader() []string {
 	return nil
 }
 
+func (x *ReportRunEventRequest) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
+func (x *ReportRunEventRequest) GetLastModified() string {
+	if x != nil {
+		return x.LastModified
+	}
+	return ""
+}
+
+func (x *ReportRunEventRequest) GetNotModified() bool {
+	if x != nil {
+		return x.NotModified
+	}
+	return false
+}
+
+func (x *ReportRunEventRequest) GetSourceSize() int64 {
+	if x != nil {
+		return x.SourceSize
+	}
+	return 0
+}
+
+func (x *ReportRunEventRequest) GetSourceModifyTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SourceModifyTime
+	}
+	return nil
+}
+
 type ReportRunEventResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Directive     Directive              `protobuf:"varint,1,opt,name=directive,proto3,enum=intake.v1.Directive" json:"directive,omitempty"`
@@ -2921,7 +3543,7 @@ type ReportRunEventResponse struct {
 
 func (x *ReportRunEventResponse) Reset() {
 	*x = ReportRunEventResponse{}
-	mi := &file_intake_v1_service_proto_msgTypes[46]
+	mi := &file_intake_v1_service_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2933,7 +3555,7 @@ func (x *ReportRunEventResponse) String() string {
 func (*ReportRunEventResponse) ProtoMessage() {}
 
 func (x *ReportRunEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[46]
+	mi := &file_intake_v1_service_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2946,7 +3568,7 @@ func (x *ReportRunEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRunEventResponse.ProtoReflect.Descriptor instead.
 func (*ReportRunEventResponse) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{46}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ReportRunEventResponse) GetDirective() Directive {
@@ -2974,7 +3596,7 @@ type CreateScheduledRunRequest struct {
 
 func (x *CreateScheduledRunRequest) Reset() {
 	*x = CreateScheduledRunRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[47]
+	mi := &file_intake_v1_service_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2986,7 +3608,7 @@ func (x *CreateScheduledRunRequest) String() string {
 func (*CreateScheduledRunRequest) ProtoMessage() {}
 
 func (x *CreateScheduledRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[47]
+	mi := &file_intake_v1_service_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2999,7 +3621,7 @@ func (x *CreateScheduledRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateScheduledRunRequest.ProtoReflect.Descriptor instead.
 func (*CreateScheduledRunRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{47}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *CreateScheduledRunRequest) GetJob() string {
@@ -3028,7 +3650,7 @@ type CreateScheduledRunResponse struct {
 
 func (x *CreateScheduledRunResponse) Reset() {
 	*x = CreateScheduledRunResponse{}
-	mi := &file_intake_v1_service_proto_msgTypes[48]
+	mi := &file_intake_v1_service_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3040,7 +3662,7 @@ func (x *CreateScheduledRunResponse) String() string {
 func (*CreateScheduledRunResponse) ProtoMessage() {}
 
 func (x *CreateScheduledRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[48]
+	mi := &file_intake_v1_service_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3053,7 +3675,7 @@ func (x *CreateScheduledRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateScheduledRunResponse.ProtoReflect.Descriptor instead.
 func (*CreateScheduledRunResponse) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{48}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *CreateScheduledRunResponse) GetRun() *Run {
@@ -3075,6 +3697,276 @@ func (x *CreateScheduledRunResponse) GetCreated() bool {
 		return x.Created
 	}
 	return false
+}
+
+type CreateScheduledRunsRequest struct {
+	state         protoimpl.MessageState       `protogen:"open.v1"`
+	Ticks         []*CreateScheduledRunRequest `protobuf:"bytes,1,rep,name=ticks,proto3" json:"ticks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateScheduledRunsRequest) Reset() {
+	*x = CreateScheduledRunsRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateScheduledRunsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateScheduledRunsRequest) ProtoMessage() {}
+
+func (x *CreateScheduledRunsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateScheduledRunsRequest.ProtoReflect.Descriptor instead.
+func (*CreateScheduledRunsRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *CreateScheduledRunsRequest) GetTicks() []*CreateScheduledRunRequest {
+	if x != nil {
+		return x.Ticks
+	}
+	return nil
+}
+
+type CreateScheduledRunsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per tick, in the request's order.
+	Results       []*CreateScheduledRunResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateScheduledRunsResponse) Reset() {
+	*x = CreateScheduledRunsResponse{}
+	mi := &file_intake_v1_service_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateScheduledRunsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateScheduledRunsResponse) ProtoMessage() {}
+
+func (x *CreateScheduledRunsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateScheduledRunsResponse.ProtoReflect.Descriptor instead.
+func (*CreateScheduledRunsResponse) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *CreateScheduledRunsResponse) GetResults() []*CreateScheduledRunResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type CreateScheduledRunResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unset when error is set.
+	Response *CreateScheduledRunResponse `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"`
+	// Why this tick's run was not created (e.g. the job no longer exists);
+	// the other ticks are unaffected.
+	Error string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	// The gRPC code of error (google.rpc.Code), 0 when none.
+	Code          int32 `protobuf:"varint,3,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateScheduledRunResult) Reset() {
+	*x = CreateScheduledRunResult{}
+	mi := &file_intake_v1_service_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateScheduledRunResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateScheduledRunResult) ProtoMessage() {}
+
+func (x *CreateScheduledRunResult) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateScheduledRunResult.ProtoReflect.Descriptor instead.
+func (*CreateScheduledRunResult) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *CreateScheduledRunResult) GetResponse() *CreateScheduledRunResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *CreateScheduledRunResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *CreateScheduledRunResult) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+type ResolveConnectionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "jobs/{job}/runs/{run}"
+	Run           string `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolveConnectionRequest) Reset() {
+	*x = ResolveConnectionRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveConnectionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveConnectionRequest) ProtoMessage() {}
+
+func (x *ResolveConnectionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveConnectionRequest.ProtoReflect.Descriptor instead.
+func (*ResolveConnectionRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *ResolveConnectionRequest) GetRun() string {
+	if x != nil {
+		return x.Run
+	}
+	return ""
+}
+
+type ResolveConnectionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The connection with its secrets in clear text. Never log it.
+	Connection *Connection `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	// Validators of the last successful run of this job that read the same
+	// file path, for If-None-Match / If-Modified-Since; empty when none.
+	Etag         string `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
+	LastModified string `protobuf:"bytes,3,opt,name=last_modified,json=lastModified,proto3" json:"last_modified,omitempty"`
+	// The source ("connections/x: path") that run read.
+	LastSource    string `protobuf:"bytes,4,opt,name=last_source,json=lastSource,proto3" json:"last_source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolveConnectionResponse) Reset() {
+	*x = ResolveConnectionResponse{}
+	mi := &file_intake_v1_service_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveConnectionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveConnectionResponse) ProtoMessage() {}
+
+func (x *ResolveConnectionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveConnectionResponse.ProtoReflect.Descriptor instead.
+func (*ResolveConnectionResponse) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *ResolveConnectionResponse) GetConnection() *Connection {
+	if x != nil {
+		return x.Connection
+	}
+	return nil
+}
+
+func (x *ResolveConnectionResponse) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
+func (x *ResolveConnectionResponse) GetLastModified() string {
+	if x != nil {
+		return x.LastModified
+	}
+	return ""
+}
+
+func (x *ResolveConnectionResponse) GetLastSource() string {
+	if x != nil {
+		return x.LastSource
+	}
+	return ""
 }
 
 var File_intake_v1_service_proto protoreflect.FileDescriptor
@@ -3252,7 +4144,53 @@ const file_intake_v1_service_proto_rawDesc = "" +
 	"\x0fWatchRunRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"4\n" +
 	"\x10WatchRunResponse\x12 \n" +
-	"\x03run\x18\x01 \x01(\v2\x0e.intake.v1.RunR\x03run\"\x99\x03\n" +
+	"\x03run\x18\x01 \x01(\v2\x0e.intake.v1.RunR\x03run\"u\n" +
+	"\x17CreateConnectionRequest\x125\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\v2\x15.intake.v1.ConnectionR\n" +
+	"connection\x12#\n" +
+	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\"*\n" +
+	"\x14GetConnectionRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"T\n" +
+	"\x16ListConnectionsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"z\n" +
+	"\x17ListConnectionsResponse\x127\n" +
+	"\vconnections\x18\x01 \x03(\v2\x15.intake.v1.ConnectionR\vconnections\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8d\x01\n" +
+	"\x17UpdateConnectionRequest\x125\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\v2\x15.intake.v1.ConnectionR\n" +
+	"connection\x12;\n" +
+	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\"-\n" +
+	"\x17DeleteConnectionRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xac\x01\n" +
+	"\x15TestConnectionRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x125\n" +
+	"\n" +
+	"connection\x18\x02 \x01(\v2\x15.intake.v1.ConnectionR\n" +
+	"connection\x12+\n" +
+	"\x04file\x18\x03 \x01(\v2\x17.intake.v1.FileSelectorR\x04file\x12\x1b\n" +
+	"\ttime_zone\x18\x04 \x01(\tR\btimeZone\"\xc9\x01\n" +
+	"\x16TestConnectionResponse\x12\x0e\n" +
+	"\x02ok\x18\x01 \x01(\bR\x02ok\x12=\n" +
+	"\n" +
+	"error_kind\x18\x02 \x01(\x0e2\x1e.intake.v1.ConnectionErrorKindR\terrorKind\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12'\n" +
+	"\x04file\x18\x04 \x01(\v2\x13.intake.v1.FileInfoR\x04file\x12\x1d\n" +
+	"\n" +
+	"latency_ms\x18\x05 \x01(\x03R\tlatencyMs\"z\n" +
+	"\x10ListFilesRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06prefix\x18\x02 \x01(\tR\x06prefix\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"f\n" +
+	"\x11ListFilesResponse\x12)\n" +
+	"\x05files\x18\x01 \x03(\v2\x13.intake.v1.FileInfoR\x05files\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xe0\x04\n" +
 	"\x15ReportRunEventRequest\x12\x10\n" +
 	"\x03run\x18\x01 \x01(\tR\x03run\x12&\n" +
 	"\x05stage\x18\x02 \x01(\x0e2\x10.intake.v1.StageR\x05stage\x12+\n" +
@@ -3267,7 +4205,13 @@ const file_intake_v1_service_proto_rawDesc = "" +
 	"\n" +
 	"event_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\teventTime\x12\x16\n" +
-	"\x06header\x18\v \x03(\tR\x06header\"n\n" +
+	"\x06header\x18\v \x03(\tR\x06header\x12\x12\n" +
+	"\x04etag\x18\f \x01(\tR\x04etag\x12#\n" +
+	"\rlast_modified\x18\r \x01(\tR\flastModified\x12!\n" +
+	"\fnot_modified\x18\x0e \x01(\bR\vnotModified\x12\x1f\n" +
+	"\vsource_size\x18\x0f \x01(\x03R\n" +
+	"sourceSize\x12H\n" +
+	"\x12source_modify_time\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\x10sourceModifyTime\"n\n" +
 	"\x16ReportRunEventResponse\x122\n" +
 	"\tdirective\x18\x01 \x01(\x0e2\x14.intake.v1.DirectiveR\tdirective\x12 \n" +
 	"\x03run\x18\x02 \x01(\v2\x0e.intake.v1.RunR\x03run\"p\n" +
@@ -3277,7 +4221,25 @@ const file_intake_v1_service_proto_rawDesc = "" +
 	"\x1aCreateScheduledRunResponse\x12 \n" +
 	"\x03run\x18\x01 \x01(\v2\x0e.intake.v1.RunR\x03run\x12 \n" +
 	"\x03job\x18\x02 \x01(\v2\x0e.intake.v1.JobR\x03job\x12\x18\n" +
-	"\acreated\x18\x03 \x01(\bR\acreated*m\n" +
+	"\acreated\x18\x03 \x01(\bR\acreated\"X\n" +
+	"\x1aCreateScheduledRunsRequest\x12:\n" +
+	"\x05ticks\x18\x01 \x03(\v2$.intake.v1.CreateScheduledRunRequestR\x05ticks\"\\\n" +
+	"\x1bCreateScheduledRunsResponse\x12=\n" +
+	"\aresults\x18\x01 \x03(\v2#.intake.v1.CreateScheduledRunResultR\aresults\"\x87\x01\n" +
+	"\x18CreateScheduledRunResult\x12A\n" +
+	"\bresponse\x18\x01 \x01(\v2%.intake.v1.CreateScheduledRunResponseR\bresponse\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\x05R\x04code\",\n" +
+	"\x18ResolveConnectionRequest\x12\x10\n" +
+	"\x03run\x18\x01 \x01(\tR\x03run\"\xac\x01\n" +
+	"\x19ResolveConnectionResponse\x125\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\v2\x15.intake.v1.ConnectionR\n" +
+	"connection\x12\x12\n" +
+	"\x04etag\x18\x02 \x01(\tR\x04etag\x12#\n" +
+	"\rlast_modified\x18\x03 \x01(\tR\flastModified\x12\x1f\n" +
+	"\vlast_source\x18\x04 \x01(\tR\n" +
+	"lastSource*m\n" +
 	"\x0fFindingSeverity\x12 \n" +
 	"\x1cFINDING_SEVERITY_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16FINDING_SEVERITY_ERROR\x10\x01\x12\x1c\n" +
@@ -3328,10 +4290,20 @@ const file_intake_v1_service_proto_rawDesc = "" +
 	"\vListObjects\x12\x1d.intake.v1.ListObjectsRequest\x1a\x1e.intake.v1.ListObjectsResponse\x12U\n" +
 	"\x0eListAttributes\x12 .intake.v1.ListAttributesRequest\x1a!.intake.v1.ListAttributesResponse\x12J\n" +
 	"\x0fCreateAttribute\x12!.intake.v1.CreateAttributeRequest\x1a\x14.intake.v1.Attribute\x12L\n" +
-	"\x0fDeleteAttribute\x12!.intake.v1.DeleteAttributeRequest\x1a\x16.google.protobuf.Empty2\xc8\x01\n" +
+	"\x0fDeleteAttribute\x12!.intake.v1.DeleteAttributeRequest\x1a\x16.google.protobuf.Empty2\xc3\x04\n" +
+	"\x11ConnectionService\x12M\n" +
+	"\x10CreateConnection\x12\".intake.v1.CreateConnectionRequest\x1a\x15.intake.v1.Connection\x12G\n" +
+	"\rGetConnection\x12\x1f.intake.v1.GetConnectionRequest\x1a\x15.intake.v1.Connection\x12X\n" +
+	"\x0fListConnections\x12!.intake.v1.ListConnectionsRequest\x1a\".intake.v1.ListConnectionsResponse\x12M\n" +
+	"\x10UpdateConnection\x12\".intake.v1.UpdateConnectionRequest\x1a\x15.intake.v1.Connection\x12N\n" +
+	"\x10DeleteConnection\x12\".intake.v1.DeleteConnectionRequest\x1a\x16.google.protobuf.Empty\x12U\n" +
+	"\x0eTestConnection\x12 .intake.v1.TestConnectionRequest\x1a!.intake.v1.TestConnectionResponse\x12F\n" +
+	"\tListFiles\x12\x1b.intake.v1.ListFilesRequest\x1a\x1c.intake.v1.ListFilesResponse2\x8e\x03\n" +
 	"\fStageService\x12U\n" +
 	"\x0eReportRunEvent\x12 .intake.v1.ReportRunEventRequest\x1a!.intake.v1.ReportRunEventResponse\x12a\n" +
-	"\x12CreateScheduledRun\x12$.intake.v1.CreateScheduledRunRequest\x1a%.intake.v1.CreateScheduledRunResponseB9Z7github.com/intakehq/intake/proto/gen/intake/v1;intakev1b\x06proto3"
+	"\x12CreateScheduledRun\x12$.intake.v1.CreateScheduledRunRequest\x1a%.intake.v1.CreateScheduledRunResponse\x12d\n" +
+	"\x13CreateScheduledRuns\x12%.intake.v1.CreateScheduledRunsRequest\x1a&.intake.v1.CreateScheduledRunsResponse\x12^\n" +
+	"\x11ResolveConnection\x12#.intake.v1.ResolveConnectionRequest\x1a$.intake.v1.ResolveConnectionResponseB9Z7github.com/intakehq/intake/proto/gen/intake/v1;intakev1b\x06proto3"
 
 var (
 	file_intake_v1_service_proto_rawDescOnce sync.Once
@@ -3346,179 +4318,230 @@ func file_intake_v1_service_proto_rawDescGZIP() []byte {
 }
 
 var file_intake_v1_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_intake_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_intake_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
 var file_intake_v1_service_proto_goTypes = []any{
-	(FindingSeverity)(0),               // 0: intake.v1.FindingSeverity
-	(RunEventKind)(0),                  // 1: intake.v1.RunEventKind
-	(Directive)(0),                     // 2: intake.v1.Directive
-	(*TriggerJobRequest)(nil),          // 3: intake.v1.TriggerJobRequest
-	(*TriggerJobResponse)(nil),         // 4: intake.v1.TriggerJobResponse
-	(*TriggerToken)(nil),               // 5: intake.v1.TriggerToken
-	(*CreateTriggerTokenRequest)(nil),  // 6: intake.v1.CreateTriggerTokenRequest
-	(*RotateTriggerTokenRequest)(nil),  // 7: intake.v1.RotateTriggerTokenRequest
-	(*RevokeTriggerTokenRequest)(nil),  // 8: intake.v1.RevokeTriggerTokenRequest
-	(*ListTriggerTokensRequest)(nil),   // 9: intake.v1.ListTriggerTokensRequest
-	(*ListTriggerTokensResponse)(nil),  // 10: intake.v1.ListTriggerTokensResponse
-	(*DuplicateJobRequest)(nil),        // 11: intake.v1.DuplicateJobRequest
-	(*SetJobEnabledRequest)(nil),       // 12: intake.v1.SetJobEnabledRequest
-	(*CreateJobRequest)(nil),           // 13: intake.v1.CreateJobRequest
-	(*GetJobRequest)(nil),              // 14: intake.v1.GetJobRequest
-	(*ListJobsRequest)(nil),            // 15: intake.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),           // 16: intake.v1.ListJobsResponse
-	(*UpdateJobRequest)(nil),           // 17: intake.v1.UpdateJobRequest
-	(*DeleteJobRequest)(nil),           // 18: intake.v1.DeleteJobRequest
-	(*RunJobRequest)(nil),              // 19: intake.v1.RunJobRequest
-	(*ValidateMappingRequest)(nil),     // 20: intake.v1.ValidateMappingRequest
-	(*Finding)(nil),                    // 21: intake.v1.Finding
-	(*SourceColumn)(nil),               // 22: intake.v1.SourceColumn
-	(*DialectDetection)(nil),           // 23: intake.v1.DialectDetection
-	(*ValidateMappingResponse)(nil),    // 24: intake.v1.ValidateMappingResponse
-	(*PreviewJobRequest)(nil),          // 25: intake.v1.PreviewJobRequest
-	(*PreviewCell)(nil),                // 26: intake.v1.PreviewCell
-	(*PreviewRow)(nil),                 // 27: intake.v1.PreviewRow
-	(*PreviewJobResponse)(nil),         // 28: intake.v1.PreviewJobResponse
-	(*SuggestMappingRequest)(nil),      // 29: intake.v1.SuggestMappingRequest
-	(*Suggestion)(nil),                 // 30: intake.v1.Suggestion
-	(*SuggestMappingResponse)(nil),     // 31: intake.v1.SuggestMappingResponse
-	(*CancelRunRequest)(nil),           // 32: intake.v1.CancelRunRequest
-	(*DownloadSourceRequest)(nil),      // 33: intake.v1.DownloadSourceRequest
-	(*ReplayRunRequest)(nil),           // 34: intake.v1.ReplayRunRequest
-	(*DownloadRejectsRequest)(nil),     // 35: intake.v1.DownloadRejectsRequest
-	(*FileChunk)(nil),                  // 36: intake.v1.FileChunk
-	(*ListObjectsRequest)(nil),         // 37: intake.v1.ListObjectsRequest
-	(*ListObjectsResponse)(nil),        // 38: intake.v1.ListObjectsResponse
-	(*ListAttributesRequest)(nil),      // 39: intake.v1.ListAttributesRequest
-	(*ListAttributesResponse)(nil),     // 40: intake.v1.ListAttributesResponse
-	(*CreateAttributeRequest)(nil),     // 41: intake.v1.CreateAttributeRequest
-	(*DeleteAttributeRequest)(nil),     // 42: intake.v1.DeleteAttributeRequest
-	(*GetRunRequest)(nil),              // 43: intake.v1.GetRunRequest
-	(*ListRunsRequest)(nil),            // 44: intake.v1.ListRunsRequest
-	(*ListRunsResponse)(nil),           // 45: intake.v1.ListRunsResponse
-	(*WatchRunRequest)(nil),            // 46: intake.v1.WatchRunRequest
-	(*WatchRunResponse)(nil),           // 47: intake.v1.WatchRunResponse
-	(*ReportRunEventRequest)(nil),      // 48: intake.v1.ReportRunEventRequest
-	(*ReportRunEventResponse)(nil),     // 49: intake.v1.ReportRunEventResponse
-	(*CreateScheduledRunRequest)(nil),  // 50: intake.v1.CreateScheduledRunRequest
-	(*CreateScheduledRunResponse)(nil), // 51: intake.v1.CreateScheduledRunResponse
-	(*Run)(nil),                        // 52: intake.v1.Run
-	(*timestamppb.Timestamp)(nil),      // 53: google.protobuf.Timestamp
-	(*Job)(nil),                        // 54: intake.v1.Job
-	(*fieldmaskpb.FieldMask)(nil),      // 55: google.protobuf.FieldMask
-	(*MappingSpec)(nil),                // 56: intake.v1.MappingSpec
-	(*DataObject)(nil),                 // 57: intake.v1.DataObject
-	(*Attribute)(nil),                  // 58: intake.v1.Attribute
-	(RunState)(0),                      // 59: intake.v1.RunState
-	(Trigger)(0),                       // 60: intake.v1.Trigger
-	(Stage)(0),                         // 61: intake.v1.Stage
-	(*RunCounters)(nil),                // 62: intake.v1.RunCounters
-	(*RowError)(nil),                   // 63: intake.v1.RowError
-	(*emptypb.Empty)(nil),              // 64: google.protobuf.Empty
+	(FindingSeverity)(0),                // 0: intake.v1.FindingSeverity
+	(RunEventKind)(0),                   // 1: intake.v1.RunEventKind
+	(Directive)(0),                      // 2: intake.v1.Directive
+	(*TriggerJobRequest)(nil),           // 3: intake.v1.TriggerJobRequest
+	(*TriggerJobResponse)(nil),          // 4: intake.v1.TriggerJobResponse
+	(*TriggerToken)(nil),                // 5: intake.v1.TriggerToken
+	(*CreateTriggerTokenRequest)(nil),   // 6: intake.v1.CreateTriggerTokenRequest
+	(*RotateTriggerTokenRequest)(nil),   // 7: intake.v1.RotateTriggerTokenRequest
+	(*RevokeTriggerTokenRequest)(nil),   // 8: intake.v1.RevokeTriggerTokenRequest
+	(*ListTriggerTokensRequest)(nil),    // 9: intake.v1.ListTriggerTokensRequest
+	(*ListTriggerTokensResponse)(nil),   // 10: intake.v1.ListTriggerTokensResponse
+	(*DuplicateJobRequest)(nil),         // 11: intake.v1.DuplicateJobRequest
+	(*SetJobEnabledRequest)(nil),        // 12: intake.v1.SetJobEnabledRequest
+	(*CreateJobRequest)(nil),            // 13: intake.v1.CreateJobRequest
+	(*GetJobRequest)(nil),               // 14: intake.v1.GetJobRequest
+	(*ListJobsRequest)(nil),             // 15: intake.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),            // 16: intake.v1.ListJobsResponse
+	(*UpdateJobRequest)(nil),            // 17: intake.v1.UpdateJobRequest
+	(*DeleteJobRequest)(nil),            // 18: intake.v1.DeleteJobRequest
+	(*RunJobRequest)(nil),               // 19: intake.v1.RunJobRequest
+	(*ValidateMappingRequest)(nil),      // 20: intake.v1.ValidateMappingRequest
+	(*Finding)(nil),                     // 21: intake.v1.Finding
+	(*SourceColumn)(nil),                // 22: intake.v1.SourceColumn
+	(*DialectDetection)(nil),            // 23: intake.v1.DialectDetection
+	(*ValidateMappingResponse)(nil),     // 24: intake.v1.ValidateMappingResponse
+	(*PreviewJobRequest)(nil),           // 25: intake.v1.PreviewJobRequest
+	(*PreviewCell)(nil),                 // 26: intake.v1.PreviewCell
+	(*PreviewRow)(nil),                  // 27: intake.v1.PreviewRow
+	(*PreviewJobResponse)(nil),          // 28: intake.v1.PreviewJobResponse
+	(*SuggestMappingRequest)(nil),       // 29: intake.v1.SuggestMappingRequest
+	(*Suggestion)(nil),                  // 30: intake.v1.Suggestion
+	(*SuggestMappingResponse)(nil),      // 31: intake.v1.SuggestMappingResponse
+	(*CancelRunRequest)(nil),            // 32: intake.v1.CancelRunRequest
+	(*DownloadSourceRequest)(nil),       // 33: intake.v1.DownloadSourceRequest
+	(*ReplayRunRequest)(nil),            // 34: intake.v1.ReplayRunRequest
+	(*DownloadRejectsRequest)(nil),      // 35: intake.v1.DownloadRejectsRequest
+	(*FileChunk)(nil),                   // 36: intake.v1.FileChunk
+	(*ListObjectsRequest)(nil),          // 37: intake.v1.ListObjectsRequest
+	(*ListObjectsResponse)(nil),         // 38: intake.v1.ListObjectsResponse
+	(*ListAttributesRequest)(nil),       // 39: intake.v1.ListAttributesRequest
+	(*ListAttributesResponse)(nil),      // 40: intake.v1.ListAttributesResponse
+	(*CreateAttributeRequest)(nil),      // 41: intake.v1.CreateAttributeRequest
+	(*DeleteAttributeRequest)(nil),      // 42: intake.v1.DeleteAttributeRequest
+	(*GetRunRequest)(nil),               // 43: intake.v1.GetRunRequest
+	(*ListRunsRequest)(nil),             // 44: intake.v1.ListRunsRequest
+	(*ListRunsResponse)(nil),            // 45: intake.v1.ListRunsResponse
+	(*WatchRunRequest)(nil),             // 46: intake.v1.WatchRunRequest
+	(*WatchRunResponse)(nil),            // 47: intake.v1.WatchRunResponse
+	(*CreateConnectionRequest)(nil),     // 48: intake.v1.CreateConnectionRequest
+	(*GetConnectionRequest)(nil),        // 49: intake.v1.GetConnectionRequest
+	(*ListConnectionsRequest)(nil),      // 50: intake.v1.ListConnectionsRequest
+	(*ListConnectionsResponse)(nil),     // 51: intake.v1.ListConnectionsResponse
+	(*UpdateConnectionRequest)(nil),     // 52: intake.v1.UpdateConnectionRequest
+	(*DeleteConnectionRequest)(nil),     // 53: intake.v1.DeleteConnectionRequest
+	(*TestConnectionRequest)(nil),       // 54: intake.v1.TestConnectionRequest
+	(*TestConnectionResponse)(nil),      // 55: intake.v1.TestConnectionResponse
+	(*ListFilesRequest)(nil),            // 56: intake.v1.ListFilesRequest
+	(*ListFilesResponse)(nil),           // 57: intake.v1.ListFilesResponse
+	(*ReportRunEventRequest)(nil),       // 58: intake.v1.ReportRunEventRequest
+	(*ReportRunEventResponse)(nil),      // 59: intake.v1.ReportRunEventResponse
+	(*CreateScheduledRunRequest)(nil),   // 60: intake.v1.CreateScheduledRunRequest
+	(*CreateScheduledRunResponse)(nil),  // 61: intake.v1.CreateScheduledRunResponse
+	(*CreateScheduledRunsRequest)(nil),  // 62: intake.v1.CreateScheduledRunsRequest
+	(*CreateScheduledRunsResponse)(nil), // 63: intake.v1.CreateScheduledRunsResponse
+	(*CreateScheduledRunResult)(nil),    // 64: intake.v1.CreateScheduledRunResult
+	(*ResolveConnectionRequest)(nil),    // 65: intake.v1.ResolveConnectionRequest
+	(*ResolveConnectionResponse)(nil),   // 66: intake.v1.ResolveConnectionResponse
+	(*Run)(nil),                         // 67: intake.v1.Run
+	(*timestamppb.Timestamp)(nil),       // 68: google.protobuf.Timestamp
+	(*Job)(nil),                         // 69: intake.v1.Job
+	(*fieldmaskpb.FieldMask)(nil),       // 70: google.protobuf.FieldMask
+	(*MappingSpec)(nil),                 // 71: intake.v1.MappingSpec
+	(*DataObject)(nil),                  // 72: intake.v1.DataObject
+	(*Attribute)(nil),                   // 73: intake.v1.Attribute
+	(RunState)(0),                       // 74: intake.v1.RunState
+	(Trigger)(0),                        // 75: intake.v1.Trigger
+	(*Connection)(nil),                  // 76: intake.v1.Connection
+	(*FileSelector)(nil),                // 77: intake.v1.FileSelector
+	(ConnectionErrorKind)(0),            // 78: intake.v1.ConnectionErrorKind
+	(*FileInfo)(nil),                    // 79: intake.v1.FileInfo
+	(Stage)(0),                          // 80: intake.v1.Stage
+	(*RunCounters)(nil),                 // 81: intake.v1.RunCounters
+	(*RowError)(nil),                    // 82: intake.v1.RowError
+	(*emptypb.Empty)(nil),               // 83: google.protobuf.Empty
 }
 var file_intake_v1_service_proto_depIdxs = []int32{
-	52, // 0: intake.v1.TriggerJobResponse.run:type_name -> intake.v1.Run
-	53, // 1: intake.v1.TriggerToken.create_time:type_name -> google.protobuf.Timestamp
-	53, // 2: intake.v1.TriggerToken.last_used_time:type_name -> google.protobuf.Timestamp
+	67, // 0: intake.v1.TriggerJobResponse.run:type_name -> intake.v1.Run
+	68, // 1: intake.v1.TriggerToken.create_time:type_name -> google.protobuf.Timestamp
+	68, // 2: intake.v1.TriggerToken.last_used_time:type_name -> google.protobuf.Timestamp
 	5,  // 3: intake.v1.ListTriggerTokensResponse.tokens:type_name -> intake.v1.TriggerToken
-	54, // 4: intake.v1.CreateJobRequest.job:type_name -> intake.v1.Job
-	54, // 5: intake.v1.ListJobsResponse.jobs:type_name -> intake.v1.Job
-	54, // 6: intake.v1.UpdateJobRequest.job:type_name -> intake.v1.Job
-	55, // 7: intake.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
-	54, // 8: intake.v1.ValidateMappingRequest.job:type_name -> intake.v1.Job
+	69, // 4: intake.v1.CreateJobRequest.job:type_name -> intake.v1.Job
+	69, // 5: intake.v1.ListJobsResponse.jobs:type_name -> intake.v1.Job
+	69, // 6: intake.v1.UpdateJobRequest.job:type_name -> intake.v1.Job
+	70, // 7: intake.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
+	69, // 8: intake.v1.ValidateMappingRequest.job:type_name -> intake.v1.Job
 	0,  // 9: intake.v1.Finding.severity:type_name -> intake.v1.FindingSeverity
 	21, // 10: intake.v1.ValidateMappingResponse.findings:type_name -> intake.v1.Finding
 	22, // 11: intake.v1.ValidateMappingResponse.columns:type_name -> intake.v1.SourceColumn
 	23, // 12: intake.v1.ValidateMappingResponse.detected:type_name -> intake.v1.DialectDetection
-	54, // 13: intake.v1.PreviewJobRequest.job:type_name -> intake.v1.Job
+	69, // 13: intake.v1.PreviewJobRequest.job:type_name -> intake.v1.Job
 	26, // 14: intake.v1.PreviewRow.cells:type_name -> intake.v1.PreviewCell
 	27, // 15: intake.v1.PreviewJobResponse.rows:type_name -> intake.v1.PreviewRow
 	21, // 16: intake.v1.PreviewJobResponse.findings:type_name -> intake.v1.Finding
 	23, // 17: intake.v1.PreviewJobResponse.detected:type_name -> intake.v1.DialectDetection
-	54, // 18: intake.v1.SuggestMappingRequest.job:type_name -> intake.v1.Job
-	56, // 19: intake.v1.SuggestMappingResponse.mapping:type_name -> intake.v1.MappingSpec
+	69, // 18: intake.v1.SuggestMappingRequest.job:type_name -> intake.v1.Job
+	71, // 19: intake.v1.SuggestMappingResponse.mapping:type_name -> intake.v1.MappingSpec
 	30, // 20: intake.v1.SuggestMappingResponse.suggestions:type_name -> intake.v1.Suggestion
 	23, // 21: intake.v1.SuggestMappingResponse.detected:type_name -> intake.v1.DialectDetection
-	57, // 22: intake.v1.ListObjectsResponse.objects:type_name -> intake.v1.DataObject
-	58, // 23: intake.v1.ListAttributesResponse.attributes:type_name -> intake.v1.Attribute
-	58, // 24: intake.v1.CreateAttributeRequest.attribute:type_name -> intake.v1.Attribute
-	59, // 25: intake.v1.ListRunsRequest.states:type_name -> intake.v1.RunState
-	60, // 26: intake.v1.ListRunsRequest.triggers:type_name -> intake.v1.Trigger
-	53, // 27: intake.v1.ListRunsRequest.create_time_from:type_name -> google.protobuf.Timestamp
-	53, // 28: intake.v1.ListRunsRequest.create_time_to:type_name -> google.protobuf.Timestamp
-	52, // 29: intake.v1.ListRunsResponse.runs:type_name -> intake.v1.Run
-	52, // 30: intake.v1.WatchRunResponse.run:type_name -> intake.v1.Run
-	61, // 31: intake.v1.ReportRunEventRequest.stage:type_name -> intake.v1.Stage
-	1,  // 32: intake.v1.ReportRunEventRequest.kind:type_name -> intake.v1.RunEventKind
-	62, // 33: intake.v1.ReportRunEventRequest.counters:type_name -> intake.v1.RunCounters
-	63, // 34: intake.v1.ReportRunEventRequest.row_errors:type_name -> intake.v1.RowError
-	53, // 35: intake.v1.ReportRunEventRequest.event_time:type_name -> google.protobuf.Timestamp
-	2,  // 36: intake.v1.ReportRunEventResponse.directive:type_name -> intake.v1.Directive
-	52, // 37: intake.v1.ReportRunEventResponse.run:type_name -> intake.v1.Run
-	53, // 38: intake.v1.CreateScheduledRunRequest.scheduled_time:type_name -> google.protobuf.Timestamp
-	52, // 39: intake.v1.CreateScheduledRunResponse.run:type_name -> intake.v1.Run
-	54, // 40: intake.v1.CreateScheduledRunResponse.job:type_name -> intake.v1.Job
-	13, // 41: intake.v1.JobService.CreateJob:input_type -> intake.v1.CreateJobRequest
-	14, // 42: intake.v1.JobService.GetJob:input_type -> intake.v1.GetJobRequest
-	15, // 43: intake.v1.JobService.ListJobs:input_type -> intake.v1.ListJobsRequest
-	17, // 44: intake.v1.JobService.UpdateJob:input_type -> intake.v1.UpdateJobRequest
-	18, // 45: intake.v1.JobService.DeleteJob:input_type -> intake.v1.DeleteJobRequest
-	19, // 46: intake.v1.JobService.RunJob:input_type -> intake.v1.RunJobRequest
-	20, // 47: intake.v1.JobService.ValidateMapping:input_type -> intake.v1.ValidateMappingRequest
-	25, // 48: intake.v1.JobService.PreviewJob:input_type -> intake.v1.PreviewJobRequest
-	29, // 49: intake.v1.JobService.SuggestMapping:input_type -> intake.v1.SuggestMappingRequest
-	11, // 50: intake.v1.JobService.DuplicateJob:input_type -> intake.v1.DuplicateJobRequest
-	12, // 51: intake.v1.JobService.SetJobEnabled:input_type -> intake.v1.SetJobEnabledRequest
-	3,  // 52: intake.v1.JobService.TriggerJob:input_type -> intake.v1.TriggerJobRequest
-	6,  // 53: intake.v1.JobService.CreateTriggerToken:input_type -> intake.v1.CreateTriggerTokenRequest
-	7,  // 54: intake.v1.JobService.RotateTriggerToken:input_type -> intake.v1.RotateTriggerTokenRequest
-	8,  // 55: intake.v1.JobService.RevokeTriggerToken:input_type -> intake.v1.RevokeTriggerTokenRequest
-	9,  // 56: intake.v1.JobService.ListTriggerTokens:input_type -> intake.v1.ListTriggerTokensRequest
-	43, // 57: intake.v1.RunService.GetRun:input_type -> intake.v1.GetRunRequest
-	44, // 58: intake.v1.RunService.ListRuns:input_type -> intake.v1.ListRunsRequest
-	46, // 59: intake.v1.RunService.WatchRun:input_type -> intake.v1.WatchRunRequest
-	35, // 60: intake.v1.RunService.DownloadRejects:input_type -> intake.v1.DownloadRejectsRequest
-	32, // 61: intake.v1.RunService.CancelRun:input_type -> intake.v1.CancelRunRequest
-	33, // 62: intake.v1.RunService.DownloadSource:input_type -> intake.v1.DownloadSourceRequest
-	34, // 63: intake.v1.RunService.ReplayRun:input_type -> intake.v1.ReplayRunRequest
-	37, // 64: intake.v1.DataModelService.ListObjects:input_type -> intake.v1.ListObjectsRequest
-	39, // 65: intake.v1.DataModelService.ListAttributes:input_type -> intake.v1.ListAttributesRequest
-	41, // 66: intake.v1.DataModelService.CreateAttribute:input_type -> intake.v1.CreateAttributeRequest
-	42, // 67: intake.v1.DataModelService.DeleteAttribute:input_type -> intake.v1.DeleteAttributeRequest
-	48, // 68: intake.v1.StageService.ReportRunEvent:input_type -> intake.v1.ReportRunEventRequest
-	50, // 69: intake.v1.StageService.CreateScheduledRun:input_type -> intake.v1.CreateScheduledRunRequest
-	54, // 70: intake.v1.JobService.CreateJob:output_type -> intake.v1.Job
-	54, // 71: intake.v1.JobService.GetJob:output_type -> intake.v1.Job
-	16, // 72: intake.v1.JobService.ListJobs:output_type -> intake.v1.ListJobsResponse
-	54, // 73: intake.v1.JobService.UpdateJob:output_type -> intake.v1.Job
-	64, // 74: intake.v1.JobService.DeleteJob:output_type -> google.protobuf.Empty
-	52, // 75: intake.v1.JobService.RunJob:output_type -> intake.v1.Run
-	24, // 76: intake.v1.JobService.ValidateMapping:output_type -> intake.v1.ValidateMappingResponse
-	28, // 77: intake.v1.JobService.PreviewJob:output_type -> intake.v1.PreviewJobResponse
-	31, // 78: intake.v1.JobService.SuggestMapping:output_type -> intake.v1.SuggestMappingResponse
-	54, // 79: intake.v1.JobService.DuplicateJob:output_type -> intake.v1.Job
-	54, // 80: intake.v1.JobService.SetJobEnabled:output_type -> intake.v1.Job
-	4,  // 81: intake.v1.JobService.TriggerJob:output_type -> intake.v1.TriggerJobResponse
-	5,  // 82: intake.v1.JobService.CreateTriggerToken:output_type -> intake.v1.TriggerToken
-	5,  // 83: intake.v1.JobService.RotateTriggerToken:output_type -> intake.v1.TriggerToken
-	64, // 84: intake.v1.JobService.RevokeTriggerToken:output_type -> google.protobuf.Empty
-	10, // 85: intake.v1.JobService.ListTriggerTokens:output_type -> intake.v1.ListTriggerTokensResponse
-	52, // 86: intake.v1.RunService.GetRun:output_type -> intake.v1.Run
-	45, // 87: intake.v1.RunService.ListRuns:output_type -> intake.v1.ListRunsResponse
-	47, // 88: intake.v1.RunService.WatchRun:output_type -> intake.v1.WatchRunResponse
-	36, // 89: intake.v1.RunService.DownloadRejects:output_type -> intake.v1.FileChunk
-	52, // 90: intake.v1.RunService.CancelRun:output_type -> intake.v1.Run
-	36, // 91: intake.v1.RunService.DownloadSource:output_type -> intake.v1.FileChunk
-	52, // 92: intake.v1.RunService.ReplayRun:output_type -> intake.v1.Run
-	38, // 93: intake.v1.DataModelService.ListObjects:output_type -> intake.v1.ListObjectsResponse
-	40, // 94: intake.v1.DataModelService.ListAttributes:output_type -> intake.v1.ListAttributesResponse
-	58, // 95: intake.v1.DataModelService.CreateAttribute:output_type -> intake.v1.Attribute
-	64, // 96: intake.v1.DataModelService.DeleteAttribute:output_type -> google.protobuf.Empty
-	49, // 97: intake.v1.StageService.ReportRunEvent:output_type -> intake.v1.ReportRunEventResponse
-	51, // 98: intake.v1.StageService.CreateScheduledRun:output_type -> intake.v1.CreateScheduledRunResponse
-	70, // [70:99] is the sub-list for method output_type
-	41, // [41:70] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	72, // 22: intake.v1.ListObjectsResponse.objects:type_name -> intake.v1.DataObject
+	73, // 23: intake.v1.ListAttributesResponse.attributes:type_name -> intake.v1.Attribute
+	73, // 24: intake.v1.CreateAttributeRequest.attribute:type_name -> intake.v1.Attribute
+	74, // 25: intake.v1.ListRunsRequest.states:type_name -> intake.v1.RunState
+	75, // 26: intake.v1.ListRunsRequest.triggers:type_name -> intake.v1.Trigger
+	68, // 27: intake.v1.ListRunsRequest.create_time_from:type_name -> google.protobuf.Timestamp
+	68, // 28: intake.v1.ListRunsRequest.create_time_to:type_name -> google.protobuf.Timestamp
+	67, // 29: intake.v1.ListRunsResponse.runs:type_name -> intake.v1.Run
+	67, // 30: intake.v1.WatchRunResponse.run:type_name -> intake.v1.Run
+	76, // 31: intake.v1.CreateConnectionRequest.connection:type_name -> intake.v1.Connection
+	76, // 32: intake.v1.ListConnectionsResponse.connections:type_name -> intake.v1.Connection
+	76, // 33: intake.v1.UpdateConnectionRequest.connection:type_name -> intake.v1.Connection
+	70, // 34: intake.v1.UpdateConnectionRequest.update_mask:type_name -> google.protobuf.FieldMask
+	76, // 35: intake.v1.TestConnectionRequest.connection:type_name -> intake.v1.Connection
+	77, // 36: intake.v1.TestConnectionRequest.file:type_name -> intake.v1.FileSelector
+	78, // 37: intake.v1.TestConnectionResponse.error_kind:type_name -> intake.v1.ConnectionErrorKind
+	79, // 38: intake.v1.TestConnectionResponse.file:type_name -> intake.v1.FileInfo
+	79, // 39: intake.v1.ListFilesResponse.files:type_name -> intake.v1.FileInfo
+	80, // 40: intake.v1.ReportRunEventRequest.stage:type_name -> intake.v1.Stage
+	1,  // 41: intake.v1.ReportRunEventRequest.kind:type_name -> intake.v1.RunEventKind
+	81, // 42: intake.v1.ReportRunEventRequest.counters:type_name -> intake.v1.RunCounters
+	82, // 43: intake.v1.ReportRunEventRequest.row_errors:type_name -> intake.v1.RowError
+	68, // 44: intake.v1.ReportRunEventRequest.event_time:type_name -> google.protobuf.Timestamp
+	68, // 45: intake.v1.ReportRunEventRequest.source_modify_time:type_name -> google.protobuf.Timestamp
+	2,  // 46: intake.v1.ReportRunEventResponse.directive:type_name -> intake.v1.Directive
+	67, // 47: intake.v1.ReportRunEventResponse.run:type_name -> intake.v1.Run
+	68, // 48: intake.v1.CreateScheduledRunRequest.scheduled_time:type_name -> google.protobuf.Timestamp
+	67, // 49: intake.v1.CreateScheduledRunResponse.run:type_name -> intake.v1.Run
+	69, // 50: intake.v1.CreateScheduledRunResponse.job:type_name -> intake.v1.Job
+	60, // 51: intake.v1.CreateScheduledRunsRequest.ticks:type_name -> intake.v1.CreateScheduledRunRequest
+	64, // 52: intake.v1.CreateScheduledRunsResponse.results:type_name -> intake.v1.CreateScheduledRunResult
+	61, // 53: intake.v1.CreateScheduledRunResult.response:type_name -> intake.v1.CreateScheduledRunResponse
+	76, // 54: intake.v1.ResolveConnectionResponse.connection:type_name -> intake.v1.Connection
+	13, // 55: intake.v1.JobService.CreateJob:input_type -> intake.v1.CreateJobRequest
+	14, // 56: intake.v1.JobService.GetJob:input_type -> intake.v1.GetJobRequest
+	15, // 57: intake.v1.JobService.ListJobs:input_type -> intake.v1.ListJobsRequest
+	17, // 58: intake.v1.JobService.UpdateJob:input_type -> intake.v1.UpdateJobRequest
+	18, // 59: intake.v1.JobService.DeleteJob:input_type -> intake.v1.DeleteJobRequest
+	19, // 60: intake.v1.JobService.RunJob:input_type -> intake.v1.RunJobRequest
+	20, // 61: intake.v1.JobService.ValidateMapping:input_type -> intake.v1.ValidateMappingRequest
+	25, // 62: intake.v1.JobService.PreviewJob:input_type -> intake.v1.PreviewJobRequest
+	29, // 63: intake.v1.JobService.SuggestMapping:input_type -> intake.v1.SuggestMappingRequest
+	11, // 64: intake.v1.JobService.DuplicateJob:input_type -> intake.v1.DuplicateJobRequest
+	12, // 65: intake.v1.JobService.SetJobEnabled:input_type -> intake.v1.SetJobEnabledRequest
+	3,  // 66: intake.v1.JobService.TriggerJob:input_type -> intake.v1.TriggerJobRequest
+	6,  // 67: intake.v1.JobService.CreateTriggerToken:input_type -> intake.v1.CreateTriggerTokenRequest
+	7,  // 68: intake.v1.JobService.RotateTriggerToken:input_type -> intake.v1.RotateTriggerTokenRequest
+	8,  // 69: intake.v1.JobService.RevokeTriggerToken:input_type -> intake.v1.RevokeTriggerTokenRequest
+	9,  // 70: intake.v1.JobService.ListTriggerTokens:input_type -> intake.v1.ListTriggerTokensRequest
+	43, // 71: intake.v1.RunService.GetRun:input_type -> intake.v1.GetRunRequest
+	44, // 72: intake.v1.RunService.ListRuns:input_type -> intake.v1.ListRunsRequest
+	46, // 73: intake.v1.RunService.WatchRun:input_type -> intake.v1.WatchRunRequest
+	35, // 74: intake.v1.RunService.DownloadRejects:input_type -> intake.v1.DownloadRejectsRequest
+	32, // 75: intake.v1.RunService.CancelRun:input_type -> intake.v1.CancelRunRequest
+	33, // 76: intake.v1.RunService.DownloadSource:input_type -> intake.v1.DownloadSourceRequest
+	34, // 77: intake.v1.RunService.ReplayRun:input_type -> intake.v1.ReplayRunRequest
+	37, // 78: intake.v1.DataModelService.ListObjects:input_type -> intake.v1.ListObjectsRequest
+	39, // 79: intake.v1.DataModelService.ListAttributes:input_type -> intake.v1.ListAttributesRequest
+	41, // 80: intake.v1.DataModelService.CreateAttribute:input_type -> intake.v1.CreateAttributeRequest
+	42, // 81: intake.v1.DataModelService.DeleteAttribute:input_type -> intake.v1.DeleteAttributeRequest
+	48, // 82: intake.v1.ConnectionService.CreateConnection:input_type -> intake.v1.CreateConnectionRequest
+	49, // 83: intake.v1.ConnectionService.GetConnection:input_type -> intake.v1.GetConnectionRequest
+	50, // 84: intake.v1.ConnectionService.ListConnections:input_type -> intake.v1.ListConnectionsRequest
+	52, // 85: intake.v1.ConnectionService.UpdateConnection:input_type -> intake.v1.UpdateConnectionRequest
+	53, // 86: intake.v1.ConnectionService.DeleteConnection:input_type -> intake.v1.DeleteConnectionRequest
+	54, // 87: intake.v1.ConnectionService.TestConnection:input_type -> intake.v1.TestConnectionRequest
+	56, // 88: intake.v1.ConnectionService.ListFiles:input_type -> intake.v1.ListFilesRequest
+	58, // 89: intake.v1.StageService.ReportRunEvent:input_type -> intake.v1.ReportRunEventRequest
+	60, // 90: intake.v1.StageService.CreateScheduledRun:input_type -> intake.v1.CreateScheduledRunRequest
+	62, // 91: intake.v1.StageService.CreateScheduledRuns:input_type -> intake.v1.CreateScheduledRunsRequest
+	65, // 92: intake.v1.StageService.ResolveConnection:input_type -> intake.v1.ResolveConnectionRequest
+	69, // 93: intake.v1.JobService.CreateJob:output_type -> intake.v1.Job
+	69, // 94: intake.v1.JobService.GetJob:output_type -> intake.v1.Job
+	16, // 95: intake.v1.JobService.ListJobs:output_type -> intake.v1.ListJobsResponse
+	69, // 96: intake.v1.JobService.UpdateJob:output_type -> intake.v1.Job
+	83, // 97: intake.v1.JobService.DeleteJob:output_type -> google.protobuf.Empty
+	67, // 98: intake.v1.JobService.RunJob:output_type -> intake.v1.Run
+	24, // 99: intake.v1.JobService.ValidateMapping:output_type -> intake.v1.ValidateMappingResponse
+	28, // 100: intake.v1.JobService.PreviewJob:output_type -> intake.v1.PreviewJobResponse
+	31, // 101: intake.v1.JobService.SuggestMapping:output_type -> intake.v1.SuggestMappingResponse
+	69, // 102: intake.v1.JobService.DuplicateJob:output_type -> intake.v1.Job
+	69, // 103: intake.v1.JobService.SetJobEnabled:output_type -> intake.v1.Job
+	4,  // 104: intake.v1.JobService.TriggerJob:output_type -> intake.v1.TriggerJobResponse
+	5,  // 105: intake.v1.JobService.CreateTriggerToken:output_type -> intake.v1.TriggerToken
+	5,  // 106: intake.v1.JobService.RotateTriggerToken:output_type -> intake.v1.TriggerToken
+	83, // 107: intake.v1.JobService.RevokeTriggerToken:output_type -> google.protobuf.Empty
+	10, // 108: intake.v1.JobService.ListTriggerTokens:output_type -> intake.v1.ListTriggerTokensResponse
+	67, // 109: intake.v1.RunService.GetRun:output_type -> intake.v1.Run
+	45, // 110: intake.v1.RunService.ListRuns:output_type -> intake.v1.ListRunsResponse
+	47, // 111: intake.v1.RunService.WatchRun:output_type -> intake.v1.WatchRunResponse
+	36, // 112: intake.v1.RunService.DownloadRejects:output_type -> intake.v1.FileChunk
+	67, // 113: intake.v1.RunService.CancelRun:output_type -> intake.v1.Run
+	36, // 114: intake.v1.RunService.DownloadSource:output_type -> intake.v1.FileChunk
+	67, // 115: intake.v1.RunService.ReplayRun:output_type -> intake.v1.Run
+	38, // 116: intake.v1.DataModelService.ListObjects:output_type -> intake.v1.ListObjectsResponse
+	40, // 117: intake.v1.DataModelService.ListAttributes:output_type -> intake.v1.ListAttributesResponse
+	73, // 118: intake.v1.DataModelService.CreateAttribute:output_type -> intake.v1.Attribute
+	83, // 119: intake.v1.DataModelService.DeleteAttribute:output_type -> google.protobuf.Empty
+	76, // 120: intake.v1.ConnectionService.CreateConnection:output_type -> intake.v1.Connection
+	76, // 121: intake.v1.ConnectionService.GetConnection:output_type -> intake.v1.Connection
+	51, // 122: intake.v1.ConnectionService.ListConnections:output_type -> intake.v1.ListConnectionsResponse
+	76, // 123: intake.v1.ConnectionService.UpdateConnection:output_type -> intake.v1.Connection
+	83, // 124: intake.v1.ConnectionService.DeleteConnection:output_type -> google.protobuf.Empty
+	55, // 125: intake.v1.ConnectionService.TestConnection:output_type -> intake.v1.TestConnectionResponse
+	57, // 126: intake.v1.ConnectionService.ListFiles:output_type -> intake.v1.ListFilesResponse
+	59, // 127: intake.v1.StageService.ReportRunEvent:output_type -> intake.v1.ReportRunEventResponse
+	61, // 128: intake.v1.StageService.CreateScheduledRun:output_type -> intake.v1.CreateScheduledRunResponse
+	63, // 129: intake.v1.StageService.CreateScheduledRuns:output_type -> intake.v1.CreateScheduledRunsResponse
+	66, // 130: intake.v1.StageService.ResolveConnection:output_type -> intake.v1.ResolveConnectionResponse
+	93, // [93:131] is the sub-list for method output_type
+	55, // [55:93] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_intake_v1_service_proto_init() }
@@ -3533,9 +4556,9 @@ func file_intake_v1_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_intake_v1_service_proto_rawDesc), len(file_intake_v1_service_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   49,
+			NumMessages:   64,
 			NumExtensions: 0,
-			NumServices:   4,
+			NumServices:   5,
 		},
 		GoTypes:           file_intake_v1_service_proto_goTypes,
 		DependencyIndexes: file_intake_v1_service_proto_depIdxs,

@@ -1318,8 +1318,366 @@ var DataModelService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	StageService_ReportRunEvent_FullMethodName     = "/intake.v1.StageService/ReportRunEvent"
-	StageService_CreateScheduledRun_FullMethodName = "/intake.v1.StageService/CreateScheduledRun"
+	ConnectionService_CreateConnection_FullMethodName = "/intake.v1.ConnectionService/CreateConnection"
+	ConnectionService_GetConnection_FullMethodName    = "/intake.v1.ConnectionService/GetConnection"
+	ConnectionService_ListConnections_FullMethodName  = "/intake.v1.ConnectionService/ListConnections"
+	ConnectionService_UpdateConnection_FullMethodName = "/intake.v1.ConnectionService/UpdateConnection"
+	ConnectionService_DeleteConnection_FullMethodName = "/intake.v1.ConnectionService/DeleteConnection"
+	ConnectionService_TestConnection_FullMethodName   = "/intake.v1.ConnectionService/TestConnection"
+	ConnectionService_ListFiles_FullMethodName        = "/intake.v1.ConnectionService/ListFiles"
+)
+
+// ConnectionServiceClient is the client API for ConnectionService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// ConnectionService manages stored connections to the systems that hold the
+// data files (S3-compatible buckets, SFTP servers, HTTPS endpoints, and local
+// directories in development mode). Secrets are write-only.
+type ConnectionServiceClient interface {
+	CreateConnection(ctx context.Context, in *CreateConnectionRequest, opts ...grpc.CallOption) (*Connection, error)
+	GetConnection(ctx context.Context, in *GetConnectionRequest, opts ...grpc.CallOption) (*Connection, error)
+	ListConnections(ctx context.Context, in *ListConnectionsRequest, opts ...grpc.CallOption) (*ListConnectionsResponse, error)
+	// UpdateConnection changes the fields in update_mask (all when empty; a
+	// secret is only replaced when its field is named in the mask or sent
+	// non-empty).
+	UpdateConnection(ctx context.Context, in *UpdateConnectionRequest, opts ...grpc.CallOption) (*Connection, error)
+	// DeleteConnection is refused (FailedPrecondition, naming the jobs) while a
+	// job uses the connection.
+	DeleteConnection(ctx context.Context, in *DeleteConnectionRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
+	// TestConnection reaches the server, authenticates, and optionally looks up
+	// a file; a failure is a result (ok false, with the kind and a message), not
+	// an RPC error.
+	TestConnection(ctx context.Context, in *TestConnectionRequest, opts ...grpc.CallOption) (*TestConnectionResponse, error)
+	// ListFiles browses a prefix (S3) or a directory (SFTP, local).
+	ListFiles(ctx context.Context, in *ListFilesRequest, opts ...grpc.CallOption) (*ListFilesResponse, error)
+}
+
+type connectionServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewConnectionServiceClient(cc grpc.ClientConnInterface) ConnectionServiceClient {
+	return &connectionServiceClient{cc}
+}
+
+func (c *connectionServiceClient) CreateConnection(ctx context.Context, in *CreateConnectionRequest, opts ...grpc.CallOption) (*Connection, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Connection)
+	err := c.cc.Invoke(ctx, ConnectionService_CreateConnection_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *connectionServiceClient) GetConnection(ctx context.Context, in *GetConnectionRequest, opts ...grpc.CallOption) (*Connection, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Connection)
+	err := c.cc.Invoke(ctx, ConnectionService_GetConnection_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *connectionServiceClient) ListConnections(ctx context.Context, in *ListConnectionsRequest, opts ...grpc.CallOption) (*ListConnectionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListConnectionsResponse)
+	err := c.cc.Invoke(ctx, ConnectionService_ListConnections_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *connectionServiceClient) UpdateConnection(ctx context.Context, in *UpdateConnectionRequest, opts ...grpc.CallOption) (*Connection, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Connection)
+	err := c.cc.Invoke(ctx, ConnectionService_UpdateConnection_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *connectionServiceClient) DeleteConnection(ctx context.Context, in *DeleteConnectionRequest, opts ...grpc.CallOption) (*emptypb.Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(emptypb.Empty)
+	err := c.cc.Invoke(ctx, ConnectionService_DeleteConnection_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *connectionServiceClient) TestConnection(ctx context.Context, in *TestConnectionRequest, opts ...grpc.CallOption) (*TestConnectionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TestConnectionResponse)
+	err := c.cc.Invoke(ctx, ConnectionService_TestConnection_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *connectionServiceClient) ListFiles(ctx context.Context, in *ListFilesRequest, opts ...grpc.CallOption) (*ListFilesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListFilesResponse)
+	err := c.cc.Invoke(ctx, ConnectionService_ListFiles_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ConnectionServiceServer is the server API for ConnectionService service.
+// All implementations must embed UnimplementedConnectionServiceServer
+// for forward compatibility.
+//
+// ConnectionService manages stored connections to the systems that hold the
+// data files (S3-compatible buckets, SFTP servers, HTTPS endpoints, and local
+// directories in development mode). Secrets are write-only.
+type ConnectionServiceServer interface {
+	CreateConnection(context.Context, *CreateConnectionRequest) (*Connection, error)
+	GetConnection(context.Context, *GetConnectionRequest) (*Connection, error)
+	ListConnections(context.Context, *ListConnectionsRequest) (*ListConnectionsResponse, error)
+	// UpdateConnection changes the fields in update_mask (all when empty; a
+	// secret is only replaced when its field is named in the mask or sent
+	// non-empty).
+	UpdateConnection(context.Context, *UpdateConnectionRequest) (*Connection, error)
+	// DeleteConnection is refused (FailedPrecondition, naming the jobs) while a
+	// job uses the connection.
+	DeleteConnection(context.Context, *DeleteConnectionRequest) (*emptypb.Empty, error)
+	// TestConnection reaches the server, authenticates, and optionally looks up
+	// a file; a failure is a result (ok false, with the kind and a message), not
+	// an RPC error.
+	TestConnection(context.Context, *TestConnectionRequest) (*TestConnectionResponse, error)
+	// ListFiles browses a prefix (S3) or a directory (SFTP, local).
+	ListFiles(context.Context, *ListFilesRequest) (*ListFilesResponse, error)
+	mustEmbedUnimplementedConnectionServiceServer()
+}
+
+// UnimplementedConnectionServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedConnectionServiceServer struct{}
+
+func (UnimplementedConnectionServiceServer) CreateConnection(context.Context, *CreateConnectionRequest) (*Connection, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateConnection not implemented")
+}
+func (UnimplementedConnectionServiceServer) GetConnection(context.Context, *GetConnectionRequest) (*Connection, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetConnection not implemented")
+}
+func (UnimplementedConnectionServiceServer) ListConnections(context.Context, *ListConnectionsRequest) (*ListConnectionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListConnections not implemented")
+}
+func (UnimplementedConnectionServiceServer) UpdateConnection(context.Context, *UpdateConnectionRequest) (*Connection, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateConnection not implemented")
+}
+func (UnimplementedConnectionServiceServer) DeleteConnection(context.Context, *DeleteConnectionRequest) (*emptypb.Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteConnection not implemented")
+}
+func (UnimplementedConnectionServiceServer) TestConnection(context.Context, *TestConnectionRequest) (*TestConnectionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TestConnection not implemented")
+}
+func (UnimplementedConnectionServiceServer) ListFiles(context.Context, *ListFilesRequest) (*ListFilesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListFiles not implemented")
+}
+func (UnimplementedConnectionServiceServer) mustEmbedUnimplementedConnectionServiceServer() {}
+func (UnimplementedConnectionServiceServer) testEmbeddedByValue()                           {}
+
+// UnsafeConnectionServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to ConnectionServiceServer will
+// result in compilation errors.
+type UnsafeConnectionServiceServer interface {
+	mustEmbedUnimplementedConnectionServiceServer()
+}
+
+func RegisterConnectionServiceServer(s grpc.ServiceRegistrar, srv ConnectionServiceServer) {
+	// If the following call panics, it indicates UnimplementedConnectionServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&ConnectionService_ServiceDesc, srv)
+}
+
+func _ConnectionService_CreateConnection_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateConnectionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).CreateConnection(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_CreateConnection_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).CreateConnection(ctx, req.(*CreateConnectionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConnectionService_GetConnection_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetConnectionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).GetConnection(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_GetConnection_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).GetConnection(ctx, req.(*GetConnectionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConnectionService_ListConnections_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListConnectionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).ListConnections(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_ListConnections_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).ListConnections(ctx, req.(*ListConnectionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConnectionService_UpdateConnection_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateConnectionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).UpdateConnection(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_UpdateConnection_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).UpdateConnection(ctx, req.(*UpdateConnectionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConnectionService_DeleteConnection_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteConnectionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).DeleteConnection(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_DeleteConnection_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).DeleteConnection(ctx, req.(*DeleteConnectionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConnectionService_TestConnection_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TestConnectionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).TestConnection(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_TestConnection_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).TestConnection(ctx, req.(*TestConnectionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConnectionService_ListFiles_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListFilesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).ListFiles(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_ListFiles_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).ListFiles(ctx, req.(*ListFilesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// ConnectionService_ServiceDesc is the grpc.ServiceDesc for ConnectionService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var ConnectionService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "intake.v1.ConnectionService",
+	HandlerType: (*ConnectionServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "CreateConnection",
+			Handler:    _ConnectionService_CreateConnection_Handler,
+		},
+		{
+			MethodName: "GetConnection",
+			Handler:    _ConnectionService_GetConnection_Handler,
+		},
+		{
+			MethodName: "ListConnections",
+			Handler:    _ConnectionService_ListConnections_Handler,
+		},
+		{
+			MethodName: "UpdateConnection",
+			Handler:    _ConnectionService_UpdateConnection_Handler,
+		},
+		{
+			MethodName: "DeleteConnection",
+			Handler:    _ConnectionService_DeleteConnection_Handler,
+		},
+		{
+			MethodName: "TestConnection",
+			Handler:    _ConnectionService_TestConnection_Handler,
+		},
+		{
+			MethodName: "ListFiles",
+			Handler:    _ConnectionService_ListFiles_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "intake/v1/service.proto",
+}
+
+const (
+	StageService_ReportRunEvent_FullMethodName      = "/intake.v1.StageService/ReportRunEvent"
+	StageService_CreateScheduledRun_FullMethodName  = "/intake.v1.StageService/CreateScheduledRun"
+	StageService_CreateScheduledRuns_FullMethodName = "/intake.v1.StageService/CreateScheduledRuns"
+	StageService_ResolveConnection_FullMethodName   = "/intake.v1.StageService/ResolveConnection"
 )
 
 // StageServiceClient is the client API for StageService service.
@@ -1334,6 +1692,14 @@ type StageServiceClient interface {
 	// CreateScheduledRun creates the run of a schedule tick, idempotent on
 	// (job, scheduled_time), and returns it with the job as it is now.
 	CreateScheduledRun(ctx context.Context, in *CreateScheduledRunRequest, opts ...grpc.CallOption) (*CreateScheduledRunResponse, error)
+	// CreateScheduledRuns creates the runs of many ticks at once (the ticks of
+	// one instant), each as CreateScheduledRun would; results are in the order
+	// of the request's ticks.
+	CreateScheduledRuns(ctx context.Context, in *CreateScheduledRunsRequest, opts ...grpc.CallOption) (*CreateScheduledRunsResponse, error)
+	// ResolveConnection gives a fetcher what it needs to read a run's file: the
+	// job's connection with its secrets decrypted, and the validators (ETag,
+	// Last-Modified) of the job's last successful run for conditional requests.
+	ResolveConnection(ctx context.Context, in *ResolveConnectionRequest, opts ...grpc.CallOption) (*ResolveConnectionResponse, error)
 }
 
 type stageServiceClient struct {
@@ -1364,6 +1730,26 @@ func (c *stageServiceClient) CreateScheduledRun(ctx context.Context, in *CreateS
 	return out, nil
 }
 
+func (c *stageServiceClient) CreateScheduledRuns(ctx context.Context, in *CreateScheduledRunsRequest, opts ...grpc.CallOption) (*CreateScheduledRunsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateScheduledRunsResponse)
+	err := c.cc.Invoke(ctx, StageService_CreateScheduledRuns_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *stageServiceClient) ResolveConnection(ctx context.Context, in *ResolveConnectionRequest, opts ...grpc.CallOption) (*ResolveConnectionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResolveConnectionResponse)
+	err := c.cc.Invoke(ctx, StageService_ResolveConnection_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StageServiceServer is the server API for StageService service.
 // All implementations must embed UnimplementedStageServiceServer
 // for forward compatibility.
@@ -1376,6 +1762,14 @@ type StageServiceServer interface {
 	// CreateScheduledRun creates the run of a schedule tick, idempotent on
 	// (job, scheduled_time), and returns it with the job as it is now.
 	CreateScheduledRun(context.Context, *CreateScheduledRunRequest) (*CreateScheduledRunResponse, error)
+	// CreateScheduledRuns creates the runs of many ticks at once (the ticks of
+	// one instant), each as CreateScheduledRun would; results are in the order
+	// of the request's ticks.
+	CreateScheduledRuns(context.Context, *CreateScheduledRunsRequest) (*CreateScheduledRunsResponse, error)
+	// ResolveConnection gives a fetcher what it needs to read a run's file: the
+	// job's connection with its secrets decrypted, and the validators (ETag,
+	// Last-Modified) of the job's last successful run for conditional requests.
+	ResolveConnection(context.Context, *ResolveConnectionRequest) (*ResolveConnectionResponse, error)
 	mustEmbedUnimplementedStageServiceServer()
 }
 
@@ -1391,6 +1785,12 @@ func (UnimplementedStageServiceServer) ReportRunEvent(context.Context, *ReportRu
 }
 func (UnimplementedStageServiceServer) CreateScheduledRun(context.Context, *CreateScheduledRunRequest) (*CreateScheduledRunResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateScheduledRun not implemented")
+}
+func (UnimplementedStageServiceServer) CreateScheduledRuns(context.Context, *CreateScheduledRunsRequest) (*CreateScheduledRunsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateScheduledRuns not implemented")
+}
+func (UnimplementedStageServiceServer) ResolveConnection(context.Context, *ResolveConnectionRequest) (*ResolveConnectionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResolveConnection not implemented")
 }
 func (UnimplementedStageServiceServer) mustEmbedUnimplementedStageServiceServer() {}
 func (UnimplementedStageServiceServer) testEmbeddedByValue()                      {}
@@ -1449,6 +1849,42 @@ func _StageService_CreateScheduledRun_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _StageService_CreateScheduledRuns_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateScheduledRunsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StageServiceServer).CreateScheduledRuns(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StageService_CreateScheduledRuns_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StageServiceServer).CreateScheduledRuns(ctx, req.(*CreateScheduledRunsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _StageService_ResolveConnection_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResolveConnectionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StageServiceServer).ResolveConnection(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StageService_ResolveConnection_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StageServiceServer).ResolveConnection(ctx, req.(*ResolveConnectionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // StageService_ServiceDesc is the grpc.ServiceDesc for StageService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1463,6 +1899,14 @@ var StageService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CreateScheduledRun",
 			Handler:    _StageService_CreateScheduledRun_Handler,
+		},
+		{
+			MethodName: "CreateScheduledRuns",
+			Handler:    _StageService_CreateScheduledRuns_Handler,
+		},
+		{
+			MethodName: "ResolveConnection",
+			Handler:    _StageService_ResolveConnection_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
