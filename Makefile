@@ -41,7 +41,8 @@ build: ## Build every binary into bin/.
 	cd cmd && $(GO) build -o $(BIN)/ ./intake ./intakectl ./intake-api ./intake-fetcher ./intake-mapper ./intake-loader ./intake-scheduler
 
 .PHONY: test-db
-test-db: ## Start the throwaway PostgreSQL the tests use (installs Debian's postgresql if missing).
+test-db: ## Start the throwaway PostgreSQL the tests use (installs what the tests need from Debian's packages if missing: postgresql, openssh-server, prometheus's promtool).
+	@scripts/test-deps.sh
 	@scripts/pg.sh start $(TEST_PG_DIR) $(TEST_PG_PORT)
 
 .PHONY: test

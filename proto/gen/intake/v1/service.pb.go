@@ -74,6 +74,70 @@ func (FindingSeverity) EnumDescriptor() ([]byte, []int) {
 	return file_intake_v1_service_proto_rawDescGZIP(), []int{0}
 }
 
+// Role is what a token may do.
+type Role int32
+
+const (
+	Role_ROLE_UNSPECIFIED Role = 0
+	// Everything in its tenant, including tokens.
+	Role_ROLE_ADMIN Role = 1
+	// Jobs, connections, attributes, runs (create, change, run, cancel).
+	Role_ROLE_EDITOR Role = 2
+	// Read only.
+	Role_ROLE_VIEWER Role = 3
+	// Only TriggerJob, for the jobs named in AccessToken.jobs.
+	Role_ROLE_TRIGGER Role = 4
+	// The pipeline's workers: only StageService.
+	Role_ROLE_WORKER Role = 5
+)
+
+// Enum value maps for Role.
+var (
+	Role_name = map[int32]string{
+		0: "ROLE_UNSPECIFIED",
+		1: "ROLE_ADMIN",
+		2: "ROLE_EDITOR",
+		3: "ROLE_VIEWER",
+		4: "ROLE_TRIGGER",
+		5: "ROLE_WORKER",
+	}
+	Role_value = map[string]int32{
+		"ROLE_UNSPECIFIED": 0,
+		"ROLE_ADMIN":       1,
+		"ROLE_EDITOR":      2,
+		"ROLE_VIEWER":      3,
+		"ROLE_TRIGGER":     4,
+		"ROLE_WORKER":      5,
+	}
+)
+
+func (x Role) Enum() *Role {
+	p := new(Role)
+	*p = x
+	return p
+}
+
+func (x Role) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Role) Descriptor() protoreflect.EnumDescriptor {
+	return file_intake_v1_service_proto_enumTypes[1].Descriptor()
+}
+
+func (Role) Type() protoreflect.EnumType {
+	return &file_intake_v1_service_proto_enumTypes[1]
+}
+
+func (x Role) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Role.Descriptor instead.
+func (Role) EnumDescriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{1}
+}
+
 // RunEventKind is what happened.
 type RunEventKind int32
 
@@ -126,11 +190,11 @@ func (x RunEventKind) String() string {
 }
 
 func (RunEventKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_intake_v1_service_proto_enumTypes[1].Descriptor()
+	return file_intake_v1_service_proto_enumTypes[2].Descriptor()
 }
 
 func (RunEventKind) Type() protoreflect.EnumType {
-	return &file_intake_v1_service_proto_enumTypes[1]
+	return &file_intake_v1_service_proto_enumTypes[2]
 }
 
 func (x RunEventKind) Number() protoreflect.EnumNumber {
@@ -139,7 +203,7 @@ func (x RunEventKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RunEventKind.Descriptor instead.
 func (RunEventKind) EnumDescriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{1}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{2}
 }
 
 // Directive tells a worker how to go on with a run.
@@ -181,11 +245,11 @@ func (x Directive) String() string {
 }
 
 func (Directive) Descriptor() protoreflect.EnumDescriptor {
-	return file_intake_v1_service_proto_enumTypes[2].Descriptor()
+	return file_intake_v1_service_proto_enumTypes[3].Descriptor()
 }
 
 func (Directive) Type() protoreflect.EnumType {
-	return &file_intake_v1_service_proto_enumTypes[2]
+	return &file_intake_v1_service_proto_enumTypes[3]
 }
 
 func (x Directive) Number() protoreflect.EnumNumber {
@@ -194,7 +258,7 @@ func (x Directive) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Directive.Descriptor instead.
 func (Directive) EnumDescriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{2}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{3}
 }
 
 type TriggerJobRequest struct {
@@ -3359,6 +3423,375 @@ func (x *ListFilesResponse) GetNextPageToken() string {
 	return ""
 }
 
+type AccessToken struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "tokens/{token}"
+	Name        string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	DisplayName string `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	Role        Role   `protobuf:"varint,3,opt,name=role,proto3,enum=intake.v1.Role" json:"role,omitempty"`
+	// The tenant the token acts in ("tenants/{tenant}").
+	Tenant string `protobuf:"bytes,4,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// For ROLE_TRIGGER: the jobs it may trigger ("jobs/{job}").
+	Jobs []string `protobuf:"bytes,5,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	// The secret; only in CreateToken's response.
+	Token      string                 `protobuf:"bytes,6,opt,name=token,proto3" json:"token,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// Unset: never expires.
+	ExpireTime   *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	RevokeTime   *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
+	LastUsedTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=last_used_time,json=lastUsedTime,proto3" json:"last_used_time,omitempty"`
+	// Output only: the token was made by the server's bootstrap configuration
+	// (it may create tokens for any tenant).
+	Bootstrap     bool `protobuf:"varint,11,opt,name=bootstrap,proto3" json:"bootstrap,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccessToken) Reset() {
+	*x = AccessToken{}
+	mi := &file_intake_v1_service_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccessToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccessToken) ProtoMessage() {}
+
+func (x *AccessToken) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccessToken.ProtoReflect.Descriptor instead.
+func (*AccessToken) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *AccessToken) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AccessToken) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *AccessToken) GetRole() Role {
+	if x != nil {
+		return x.Role
+	}
+	return Role_ROLE_UNSPECIFIED
+}
+
+func (x *AccessToken) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *AccessToken) GetJobs() []string {
+	if x != nil {
+		return x.Jobs
+	}
+	return nil
+}
+
+func (x *AccessToken) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *AccessToken) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *AccessToken) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *AccessToken) GetRevokeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokeTime
+	}
+	return nil
+}
+
+func (x *AccessToken) GetLastUsedTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUsedTime
+	}
+	return nil
+}
+
+func (x *AccessToken) GetBootstrap() bool {
+	if x != nil {
+		return x.Bootstrap
+	}
+	return false
+}
+
+type CreateTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         *AccessToken           `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTokenRequest) Reset() {
+	*x = CreateTokenRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTokenRequest) ProtoMessage() {}
+
+func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
+func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *CreateTokenRequest) GetToken() *AccessToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+type ListTokensRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	PageSize  int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Include revoked and expired tokens.
+	ShowInactive  bool `protobuf:"varint,3,opt,name=show_inactive,json=showInactive,proto3" json:"show_inactive,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTokensRequest) Reset() {
+	*x = ListTokensRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTokensRequest) ProtoMessage() {}
+
+func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
+func (*ListTokensRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ListTokensRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListTokensRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListTokensRequest) GetShowInactive() bool {
+	if x != nil {
+		return x.ShowInactive
+	}
+	return false
+}
+
+type ListTokensResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tokens        []*AccessToken         `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTokensResponse) Reset() {
+	*x = ListTokensResponse{}
+	mi := &file_intake_v1_service_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTokensResponse) ProtoMessage() {}
+
+func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
+func (*ListTokensResponse) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *ListTokensResponse) GetTokens() []*AccessToken {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+func (x *ListTokensResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type RevokeTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "tokens/{token}"
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTokenRequest) Reset() {
+	*x = RevokeTokenRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTokenRequest) ProtoMessage() {}
+
+func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
+func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *RevokeTokenRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type WhoAmIRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhoAmIRequest) Reset() {
+	*x = WhoAmIRequest{}
+	mi := &file_intake_v1_service_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhoAmIRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhoAmIRequest) ProtoMessage() {}
+
+func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_intake_v1_service_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
+func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{60}
+}
+
 type ReportRunEventRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "jobs/{job}/runs/{run}"
@@ -3393,7 +3826,7 @@ type ReportRunEventRequest struct {
 
 func (x *ReportRunEventRequest) Reset() {
 	*x = ReportRunEventRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[55]
+	mi := &file_intake_v1_service_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3405,7 +3838,7 @@ func (x *ReportRunEventRequest) String() string {
 func (*ReportRunEventRequest) ProtoMessage() {}
 
 func (x *ReportRunEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[55]
+	mi := &file_intake_v1_service_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3418,7 +3851,7 @@ func (x *ReportRunEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRunEventRequest.ProtoReflect.Descriptor instead.
 func (*ReportRunEventRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{55}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ReportRunEventRequest) GetRun() string {
@@ -3543,7 +3976,7 @@ type ReportRunEventResponse struct {
 
 func (x *ReportRunEventResponse) Reset() {
 	*x = ReportRunEventResponse{}
-	mi := &file_intake_v1_service_proto_msgTypes[56]
+	mi := &file_intake_v1_service_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3555,7 +3988,7 @@ func (x *ReportRunEventResponse) String() string {
 func (*ReportRunEventResponse) ProtoMessage() {}
 
 func (x *ReportRunEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[56]
+	mi := &file_intake_v1_service_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3568,7 +4001,7 @@ func (x *ReportRunEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRunEventResponse.ProtoReflect.Descriptor instead.
 func (*ReportRunEventResponse) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{56}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ReportRunEventResponse) GetDirective() Directive {
@@ -3596,7 +4029,7 @@ type CreateScheduledRunRequest struct {
 
 func (x *CreateScheduledRunRequest) Reset() {
 	*x = CreateScheduledRunRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[57]
+	mi := &file_intake_v1_service_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3608,7 +4041,7 @@ func (x *CreateScheduledRunRequest) String() string {
 func (*CreateScheduledRunRequest) ProtoMessage() {}
 
 func (x *CreateScheduledRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[57]
+	mi := &file_intake_v1_service_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3621,7 +4054,7 @@ func (x *CreateScheduledRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateScheduledRunRequest.ProtoReflect.Descriptor instead.
 func (*CreateScheduledRunRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{57}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *CreateScheduledRunRequest) GetJob() string {
@@ -3650,7 +4083,7 @@ type CreateScheduledRunResponse struct {
 
 func (x *CreateScheduledRunResponse) Reset() {
 	*x = CreateScheduledRunResponse{}
-	mi := &file_intake_v1_service_proto_msgTypes[58]
+	mi := &file_intake_v1_service_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3662,7 +4095,7 @@ func (x *CreateScheduledRunResponse) String() string {
 func (*CreateScheduledRunResponse) ProtoMessage() {}
 
 func (x *CreateScheduledRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[58]
+	mi := &file_intake_v1_service_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3675,7 +4108,7 @@ func (x *CreateScheduledRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateScheduledRunResponse.ProtoReflect.Descriptor instead.
 func (*CreateScheduledRunResponse) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{58}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *CreateScheduledRunResponse) GetRun() *Run {
@@ -3708,7 +4141,7 @@ type CreateScheduledRunsRequest struct {
 
 func (x *CreateScheduledRunsRequest) Reset() {
 	*x = CreateScheduledRunsRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[59]
+	mi := &file_intake_v1_service_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3720,7 +4153,7 @@ func (x *CreateScheduledRunsRequest) String() string {
 func (*CreateScheduledRunsRequest) ProtoMessage() {}
 
 func (x *CreateScheduledRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[59]
+	mi := &file_intake_v1_service_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3733,7 +4166,7 @@ func (x *CreateScheduledRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateScheduledRunsRequest.ProtoReflect.Descriptor instead.
 func (*CreateScheduledRunsRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{59}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *CreateScheduledRunsRequest) GetTicks() []*CreateScheduledRunRequest {
@@ -3753,7 +4186,7 @@ type CreateScheduledRunsResponse struct {
 
 func (x *CreateScheduledRunsResponse) Reset() {
 	*x = CreateScheduledRunsResponse{}
-	mi := &file_intake_v1_service_proto_msgTypes[60]
+	mi := &file_intake_v1_service_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3765,7 +4198,7 @@ func (x *CreateScheduledRunsResponse) String() string {
 func (*CreateScheduledRunsResponse) ProtoMessage() {}
 
 func (x *CreateScheduledRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[60]
+	mi := &file_intake_v1_service_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3778,7 +4211,7 @@ func (x *CreateScheduledRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateScheduledRunsResponse.ProtoReflect.Descriptor instead.
 func (*CreateScheduledRunsResponse) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{60}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *CreateScheduledRunsResponse) GetResults() []*CreateScheduledRunResult {
@@ -3803,7 +4236,7 @@ type CreateScheduledRunResult struct {
 
 func (x *CreateScheduledRunResult) Reset() {
 	*x = CreateScheduledRunResult{}
-	mi := &file_intake_v1_service_proto_msgTypes[61]
+	mi := &file_intake_v1_service_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3815,7 +4248,7 @@ func (x *CreateScheduledRunResult) String() string {
 func (*CreateScheduledRunResult) ProtoMessage() {}
 
 func (x *CreateScheduledRunResult) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[61]
+	mi := &file_intake_v1_service_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3828,7 +4261,7 @@ func (x *CreateScheduledRunResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateScheduledRunResult.ProtoReflect.Descriptor instead.
 func (*CreateScheduledRunResult) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{61}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *CreateScheduledRunResult) GetResponse() *CreateScheduledRunResponse {
@@ -3862,7 +4295,7 @@ type ResolveConnectionRequest struct {
 
 func (x *ResolveConnectionRequest) Reset() {
 	*x = ResolveConnectionRequest{}
-	mi := &file_intake_v1_service_proto_msgTypes[62]
+	mi := &file_intake_v1_service_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3874,7 +4307,7 @@ func (x *ResolveConnectionRequest) String() string {
 func (*ResolveConnectionRequest) ProtoMessage() {}
 
 func (x *ResolveConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[62]
+	mi := &file_intake_v1_service_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3887,7 +4320,7 @@ func (x *ResolveConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveConnectionRequest.ProtoReflect.Descriptor instead.
 func (*ResolveConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{62}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ResolveConnectionRequest) GetRun() string {
@@ -3913,7 +4346,7 @@ type ResolveConnectionResponse struct {
 
 func (x *ResolveConnectionResponse) Reset() {
 	*x = ResolveConnectionResponse{}
-	mi := &file_intake_v1_service_proto_msgTypes[63]
+	mi := &file_intake_v1_service_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3925,7 +4358,7 @@ func (x *ResolveConnectionResponse) String() string {
 func (*ResolveConnectionResponse) ProtoMessage() {}
 
 func (x *ResolveConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_intake_v1_service_proto_msgTypes[63]
+	mi := &file_intake_v1_service_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3938,7 +4371,7 @@ func (x *ResolveConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveConnectionResponse.ProtoReflect.Descriptor instead.
 func (*ResolveConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_intake_v1_service_proto_rawDescGZIP(), []int{63}
+	return file_intake_v1_service_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ResolveConnectionResponse) GetConnection() *Connection {
@@ -4190,7 +4623,36 @@ const file_intake_v1_service_proto_rawDesc = "" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\"f\n" +
 	"\x11ListFilesResponse\x12)\n" +
 	"\x05files\x18\x01 \x03(\v2\x13.intake.v1.FileInfoR\x05files\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xe0\x04\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc2\x03\n" +
+	"\vAccessToken\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
+	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12#\n" +
+	"\x04role\x18\x03 \x01(\x0e2\x0f.intake.v1.RoleR\x04role\x12\x16\n" +
+	"\x06tenant\x18\x04 \x01(\tR\x06tenant\x12\x12\n" +
+	"\x04jobs\x18\x05 \x03(\tR\x04jobs\x12\x14\n" +
+	"\x05token\x18\x06 \x01(\tR\x05token\x12;\n" +
+	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vexpire_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12;\n" +
+	"\vrevoke_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"revokeTime\x12@\n" +
+	"\x0elast_used_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\flastUsedTime\x12\x1c\n" +
+	"\tbootstrap\x18\v \x01(\bR\tbootstrap\"B\n" +
+	"\x12CreateTokenRequest\x12,\n" +
+	"\x05token\x18\x01 \x01(\v2\x16.intake.v1.AccessTokenR\x05token\"t\n" +
+	"\x11ListTokensRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12#\n" +
+	"\rshow_inactive\x18\x03 \x01(\bR\fshowInactive\"l\n" +
+	"\x12ListTokensResponse\x12.\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x16.intake.v1.AccessTokenR\x06tokens\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"(\n" +
+	"\x12RevokeTokenRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x0f\n" +
+	"\rWhoAmIRequest\"\xe0\x04\n" +
 	"\x15ReportRunEventRequest\x12\x10\n" +
 	"\x03run\x18\x01 \x01(\tR\x03run\x12&\n" +
 	"\x05stage\x18\x02 \x01(\x0e2\x10.intake.v1.StageR\x05stage\x12+\n" +
@@ -4243,7 +4705,15 @@ const file_intake_v1_service_proto_rawDesc = "" +
 	"\x0fFindingSeverity\x12 \n" +
 	"\x1cFINDING_SEVERITY_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16FINDING_SEVERITY_ERROR\x10\x01\x12\x1c\n" +
-	"\x18FINDING_SEVERITY_WARNING\x10\x02*\xdc\x01\n" +
+	"\x18FINDING_SEVERITY_WARNING\x10\x02*q\n" +
+	"\x04Role\x12\x14\n" +
+	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n" +
+	"\n" +
+	"ROLE_ADMIN\x10\x01\x12\x0f\n" +
+	"\vROLE_EDITOR\x10\x02\x12\x0f\n" +
+	"\vROLE_VIEWER\x10\x03\x12\x10\n" +
+	"\fROLE_TRIGGER\x10\x04\x12\x0f\n" +
+	"\vROLE_WORKER\x10\x05*\xdc\x01\n" +
 	"\fRunEventKind\x12\x1e\n" +
 	"\x1aRUN_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16RUN_EVENT_KIND_STARTED\x10\x01\x12\x1d\n" +
@@ -4298,7 +4768,13 @@ const file_intake_v1_service_proto_rawDesc = "" +
 	"\x10UpdateConnection\x12\".intake.v1.UpdateConnectionRequest\x1a\x15.intake.v1.Connection\x12N\n" +
 	"\x10DeleteConnection\x12\".intake.v1.DeleteConnectionRequest\x1a\x16.google.protobuf.Empty\x12U\n" +
 	"\x0eTestConnection\x12 .intake.v1.TestConnectionRequest\x1a!.intake.v1.TestConnectionResponse\x12F\n" +
-	"\tListFiles\x12\x1b.intake.v1.ListFilesRequest\x1a\x1c.intake.v1.ListFilesResponse2\x8e\x03\n" +
+	"\tListFiles\x12\x1b.intake.v1.ListFilesRequest\x1a\x1c.intake.v1.ListFilesResponse2\xa2\x02\n" +
+	"\rAccessService\x12D\n" +
+	"\vCreateToken\x12\x1d.intake.v1.CreateTokenRequest\x1a\x16.intake.v1.AccessToken\x12I\n" +
+	"\n" +
+	"ListTokens\x12\x1c.intake.v1.ListTokensRequest\x1a\x1d.intake.v1.ListTokensResponse\x12D\n" +
+	"\vRevokeToken\x12\x1d.intake.v1.RevokeTokenRequest\x1a\x16.intake.v1.AccessToken\x12:\n" +
+	"\x06WhoAmI\x12\x18.intake.v1.WhoAmIRequest\x1a\x16.intake.v1.AccessToken2\x8e\x03\n" +
 	"\fStageService\x12U\n" +
 	"\x0eReportRunEvent\x12 .intake.v1.ReportRunEventRequest\x1a!.intake.v1.ReportRunEventResponse\x12a\n" +
 	"\x12CreateScheduledRun\x12$.intake.v1.CreateScheduledRunRequest\x1a%.intake.v1.CreateScheduledRunResponse\x12d\n" +
@@ -4317,231 +4793,253 @@ func file_intake_v1_service_proto_rawDescGZIP() []byte {
 	return file_intake_v1_service_proto_rawDescData
 }
 
-var file_intake_v1_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_intake_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
+var file_intake_v1_service_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_intake_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 70)
 var file_intake_v1_service_proto_goTypes = []any{
 	(FindingSeverity)(0),                // 0: intake.v1.FindingSeverity
-	(RunEventKind)(0),                   // 1: intake.v1.RunEventKind
-	(Directive)(0),                      // 2: intake.v1.Directive
-	(*TriggerJobRequest)(nil),           // 3: intake.v1.TriggerJobRequest
-	(*TriggerJobResponse)(nil),          // 4: intake.v1.TriggerJobResponse
-	(*TriggerToken)(nil),                // 5: intake.v1.TriggerToken
-	(*CreateTriggerTokenRequest)(nil),   // 6: intake.v1.CreateTriggerTokenRequest
-	(*RotateTriggerTokenRequest)(nil),   // 7: intake.v1.RotateTriggerTokenRequest
-	(*RevokeTriggerTokenRequest)(nil),   // 8: intake.v1.RevokeTriggerTokenRequest
-	(*ListTriggerTokensRequest)(nil),    // 9: intake.v1.ListTriggerTokensRequest
-	(*ListTriggerTokensResponse)(nil),   // 10: intake.v1.ListTriggerTokensResponse
-	(*DuplicateJobRequest)(nil),         // 11: intake.v1.DuplicateJobRequest
-	(*SetJobEnabledRequest)(nil),        // 12: intake.v1.SetJobEnabledRequest
-	(*CreateJobRequest)(nil),            // 13: intake.v1.CreateJobRequest
-	(*GetJobRequest)(nil),               // 14: intake.v1.GetJobRequest
-	(*ListJobsRequest)(nil),             // 15: intake.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),            // 16: intake.v1.ListJobsResponse
-	(*UpdateJobRequest)(nil),            // 17: intake.v1.UpdateJobRequest
-	(*DeleteJobRequest)(nil),            // 18: intake.v1.DeleteJobRequest
-	(*RunJobRequest)(nil),               // 19: intake.v1.RunJobRequest
-	(*ValidateMappingRequest)(nil),      // 20: intake.v1.ValidateMappingRequest
-	(*Finding)(nil),                     // 21: intake.v1.Finding
-	(*SourceColumn)(nil),                // 22: intake.v1.SourceColumn
-	(*DialectDetection)(nil),            // 23: intake.v1.DialectDetection
-	(*ValidateMappingResponse)(nil),     // 24: intake.v1.ValidateMappingResponse
-	(*PreviewJobRequest)(nil),           // 25: intake.v1.PreviewJobRequest
-	(*PreviewCell)(nil),                 // 26: intake.v1.PreviewCell
-	(*PreviewRow)(nil),                  // 27: intake.v1.PreviewRow
-	(*PreviewJobResponse)(nil),          // 28: intake.v1.PreviewJobResponse
-	(*SuggestMappingRequest)(nil),       // 29: intake.v1.SuggestMappingRequest
-	(*Suggestion)(nil),                  // 30: intake.v1.Suggestion
-	(*SuggestMappingResponse)(nil),      // 31: intake.v1.SuggestMappingResponse
-	(*CancelRunRequest)(nil),            // 32: intake.v1.CancelRunRequest
-	(*DownloadSourceRequest)(nil),       // 33: intake.v1.DownloadSourceRequest
-	(*ReplayRunRequest)(nil),            // 34: intake.v1.ReplayRunRequest
-	(*DownloadRejectsRequest)(nil),      // 35: intake.v1.DownloadRejectsRequest
-	(*FileChunk)(nil),                   // 36: intake.v1.FileChunk
-	(*ListObjectsRequest)(nil),          // 37: intake.v1.ListObjectsRequest
-	(*ListObjectsResponse)(nil),         // 38: intake.v1.ListObjectsResponse
-	(*ListAttributesRequest)(nil),       // 39: intake.v1.ListAttributesRequest
-	(*ListAttributesResponse)(nil),      // 40: intake.v1.ListAttributesResponse
-	(*CreateAttributeRequest)(nil),      // 41: intake.v1.CreateAttributeRequest
-	(*DeleteAttributeRequest)(nil),      // 42: intake.v1.DeleteAttributeRequest
-	(*GetRunRequest)(nil),               // 43: intake.v1.GetRunRequest
-	(*ListRunsRequest)(nil),             // 44: intake.v1.ListRunsRequest
-	(*ListRunsResponse)(nil),            // 45: intake.v1.ListRunsResponse
-	(*WatchRunRequest)(nil),             // 46: intake.v1.WatchRunRequest
-	(*WatchRunResponse)(nil),            // 47: intake.v1.WatchRunResponse
-	(*CreateConnectionRequest)(nil),     // 48: intake.v1.CreateConnectionRequest
-	(*GetConnectionRequest)(nil),        // 49: intake.v1.GetConnectionRequest
-	(*ListConnectionsRequest)(nil),      // 50: intake.v1.ListConnectionsRequest
-	(*ListConnectionsResponse)(nil),     // 51: intake.v1.ListConnectionsResponse
-	(*UpdateConnectionRequest)(nil),     // 52: intake.v1.UpdateConnectionRequest
-	(*DeleteConnectionRequest)(nil),     // 53: intake.v1.DeleteConnectionRequest
-	(*TestConnectionRequest)(nil),       // 54: intake.v1.TestConnectionRequest
-	(*TestConnectionResponse)(nil),      // 55: intake.v1.TestConnectionResponse
-	(*ListFilesRequest)(nil),            // 56: intake.v1.ListFilesRequest
-	(*ListFilesResponse)(nil),           // 57: intake.v1.ListFilesResponse
-	(*ReportRunEventRequest)(nil),       // 58: intake.v1.ReportRunEventRequest
-	(*ReportRunEventResponse)(nil),      // 59: intake.v1.ReportRunEventResponse
-	(*CreateScheduledRunRequest)(nil),   // 60: intake.v1.CreateScheduledRunRequest
-	(*CreateScheduledRunResponse)(nil),  // 61: intake.v1.CreateScheduledRunResponse
-	(*CreateScheduledRunsRequest)(nil),  // 62: intake.v1.CreateScheduledRunsRequest
-	(*CreateScheduledRunsResponse)(nil), // 63: intake.v1.CreateScheduledRunsResponse
-	(*CreateScheduledRunResult)(nil),    // 64: intake.v1.CreateScheduledRunResult
-	(*ResolveConnectionRequest)(nil),    // 65: intake.v1.ResolveConnectionRequest
-	(*ResolveConnectionResponse)(nil),   // 66: intake.v1.ResolveConnectionResponse
-	(*Run)(nil),                         // 67: intake.v1.Run
-	(*timestamppb.Timestamp)(nil),       // 68: google.protobuf.Timestamp
-	(*Job)(nil),                         // 69: intake.v1.Job
-	(*fieldmaskpb.FieldMask)(nil),       // 70: google.protobuf.FieldMask
-	(*MappingSpec)(nil),                 // 71: intake.v1.MappingSpec
-	(*DataObject)(nil),                  // 72: intake.v1.DataObject
-	(*Attribute)(nil),                   // 73: intake.v1.Attribute
-	(RunState)(0),                       // 74: intake.v1.RunState
-	(Trigger)(0),                        // 75: intake.v1.Trigger
-	(*Connection)(nil),                  // 76: intake.v1.Connection
-	(*FileSelector)(nil),                // 77: intake.v1.FileSelector
-	(ConnectionErrorKind)(0),            // 78: intake.v1.ConnectionErrorKind
-	(*FileInfo)(nil),                    // 79: intake.v1.FileInfo
-	(Stage)(0),                          // 80: intake.v1.Stage
-	(*RunCounters)(nil),                 // 81: intake.v1.RunCounters
-	(*RowError)(nil),                    // 82: intake.v1.RowError
-	(*emptypb.Empty)(nil),               // 83: google.protobuf.Empty
+	(Role)(0),                           // 1: intake.v1.Role
+	(RunEventKind)(0),                   // 2: intake.v1.RunEventKind
+	(Directive)(0),                      // 3: intake.v1.Directive
+	(*TriggerJobRequest)(nil),           // 4: intake.v1.TriggerJobRequest
+	(*TriggerJobResponse)(nil),          // 5: intake.v1.TriggerJobResponse
+	(*TriggerToken)(nil),                // 6: intake.v1.TriggerToken
+	(*CreateTriggerTokenRequest)(nil),   // 7: intake.v1.CreateTriggerTokenRequest
+	(*RotateTriggerTokenRequest)(nil),   // 8: intake.v1.RotateTriggerTokenRequest
+	(*RevokeTriggerTokenRequest)(nil),   // 9: intake.v1.RevokeTriggerTokenRequest
+	(*ListTriggerTokensRequest)(nil),    // 10: intake.v1.ListTriggerTokensRequest
+	(*ListTriggerTokensResponse)(nil),   // 11: intake.v1.ListTriggerTokensResponse
+	(*DuplicateJobRequest)(nil),         // 12: intake.v1.DuplicateJobRequest
+	(*SetJobEnabledRequest)(nil),        // 13: intake.v1.SetJobEnabledRequest
+	(*CreateJobRequest)(nil),            // 14: intake.v1.CreateJobRequest
+	(*GetJobRequest)(nil),               // 15: intake.v1.GetJobRequest
+	(*ListJobsRequest)(nil),             // 16: intake.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),            // 17: intake.v1.ListJobsResponse
+	(*UpdateJobRequest)(nil),            // 18: intake.v1.UpdateJobRequest
+	(*DeleteJobRequest)(nil),            // 19: intake.v1.DeleteJobRequest
+	(*RunJobRequest)(nil),               // 20: intake.v1.RunJobRequest
+	(*ValidateMappingRequest)(nil),      // 21: intake.v1.ValidateMappingRequest
+	(*Finding)(nil),                     // 22: intake.v1.Finding
+	(*SourceColumn)(nil),                // 23: intake.v1.SourceColumn
+	(*DialectDetection)(nil),            // 24: intake.v1.DialectDetection
+	(*ValidateMappingResponse)(nil),     // 25: intake.v1.ValidateMappingResponse
+	(*PreviewJobRequest)(nil),           // 26: intake.v1.PreviewJobRequest
+	(*PreviewCell)(nil),                 // 27: intake.v1.PreviewCell
+	(*PreviewRow)(nil),                  // 28: intake.v1.PreviewRow
+	(*PreviewJobResponse)(nil),          // 29: intake.v1.PreviewJobResponse
+	(*SuggestMappingRequest)(nil),       // 30: intake.v1.SuggestMappingRequest
+	(*Suggestion)(nil),                  // 31: intake.v1.Suggestion
+	(*SuggestMappingResponse)(nil),      // 32: intake.v1.SuggestMappingResponse
+	(*CancelRunRequest)(nil),            // 33: intake.v1.CancelRunRequest
+	(*DownloadSourceRequest)(nil),       // 34: intake.v1.DownloadSourceRequest
+	(*ReplayRunRequest)(nil),            // 35: intake.v1.ReplayRunRequest
+	(*DownloadRejectsRequest)(nil),      // 36: intake.v1.DownloadRejectsRequest
+	(*FileChunk)(nil),                   // 37: intake.v1.FileChunk
+	(*ListObjectsRequest)(nil),          // 38: intake.v1.ListObjectsRequest
+	(*ListObjectsResponse)(nil),         // 39: intake.v1.ListObjectsResponse
+	(*ListAttributesRequest)(nil),       // 40: intake.v1.ListAttributesRequest
+	(*ListAttributesResponse)(nil),      // 41: intake.v1.ListAttributesResponse
+	(*CreateAttributeRequest)(nil),      // 42: intake.v1.CreateAttributeRequest
+	(*DeleteAttributeRequest)(nil),      // 43: intake.v1.DeleteAttributeRequest
+	(*GetRunRequest)(nil),               // 44: intake.v1.GetRunRequest
+	(*ListRunsRequest)(nil),             // 45: intake.v1.ListRunsRequest
+	(*ListRunsResponse)(nil),            // 46: intake.v1.ListRunsResponse
+	(*WatchRunRequest)(nil),             // 47: intake.v1.WatchRunRequest
+	(*WatchRunResponse)(nil),            // 48: intake.v1.WatchRunResponse
+	(*CreateConnectionRequest)(nil),     // 49: intake.v1.CreateConnectionRequest
+	(*GetConnectionRequest)(nil),        // 50: intake.v1.GetConnectionRequest
+	(*ListConnectionsRequest)(nil),      // 51: intake.v1.ListConnectionsRequest
+	(*ListConnectionsResponse)(nil),     // 52: intake.v1.ListConnectionsResponse
+	(*UpdateConnectionRequest)(nil),     // 53: intake.v1.UpdateConnectionRequest
+	(*DeleteConnectionRequest)(nil),     // 54: intake.v1.DeleteConnectionRequest
+	(*TestConnectionRequest)(nil),       // 55: intake.v1.TestConnectionRequest
+	(*TestConnectionResponse)(nil),      // 56: intake.v1.TestConnectionResponse
+	(*ListFilesRequest)(nil),            // 57: intake.v1.ListFilesRequest
+	(*ListFilesResponse)(nil),           // 58: intake.v1.ListFilesResponse
+	(*AccessToken)(nil),                 // 59: intake.v1.AccessToken
+	(*CreateTokenRequest)(nil),          // 60: intake.v1.CreateTokenRequest
+	(*ListTokensRequest)(nil),           // 61: intake.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),          // 62: intake.v1.ListTokensResponse
+	(*RevokeTokenRequest)(nil),          // 63: intake.v1.RevokeTokenRequest
+	(*WhoAmIRequest)(nil),               // 64: intake.v1.WhoAmIRequest
+	(*ReportRunEventRequest)(nil),       // 65: intake.v1.ReportRunEventRequest
+	(*ReportRunEventResponse)(nil),      // 66: intake.v1.ReportRunEventResponse
+	(*CreateScheduledRunRequest)(nil),   // 67: intake.v1.CreateScheduledRunRequest
+	(*CreateScheduledRunResponse)(nil),  // 68: intake.v1.CreateScheduledRunResponse
+	(*CreateScheduledRunsRequest)(nil),  // 69: intake.v1.CreateScheduledRunsRequest
+	(*CreateScheduledRunsResponse)(nil), // 70: intake.v1.CreateScheduledRunsResponse
+	(*CreateScheduledRunResult)(nil),    // 71: intake.v1.CreateScheduledRunResult
+	(*ResolveConnectionRequest)(nil),    // 72: intake.v1.ResolveConnectionRequest
+	(*ResolveConnectionResponse)(nil),   // 73: intake.v1.ResolveConnectionResponse
+	(*Run)(nil),                         // 74: intake.v1.Run
+	(*timestamppb.Timestamp)(nil),       // 75: google.protobuf.Timestamp
+	(*Job)(nil),                         // 76: intake.v1.Job
+	(*fieldmaskpb.FieldMask)(nil),       // 77: google.protobuf.FieldMask
+	(*MappingSpec)(nil),                 // 78: intake.v1.MappingSpec
+	(*DataObject)(nil),                  // 79: intake.v1.DataObject
+	(*Attribute)(nil),                   // 80: intake.v1.Attribute
+	(RunState)(0),                       // 81: intake.v1.RunState
+	(Trigger)(0),                        // 82: intake.v1.Trigger
+	(*Connection)(nil),                  // 83: intake.v1.Connection
+	(*FileSelector)(nil),                // 84: intake.v1.FileSelector
+	(ConnectionErrorKind)(0),            // 85: intake.v1.ConnectionErrorKind
+	(*FileInfo)(nil),                    // 86: intake.v1.FileInfo
+	(Stage)(0),                          // 87: intake.v1.Stage
+	(*RunCounters)(nil),                 // 88: intake.v1.RunCounters
+	(*RowError)(nil),                    // 89: intake.v1.RowError
+	(*emptypb.Empty)(nil),               // 90: google.protobuf.Empty
 }
 var file_intake_v1_service_proto_depIdxs = []int32{
-	67, // 0: intake.v1.TriggerJobResponse.run:type_name -> intake.v1.Run
-	68, // 1: intake.v1.TriggerToken.create_time:type_name -> google.protobuf.Timestamp
-	68, // 2: intake.v1.TriggerToken.last_used_time:type_name -> google.protobuf.Timestamp
-	5,  // 3: intake.v1.ListTriggerTokensResponse.tokens:type_name -> intake.v1.TriggerToken
-	69, // 4: intake.v1.CreateJobRequest.job:type_name -> intake.v1.Job
-	69, // 5: intake.v1.ListJobsResponse.jobs:type_name -> intake.v1.Job
-	69, // 6: intake.v1.UpdateJobRequest.job:type_name -> intake.v1.Job
-	70, // 7: intake.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
-	69, // 8: intake.v1.ValidateMappingRequest.job:type_name -> intake.v1.Job
-	0,  // 9: intake.v1.Finding.severity:type_name -> intake.v1.FindingSeverity
-	21, // 10: intake.v1.ValidateMappingResponse.findings:type_name -> intake.v1.Finding
-	22, // 11: intake.v1.ValidateMappingResponse.columns:type_name -> intake.v1.SourceColumn
-	23, // 12: intake.v1.ValidateMappingResponse.detected:type_name -> intake.v1.DialectDetection
-	69, // 13: intake.v1.PreviewJobRequest.job:type_name -> intake.v1.Job
-	26, // 14: intake.v1.PreviewRow.cells:type_name -> intake.v1.PreviewCell
-	27, // 15: intake.v1.PreviewJobResponse.rows:type_name -> intake.v1.PreviewRow
-	21, // 16: intake.v1.PreviewJobResponse.findings:type_name -> intake.v1.Finding
-	23, // 17: intake.v1.PreviewJobResponse.detected:type_name -> intake.v1.DialectDetection
-	69, // 18: intake.v1.SuggestMappingRequest.job:type_name -> intake.v1.Job
-	71, // 19: intake.v1.SuggestMappingResponse.mapping:type_name -> intake.v1.MappingSpec
-	30, // 20: intake.v1.SuggestMappingResponse.suggestions:type_name -> intake.v1.Suggestion
-	23, // 21: intake.v1.SuggestMappingResponse.detected:type_name -> intake.v1.DialectDetection
-	72, // 22: intake.v1.ListObjectsResponse.objects:type_name -> intake.v1.DataObject
-	73, // 23: intake.v1.ListAttributesResponse.attributes:type_name -> intake.v1.Attribute
-	73, // 24: intake.v1.CreateAttributeRequest.attribute:type_name -> intake.v1.Attribute
-	74, // 25: intake.v1.ListRunsRequest.states:type_name -> intake.v1.RunState
-	75, // 26: intake.v1.ListRunsRequest.triggers:type_name -> intake.v1.Trigger
-	68, // 27: intake.v1.ListRunsRequest.create_time_from:type_name -> google.protobuf.Timestamp
-	68, // 28: intake.v1.ListRunsRequest.create_time_to:type_name -> google.protobuf.Timestamp
-	67, // 29: intake.v1.ListRunsResponse.runs:type_name -> intake.v1.Run
-	67, // 30: intake.v1.WatchRunResponse.run:type_name -> intake.v1.Run
-	76, // 31: intake.v1.CreateConnectionRequest.connection:type_name -> intake.v1.Connection
-	76, // 32: intake.v1.ListConnectionsResponse.connections:type_name -> intake.v1.Connection
-	76, // 33: intake.v1.UpdateConnectionRequest.connection:type_name -> intake.v1.Connection
-	70, // 34: intake.v1.UpdateConnectionRequest.update_mask:type_name -> google.protobuf.FieldMask
-	76, // 35: intake.v1.TestConnectionRequest.connection:type_name -> intake.v1.Connection
-	77, // 36: intake.v1.TestConnectionRequest.file:type_name -> intake.v1.FileSelector
-	78, // 37: intake.v1.TestConnectionResponse.error_kind:type_name -> intake.v1.ConnectionErrorKind
-	79, // 38: intake.v1.TestConnectionResponse.file:type_name -> intake.v1.FileInfo
-	79, // 39: intake.v1.ListFilesResponse.files:type_name -> intake.v1.FileInfo
-	80, // 40: intake.v1.ReportRunEventRequest.stage:type_name -> intake.v1.Stage
-	1,  // 41: intake.v1.ReportRunEventRequest.kind:type_name -> intake.v1.RunEventKind
-	81, // 42: intake.v1.ReportRunEventRequest.counters:type_name -> intake.v1.RunCounters
-	82, // 43: intake.v1.ReportRunEventRequest.row_errors:type_name -> intake.v1.RowError
-	68, // 44: intake.v1.ReportRunEventRequest.event_time:type_name -> google.protobuf.Timestamp
-	68, // 45: intake.v1.ReportRunEventRequest.source_modify_time:type_name -> google.protobuf.Timestamp
-	2,  // 46: intake.v1.ReportRunEventResponse.directive:type_name -> intake.v1.Directive
-	67, // 47: intake.v1.ReportRunEventResponse.run:type_name -> intake.v1.Run
-	68, // 48: intake.v1.CreateScheduledRunRequest.scheduled_time:type_name -> google.protobuf.Timestamp
-	67, // 49: intake.v1.CreateScheduledRunResponse.run:type_name -> intake.v1.Run
-	69, // 50: intake.v1.CreateScheduledRunResponse.job:type_name -> intake.v1.Job
-	60, // 51: intake.v1.CreateScheduledRunsRequest.ticks:type_name -> intake.v1.CreateScheduledRunRequest
-	64, // 52: intake.v1.CreateScheduledRunsResponse.results:type_name -> intake.v1.CreateScheduledRunResult
-	61, // 53: intake.v1.CreateScheduledRunResult.response:type_name -> intake.v1.CreateScheduledRunResponse
-	76, // 54: intake.v1.ResolveConnectionResponse.connection:type_name -> intake.v1.Connection
-	13, // 55: intake.v1.JobService.CreateJob:input_type -> intake.v1.CreateJobRequest
-	14, // 56: intake.v1.JobService.GetJob:input_type -> intake.v1.GetJobRequest
-	15, // 57: intake.v1.JobService.ListJobs:input_type -> intake.v1.ListJobsRequest
-	17, // 58: intake.v1.JobService.UpdateJob:input_type -> intake.v1.UpdateJobRequest
-	18, // 59: intake.v1.JobService.DeleteJob:input_type -> intake.v1.DeleteJobRequest
-	19, // 60: intake.v1.JobService.RunJob:input_type -> intake.v1.RunJobRequest
-	20, // 61: intake.v1.JobService.ValidateMapping:input_type -> intake.v1.ValidateMappingRequest
-	25, // 62: intake.v1.JobService.PreviewJob:input_type -> intake.v1.PreviewJobRequest
-	29, // 63: intake.v1.JobService.SuggestMapping:input_type -> intake.v1.SuggestMappingRequest
-	11, // 64: intake.v1.JobService.DuplicateJob:input_type -> intake.v1.DuplicateJobRequest
-	12, // 65: intake.v1.JobService.SetJobEnabled:input_type -> intake.v1.SetJobEnabledRequest
-	3,  // 66: intake.v1.JobService.TriggerJob:input_type -> intake.v1.TriggerJobRequest
-	6,  // 67: intake.v1.JobService.CreateTriggerToken:input_type -> intake.v1.CreateTriggerTokenRequest
-	7,  // 68: intake.v1.JobService.RotateTriggerToken:input_type -> intake.v1.RotateTriggerTokenRequest
-	8,  // 69: intake.v1.JobService.RevokeTriggerToken:input_type -> intake.v1.RevokeTriggerTokenRequest
-	9,  // 70: intake.v1.JobService.ListTriggerTokens:input_type -> intake.v1.ListTriggerTokensRequest
-	43, // 71: intake.v1.RunService.GetRun:input_type -> intake.v1.GetRunRequest
-	44, // 72: intake.v1.RunService.ListRuns:input_type -> intake.v1.ListRunsRequest
-	46, // 73: intake.v1.RunService.WatchRun:input_type -> intake.v1.WatchRunRequest
-	35, // 74: intake.v1.RunService.DownloadRejects:input_type -> intake.v1.DownloadRejectsRequest
-	32, // 75: intake.v1.RunService.CancelRun:input_type -> intake.v1.CancelRunRequest
-	33, // 76: intake.v1.RunService.DownloadSource:input_type -> intake.v1.DownloadSourceRequest
-	34, // 77: intake.v1.RunService.ReplayRun:input_type -> intake.v1.ReplayRunRequest
-	37, // 78: intake.v1.DataModelService.ListObjects:input_type -> intake.v1.ListObjectsRequest
-	39, // 79: intake.v1.DataModelService.ListAttributes:input_type -> intake.v1.ListAttributesRequest
-	41, // 80: intake.v1.DataModelService.CreateAttribute:input_type -> intake.v1.CreateAttributeRequest
-	42, // 81: intake.v1.DataModelService.DeleteAttribute:input_type -> intake.v1.DeleteAttributeRequest
-	48, // 82: intake.v1.ConnectionService.CreateConnection:input_type -> intake.v1.CreateConnectionRequest
-	49, // 83: intake.v1.ConnectionService.GetConnection:input_type -> intake.v1.GetConnectionRequest
-	50, // 84: intake.v1.ConnectionService.ListConnections:input_type -> intake.v1.ListConnectionsRequest
-	52, // 85: intake.v1.ConnectionService.UpdateConnection:input_type -> intake.v1.UpdateConnectionRequest
-	53, // 86: intake.v1.ConnectionService.DeleteConnection:input_type -> intake.v1.DeleteConnectionRequest
-	54, // 87: intake.v1.ConnectionService.TestConnection:input_type -> intake.v1.TestConnectionRequest
-	56, // 88: intake.v1.ConnectionService.ListFiles:input_type -> intake.v1.ListFilesRequest
-	58, // 89: intake.v1.StageService.ReportRunEvent:input_type -> intake.v1.ReportRunEventRequest
-	60, // 90: intake.v1.StageService.CreateScheduledRun:input_type -> intake.v1.CreateScheduledRunRequest
-	62, // 91: intake.v1.StageService.CreateScheduledRuns:input_type -> intake.v1.CreateScheduledRunsRequest
-	65, // 92: intake.v1.StageService.ResolveConnection:input_type -> intake.v1.ResolveConnectionRequest
-	69, // 93: intake.v1.JobService.CreateJob:output_type -> intake.v1.Job
-	69, // 94: intake.v1.JobService.GetJob:output_type -> intake.v1.Job
-	16, // 95: intake.v1.JobService.ListJobs:output_type -> intake.v1.ListJobsResponse
-	69, // 96: intake.v1.JobService.UpdateJob:output_type -> intake.v1.Job
-	83, // 97: intake.v1.JobService.DeleteJob:output_type -> google.protobuf.Empty
-	67, // 98: intake.v1.JobService.RunJob:output_type -> intake.v1.Run
-	24, // 99: intake.v1.JobService.ValidateMapping:output_type -> intake.v1.ValidateMappingResponse
-	28, // 100: intake.v1.JobService.PreviewJob:output_type -> intake.v1.PreviewJobResponse
-	31, // 101: intake.v1.JobService.SuggestMapping:output_type -> intake.v1.SuggestMappingResponse
-	69, // 102: intake.v1.JobService.DuplicateJob:output_type -> intake.v1.Job
-	69, // 103: intake.v1.JobService.SetJobEnabled:output_type -> intake.v1.Job
-	4,  // 104: intake.v1.JobService.TriggerJob:output_type -> intake.v1.TriggerJobResponse
-	5,  // 105: intake.v1.JobService.CreateTriggerToken:output_type -> intake.v1.TriggerToken
-	5,  // 106: intake.v1.JobService.RotateTriggerToken:output_type -> intake.v1.TriggerToken
-	83, // 107: intake.v1.JobService.RevokeTriggerToken:output_type -> google.protobuf.Empty
-	10, // 108: intake.v1.JobService.ListTriggerTokens:output_type -> intake.v1.ListTriggerTokensResponse
-	67, // 109: intake.v1.RunService.GetRun:output_type -> intake.v1.Run
-	45, // 110: intake.v1.RunService.ListRuns:output_type -> intake.v1.ListRunsResponse
-	47, // 111: intake.v1.RunService.WatchRun:output_type -> intake.v1.WatchRunResponse
-	36, // 112: intake.v1.RunService.DownloadRejects:output_type -> intake.v1.FileChunk
-	67, // 113: intake.v1.RunService.CancelRun:output_type -> intake.v1.Run
-	36, // 114: intake.v1.RunService.DownloadSource:output_type -> intake.v1.FileChunk
-	67, // 115: intake.v1.RunService.ReplayRun:output_type -> intake.v1.Run
-	38, // 116: intake.v1.DataModelService.ListObjects:output_type -> intake.v1.ListObjectsResponse
-	40, // 117: intake.v1.DataModelService.ListAttributes:output_type -> intake.v1.ListAttributesResponse
-	73, // 118: intake.v1.DataModelService.CreateAttribute:output_type -> intake.v1.Attribute
-	83, // 119: intake.v1.DataModelService.DeleteAttribute:output_type -> google.protobuf.Empty
-	76, // 120: intake.v1.ConnectionService.CreateConnection:output_type -> intake.v1.Connection
-	76, // 121: intake.v1.ConnectionService.GetConnection:output_type -> intake.v1.Connection
-	51, // 122: intake.v1.ConnectionService.ListConnections:output_type -> intake.v1.ListConnectionsResponse
-	76, // 123: intake.v1.ConnectionService.UpdateConnection:output_type -> intake.v1.Connection
-	83, // 124: intake.v1.ConnectionService.DeleteConnection:output_type -> google.protobuf.Empty
-	55, // 125: intake.v1.ConnectionService.TestConnection:output_type -> intake.v1.TestConnectionResponse
-	57, // 126: intake.v1.ConnectionService.ListFiles:output_type -> intake.v1.ListFilesResponse
-	59, // 127: intake.v1.StageService.ReportRunEvent:output_type -> intake.v1.ReportRunEventResponse
-	61, // 128: intake.v1.StageService.CreateScheduledRun:output_type -> intake.v1.CreateScheduledRunResponse
-	63, // 129: intake.v1.StageService.CreateScheduledRuns:output_type -> intake.v1.CreateScheduledRunsResponse
-	66, // 130: intake.v1.StageService.ResolveConnection:output_type -> intake.v1.ResolveConnectionResponse
-	93, // [93:131] is the sub-list for method output_type
-	55, // [55:93] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	74,  // 0: intake.v1.TriggerJobResponse.run:type_name -> intake.v1.Run
+	75,  // 1: intake.v1.TriggerToken.create_time:type_name -> google.protobuf.Timestamp
+	75,  // 2: intake.v1.TriggerToken.last_used_time:type_name -> google.protobuf.Timestamp
+	6,   // 3: intake.v1.ListTriggerTokensResponse.tokens:type_name -> intake.v1.TriggerToken
+	76,  // 4: intake.v1.CreateJobRequest.job:type_name -> intake.v1.Job
+	76,  // 5: intake.v1.ListJobsResponse.jobs:type_name -> intake.v1.Job
+	76,  // 6: intake.v1.UpdateJobRequest.job:type_name -> intake.v1.Job
+	77,  // 7: intake.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
+	76,  // 8: intake.v1.ValidateMappingRequest.job:type_name -> intake.v1.Job
+	0,   // 9: intake.v1.Finding.severity:type_name -> intake.v1.FindingSeverity
+	22,  // 10: intake.v1.ValidateMappingResponse.findings:type_name -> intake.v1.Finding
+	23,  // 11: intake.v1.ValidateMappingResponse.columns:type_name -> intake.v1.SourceColumn
+	24,  // 12: intake.v1.ValidateMappingResponse.detected:type_name -> intake.v1.DialectDetection
+	76,  // 13: intake.v1.PreviewJobRequest.job:type_name -> intake.v1.Job
+	27,  // 14: intake.v1.PreviewRow.cells:type_name -> intake.v1.PreviewCell
+	28,  // 15: intake.v1.PreviewJobResponse.rows:type_name -> intake.v1.PreviewRow
+	22,  // 16: intake.v1.PreviewJobResponse.findings:type_name -> intake.v1.Finding
+	24,  // 17: intake.v1.PreviewJobResponse.detected:type_name -> intake.v1.DialectDetection
+	76,  // 18: intake.v1.SuggestMappingRequest.job:type_name -> intake.v1.Job
+	78,  // 19: intake.v1.SuggestMappingResponse.mapping:type_name -> intake.v1.MappingSpec
+	31,  // 20: intake.v1.SuggestMappingResponse.suggestions:type_name -> intake.v1.Suggestion
+	24,  // 21: intake.v1.SuggestMappingResponse.detected:type_name -> intake.v1.DialectDetection
+	79,  // 22: intake.v1.ListObjectsResponse.objects:type_name -> intake.v1.DataObject
+	80,  // 23: intake.v1.ListAttributesResponse.attributes:type_name -> intake.v1.Attribute
+	80,  // 24: intake.v1.CreateAttributeRequest.attribute:type_name -> intake.v1.Attribute
+	81,  // 25: intake.v1.ListRunsRequest.states:type_name -> intake.v1.RunState
+	82,  // 26: intake.v1.ListRunsRequest.triggers:type_name -> intake.v1.Trigger
+	75,  // 27: intake.v1.ListRunsRequest.create_time_from:type_name -> google.protobuf.Timestamp
+	75,  // 28: intake.v1.ListRunsRequest.create_time_to:type_name -> google.protobuf.Timestamp
+	74,  // 29: intake.v1.ListRunsResponse.runs:type_name -> intake.v1.Run
+	74,  // 30: intake.v1.WatchRunResponse.run:type_name -> intake.v1.Run
+	83,  // 31: intake.v1.CreateConnectionRequest.connection:type_name -> intake.v1.Connection
+	83,  // 32: intake.v1.ListConnectionsResponse.connections:type_name -> intake.v1.Connection
+	83,  // 33: intake.v1.UpdateConnectionRequest.connection:type_name -> intake.v1.Connection
+	77,  // 34: intake.v1.UpdateConnectionRequest.update_mask:type_name -> google.protobuf.FieldMask
+	83,  // 35: intake.v1.TestConnectionRequest.connection:type_name -> intake.v1.Connection
+	84,  // 36: intake.v1.TestConnectionRequest.file:type_name -> intake.v1.FileSelector
+	85,  // 37: intake.v1.TestConnectionResponse.error_kind:type_name -> intake.v1.ConnectionErrorKind
+	86,  // 38: intake.v1.TestConnectionResponse.file:type_name -> intake.v1.FileInfo
+	86,  // 39: intake.v1.ListFilesResponse.files:type_name -> intake.v1.FileInfo
+	1,   // 40: intake.v1.AccessToken.role:type_name -> intake.v1.Role
+	75,  // 41: intake.v1.AccessToken.create_time:type_name -> google.protobuf.Timestamp
+	75,  // 42: intake.v1.AccessToken.expire_time:type_name -> google.protobuf.Timestamp
+	75,  // 43: intake.v1.AccessToken.revoke_time:type_name -> google.protobuf.Timestamp
+	75,  // 44: intake.v1.AccessToken.last_used_time:type_name -> google.protobuf.Timestamp
+	59,  // 45: intake.v1.CreateTokenRequest.token:type_name -> intake.v1.AccessToken
+	59,  // 46: intake.v1.ListTokensResponse.tokens:type_name -> intake.v1.AccessToken
+	87,  // 47: intake.v1.ReportRunEventRequest.stage:type_name -> intake.v1.Stage
+	2,   // 48: intake.v1.ReportRunEventRequest.kind:type_name -> intake.v1.RunEventKind
+	88,  // 49: intake.v1.ReportRunEventRequest.counters:type_name -> intake.v1.RunCounters
+	89,  // 50: intake.v1.ReportRunEventRequest.row_errors:type_name -> intake.v1.RowError
+	75,  // 51: intake.v1.ReportRunEventRequest.event_time:type_name -> google.protobuf.Timestamp
+	75,  // 52: intake.v1.ReportRunEventRequest.source_modify_time:type_name -> google.protobuf.Timestamp
+	3,   // 53: intake.v1.ReportRunEventResponse.directive:type_name -> intake.v1.Directive
+	74,  // 54: intake.v1.ReportRunEventResponse.run:type_name -> intake.v1.Run
+	75,  // 55: intake.v1.CreateScheduledRunRequest.scheduled_time:type_name -> google.protobuf.Timestamp
+	74,  // 56: intake.v1.CreateScheduledRunResponse.run:type_name -> intake.v1.Run
+	76,  // 57: intake.v1.CreateScheduledRunResponse.job:type_name -> intake.v1.Job
+	67,  // 58: intake.v1.CreateScheduledRunsRequest.ticks:type_name -> intake.v1.CreateScheduledRunRequest
+	71,  // 59: intake.v1.CreateScheduledRunsResponse.results:type_name -> intake.v1.CreateScheduledRunResult
+	68,  // 60: intake.v1.CreateScheduledRunResult.response:type_name -> intake.v1.CreateScheduledRunResponse
+	83,  // 61: intake.v1.ResolveConnectionResponse.connection:type_name -> intake.v1.Connection
+	14,  // 62: intake.v1.JobService.CreateJob:input_type -> intake.v1.CreateJobRequest
+	15,  // 63: intake.v1.JobService.GetJob:input_type -> intake.v1.GetJobRequest
+	16,  // 64: intake.v1.JobService.ListJobs:input_type -> intake.v1.ListJobsRequest
+	18,  // 65: intake.v1.JobService.UpdateJob:input_type -> intake.v1.UpdateJobRequest
+	19,  // 66: intake.v1.JobService.DeleteJob:input_type -> intake.v1.DeleteJobRequest
+	20,  // 67: intake.v1.JobService.RunJob:input_type -> intake.v1.RunJobRequest
+	21,  // 68: intake.v1.JobService.ValidateMapping:input_type -> intake.v1.ValidateMappingRequest
+	26,  // 69: intake.v1.JobService.PreviewJob:input_type -> intake.v1.PreviewJobRequest
+	30,  // 70: intake.v1.JobService.SuggestMapping:input_type -> intake.v1.SuggestMappingRequest
+	12,  // 71: intake.v1.JobService.DuplicateJob:input_type -> intake.v1.DuplicateJobRequest
+	13,  // 72: intake.v1.JobService.SetJobEnabled:input_type -> intake.v1.SetJobEnabledRequest
+	4,   // 73: intake.v1.JobService.TriggerJob:input_type -> intake.v1.TriggerJobRequest
+	7,   // 74: intake.v1.JobService.CreateTriggerToken:input_type -> intake.v1.CreateTriggerTokenRequest
+	8,   // 75: intake.v1.JobService.RotateTriggerToken:input_type -> intake.v1.RotateTriggerTokenRequest
+	9,   // 76: intake.v1.JobService.RevokeTriggerToken:input_type -> intake.v1.RevokeTriggerTokenRequest
+	10,  // 77: intake.v1.JobService.ListTriggerTokens:input_type -> intake.v1.ListTriggerTokensRequest
+	44,  // 78: intake.v1.RunService.GetRun:input_type -> intake.v1.GetRunRequest
+	45,  // 79: intake.v1.RunService.ListRuns:input_type -> intake.v1.ListRunsRequest
+	47,  // 80: intake.v1.RunService.WatchRun:input_type -> intake.v1.WatchRunRequest
+	36,  // 81: intake.v1.RunService.DownloadRejects:input_type -> intake.v1.DownloadRejectsRequest
+	33,  // 82: intake.v1.RunService.CancelRun:input_type -> intake.v1.CancelRunRequest
+	34,  // 83: intake.v1.RunService.DownloadSource:input_type -> intake.v1.DownloadSourceRequest
+	35,  // 84: intake.v1.RunService.ReplayRun:input_type -> intake.v1.ReplayRunRequest
+	38,  // 85: intake.v1.DataModelService.ListObjects:input_type -> intake.v1.ListObjectsRequest
+	40,  // 86: intake.v1.DataModelService.ListAttributes:input_type -> intake.v1.ListAttributesRequest
+	42,  // 87: intake.v1.DataModelService.CreateAttribute:input_type -> intake.v1.CreateAttributeRequest
+	43,  // 88: intake.v1.DataModelService.DeleteAttribute:input_type -> intake.v1.DeleteAttributeRequest
+	49,  // 89: intake.v1.ConnectionService.CreateConnection:input_type -> intake.v1.CreateConnectionRequest
+	50,  // 90: intake.v1.ConnectionService.GetConnection:input_type -> intake.v1.GetConnectionRequest
+	51,  // 91: intake.v1.ConnectionService.ListConnections:input_type -> intake.v1.ListConnectionsRequest
+	53,  // 92: intake.v1.ConnectionService.UpdateConnection:input_type -> intake.v1.UpdateConnectionRequest
+	54,  // 93: intake.v1.ConnectionService.DeleteConnection:input_type -> intake.v1.DeleteConnectionRequest
+	55,  // 94: intake.v1.ConnectionService.TestConnection:input_type -> intake.v1.TestConnectionRequest
+	57,  // 95: intake.v1.ConnectionService.ListFiles:input_type -> intake.v1.ListFilesRequest
+	60,  // 96: intake.v1.AccessService.CreateToken:input_type -> intake.v1.CreateTokenRequest
+	61,  // 97: intake.v1.AccessService.ListTokens:input_type -> intake.v1.ListTokensRequest
+	63,  // 98: intake.v1.AccessService.RevokeToken:input_type -> intake.v1.RevokeTokenRequest
+	64,  // 99: intake.v1.AccessService.WhoAmI:input_type -> intake.v1.WhoAmIRequest
+	65,  // 100: intake.v1.StageService.ReportRunEvent:input_type -> intake.v1.ReportRunEventRequest
+	67,  // 101: intake.v1.StageService.CreateScheduledRun:input_type -> intake.v1.CreateScheduledRunRequest
+	69,  // 102: intake.v1.StageService.CreateScheduledRuns:input_type -> intake.v1.CreateScheduledRunsRequest
+	72,  // 103: intake.v1.StageService.ResolveConnection:input_type -> intake.v1.ResolveConnectionRequest
+	76,  // 104: intake.v1.JobService.CreateJob:output_type -> intake.v1.Job
+	76,  // 105: intake.v1.JobService.GetJob:output_type -> intake.v1.Job
+	17,  // 106: intake.v1.JobService.ListJobs:output_type -> intake.v1.ListJobsResponse
+	76,  // 107: intake.v1.JobService.UpdateJob:output_type -> intake.v1.Job
+	90,  // 108: intake.v1.JobService.DeleteJob:output_type -> google.protobuf.Empty
+	74,  // 109: intake.v1.JobService.RunJob:output_type -> intake.v1.Run
+	25,  // 110: intake.v1.JobService.ValidateMapping:output_type -> intake.v1.ValidateMappingResponse
+	29,  // 111: intake.v1.JobService.PreviewJob:output_type -> intake.v1.PreviewJobResponse
+	32,  // 112: intake.v1.JobService.SuggestMapping:output_type -> intake.v1.SuggestMappingResponse
+	76,  // 113: intake.v1.JobService.DuplicateJob:output_type -> intake.v1.Job
+	76,  // 114: intake.v1.JobService.SetJobEnabled:output_type -> intake.v1.Job
+	5,   // 115: intake.v1.JobService.TriggerJob:output_type -> intake.v1.TriggerJobResponse
+	6,   // 116: intake.v1.JobService.CreateTriggerToken:output_type -> intake.v1.TriggerToken
+	6,   // 117: intake.v1.JobService.RotateTriggerToken:output_type -> intake.v1.TriggerToken
+	90,  // 118: intake.v1.JobService.RevokeTriggerToken:output_type -> google.protobuf.Empty
+	11,  // 119: intake.v1.JobService.ListTriggerTokens:output_type -> intake.v1.ListTriggerTokensResponse
+	74,  // 120: intake.v1.RunService.GetRun:output_type -> intake.v1.Run
+	46,  // 121: intake.v1.RunService.ListRuns:output_type -> intake.v1.ListRunsResponse
+	48,  // 122: intake.v1.RunService.WatchRun:output_type -> intake.v1.WatchRunResponse
+	37,  // 123: intake.v1.RunService.DownloadRejects:output_type -> intake.v1.FileChunk
+	74,  // 124: intake.v1.RunService.CancelRun:output_type -> intake.v1.Run
+	37,  // 125: intake.v1.RunService.DownloadSource:output_type -> intake.v1.FileChunk
+	74,  // 126: intake.v1.RunService.ReplayRun:output_type -> intake.v1.Run
+	39,  // 127: intake.v1.DataModelService.ListObjects:output_type -> intake.v1.ListObjectsResponse
+	41,  // 128: intake.v1.DataModelService.ListAttributes:output_type -> intake.v1.ListAttributesResponse
+	80,  // 129: intake.v1.DataModelService.CreateAttribute:output_type -> intake.v1.Attribute
+	90,  // 130: intake.v1.DataModelService.DeleteAttribute:output_type -> google.protobuf.Empty
+	83,  // 131: intake.v1.ConnectionService.CreateConnection:output_type -> intake.v1.Connection
+	83,  // 132: intake.v1.ConnectionService.GetConnection:output_type -> intake.v1.Connection
+	52,  // 133: intake.v1.ConnectionService.ListConnections:output_type -> intake.v1.ListConnectionsResponse
+	83,  // 134: intake.v1.ConnectionService.UpdateConnection:output_type -> intake.v1.Connection
+	90,  // 135: intake.v1.ConnectionService.DeleteConnection:output_type -> google.protobuf.Empty
+	56,  // 136: intake.v1.ConnectionService.TestConnection:output_type -> intake.v1.TestConnectionResponse
+	58,  // 137: intake.v1.ConnectionService.ListFiles:output_type -> intake.v1.ListFilesResponse
+	59,  // 138: intake.v1.AccessService.CreateToken:output_type -> intake.v1.AccessToken
+	62,  // 139: intake.v1.AccessService.ListTokens:output_type -> intake.v1.ListTokensResponse
+	59,  // 140: intake.v1.AccessService.RevokeToken:output_type -> intake.v1.AccessToken
+	59,  // 141: intake.v1.AccessService.WhoAmI:output_type -> intake.v1.AccessToken
+	66,  // 142: intake.v1.StageService.ReportRunEvent:output_type -> intake.v1.ReportRunEventResponse
+	68,  // 143: intake.v1.StageService.CreateScheduledRun:output_type -> intake.v1.CreateScheduledRunResponse
+	70,  // 144: intake.v1.StageService.CreateScheduledRuns:output_type -> intake.v1.CreateScheduledRunsResponse
+	73,  // 145: intake.v1.StageService.ResolveConnection:output_type -> intake.v1.ResolveConnectionResponse
+	104, // [104:146] is the sub-list for method output_type
+	62,  // [62:104] is the sub-list for method input_type
+	62,  // [62:62] is the sub-list for extension type_name
+	62,  // [62:62] is the sub-list for extension extendee
+	0,   // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_intake_v1_service_proto_init() }
@@ -4555,10 +5053,10 @@ func file_intake_v1_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_intake_v1_service_proto_rawDesc), len(file_intake_v1_service_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   64,
+			NumEnums:      4,
+			NumMessages:   70,
 			NumExtensions: 0,
-			NumServices:   5,
+			NumServices:   6,
 		},
 		GoTypes:           file_intake_v1_service_proto_goTypes,
 		DependencyIndexes: file_intake_v1_service_proto_depIdxs,
