@@ -1,17 +1,23 @@
-// Package source opens the file of a job's connection for reading, as a
-// stream: the fetcher archives it, the API samples it for previews.
+// Package source reads the files of a job's connection, as streams: the
+// fetcher archives them, the API samples them for previews, tests
+// connections and browses them.
 //
-// Kinds: HTTP(S) (a GET with the connection's headers) and, in development
-// mode only, a local file. Every failure says what was opened and why it
+// A Client (Dial) reads one stored connection: HTTP(S) under a base URL,
+// S3-compatible buckets, SFTP servers and, in development mode only, a local
+// directory. A FileSelector names a path or a pattern with date placeholders
+// (Resolve, ExpandPlaceholders); OpenFile is the one entry point that opens
+// a job's file, with retries of transient failures (Retry). Open reads an
+// inline connection (an HTTP URL, a local file).
+//
+// Every failure is an *Error with a Kind and says what was opened and why it
 // failed in words a user can act on; credentials never appear in messages
-// or in Info.Source.
+// or in sources.
 package source
 
 import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -19,8 +25,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
-	"syscall"
 	"time"
 
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
@@ -32,17 +36,22 @@ const DefaultTimeout = 30 * time.Second
 // ErrLocalNotAllowed is returned for a local file outside development mode.
 var ErrLocalNotAllowed = errors.New("local files are only available in development mode (scheduled imports need a data file connection)")
 
-// Options configure Open.
+// Options configure Open, Dial and OpenFile.
 type Options struct {
-	// DevMode allows local file connections.
+	// DevMode allows local file and local directory connections.
 	DevMode bool
 	// HTTPClient makes HTTP requests. Nil means a client from NewHTTPClient
-	// made for this call; pass one to reuse connections between calls.
+	// made for this call; pass one to reuse connections between calls. An
+	// HTTP connection with its own CA (ca_pem) uses a clone of its
+	// transport that trusts that CA.
 	HTTPClient *http.Client
 	// Timeout bounds establishing a connection, waiting for the response
 	// headers, and any pause while reading the body. It never bounds the
 	// whole transfer, so large files can stream. Default 30s.
 	Timeout time.Duration
+	// Retry is how OpenFile retries transient failures; the zero value is
+	// the default policy (see RetryPolicy).
+	Retry RetryPolicy
 }
 
 // Info says where a file was read from.
@@ -71,20 +80,22 @@ func NewHTTPClient(timeout time.Duration) *http.Client {
 	}}
 }
 
-// Open opens the connection's file. The caller closes the reader.
+// Open opens the file of an inline connection (an HTTP URL, or a local file
+// path in development mode). The caller closes the reader. Errors are
+// *Error. Stored connections with a file selector go through OpenFile.
 func Open(ctx context.Context, conn *intakev1.Connection, opts Options) (io.ReadCloser, Info, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
 	switch kind := conn.GetKind().(type) {
 	case *intakev1.Connection_Http:
-		return openHTTP(ctx, kind.Http, opts)
+		return openInlineHTTP(ctx, kind.Http, opts)
 	case *intakev1.Connection_Local:
 		return openLocal(kind.Local, opts)
 	case nil:
-		return nil, Info{}, errors.New("the job has no connection to read the file from")
+		return nil, Info{}, Errorf(kindConfig, false, nil, "the job has no connection to read the file from")
 	default:
-		return nil, Info{}, fmt.Errorf("connection kind %T is not supported", kind)
+		return nil, Info{}, Errorf(kindConfig, false, nil, "connection kind %T is not supported inline: store it as a connection and name the file", kind)
 	}
 }
 
@@ -104,137 +115,67 @@ func Describe(conn *intakev1.Connection) string {
 	return ""
 }
 
+// openInlineHTTP reads the URL of an inline HTTP connection.
+func openInlineHTTP(ctx context.Context, conn *intakev1.HttpConnection, opts Options) (io.ReadCloser, Info, error) {
+	info := Info{}
+	if u, err := url.Parse(conn.GetUrl()); err == nil {
+		info.Source = Redact(u)
+	}
+	c, err := dialHTTPConn(conn, opts, "file URL")
+	if err != nil {
+		return nil, info, err
+	}
+	rc, _, err := c.Open(ctx, "", Conditional{})
+	if err != nil {
+		_ = c.Close()
+		return nil, info, err
+	}
+	return &clientReader{ReadCloser: rc, client: c}, info, nil
+}
+
+// clientReader is a file's reader whose Close also closes its Client.
+type clientReader struct {
+	io.ReadCloser
+	client Client
+}
+
+func (r *clientReader) Close() error {
+	return errors.Join(r.ReadCloser.Close(), r.client.Close())
+}
+
+// localNotAllowed is ErrLocalNotAllowed as an *Error.
+func localNotAllowed() *Error {
+	return &Error{Kind: kindConfig, Msg: ErrLocalNotAllowed.Error(), Err: ErrLocalNotAllowed}
+}
+
+// openLocal opens the file of an inline local connection (its path is the
+// file's).
 func openLocal(conn *intakev1.LocalConnection, opts Options) (io.ReadCloser, Info, error) {
 	if !opts.DevMode {
-		return nil, Info{}, ErrLocalNotAllowed
+		return nil, Info{}, localNotAllowed()
 	}
 	path := conn.GetPath()
 	info := Info{Source: path}
 	switch {
 	case path == "":
-		return nil, info, errors.New("the local file connection has no path")
+		return nil, info, Errorf(kindConfig, false, nil, "the local file connection has no path")
 	case !filepath.IsAbs(path):
-		return nil, info, fmt.Errorf("local file path %q is not absolute", path)
+		return nil, info, Errorf(kindConfig, false, nil, "local file path %q is not absolute", path)
 	}
 	f, err := os.Open(path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return nil, info, fmt.Errorf("local file %s does not exist", path)
-	case errors.Is(err, os.ErrPermission):
-		return nil, info, fmt.Errorf("local file %s cannot be read: permission denied", path)
-	case err != nil:
-		return nil, info, fmt.Errorf("open local file %s: %w", path, err)
+	if err != nil {
+		return nil, info, localFileError(path, err)
 	}
 	st, err := f.Stat()
 	if err != nil {
 		_ = f.Close()
-		return nil, info, fmt.Errorf("stat local file %s: %w", path, err)
+		return nil, info, Errorf(kindOther, false, err, "stat local file %s: %v", path, err)
 	}
 	if st.IsDir() {
 		_ = f.Close()
-		return nil, info, fmt.Errorf("local file %s is a directory", path)
+		return nil, info, Errorf(kindConfig, false, nil, "local file %s is a directory", path)
 	}
 	return f, info, nil
-}
-
-func openHTTP(ctx context.Context, conn *intakev1.HttpConnection, opts Options) (io.ReadCloser, Info, error) {
-	raw := conn.GetUrl()
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, Info{}, fmt.Errorf("file URL is not valid: %w", errors.Unwrap(err))
-	}
-	info := Info{Source: Redact(u)}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, info, fmt.Errorf("file URL %s: scheme must be http or https", info.Source)
-	case u.Host == "":
-		return nil, info, fmt.Errorf("file URL %s has no host", info.Source)
-	}
-
-	client := opts.HTTPClient
-	if client == nil {
-		client = NewHTTPClient(opts.Timeout)
-		defer client.CloseIdleConnections()
-	}
-	rctx, cancel := context.WithCancelCause(ctx)
-	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		cancel(nil)
-		return nil, info, fmt.Errorf("GET %s: %w", info.Source, err)
-	}
-	for k, v := range conn.GetHeaders() {
-		if strings.EqualFold(k, "Host") {
-			req.Host = v
-			continue
-		}
-		req.Header.Set(k, v)
-	}
-	if req.Header.Get("User-Agent") == "" {
-		req.Header.Set("User-Agent", "intake-fetcher")
-	}
-	// The transport's timeouts cover dial and headers; this one also covers
-	// a TLS or proxy hang the transport would not see as such.
-	headerTimer := time.AfterFunc(2*opts.Timeout, func() { cancel(errHeaderTimeout) })
-	resp, err := client.Do(req)
-	headerTimer.Stop()
-	if err != nil {
-		cause := context.Cause(rctx)
-		cancel(nil)
-		if ctx.Err() != nil {
-			return nil, info, fmt.Errorf("GET %s: %w", info.Source, ctx.Err())
-		}
-		return nil, info, fmt.Errorf("GET %s: %s", info.Source, describe(err, cause, u, opts.Timeout))
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		_ = resp.Body.Close()
-		cancel(nil)
-		return nil, info, fmt.Errorf("GET %s: %s", info.Source, resp.Status)
-	}
-	return newIdleReader(resp.Body, cancel, opts.Timeout, info.Source), info, nil
-}
-
-var (
-	errHeaderTimeout = errors.New("response header timeout")
-	errIdle          = errors.New("idle body")
-)
-
-// hostPort is the host:port a URL connects to.
-func hostPort(u *url.URL) string {
-	if u.Port() != "" {
-		return u.Host
-	}
-	if u.Scheme == "https" {
-		return net.JoinHostPort(u.Hostname(), "443")
-	}
-	return net.JoinHostPort(u.Hostname(), "80")
-}
-
-// describe turns a request error into words naming the host.
-func describe(err, cause error, u *url.URL, timeout time.Duration) string {
-	var dnsErr *net.DNSError
-	var netErr net.Error
-	var certErr *tls.CertificateVerificationError
-	switch {
-	case errors.As(err, &dnsErr):
-		if dnsErr.IsNotFound {
-			return fmt.Sprintf("cannot resolve host %s: no such host", u.Hostname())
-		}
-		return fmt.Sprintf("cannot resolve host %s: %v", u.Hostname(), dnsErr.Err)
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return fmt.Sprintf("cannot connect to %s: connection refused", hostPort(u))
-	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
-		return fmt.Sprintf("cannot connect to %s: host unreachable", hostPort(u))
-	case errors.Is(cause, errHeaderTimeout),
-		errors.As(err, &netErr) && netErr.Timeout():
-		return fmt.Sprintf("no response from %s within %s", hostPort(u), timeout)
-	case errors.As(err, &certErr):
-		return fmt.Sprintf("TLS certificate of %s is not trusted: %v", u.Hostname(), certErr.Err)
-	}
-	var urlErr *url.Error
-	if errors.As(err, &urlErr) {
-		err = urlErr.Err
-	}
-	return fmt.Sprintf("request to %s failed: %v", hostPort(u), err)
 }
 
 // sensitiveParams are query parameters whose values are secrets (signed URL
@@ -265,47 +206,4 @@ func Redact(u *url.URL) string {
 		}
 	}
 	return c.String()
-}
-
-// idleReader fails a read when the body pauses longer than timeout.
-type idleReader struct {
-	body    io.ReadCloser
-	cancel  context.CancelCauseFunc
-	timer   *time.Timer
-	timeout time.Duration
-	source  string
-	fired   atomic.Bool
-}
-
-func newIdleReader(body io.ReadCloser, cancel context.CancelCauseFunc, timeout time.Duration, source string) *idleReader {
-	r := &idleReader{body: body, cancel: cancel, timeout: timeout, source: source}
-	r.timer = time.AfterFunc(timeout, func() {
-		r.fired.Store(true)
-		cancel(errIdle)
-	})
-	r.timer.Stop()
-	return r
-}
-
-func (r *idleReader) Read(p []byte) (int, error) {
-	if r.fired.Load() {
-		return 0, fmt.Errorf("read %s: no data received for %s", r.source, r.timeout)
-	}
-	r.timer.Reset(r.timeout)
-	n, err := r.body.Read(p)
-	r.timer.Stop() // only time spent waiting for the server counts
-	if err != nil && err != io.EOF {
-		if r.fired.Load() {
-			return n, fmt.Errorf("read %s: no data received for %s", r.source, r.timeout)
-		}
-		return n, fmt.Errorf("read %s: %w", r.source, err)
-	}
-	return n, err
-}
-
-func (r *idleReader) Close() error {
-	r.timer.Stop()
-	err := r.body.Close()
-	r.cancel(nil)
-	return err
 }
