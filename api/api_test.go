@@ -346,8 +346,8 @@ func TestHealthAndReadiness(t *testing.T) {
 	// Every call is counted.
 	_, err = b.jobs.GetJob(ctx, &intakev1.GetJobRequest{Name: "jobs/missing"})
 	requireCode(t, err, codes.NotFound, "job jobs/missing not found")
-	require.Equal(t, 1.0, metricValue(t, b.reg, "intake_api_grpc_requests_total",
-		map[string]string{"method": "/intake.v1.JobService/GetJob", "code": "NotFound"}))
+	require.Equal(t, 1.0, metricValue(t, b.reg, "grpc_server_handled_total",
+		map[string]string{"grpc_service": "intake.v1.JobService", "grpc_method": "GetJob", "grpc_code": "NotFound"}))
 }
 
 // A second API replica on the same database starts (migrations are

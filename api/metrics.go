@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -15,12 +17,47 @@ import (
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
 
+// The control API's metrics; docs/metrics.md is their catalog (names,
+// labels, the dashboard panels and alerts that use them). No metric has a
+// run or job label: both are unbounded over time, and the run history
+// (ListRuns) answers per-job questions.
+
+// Final run states and triggers: the label values of the run counters,
+// created at zero so that rate() and ratios see the first run.
+var (
+	finalRunStates = []intakev1.RunState{
+		intakev1.RunState_RUN_STATE_SUCCEEDED,
+		intakev1.RunState_RUN_STATE_PARTIALLY_SUCCEEDED,
+		intakev1.RunState_RUN_STATE_FAILED,
+		intakev1.RunState_RUN_STATE_SKIPPED,
+		intakev1.RunState_RUN_STATE_CANCELLED,
+	}
+	activeRunStates = []intakev1.RunState{
+		intakev1.RunState_RUN_STATE_QUEUED,
+		intakev1.RunState_RUN_STATE_FETCHING,
+		intakev1.RunState_RUN_STATE_MAPPING,
+		intakev1.RunState_RUN_STATE_LOADING,
+	}
+	runTriggers = []intakev1.Trigger{
+		intakev1.Trigger_TRIGGER_SCHEDULE,
+		intakev1.Trigger_TRIGGER_RUN_NOW,
+		intakev1.Trigger_TRIGGER_TRIGGER_API,
+		intakev1.Trigger_TRIGGER_REPLAY,
+	}
+	// rowOutcomes are the stage and outcome labels of intake_api_rows_total.
+	rowOutcomes = [][2]string{
+		{"map", "read"}, {"map", "rejected"},
+		{"load", "staged"}, {"load", "created"}, {"load", "updated"}, {"load", "unchanged"}, {"load", "ignored"},
+	}
+)
+
 type metrics struct {
 	runsFinished *prometheus.CounterVec
 	rows         *prometheus.CounterVec
 	runDuration  *prometheus.HistogramVec
-	requests     *prometheus.CounterVec
-	latency      *prometheus.HistogramVec
+	grpc         *grpcMetrics
+	// runs exports the runs in progress once Run has connected (watchRuns).
+	runs         *runsInProgress
 	runsRequeued prometheus.Counter
 	jobsDisabled prometheus.Counter     // jobops.go
 	filesExpired prometheus.Counter     // issue 4 (files)
@@ -38,22 +75,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"state", "trigger"}),
 		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "intake_api_rows_total",
-			Help: "Rows of finished runs, by stage and outcome (read, rejected, staged, created, updated, unchanged, ignored).",
+			Help: "Rows of finished runs, by stage and outcome (map: read, rejected; load: staged, created, updated, unchanged, ignored).",
 		}, []string{"stage", "outcome"}),
 		runDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "intake_api_run_duration_seconds",
 			Help:    "Time from a run's creation to its final state, by final state.",
 			Buckets: []float64{0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200},
 		}, []string{"state"}),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "intake_api_grpc_requests_total",
-			Help: "gRPC calls handled, by method and status code.",
-		}, []string{"method", "code"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "intake_api_grpc_request_duration_seconds",
-			Help:    "Latency of unary gRPC calls, by method.",
-			Buckets: prometheus.DefBuckets,
-		}, []string{"method"}),
+		grpc: newGRPCMetrics(),
+		runs: newRunsInProgress(),
 		runsRequeued: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "intake_api_runs_requeued_total",
 			Help: "Runs found still QUEUED with no stage report after RequeueAfter whose run request was published again.",
@@ -63,10 +93,23 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Archived source files of runs deleted by the retention policy.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.runsFinished, m.rows, m.runDuration, m.requests, m.latency, m.runsRequeued, m.filesExpired} {
+	for _, st := range finalRunStates {
+		state := enumLabel(st.String(), "RUN_STATE_")
+		m.runDuration.WithLabelValues(state)
+		for _, tr := range runTriggers {
+			m.runsFinished.WithLabelValues(state, enumLabel(tr.String(), "TRIGGER_"))
+		}
+	}
+	for _, o := range rowOutcomes {
+		m.rows.WithLabelValues(o[0], o[1])
+	}
+	for _, c := range []prometheus.Collector{m.runsFinished, m.rows, m.runDuration, m.runsRequeued, m.filesExpired, m.runs} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("api: register metrics: %w", err)
 		}
+	}
+	if err := m.grpc.register(reg); err != nil {
+		return nil, err
 	}
 	if err := m.registerJobOps(reg); err != nil { // jobops.go
 		return nil, err
@@ -106,28 +149,281 @@ func (m *metrics) runFinished(run *intakev1.Run) {
 	}
 }
 
+// watchRuns starts exporting the runs in progress, read from db (the API's
+// pool) at each scrape; the returned func stops it. Run calls it once
+// connected:
+//
+//	defer s.metrics.watchRuns(pool)()
+func (m *metrics) watchRuns(db runQuerier) (stop func()) {
+	m.runs.db.Store(&db)
+	return func() { m.runs.db.Store(nil) }
+}
+
+// runStatsTimeout bounds the query of the runs in progress of one scrape,
+// well within Prometheus' default scrape timeout (10s).
+const runStatsTimeout = 3 * time.Second
+
+// runQuerier is what the runs-in-progress collector needs of PostgreSQL
+// (a *pgxpool.Pool).
+type runQuerier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// runsInProgress is a collector that counts the runs in each non-final
+// state and the age and idle time of the oldest, with one query per scrape
+// (at most runStatsTimeout) on the runs table. Every API replica exports
+// the same numbers (aggregate them with max, not sum): they are what the
+// IntakeRunStuck alert watches.
+type runsInProgress struct {
+	db      atomic.Pointer[runQuerier]
+	timeout time.Duration
+	errors  atomic.Uint64
+
+	count, age, idle, errorsDesc *prometheus.Desc
+}
+
+func newRunsInProgress() *runsInProgress {
+	return &runsInProgress{
+		timeout: runStatsTimeout,
+		count: prometheus.NewDesc("intake_api_runs_in_progress",
+			"Runs in a non-final state (queued, fetching, mapping, loading), by state.", []string{"state"}, nil),
+		age: prometheus.NewDesc("intake_api_runs_in_progress_max_age_seconds",
+			"Time since the creation of the oldest run in this state; 0 when there is none.", []string{"state"}, nil),
+		idle: prometheus.NewDesc("intake_api_runs_in_progress_max_idle_seconds",
+			"Longest time a run in this state has gone without any change (stage report, requeue); 0 when there is none.", []string{"state"}, nil),
+		errorsDesc: prometheus.NewDesc("intake_api_runs_in_progress_errors_total",
+			"Scrapes whose query of the runs in progress failed or timed out (the runs-in-progress gauges are missing from them).", nil, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (r *runsInProgress) Describe(ch chan<- *prometheus.Desc) {
+	ch <- r.count
+	ch <- r.age
+	ch <- r.idle
+	ch <- r.errorsDesc
+}
+
+// runStat is one row of the runs-in-progress query.
+type runStat struct {
+	count     int64
+	age, idle float64
+}
+
+// Collect implements prometheus.Collector: nothing but the error count
+// before watchRuns. Ages are measured on the database's clock, so every
+// replica reports the same.
+func (r *runsInProgress) Collect(ch chan<- prometheus.Metric) {
+	if db := r.db.Load(); db != nil {
+		if stats, err := r.query(*db); err != nil {
+			r.errors.Add(1)
+		} else {
+			for _, st := range activeRunStates {
+				s := stats[st]
+				state := enumLabel(st.String(), "RUN_STATE_")
+				ch <- prometheus.MustNewConstMetric(r.count, prometheus.GaugeValue, float64(s.count), state)
+				ch <- prometheus.MustNewConstMetric(r.age, prometheus.GaugeValue, s.age, state)
+				ch <- prometheus.MustNewConstMetric(r.idle, prometheus.GaugeValue, s.idle, state)
+			}
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(r.errorsDesc, prometheus.CounterValue, float64(r.errors.Load()))
+}
+
+func (r *runsInProgress) query(db runQuerier) (map[intakev1.RunState]runStat, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+	defer cancel()
+	states := make([]int16, len(activeRunStates))
+	for i, st := range activeRunStates {
+		states[i] = int16(st)
+	}
+	rows, err := db.Query(ctx, `SELECT state, count(*),
+			EXTRACT(EPOCH FROM now() - min(create_time))::float8,
+			EXTRACT(EPOCH FROM now() - min(update_time))::float8
+		FROM intake.runs WHERE state = ANY($1::smallint[]) GROUP BY state`, states)
+	if err != nil {
+		return nil, fmt.Errorf("api: query the runs in progress: %w", err)
+	}
+	defer rows.Close()
+	out := map[intakev1.RunState]runStat{}
+	for rows.Next() {
+		var (
+			state int16
+			s     runStat
+		)
+		if err := rows.Scan(&state, &s.count, &s.age, &s.idle); err != nil {
+			return nil, fmt.Errorf("api: query the runs in progress: %w", err)
+		}
+		s.age, s.idle = max(s.age, 0), max(s.idle, 0)
+		out[intakev1.RunState(state)] = s
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("api: query the runs in progress: %w", err)
+	}
+	return out, nil
+}
+
+// grpcMetrics are the gRPC server metrics, with the names, labels and
+// meaning of go-grpc-middleware's providers/prometheus (grpc_server_*), so
+// that dashboards and alerts written for it work unchanged: grpc_type
+// (unary, client_stream, server_stream, bidi_stream), grpc_service,
+// grpc_method and grpc_code (the status code name, e.g. OK, NotFound).
+type grpcMetrics struct {
+	started, handled, received, sent *prometheus.CounterVec
+	handling                         *prometheus.HistogramVec
+}
+
+// gRPC method types, the values of the grpc_type label.
+const (
+	grpcUnary        = "unary"
+	grpcClientStream = "client_stream"
+	grpcServerStream = "server_stream"
+	grpcBidiStream   = "bidi_stream"
+)
+
+func newGRPCMetrics() *grpcMetrics {
+	labels := []string{"grpc_type", "grpc_service", "grpc_method"}
+	return &grpcMetrics{
+		started: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "grpc_server_started_total",
+			Help: "Total number of RPCs started on the server.",
+		}, labels),
+		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "grpc_server_handled_total",
+			Help: "Total number of RPCs completed on the server, regardless of success or failure.",
+		}, append(labels, "grpc_code")),
+		received: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "grpc_server_msg_received_total",
+			Help: "Total number of RPC stream messages received on the server.",
+		}, labels),
+		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "grpc_server_msg_sent_total",
+			Help: "Total number of gRPC stream messages sent by the server.",
+		}, labels),
+		handling: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "grpc_server_handling_seconds",
+			Help:    "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+			Buckets: prometheus.DefBuckets,
+		}, labels),
+	}
+}
+
+// register registers the metrics and creates the series of every method of
+// the Intake services (code OK for grpc_server_handled_total), so rates
+// start at zero.
+func (g *grpcMetrics) register(reg prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{g.started, g.handled, g.received, g.sent, g.handling} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("api: register gRPC metrics: %w", err)
+		}
+	}
+	for _, sd := range []*grpc.ServiceDesc{
+		&intakev1.JobService_ServiceDesc, &intakev1.RunService_ServiceDesc,
+		&intakev1.StageService_ServiceDesc, &intakev1.DataModelService_ServiceDesc,
+	} {
+		for _, md := range sd.Methods {
+			g.init(grpcUnary, sd.ServiceName, md.MethodName)
+		}
+		for _, st := range sd.Streams {
+			g.init(streamType(st.ClientStreams, st.ServerStreams), sd.ServiceName, st.StreamName)
+		}
+	}
+	return nil
+}
+
+func (g *grpcMetrics) init(typ, service, method string) {
+	g.started.WithLabelValues(typ, service, method)
+	g.handled.WithLabelValues(typ, service, method, codes.OK.String())
+	g.received.WithLabelValues(typ, service, method)
+	g.sent.WithLabelValues(typ, service, method)
+	g.handling.WithLabelValues(typ, service, method)
+}
+
+func streamType(client, server bool) string {
+	switch {
+	case client && server:
+		return grpcBidiStream
+	case client:
+		return grpcClientStream
+	case server:
+		return grpcServerStream
+	}
+	return grpcUnary
+}
+
+// splitMethod splits "/intake.v1.JobService/GetJob" into service and method.
+func splitMethod(full string) (service, method string) {
+	full = strings.TrimPrefix(full, "/")
+	if i := strings.LastIndex(full, "/"); i >= 0 {
+		return full[:i], full[i+1:]
+	}
+	return "unknown", full
+}
+
+// done counts a finished call.
+func (g *grpcMetrics) done(typ, service, method string, start time.Time, err error) {
+	g.handled.WithLabelValues(typ, service, method, status.Code(err).String()).Inc()
+	g.handling.WithLabelValues(typ, service, method).Observe(time.Since(start).Seconds())
+}
+
 // unaryInterceptor counts and times calls and turns a panic into Internal.
 func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	start := time.Now()
+	service, method := splitMethod(info.FullMethod)
+	g := s.metrics.grpc
+	g.started.WithLabelValues(grpcUnary, service, method).Inc()
+	g.received.WithLabelValues(grpcUnary, service, method).Inc()
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("panic in gRPC handler", "method", info.FullMethod, "panic", p, "stack", string(debug.Stack()))
 			err = status.Errorf(codes.Internal, "internal error in %s", info.FullMethod)
 		}
-		s.metrics.requests.WithLabelValues(info.FullMethod, status.Code(err).String()).Inc()
-		s.metrics.latency.WithLabelValues(info.FullMethod).Observe(time.Since(start).Seconds())
+		if err == nil {
+			g.sent.WithLabelValues(grpcUnary, service, method).Inc()
+		}
+		g.done(grpcUnary, service, method, start, err)
 	}()
 	return handler(ctx, req)
 }
 
-// streamInterceptor counts streams and turns a panic into Internal.
+// streamInterceptor counts and times streams and their messages and turns
+// a panic into Internal.
 func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	start := time.Now()
+	service, method := splitMethod(info.FullMethod)
+	typ := streamType(info.IsClientStream, info.IsServerStream)
+	g := s.metrics.grpc
+	g.started.WithLabelValues(typ, service, method).Inc()
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("panic in gRPC handler", "method", info.FullMethod, "panic", p, "stack", string(debug.Stack()))
 			err = status.Errorf(codes.Internal, "internal error in %s", info.FullMethod)
 		}
-		s.metrics.requests.WithLabelValues(info.FullMethod, status.Code(err).String()).Inc()
+		g.done(typ, service, method, start, err)
 	}()
-	return handler(srv, ss)
+	return handler(srv, &countedStream{ServerStream: ss,
+		received: g.received.WithLabelValues(typ, service, method),
+		sent:     g.sent.WithLabelValues(typ, service, method)})
+}
+
+// countedStream counts the messages a stream receives and sends.
+type countedStream struct {
+	grpc.ServerStream
+	received, sent prometheus.Counter
+}
+
+func (c *countedStream) RecvMsg(m any) error {
+	err := c.ServerStream.RecvMsg(m)
+	if err == nil {
+		c.received.Inc()
+	}
+	return err
+}
+
+func (c *countedStream) SendMsg(m any) error {
+	err := c.ServerStream.SendMsg(m)
+	if err == nil {
+		c.sent.Inc()
+	}
+	return err
 }

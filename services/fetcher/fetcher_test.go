@@ -52,12 +52,18 @@ type fakeAPI struct {
 	mu      sync.Mutex
 	reports []*intakev1.ReportRunEventRequest
 	answer  func(*intakev1.ReportRunEventRequest) (intakev1.Directive, error)
+	// respond, when set, completes each report's response (e.g. its Run)
+	// after answer accepted the report.
+	respond func(*intakev1.ReportRunEventRequest, *intakev1.ReportRunEventResponse)
+	// resolve answers ResolveConnection (connection_test.go); nil:
+	// Unimplemented.
+	resolve func(*intakev1.ResolveConnectionRequest) (*intakev1.ResolveConnectionResponse, error)
 }
 
 func (f *fakeAPI) ReportRunEvent(_ context.Context, req *intakev1.ReportRunEventRequest) (*intakev1.ReportRunEventResponse, error) {
 	f.mu.Lock()
 	f.reports = append(f.reports, proto.Clone(req).(*intakev1.ReportRunEventRequest))
-	answer := f.answer
+	answer, respond := f.answer, f.respond
 	f.mu.Unlock()
 	d := intakev1.Directive_DIRECTIVE_CONTINUE
 	if answer != nil {
@@ -66,7 +72,11 @@ func (f *fakeAPI) ReportRunEvent(_ context.Context, req *intakev1.ReportRunEvent
 			return nil, err
 		}
 	}
-	return &intakev1.ReportRunEventResponse{Directive: d}, nil
+	resp := &intakev1.ReportRunEventResponse{Directive: d}
+	if respond != nil {
+		respond(req, resp)
+	}
+	return resp, nil
 }
 
 func startAPI(t *testing.T, answer func(*intakev1.ReportRunEventRequest) (intakev1.Directive, error)) *fakeAPI {
@@ -429,7 +439,7 @@ func TestFetchPublishesChunksAndSeal(t *testing.T) {
 	require.Equal(t, 1.0, e.metric(t, "intake_fetcher_runs_total", "outcome", "fetched"))
 	require.Equal(t, 0.0, e.metric(t, "intake_fetcher_runs_total", "outcome", "failed"))
 	require.Equal(t, 4.0, e.metric(t, "intake_fetcher_chunks_total"))
-	require.Equal(t, float64(len(body)), e.metric(t, "intake_fetcher_bytes_total"))
+	require.Equal(t, float64(len(body)), e.metric(t, "intake_fetcher_fetched_bytes_total"))
 	require.Equal(t, 1.0, e.metric(t, "intake_fetcher_fetch_duration_seconds"))
 
 	logs := e.logs.String()

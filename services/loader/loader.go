@@ -245,6 +245,7 @@ func (s *Service) run(ctx context.Context) error {
 	}
 	defer conn.Close()
 	s.api = intakev1.NewStageServiceClient(conn)
+	defer s.metrics.consumer.watch(js)() // metrics.go: the batch consumer's lag
 
 	s.nc.Store(nc)
 	s.ready.Store(true)

@@ -279,8 +279,8 @@ func TestARunLandsThroughJetStream(t *testing.T) {
 	require.Equal(t, 1.0, value(t, e.reg, "intake_loader_rows_committed_total", "created"))
 	require.Equal(t, 1.0, value(t, e.reg, "intake_loader_rows_committed_total", "updated"))
 	require.Equal(t, 1.0, value(t, e.reg, "intake_loader_rows_committed_total", "unchanged"))
-	require.Equal(t, 1, testutil.CollectAndCount(e.reg, "intake_loader_commit_seconds"))
-	require.Equal(t, 1, testutil.CollectAndCount(e.reg, "intake_loader_batch_write_seconds"))
+	require.Equal(t, 1, testutil.CollectAndCount(e.reg, "intake_loader_commit_duration_seconds"))
+	require.Equal(t, 1, testutil.CollectAndCount(e.reg, "intake_loader_batch_write_duration_seconds"))
 
 	// A batch redelivered after the commit re-reports the same counts and
 	// changes nothing.

@@ -87,6 +87,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.js = js
 	s.stage = intakev1.NewStageServiceClient(conn)
+	defer s.metrics.consumer.watch(js)() // metrics.go: the chunk consumer's lag
 	s.maxPayload = nc.MaxPayload()
 
 	s.log.Info("mapper started", "concurrency", s.cfg.Concurrency)
