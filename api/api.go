@@ -34,6 +34,7 @@ import (
 	"github.com/intakehq/intake/pkg/archive"
 	"github.com/intakehq/intake/pkg/pipeline"
 	"github.com/intakehq/intake/pkg/schema"
+	"github.com/intakehq/intake/pkg/secretbox"
 	"github.com/intakehq/intake/pkg/source"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
@@ -106,6 +107,14 @@ type Config struct {
 	// (3 on a three-node JetStream cluster): Run would otherwise scale the
 	// streams the workers created back to its own count.
 	StreamReplicas int
+	// EncryptionKeys is the key ring that encrypts secrets at rest: the
+	// passwords, keys and tokens of stored connections and the jobs'
+	// webhook secrets. Comma-separated "id:base64(32 bytes)" entries
+	// (pkg/secretbox); the first seals new secrets, every one opens. To
+	// rotate, put a new key first and keep the old ones after it. Empty:
+	// connections with secrets are refused (FailedPrecondition) and webhook
+	// secrets are stored in plain text.
+	EncryptionKeys string
 	// HTTPAddr, when set, serves the whole API over HTTP too (http.go):
 	// Connect with JSON bodies (the REST/JSON mapping: POST
 	// /intake.v1.JobService/TriggerJob), gRPC-Web and gRPC, e.g.
@@ -151,6 +160,11 @@ func (c Config) Validate() error {
 	if err := c.validateWebhooks(); err != nil { // webhook.go
 		return err
 	}
+	if c.EncryptionKeys != "" { // issue 5 (connections)
+		if _, err := secretbox.ParseRing(c.EncryptionKeys); err != nil {
+			return fmt.Errorf("api: EncryptionKeys: %w", err)
+		}
+	}
 	if c.StreamReplicas < 0 || c.StreamReplicas > 5 {
 		return fmt.Errorf("api: StreamReplicas %d: must be between 1 and 5 (0 means 1)", c.StreamReplicas)
 	}
@@ -173,6 +187,8 @@ type Server struct {
 	js    jetstream.JetStream
 	// archive keeps the runs' source files (issue 4: files).
 	archive archive.Archive
+	// ring seals and opens secrets; nil without Config.EncryptionKeys.
+	ring *secretbox.Ring
 	// stopping is closed when shutdown begins, so long streams end.
 	stopping chan struct{}
 
@@ -212,7 +228,14 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	var ring *secretbox.Ring
+	if cfg.EncryptionKeys != "" {
+		if ring, err = secretbox.ParseRing(cfg.EncryptionKeys); err != nil {
+			return nil, fmt.Errorf("api: EncryptionKeys: %w", err)
+		}
+	}
 	return &Server{
+		ring:     ring,
 		cfg:      cfg,
 		log:      cfg.Logger.With("service", "api"),
 		metrics:  m,
@@ -271,13 +294,23 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("api: %w", err)
 	}
 	s.store, s.js = store.New(pool), js
+	defer s.metrics.watchRuns(pool)()
 	s.store.OnAutoDisable(s.jobAutoDisabled) // jobops.go: the failure policy
+	// issue 5 (connections): secrets sealed with the key ring, jobs that
+	// name a stored connection checked as they are saved.
+	s.store.SetKeyRing(s.ring)
+	s.store.OnSaveJob(s.checkJobConnection)
+	if err := s.sealPlainSecrets(ctx); err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
 	// issue 4 (files): the run archive, for downloads, replays and retention.
 	if s.archive = s.cfg.Archive; s.archive == nil {
 		if s.archive, err = archive.NewJetStream(ctx, js, pipeline.ArchiveBucket, s.cfg.StreamReplicas); err != nil {
 			return fmt.Errorf("api: %w", err)
 		}
 	}
+	// A run that did not download its file (304) reads its file run's.
+	s.archive = fileRunArchive{Archive: s.archive, store: s.store}
 	if s.rowErrorCap > 0 {
 		s.store.SetRowErrorCap(s.rowErrorCap)
 	}
@@ -305,6 +338,7 @@ func (s *Server) Run(ctx context.Context) error {
 	intakev1.RegisterRunServiceServer(gs, &runService{s: s})
 	intakev1.RegisterStageServiceServer(gs, &stageService{s: s})
 	intakev1.RegisterDataModelServiceServer(gs, &dataModelService{s: s})
+	intakev1.RegisterConnectionServiceServer(gs, &connectionService{s: s}) // connections.go
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
@@ -313,6 +347,7 @@ func (s *Server) Run(ctx context.Context) error {
 		intakev1.RunService_ServiceDesc.ServiceName,
 		intakev1.StageService_ServiceDesc.ServiceName,
 		intakev1.DataModelService_ServiceDesc.ServiceName,
+		intakev1.ConnectionService_ServiceDesc.ServiceName,
 	} {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}

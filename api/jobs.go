@@ -43,6 +43,24 @@ func (s *Server) checkJob(ctx context.Context, extra jobspec.Violations, job *in
 		return failedPrecondition("DEV_MODE", "job.connection.local",
 			"local file connections are only accepted when Intake runs in development mode; use an http connection")
 	}
+	// The stored connection is checked again as the job is saved, with its
+	// row locked (checkJobConnection); checking it here as well refuses the
+	// job before anything else (such as new attributes) is created for it.
+	if name := job.GetConnectionName(); name != "" {
+		var conn *intakev1.Connection
+		if id, err := jobspec.ParseConnectionName(name); err == nil {
+			c, err := s.store.GetConnection(ctx, id)
+			switch {
+			case err == nil:
+				conn = c
+			case !errors.Is(err, store.ErrNotFound):
+				return s.storeError(ctx, "read", "connection "+name, err)
+			}
+		}
+		if err := s.checkJobConnection(job, conn); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

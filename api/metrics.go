@@ -320,6 +320,7 @@ func (g *grpcMetrics) register(reg prometheus.Registerer) error {
 	for _, sd := range []*grpc.ServiceDesc{
 		&intakev1.JobService_ServiceDesc, &intakev1.RunService_ServiceDesc,
 		&intakev1.StageService_ServiceDesc, &intakev1.DataModelService_ServiceDesc,
+		&intakev1.ConnectionService_ServiceDesc, &intakev1.AccessService_ServiceDesc,
 	} {
 		for _, md := range sd.Methods {
 			g.init(grpcUnary, sd.ServiceName, md.MethodName)

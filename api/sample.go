@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/intakehq/intake/pkg/csv"
 	"github.com/intakehq/intake/pkg/dialect"
+	"github.com/intakehq/intake/pkg/mapping"
 	"github.com/intakehq/intake/pkg/source"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
@@ -57,19 +59,11 @@ func sampleError(where, format string, args ...any) error {
 func (s *Server) readSample(ctx context.Context, job *intakev1.Job, n int) (*sample, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.SampleTimeout)
 	defer cancel()
-	conn := job.GetConnection()
-	where := source.Describe(conn)
-	if where == "" {
-		where = "job.connection"
-	}
-	body, info, err := source.Open(ctx, conn, source.Options{DevMode: s.cfg.DevMode, HTTPClient: s.httpClient, Timeout: s.cfg.SampleTimeout})
+	body, where, err := s.openSample(ctx, job)
 	if err != nil {
-		return nil, s.sampleFailed(ctx, where, err)
+		return nil, err
 	}
 	defer body.Close()
-	if info.Source != "" {
-		where = info.Source
-	}
 
 	spec := job.GetMapping().GetDialect()
 	if err := dialect.Validate(spec); err != nil {
@@ -127,6 +121,50 @@ func (s *Server) readSample(ctx context.Context, job *intakev1.Job, n int) (*sam
 			return out, nil
 		}
 	}
+}
+
+// openSample opens job's file: through its inline connection, or through
+// the stored connection it names (secrets opened), its file selector
+// resolved now in the job's schedule time zone, as a run now would. It
+// returns the file and where it is, for messages.
+func (s *Server) openSample(ctx context.Context, job *intakev1.Job) (io.ReadCloser, string, error) {
+	opts := s.sourceOptions()
+	if name := job.GetConnectionName(); name != "" {
+		conn, err := s.openConnection(ctx, "job.connection_name", name)
+		if err != nil {
+			return nil, "", err
+		}
+		// No retries: a user waits for the answer, which the error gives.
+		opts.Retry = source.RetryPolicy{Attempts: 1}
+		body, meta, err := source.OpenFile(ctx, source.Request{
+			Conn: conn, File: job.GetFile(), At: time.Now(), Location: mapping.JobLocation(job),
+		}, opts)
+		var se *source.Error
+		if errors.As(err, &se) && ctx.Err() == nil && !errors.Is(err, source.ErrLocalNotAllowed) {
+			// The message names the connection already.
+			return nil, "", sampleError(name, "%s", strings.TrimPrefix(se.Error(), name+": "))
+		}
+		if err != nil {
+			return nil, "", s.sampleFailed(ctx, name, err)
+		}
+		if body == nil { // never: the request is not conditional
+			return nil, "", sampleError(meta.Source, "the server sent no file")
+		}
+		return body, meta.Source, nil
+	}
+	conn := job.GetConnection()
+	where := source.Describe(conn)
+	if where == "" {
+		where = "job.connection"
+	}
+	body, info, err := source.Open(ctx, conn, opts)
+	if err != nil {
+		return nil, "", s.sampleFailed(ctx, where, err)
+	}
+	if info.Source != "" {
+		where = info.Source
+	}
+	return body, where, nil
 }
 
 // sampleFailed turns an error reading the file into a status naming the

@@ -197,10 +197,16 @@ func (r *runService) ReplayRun(ctx context.Context, req *intakev1.ReplayRunReque
 	if old.GetSourceExpired() {
 		return nil, s.fileError(ctx, old, nil)
 	}
-	if _, err := s.archive.Stat(ctx, runID); err != nil {
+	// A run skipped on a 304 has no file of its own: it points at the run
+	// whose file the server confirmed unchanged, and a replay takes that one.
+	fileRun, err := s.store.FileRunOf(ctx, runID)
+	if err != nil {
+		return nil, s.storeError(ctx, "read", "run "+req.GetName(), err)
+	}
+	if _, err := s.archive.Stat(ctx, fileRun); err != nil {
 		return nil, s.fileError(ctx, old, err)
 	}
 	return s.startRunWith(ctx, jobID, job, intakev1.Trigger_TRIGGER_REPLAY, store.RunOptions{
-		DryRun: req.GetDryRun(), Force: true, ReplayOf: runID,
+		DryRun: req.GetDryRun(), Force: true, ReplayOf: fileRun,
 	})
 }

@@ -43,8 +43,12 @@ func checkReport(req *intakev1.ReportRunEventRequest) error {
 		if req.GetStage() != intakev1.Stage_STAGE_FETCH {
 			add("stage", "FETCHED is reported by the FETCH stage, not %v", req.GetStage())
 		}
-		if !sha256Pattern.MatchString(req.GetSha256()) {
+		// A 304 Not Modified has no file, so no hash (issue 5).
+		if !sha256Pattern.MatchString(req.GetSha256()) && !(req.GetNotModified() && req.GetSha256() == "") {
 			add("sha256", "%q is not a lowercase hex SHA-256", req.GetSha256())
+		}
+		if req.GetSourceSize() < 0 {
+			add("source_size", "%d is negative", req.GetSourceSize())
 		}
 	case intakev1.RunEventKind_RUN_EVENT_KIND_COMMITTING:
 		if req.GetStage() != intakev1.Stage_STAGE_LOAD {

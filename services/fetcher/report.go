@@ -19,7 +19,8 @@ const (
 )
 
 // report sends a (FETCH, kind) event of the run to the control API and
-// returns its directive (UNSPECIFIED counts as CONTINUE). It retries while
+// returns its directive (UNSPECIFIED counts as CONTINUE); the run as the API
+// answers it is kept in r.apiRun. It retries while
 // the API is unavailable; after that the error makes the run request
 // redeliver. A run the API does not know (its job was deleted) is abandoned.
 func (r *run) report(ctx context.Context, ev *intakev1.ReportRunEventRequest) (intakev1.Directive, error) {
@@ -33,6 +34,9 @@ func (r *run) report(ctx context.Context, ev *intakev1.ReportRunEventRequest) (i
 		resp, err := r.s.stage.ReportRunEvent(cctx, ev)
 		cancel()
 		if err == nil {
+			if resp.GetRun() != nil {
+				r.apiRun = resp.GetRun()
+			}
 			d := resp.GetDirective()
 			if d == intakev1.Directive_DIRECTIVE_UNSPECIFIED {
 				d = intakev1.Directive_DIRECTIVE_CONTINUE

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/intakehq/intake/pkg/archive"
 	"github.com/intakehq/intake/pkg/chunker"
@@ -63,12 +64,17 @@ type run struct {
 	id  string
 	// headerBudget is how many bytes the header may take in a chunk message.
 	headerBudget int
+	// apiRun is the run as the control API last answered a report (nil
+	// from an API that does not send it).
+	apiRun *intakev1.Run
 }
 
 // fetched is the result of the fetch step.
 type fetched struct {
-	info   archive.Info
-	source string
+	info archive.Info
+	// file is where the file came from and what its server said of it
+	// (file.source is the run's source).
+	file fileMeta
 	// header is the decoded header row.
 	header []string
 }
@@ -93,18 +99,30 @@ func (r *run) process(ctx context.Context) error {
 
 	f, err := r.fetch(ctx, opts)
 	var ferr *fileError
-	if errors.As(err, &ferr) {
+	switch {
+	case errors.As(err, &ferr):
 		return r.fail(ctx, ferr.msg)
-	}
-	if err != nil {
+	case errors.Is(err, errAbandoned):
+		return nil
+	case err != nil:
 		return err
+	case f.file.notModified:
+		return r.notModified(ctx, f.file)
+	}
+	size := f.file.size
+	if size <= 0 {
+		size = f.info.Size
 	}
 	dir, err = r.report(ctx, &intakev1.ReportRunEventRequest{
-		Kind:     intakev1.RunEventKind_RUN_EVENT_KIND_FETCHED,
-		Sha256:   f.info.SHA256,
-		Source:   f.source,
-		Counters: &intakev1.RunCounters{Bytes: f.info.Size},
-		Header:   f.header,
+		Kind:             intakev1.RunEventKind_RUN_EVENT_KIND_FETCHED,
+		Sha256:           f.info.SHA256,
+		Source:           f.file.source,
+		Counters:         &intakev1.RunCounters{Bytes: f.info.Size},
+		Header:           f.header,
+		Etag:             f.file.etag,
+		LastModified:     f.file.lastModified,
+		SourceSize:       size,
+		SourceModifyTime: timestamp(f.file.modTime),
 	})
 	if err != nil {
 		return err
@@ -119,7 +137,7 @@ func (r *run) process(ctx context.Context) error {
 		return nil
 	}
 
-	chunks, err := r.publish(ctx, opts, f.source)
+	chunks, err := r.publish(ctx, opts, f.file.source)
 	if errors.As(err, &ferr) {
 		return r.fail(ctx, ferr.msg)
 	}
@@ -135,6 +153,42 @@ func (r *run) process(ctx context.Context) error {
 	r.s.metrics.runs.WithLabelValues(outcomeFetched).Inc()
 	r.log.Info("run chunked and sealed", "chunks", chunks, "bytes", f.info.Size)
 	return nil
+}
+
+// notModified reports a file the server did not send again (HTTP 304 Not
+// Modified to the conditional request): the control API ends the run
+// skipped, its file being the last successful run's.
+func (r *run) notModified(ctx context.Context, file fileMeta) error {
+	dir, err := r.report(ctx, &intakev1.ReportRunEventRequest{
+		Kind:             intakev1.RunEventKind_RUN_EVENT_KIND_FETCHED,
+		NotModified:      true,
+		Source:           file.source,
+		Etag:             file.etag,
+		LastModified:     file.lastModified,
+		SourceModifyTime: timestamp(file.modTime),
+	})
+	if err != nil {
+		return err
+	}
+	switch dir {
+	case intakev1.Directive_DIRECTIVE_SKIP:
+		r.log.Info("run skipped: the server answered 304 Not Modified", "source", file.source)
+		r.s.metrics.runs.WithLabelValues(outcomeSkipped).Inc()
+		return nil
+	case intakev1.Directive_DIRECTIVE_ABANDON:
+		r.log.Info("run ended by the control API after 304 Not Modified", "source", file.source)
+		return nil
+	}
+	// The API wants the file, which the server did not send.
+	return r.fail(ctx, file.source+": the server answered 304 Not Modified, but the control API did not skip the run")
+}
+
+// timestamp is t as a protobuf timestamp, nil when t is zero.
+func timestamp(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
 }
 
 // fail reports the run as failed with msg and acks the request.
@@ -255,39 +309,63 @@ func (r *run) validate(rd io.Reader, opts chunker.Options, src string) ([]string
 
 // fetch streams the job's file into the archive under the run id, checking
 // it is a well-formed CSV file on the way. When an earlier delivery of the
-// run already archived the file, that copy is used, so every chunk of the
-// run comes from the same bytes even if the source has changed since.
+// run already archived the file and reported it fetched, that copy is used,
+// so every chunk of the run comes from the same bytes even if the source has
+// changed since. A copy an earlier delivery archived without reporting it
+// (it stopped in between: no chunk left) is replaced by a new download, so
+// that the run records the source, validators and size of the file it uses.
+//
+// A file the server did not send again (HTTP 304) comes back with
+// file.notModified set and nothing archived.
 func (r *run) fetch(ctx context.Context, opts chunker.Options) (fetched, error) {
-	conn := r.req.GetJob().GetConnection()
-	src := r.describe(conn) // issue 4 (files): a replay says so
+	src := r.describe() // issue 4 (files): a replay says so
 	info, err := r.s.archive.Stat(ctx, r.id)
 	switch {
-	case err == nil:
+	case err == nil && (r.apiRun == nil || r.apiRun.GetSha256() != ""):
 		r.log.Info("using the file archived by an earlier attempt", "bytes", info.Size, "sha256", info.SHA256)
+		file := fileMeta{source: src}
+		if r.apiRun.GetSource() != "" {
+			file.source = r.apiRun.GetSource()
+		}
+		file.size = r.apiRun.GetSourceSize()
+		if t := r.apiRun.GetSourceModifyTime(); t != nil && t.IsValid() && t.GetSeconds() > 0 {
+			file.modTime = t.AsTime()
+		}
 		rc, err := r.s.archive.Open(ctx, r.id)
 		if err != nil {
 			return fetched{}, fmt.Errorf("fetcher: open archived file: %w", err)
 		}
 		defer rc.Close()
-		header, err := r.validate(rc, opts, src)
+		header, err := r.validate(rc, opts, file.source)
 		if err != nil {
 			return fetched{}, err
 		}
-		return fetched{info: info, source: src, header: header}, nil
+		return fetched{info: info, file: file, header: header}, nil
+	case err == nil:
+		r.log.Info("an earlier attempt archived the file but never reported it fetched: fetching it again",
+			"bytes", info.Size, "sha256", info.SHA256)
+		if err := r.s.archive.Delete(ctx, r.id); err != nil && !errors.Is(err, archive.ErrNotFound) {
+			return fetched{}, fmt.Errorf("fetcher: delete the file archived by an earlier attempt: %w", err)
+		}
 	case !errors.Is(err, archive.ErrNotFound):
 		return fetched{}, fmt.Errorf("fetcher: look up archived file: %w", err)
 	}
 
 	start := time.Now()
-	body, src, err := r.open(ctx, conn, src) // issue 4 (files): the connection, or a replayed run's file
+	body, file, err := r.open(ctx, src) // the connection, or a replayed run's file
 	if err != nil {
 		return fetched{}, err
 	}
+	if file.notModified {
+		return fetched{file: file}, nil
+	}
 	defer body.Close()
+	src = file.source
 
 	// One pass: the archive reads the source, and a copy of every byte goes
 	// through the chunker, which stops the upload at the first malformed
-	// record.
+	// record. Nothing holds the whole file: the source's reader (an HTTP
+	// body, an S3 object, an SFTP file) streams into the archive.
 	tracked := &trackingReader{r: body}
 	pr, pw := io.Pipe()
 	verr := make(chan error, 1)
@@ -322,7 +400,7 @@ func (r *run) fetch(ctx context.Context, opts chunker.Options) (fetched, error) 
 	r.s.metrics.fetchDuration.Observe(sinceSeconds(start))
 	r.log.Info("file fetched and archived", "source", src, "bytes", info.Size, "sha256", info.SHA256,
 		"duration", time.Since(start).Round(time.Millisecond))
-	return fetched{info: info, source: src, header: header}, nil
+	return fetched{info: info, file: file, header: header}, nil
 }
 
 // publish cuts the archived file into chunks, publishes them and the seal,

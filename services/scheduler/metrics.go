@@ -35,8 +35,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"outcome"}),
 		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "intake_scheduler_tick_lateness_seconds",
-			Help:    "Time from a tick's scheduled time to when it fired.",
-			Buckets: []float64{0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60, 300},
+			Help:    "Time from a tick's scheduled time to when the scheduler asked the control API for its run.",
+			Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 20, 30, 60, 300},
 		}),
 		locks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "intake_scheduler_tick_locks_total",

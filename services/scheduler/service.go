@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,15 +15,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/intakehq/intake/pkg/pipeline"
 	"github.com/intakehq/intake/pkg/schedule"
-	pipelinev1 "github.com/intakehq/intake/proto/gen/intake/pipeline/v1"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
 
@@ -35,8 +28,11 @@ const (
 	tickTimeout = 20 * time.Second
 	// listTimeout bounds one poll of the job list.
 	listTimeout = 30 * time.Second
-	// listPageSize is the page size asked of ListJobs.
-	listPageSize = 200
+	// listPageSize is the page size asked of ListJobs (the API allows up
+	// to 1000), and listMaxMsgSize the largest page accepted (jobs with
+	// large mappings).
+	listPageSize   = 500
+	listMaxMsgSize = 64 << 20
 	// createAttempts is how often CreateScheduledRun is tried while the API
 	// answers Unavailable.
 	createAttempts = 5
@@ -45,6 +41,26 @@ const (
 	// bulkLastTicks: from this many jobs to check for a missed tick on,
 	// the last-tick bucket is read whole rather than key by key.
 	bulkLastTicks = 32
+	// groupShards is how many tick groups the ticks of one instant are
+	// split into (by job name hash): each group is one gocron job and one
+	// lock key, whose value lists its jobs (8 bytes each).
+	groupShards = 16
+	// batchSize is the most ticks per CreateScheduledRuns call, and
+	// batchesInFlight how many calls run at once.
+	batchSize       = 500
+	batchesInFlight = 4
+	// singleInFlight is how many CreateScheduledRun calls run at once
+	// for an API without CreateScheduledRuns.
+	singleInFlight = 32
+	// locksInFlight is how many ticks' own locks are taken at once.
+	locksInFlight = 16
+	// batchRetry is how long the scheduler calls CreateScheduledRun tick
+	// by tick after the API answered CreateScheduledRuns Unimplemented,
+	// before it tries the batch call again.
+	batchRetry = time.Minute
+	// manyJobs: from this many jobs picked up by one poll on, each is
+	// logged at debug level, and their count at info.
+	manyJobs = 100
 )
 
 // Service fires the scheduled runs of the control API's jobs.
@@ -64,24 +80,42 @@ type Service struct {
 	stageAPI intakev1.StageServiceClient
 	js       jetstream.JetStream
 	last     lastTicks
+	locker   *tickLocker
 	tickCtx  context.Context
 	replica  string // this replica's id, in logs and tick locks
 
-	// mu guards the scheduled jobs and serialises every change of the
-	// gocron jobs: reconcile and the re-arming after a tick.
-	mu      sync.Mutex
-	jobs    map[string]*entry // by job name
-	invalid map[string]string // job name → fingerprint of a schedule already reported invalid
+	// batchOffUntil is the real time (Unix nanoseconds) until which
+	// ticks are created one CreateScheduledRun call each (the API
+	// answered CreateScheduledRuns Unimplemented).
+	batchOffUntil atomic.Int64
+	// batches bounds the CreateScheduledRuns calls in flight.
+	batches chan struct{}
+	// bg counts the catch-ups in flight.
+	bg sync.WaitGroup
+
+	// mu guards the scheduled jobs and their groups, and serialises every
+	// change of the gocron jobs: reconcile and the re-arming after a tick.
+	mu       sync.Mutex
+	jobs     map[string]*entry  // by job name
+	groups   map[string]*group  // by name (groupKeyName)
+	invalid  map[string]string  // job name → fingerprint of a schedule already reported invalid
+	cadences map[string]cadence // parsed schedules, by fingerprint, shared by the jobs that have them
 }
 
-// entry is one scheduled job: a gocron one-time job armed at next.
+// entry is one scheduled job, armed in the group of its next tick.
 type entry struct {
 	job         string // "jobs/{job}"
+	fingerprint string // shared with the other entries of the same schedule
+	cad         schedule.Cadence
+	hash        uint64 // jobHash(job): its shard and its id in group locks
+	next        time.Time
+	group       *group // where next is armed; nil while its group fires
+}
+
+// cadence is a parsed schedule and its fingerprint.
+type cadence struct {
 	fingerprint string
 	cad         schedule.Cadence
-	id          uuid.UUID // the gocron job
-	next        time.Time
-	rescheduled bool // replaces an entry with another schedule
 }
 
 // New checks cfg and returns a Service that Run starts.
@@ -96,13 +130,16 @@ func New(cfg Config) (*Service, error) {
 	}
 	replica := uuid.NewString()
 	return &Service{
-		cfg:     cfg,
-		replica: replica,
-		log:     cfg.Logger.With("replica", replica),
-		clock:   cfg.Clock,
-		m:       m,
-		jobs:    map[string]*entry{},
-		invalid: map[string]string{},
+		cfg:      cfg,
+		replica:  replica,
+		log:      cfg.Logger.With("replica", replica),
+		clock:    cfg.Clock,
+		m:        m,
+		jobs:     map[string]*entry{},
+		groups:   map[string]*group{},
+		invalid:  map[string]string{},
+		cadences: map[string]cadence{},
+		batches:  make(chan struct{}, batchesInFlight),
 	}, nil
 }
 
@@ -150,7 +187,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	locker := &tickLocker{kv: ticks, replica: s.replica, m: s.m, log: s.log}
+	locker := &tickLocker{kv: ticks, replica: s.replica, m: s.m, log: s.log, claim: s.claim, lost: s.lost}
 	conn, err := grpc.NewClient(s.cfg.APIAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return fmt.Errorf("scheduler: control API client for %s: %w", s.cfg.APIAddr, err)
@@ -172,7 +209,8 @@ func (s *Service) Run(ctx context.Context) error {
 	defer cancelTicks()
 
 	s.mu.Lock()
-	s.sched, s.js, s.tickCtx, s.last = sched, js, tickCtx, lastTicks{kv: last}
+	s.sched, s.js, s.tickCtx, s.locker = sched, js, tickCtx, locker
+	s.last = lastTicks{kv: last, js: js, subject: "$KV." + LastTickBucket + "."}
 	s.jobsAPI = intakev1.NewJobServiceClient(conn)
 	s.stageAPI = intakev1.NewStageServiceClient(conn)
 	s.mu.Unlock()
@@ -198,8 +236,18 @@ func (s *Service) Run(ctx context.Context) error {
 	if err := sched.Shutdown(); err != nil {
 		s.log.Warn("scheduler: stopping gocron", "err", err)
 	}
+	// Catch-ups in flight finish, for as long as a tick may take.
+	done := make(chan struct{})
+	go func() { s.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(tickTimeout + 5*time.Second):
+		cancelTicks()
+		<-done
+	}
 	s.mu.Lock()
 	clear(s.jobs)
+	clear(s.groups)
 	s.m.jobs.Set(0)
 	s.mu.Unlock()
 	s.nc.Store(nil)
@@ -247,100 +295,130 @@ func (s *Service) ensureBuckets(ctx context.Context, js jetstream.JetStream) (ti
 	}
 }
 
-// reconcile reads every job and makes the gocron jobs match: one per enabled
-// job with a valid schedule, re-armed when the schedule changed. A job new to
-// this replica (or rescheduled) whose previous tick no replica fired while it
-// was enabled with this schedule fires that tick once, now: see catchUps.
+// listed is what reconcile keeps of a job the API listed: enough to decide
+// whether to (re)schedule it, not the whole Job.
+type listed struct {
+	enabled     bool // enabled with a cadence
+	fingerprint string
+	schedule    *intakev1.Schedule // only while reconcile runs
+	updated     time.Time          // zero when the API sets no update time
+}
+
+// fresh is a job reconcile (re)schedules.
+type fresh struct {
+	e           *entry
+	updated     time.Time
+	rescheduled bool // it replaces an entry with another schedule
+}
+
+// reconcile reads every job and makes the scheduled entries match: one per
+// enabled job with a valid schedule, re-armed when the schedule changed. A
+// job new to this replica (or rescheduled) whose previous tick no replica
+// fired while it was enabled with this schedule fires that tick once, now:
+// see catchUps.
 func (s *Service) reconcile(ctx context.Context) error {
 	jobs, err := s.listJobs(ctx)
 	if err != nil {
 		return err
 	}
-	listed := make(map[string]bool, len(jobs))
-	want := make(map[string]*intakev1.Job, len(jobs))
-	for _, j := range jobs {
-		listed[j.GetName()] = true
-		if j.GetEnabled() && j.GetSchedule().GetCadence() != nil {
-			want[j.GetName()] = j
-		}
-	}
 
 	// Under the lock: drop what is gone, parse what is new or changed.
 	var (
 		deleted []string
-		fresh   []*entry
-		specs   = map[*entry]*intakev1.Job{}
+		news    []fresh
 	)
 	s.mu.Lock()
+	removed := false
 	for name, e := range s.jobs {
-		if _, ok := want[name]; !ok {
+		if j, ok := jobs[name]; !ok || !j.enabled {
 			s.removeLocked(e)
+			removed = true
 			s.log.Info("scheduler: job unscheduled (disabled or deleted)", "job", name)
-			if !listed[name] {
+			if !ok {
 				deleted = append(deleted, name)
 			}
 		}
 	}
 	for name := range s.invalid {
-		if _, ok := want[name]; !ok {
+		if j, ok := jobs[name]; !ok || !j.enabled {
 			delete(s.invalid, name)
 		}
 	}
-	for name, j := range want {
-		fp := fingerprint(j.GetSchedule())
-		old, ok := s.jobs[name]
-		if ok && old.fingerprint == fp {
+	for name, j := range jobs {
+		if !j.enabled {
 			continue
 		}
-		if !ok && s.invalid[name] == fp {
+		old, ok := s.jobs[name]
+		if ok && old.fingerprint == j.fingerprint {
+			continue
+		}
+		if !ok && s.invalid[name] == j.fingerprint {
 			continue
 		}
 		if ok {
 			s.removeLocked(old)
+			removed = true
 		}
-		cad, err := schedule.Parse(j.GetSchedule())
+		c, err := s.cadenceLocked(j.fingerprint, j.schedule)
 		if err != nil {
-			s.invalid[name] = fp
+			s.invalid[name] = j.fingerprint
 			s.log.Warn("scheduler: job not scheduled: invalid schedule", "job", name, "err", err)
 			continue
 		}
 		delete(s.invalid, name)
-		e := &entry{job: name, fingerprint: fp, cad: cad, rescheduled: ok}
-		fresh = append(fresh, e)
-		specs[e] = j
+		e := &entry{job: name, fingerprint: c.fingerprint, cad: c.cad, hash: jobHash(name)}
+		news = append(news, fresh{e: e, updated: j.updated, rescheduled: ok})
 	}
 	s.m.jobs.Set(float64(len(s.jobs)))
 	s.mu.Unlock()
+	jobs = nil
 
 	// Without the lock (these read NATS): which new entries missed a tick.
-	missed := s.catchUps(ctx, fresh, specs)
+	missed := s.catchUps(ctx, news)
 
 	s.mu.Lock()
-	for _, e := range fresh {
-		var err error
-		if at, ok := missed[e]; ok {
-			err = s.armCatchUpLocked(e, at)
-		} else {
-			err = s.armLocked(e, s.clock.Now())
-		}
-		if err != nil {
+	now := s.clock.Now()
+	scheduled := 0
+	for _, f := range news {
+		e := f.e
+		if err := s.armLocked(e, now); err != nil {
 			s.log.Error("scheduler: job not scheduled", "job", e.job, "err", err)
+			delete(missed, e)
 			continue
 		}
 		s.jobs[e.job] = e
+		scheduled++
+		level := slog.LevelInfo
+		if len(news) > manyJobs {
+			level = slog.LevelDebug
+		}
 		verb := "scheduled"
-		if e.rescheduled {
+		if f.rescheduled {
 			verb = "rescheduled"
 		}
 		if at, ok := missed[e]; ok {
-			s.log.Info("scheduler: job "+verb+"; catching up a missed tick", "job", e.job,
-				"missed_tick", at.UTC().Format(time.RFC3339), "next_run", e.cad.Next(s.clock.Now()).Format(time.RFC3339))
+			s.log.Log(ctx, level, "scheduler: job "+verb+"; catching up a missed tick", "job", e.job,
+				"missed_tick", at.UTC().Format(time.RFC3339), "next_run", e.next.Format(time.RFC3339))
 			continue
 		}
-		s.log.Info("scheduler: job "+verb, "job", e.job, "next_run", e.next.Format(time.RFC3339))
+		s.log.Log(ctx, level, "scheduler: job "+verb, "job", e.job, "next_run", e.next.Format(time.RFC3339))
+	}
+	if len(news) > manyJobs {
+		s.log.Info("scheduler: jobs scheduled", "jobs", scheduled, "catch_ups", len(missed))
+	}
+	if removed {
+		s.pruneCadencesLocked()
 	}
 	s.m.jobs.Set(float64(len(s.jobs)))
 	s.mu.Unlock()
+
+	if len(missed) > 0 {
+		ticks := make([]firedTick, 0, len(missed))
+		for e, at := range missed {
+			ticks = append(ticks, firedTick{job: e.job, at: at, catchUp: true})
+		}
+		s.bg.Go(func() { s.fireOwn(ticks) })
+	}
 
 	for _, name := range deleted {
 		fctx, cancel := context.WithTimeout(ctx, kvTimeout)
@@ -353,6 +431,34 @@ func (s *Service) reconcile(ctx context.Context) error {
 	return nil
 }
 
+// cadenceLocked parses sched, whose fingerprint is fp, once for all the
+// jobs that have it.
+func (s *Service) cadenceLocked(fp string, sched *intakev1.Schedule) (cadence, error) {
+	if c, ok := s.cadences[fp]; ok {
+		return c, nil
+	}
+	cad, err := schedule.Parse(sched)
+	if err != nil {
+		return cadence{}, err
+	}
+	c := cadence{fingerprint: fp, cad: cad}
+	s.cadences[fp] = c
+	return c, nil
+}
+
+// pruneCadencesLocked forgets the parsed schedules no job has any more.
+func (s *Service) pruneCadencesLocked() {
+	used := make(map[string]bool, len(s.cadences))
+	for _, e := range s.jobs {
+		used[e.fingerprint] = true
+	}
+	for fp := range s.cadences {
+		if !used[fp] {
+			delete(s.cadences, fp)
+		}
+	}
+}
+
 // catchUps returns the missed tick to fire now of each entry that has one.
 // An entry's missed tick is its schedule's last fire time before now, when
 // that is after both the last tick any replica fired for the job and the
@@ -360,21 +466,23 @@ func (s *Service) reconcile(ctx context.Context) error {
 // is not missed). A job with neither a recorded tick nor an update time is
 // never caught up. Only the latest missed tick fires: a job that missed
 // several runs once.
-func (s *Service) catchUps(ctx context.Context, fresh []*entry, specs map[*entry]*intakev1.Job) map[*entry]time.Time {
+func (s *Service) catchUps(ctx context.Context, news []fresh) map[*entry]time.Time {
 	now := s.clock.Now()
 	prevs := map[*entry]time.Time{}
-	for _, e := range fresh {
-		prev := e.cad.Prev(now)
+	updated := map[*entry]time.Time{}
+	for _, f := range news {
+		prev := f.e.cad.Prev(now)
 		if prev.IsZero() {
 			continue
 		}
-		if u := specs[e].GetUpdateTime(); u != nil && !prev.After(u.AsTime()) {
+		if !f.updated.IsZero() && !prev.After(f.updated) {
 			continue
 		}
-		prevs[e] = prev
+		prevs[f.e] = prev
+		updated[f.e] = f.updated
 	}
 	if len(prevs) == 0 {
-		return nil
+		return map[*entry]time.Time{}
 	}
 	ctx, cancel := context.WithTimeout(ctx, kvTimeout)
 	defer cancel()
@@ -383,7 +491,7 @@ func (s *Service) catchUps(ctx context.Context, fresh []*entry, specs map[*entry
 		var err error
 		if all, err = s.last.all(ctx); err != nil {
 			s.log.Warn("scheduler: could not read the last ticks; not catching up missed ticks", "err", err)
-			return nil
+			return map[*entry]time.Time{}
 		}
 	}
 	missed := map[*entry]time.Time{}
@@ -398,7 +506,7 @@ func (s *Service) catchUps(ctx context.Context, fresh []*entry, specs map[*entry
 				continue
 			}
 		}
-		if last.IsZero() && specs[e].GetUpdateTime() == nil {
+		if last.IsZero() && updated[e].IsZero() {
 			continue
 		}
 		if prev.After(last) {
@@ -408,18 +516,30 @@ func (s *Service) catchUps(ctx context.Context, fresh []*entry, specs map[*entry
 	return missed
 }
 
-// listJobs reads all pages of ListJobs.
-func (s *Service) listJobs(ctx context.Context) ([]*intakev1.Job, error) {
+// listJobs reads all pages of ListJobs and keeps, per job, what reconcile
+// needs (the pages themselves are dropped as they are read).
+func (s *Service) listJobs(ctx context.Context) (map[string]listed, error) {
 	ctx, cancel := context.WithTimeout(ctx, listTimeout)
 	defer cancel()
-	var jobs []*intakev1.Job
+	jobs := map[string]listed{}
 	token := ""
 	for {
-		resp, err := s.jobsAPI.ListJobs(ctx, &intakev1.ListJobsRequest{PageSize: listPageSize, PageToken: token})
+		resp, err := s.jobsAPI.ListJobs(ctx, &intakev1.ListJobsRequest{PageSize: listPageSize, PageToken: token},
+			grpc.MaxCallRecvMsgSize(listMaxMsgSize))
 		if err != nil {
 			return nil, fmt.Errorf("scheduler: list jobs (page after %d jobs): %w", len(jobs), err)
 		}
-		jobs = append(jobs, resp.GetJobs()...)
+		for _, j := range resp.GetJobs() {
+			l := listed{enabled: j.GetEnabled() && j.GetSchedule().GetCadence() != nil}
+			if l.enabled {
+				l.fingerprint = fingerprint(j.GetSchedule())
+				l.schedule = j.GetSchedule()
+				if u := j.GetUpdateTime(); u != nil {
+					l.updated = u.AsTime()
+				}
+			}
+			jobs[j.GetName()] = l
+		}
 		next := resp.GetNextPageToken()
 		if next == "" {
 			return jobs, nil
@@ -428,222 +548,5 @@ func (s *Service) listJobs(ctx context.Context) ([]*intakev1.Job, error) {
 			return nil, fmt.Errorf("scheduler: list jobs: the API returned the same page token %q twice", next)
 		}
 		token = next
-	}
-}
-
-// removeLocked drops e's gocron job and forgets e.
-func (s *Service) removeLocked(e *entry) {
-	if err := s.sched.RemoveJob(e.id); err != nil && !errors.Is(err, gocron.ErrJobNotFound) {
-		s.log.Warn("scheduler: remove gocron job", "job", e.job, "err", err)
-	}
-	delete(s.jobs, e.job)
-}
-
-// armLocked (re-)arms e's gocron job at its first fire time after from (or
-// after now, when from has passed: missed ticks are not caught up). The
-// gocron job is named by tickKey, the key of the tick's lock.
-func (s *Service) armLocked(e *entry, from time.Time) error {
-	var err error
-	for range 3 {
-		if now := s.clock.Now(); now.After(from) {
-			from = now
-		}
-		at := e.cad.Next(from)
-		if at.IsZero() {
-			return fmt.Errorf("scheduler: %s never fires after %s", e.job, from.Format(time.RFC3339))
-		}
-		def := gocron.OneTimeJob(gocron.OneTimeJobStartDateTime(at))
-		if err = s.putJobLocked(e, def, tickKey(e.job, at, false), at, false); err == nil {
-			e.next = at
-			return nil
-		}
-		// The clock passed at between computing and arming it: try the
-		// next one.
-		if !errors.Is(err, gocron.ErrOneTimeJobStartDateTimePast) {
-			break
-		}
-	}
-	return fmt.Errorf("scheduler: arm gocron job of %s: %w", e.job, err)
-}
-
-// armCatchUpLocked arms e's gocron job to fire its missed tick at now; after
-// it, e is re-armed at its next tick as usual.
-func (s *Service) armCatchUpLocked(e *entry, missed time.Time) error {
-	def := gocron.OneTimeJob(gocron.OneTimeJobStartImmediately())
-	if err := s.putJobLocked(e, def, tickKey(e.job, missed, true), missed, true); err != nil {
-		return fmt.Errorf("scheduler: arm the catch-up of %s: %w", e.job, err)
-	}
-	e.next = missed
-	return nil
-}
-
-// putJobLocked creates or updates e's gocron job: def, named name, firing
-// e's tick at at. When another replica holds the tick's lock, e is re-armed
-// at its next tick without firing.
-func (s *Service) putJobLocked(e *entry, def gocron.JobDefinition, name string, at time.Time, catchUp bool) error {
-	task := gocron.NewTask(func() { s.fire(e, at, catchUp) })
-	opts := []gocron.JobOption{
-		gocron.WithName(name),
-		gocron.WithEventListeners(gocron.AfterLockError(func(uuid.UUID, string, error) {
-			s.log.Debug("scheduler: tick fired by another replica", "job", e.job, "scheduled_time", at.UTC().Format(time.RFC3339))
-			s.advance(e, at)
-		})),
-	}
-	var j gocron.Job
-	var err error
-	if e.id == uuid.Nil {
-		j, err = s.sched.NewJob(def, task, opts...)
-	} else {
-		j, err = s.sched.Update(e.id, def, task, opts...)
-	}
-	if err != nil {
-		return err
-	}
-	e.id = j.ID()
-	return nil
-}
-
-// fire runs on gocron's timer, with e's tick lock held, for e's tick at at:
-// it re-arms e at its next tick, then runs this one and records it as the
-// job's last tick.
-func (s *Service) fire(e *entry, at time.Time, catchUp bool) {
-	if catchUp {
-		s.m.catchUps.Inc()
-	} else {
-		late := s.clock.Now().Sub(at)
-		s.m.lateness.Observe(max(late, 0).Seconds())
-	}
-	if !s.advance(e, at) {
-		// Unscheduled or rescheduled since this tick was armed.
-		return
-	}
-	switch s.tick(e.job, at, catchUp) {
-	case outcomeCreated, outcomeDuplicate:
-		ctx, cancel := context.WithTimeout(s.tickCtx, kvTimeout)
-		defer cancel()
-		if err := s.last.set(ctx, e.job, at); err != nil {
-			s.log.Warn("scheduler: tick fired, but not recorded as fired", "job", e.job, "err", err)
-		}
-	}
-}
-
-// advance re-arms e at its first tick after at, and reports whether e is
-// still scheduled (not removed or replaced since the tick was armed).
-func (s *Service) advance(e *entry, at time.Time) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.jobs[e.job] != e {
-		return false
-	}
-	if err := s.armLocked(e, at); err != nil {
-		// Forget the job: the next poll schedules it again.
-		s.log.Error("scheduler: could not re-arm job", "job", e.job, "err", err)
-		delete(s.jobs, e.job)
-		s.m.jobs.Set(float64(len(s.jobs)))
-	}
-	return true
-}
-
-// tick creates the run of job's tick at at and publishes its run request,
-// and returns the outcome (outcomeCreated, ...).
-func (s *Service) tick(job string, at time.Time, catchUp bool) string {
-	ctx, cancel := context.WithTimeout(s.tickCtx, tickTimeout)
-	defer cancel()
-	at = at.Truncate(time.Second)
-	log := s.log.With("job", job, "scheduled_time", at.UTC().Format(time.RFC3339))
-	if catchUp {
-		log = log.With("catch_up", true)
-	}
-	outcome := s.runTick(ctx, log, job, at)
-	s.m.ticks.WithLabelValues(outcome).Inc()
-	return outcome
-}
-
-func (s *Service) runTick(ctx context.Context, log *slog.Logger, job string, at time.Time) string {
-	resp, published, err := s.createRun(ctx, job, at)
-	if err != nil {
-		switch status.Code(err) {
-		case codes.FailedPrecondition, codes.NotFound:
-			// Disabled or deleted since the last poll.
-			log.Info("scheduler: tick skipped: the job is no longer scheduled", "err", err)
-			return outcomeSkipped
-		default:
-			log.Error("scheduler: tick failed: could not create the run", "err", err)
-			return outcomeFailed
-		}
-	}
-	run := resp.GetRun()
-	if run.GetName() == "" {
-		log.Error("scheduler: tick failed: CreateScheduledRun returned no run name")
-		return outcomeFailed
-	}
-	log = log.With("run", run.GetName())
-	if published {
-		// The control API published the run request itself, with the
-		// run's data model (see runRequestPublishedHeader).
-		if resp.GetCreated() {
-			log.Info("scheduler: run requested")
-			return outcomeCreated
-		} else {
-			log.Debug("scheduler: run of this tick already existed")
-			return outcomeDuplicate
-		}
-	}
-	createTime := run.GetCreateTime()
-	if createTime == nil {
-		createTime = timestamppb.New(s.clock.Now())
-	}
-	req := &pipelinev1.RunRequest{
-		Run:        run.GetName(),
-		Job:        resp.GetJob(),
-		Trigger:    intakev1.Trigger_TRIGGER_SCHEDULE,
-		CreateTime: createTime,
-	}
-	// Published also when the run already existed: the replica or attempt
-	// that created it may have died before publishing, and JetStream drops
-	// the copy by its Nats-Msg-Id otherwise.
-	if err := pipeline.Publish(ctx, s.js, pipeline.SubjectRunRequest, run.GetName(), req); err != nil {
-		log.Error("scheduler: tick failed: could not publish the run request", "err", err)
-		return outcomeFailed
-	}
-	if resp.GetCreated() {
-		log.Info("scheduler: run requested")
-		return outcomeCreated
-	}
-	log.Debug("scheduler: run of this tick already existed; request published again")
-	return outcomeDuplicate
-}
-
-// runRequestPublishedHeader is the response header by which the control
-// API's CreateScheduledRun says it has published the run request itself
-// (with the run's data model) or that the run needs none; the scheduler
-// then publishes nothing. Without it (an older API) the scheduler
-// publishes the request, as before. See docs/pipeline.md, step 1.
-const runRequestPublishedHeader = "intake-run-request-published"
-
-// createRun calls CreateScheduledRun, retrying while the API is
-// Unavailable (the API answers so also when it created the run but could
-// not publish its request: the retry publishes it). published reports
-// whether the API published the run request.
-func (s *Service) createRun(ctx context.Context, job string, at time.Time) (resp *intakev1.CreateScheduledRunResponse, published bool, err error) {
-	req := &intakev1.CreateScheduledRunRequest{Job: job, ScheduledTime: timestamppb.New(at)}
-	backoff := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		var header metadata.MD
-		resp, err := s.stageAPI.CreateScheduledRun(ctx, req, grpc.Header(&header))
-		if err == nil {
-			return resp, slices.Contains(header.Get(runRequestPublishedHeader), "true"), nil
-		}
-		if status.Code(err) != codes.Unavailable || attempt >= createAttempts {
-			return nil, false, fmt.Errorf("create scheduled run (attempt %d): %w", attempt, err)
-		}
-		s.log.Debug("scheduler: control API unavailable; retrying", "job", job, "attempt", attempt, "err", err)
-		// Real time, not s.clock: this waits for a server, not for the schedule.
-		select {
-		case <-ctx.Done():
-			return nil, false, fmt.Errorf("create scheduled run (attempt %d): %w", attempt, err)
-		case <-time.After(backoff):
-		}
-		backoff *= 2
 	}
 }

@@ -36,12 +36,18 @@ type fakeAPI struct {
 	mu          sync.Mutex
 	jobs        []*intakev1.Job
 	runs        map[string]*intakev1.Run // by job and scheduled time
-	calls       []time.Time              // scheduled_time of every CreateScheduledRun call
-	callKeys    []string                 // "job@scheduled_time" of every CreateScheduledRun call
+	calls       []time.Time              // scheduled_time of every tick asked for
+	callKeys    []string                 // "job@scheduled_time" of every tick asked for
 	unavailable int                      // answer the next calls Unavailable
+	noBatch     bool                     // answer CreateScheduledRuns Unimplemented (an older API)
+	batchCalls  int                      // CreateScheduledRuns calls answered
+	singleCalls int                      // CreateScheduledRun calls answered
+	pageSize    int                      // of ListJobs
 }
 
-const fakePageSize = 2 // small, so the scheduler must read every page
+// defaultPageSize is the fake's page size: small, so the scheduler must
+// read every page.
+const defaultPageSize = 2
 
 func (f *fakeAPI) setJobs(jobs ...*intakev1.Job) {
 	f.mu.Lock()
@@ -75,7 +81,7 @@ func (f *fakeAPI) ListJobs(_ context.Context, req *intakev1.ListJobsRequest) (*i
 			return nil, status.Errorf(codes.InvalidArgument, "bad page token %q", req.GetPageToken())
 		}
 	}
-	to := min(from+fakePageSize, len(f.jobs))
+	to := min(from+f.pageSize, len(f.jobs))
 	resp := &intakev1.ListJobsResponse{}
 	for _, j := range f.jobs[from:to] {
 		resp.Jobs = append(resp.Jobs, proto.Clone(j).(*intakev1.Job))
@@ -89,6 +95,42 @@ func (f *fakeAPI) ListJobs(_ context.Context, req *intakev1.ListJobsRequest) (*i
 func (f *fakeAPI) CreateScheduledRun(_ context.Context, req *intakev1.CreateScheduledRunRequest) (*intakev1.CreateScheduledRunResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.singleCalls++
+	return f.createScheduledRunLocked(req)
+}
+
+// CreateScheduledRuns answers each tick as CreateScheduledRun would, in one
+// call; Unavailable answers the whole call.
+func (f *fakeAPI) CreateScheduledRuns(_ context.Context, req *intakev1.CreateScheduledRunsRequest) (*intakev1.CreateScheduledRunsResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.noBatch {
+		return nil, status.Error(codes.Unimplemented, "unknown method CreateScheduledRuns")
+	}
+	f.batchCalls++
+	if f.unavailable > 0 {
+		for _, t := range req.GetTicks() {
+			at := t.GetScheduledTime().AsTime()
+			f.calls = append(f.calls, at)
+			f.callKeys = append(f.callKeys, t.GetJob()+"@"+at.UTC().Format(time.RFC3339))
+		}
+		f.unavailable--
+		return nil, status.Error(codes.Unavailable, "control API restarting")
+	}
+	resp := &intakev1.CreateScheduledRunsResponse{}
+	for _, t := range req.GetTicks() {
+		r, err := f.createScheduledRunLocked(t)
+		if err != nil {
+			st := status.Convert(err)
+			resp.Results = append(resp.Results, &intakev1.CreateScheduledRunResult{Error: st.Message(), Code: int32(st.Code())})
+			continue
+		}
+		resp.Results = append(resp.Results, &intakev1.CreateScheduledRunResult{Response: r})
+	}
+	return resp, nil
+}
+
+func (f *fakeAPI) createScheduledRunLocked(req *intakev1.CreateScheduledRunRequest) (*intakev1.CreateScheduledRunResponse, error) {
 	at := req.GetScheduledTime().AsTime()
 	f.calls = append(f.calls, at)
 	f.callKeys = append(f.callKeys, req.GetJob()+"@"+at.UTC().Format(time.RFC3339))
@@ -165,7 +207,7 @@ func newEnv(t *testing.T, start time.Time, jobs ...*intakev1.Job) *env {
 	_, js := ns.Connect(t)
 	require.NoError(t, pipeline.EnsureStreams(t.Context(), js, 1))
 
-	api := &fakeAPI{runs: map[string]*intakev1.Run{}}
+	api := &fakeAPI{runs: map[string]*intakev1.Run{}, pageSize: defaultPageSize}
 	api.setJobs(jobs...)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

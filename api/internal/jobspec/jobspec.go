@@ -10,8 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net/url"
-	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -119,7 +117,7 @@ func ValidateSource(prefix string, job *intakev1.Job, model *intakev1.DataObject
 	case model == nil:
 		vs.add(f("object"), "unknown object %d (one of %s)", int32(t), objectNames())
 	}
-	validateConnection(&vs, f("connection"), job.GetConnection())
+	validateJobConnection(&vs, prefix, job) // connection.go
 	return vs
 }
 
@@ -139,40 +137,31 @@ func objectNames() string {
 	return strings.Join(names, ", ")
 }
 
+// validateConnection checks a job's inline connection: http (the file's
+// URL) or local (the file's path), without secrets; s3 and sftp
+// connections hold credentials, so a job names a stored one.
 func validateConnection(vs *Violations, field string, c *intakev1.Connection) {
+	const store = "store the connection (ConnectionService.CreateConnection) and name it in connection_name, with file"
 	switch k := c.GetKind().(type) {
 	case nil:
-		vs.add(field, "required (http or local)")
+		vs.add(field, "required (http or local), or connection_name")
 	case *intakev1.Connection_Http:
-		f := field + ".http.url"
-		raw := k.Http.GetUrl()
-		if raw == "" {
-			vs.add(f, "required")
-			break
-		}
-		u, err := url.Parse(raw)
+		validateHTTP(vs, field+".http", k.Http, true)
 		switch {
-		case err != nil:
-			vs.add(f, "%q is not a URL: %v", raw, err)
-		case u.Scheme != "http" && u.Scheme != "https":
-			vs.add(f, "%q: the scheme must be http or https, not %q", raw, u.Scheme)
-		case u.Host == "" || u.Hostname() == "":
-			vs.add(f, "%q has no host", raw)
-		}
-		for name := range k.Http.GetHeaders() {
-			if name == "" || strings.ContainsAny(name, " \t\r\n:") {
-				vs.add(field+".http.headers", "%q is not a header name", name)
-			}
+		case k.Http.GetBasic() != nil:
+			vs.add(field+".http.basic", "an inline connection may not hold secrets: %s", store)
+		case k.Http.GetBearer() != nil:
+			vs.add(field+".http.bearer", "an inline connection may not hold secrets: %s", store)
 		}
 	case *intakev1.Connection_Local:
-		f := field + ".local.path"
-		p := k.Local.GetPath()
-		switch {
-		case p == "":
-			vs.add(f, "required")
-		case !path.IsAbs(p):
-			vs.add(f, "%q is not an absolute path", p)
-		}
+		validateLocalPath(vs, field+".local.path", k.Local.GetPath())
+	case *intakev1.Connection_S3:
+		vs.add(field+".s3", "an S3 connection holds credentials, so it cannot be inline: %s", store)
+	case *intakev1.Connection_Sftp:
+		vs.add(field+".sftp", "an SFTP connection holds credentials, so it cannot be inline: %s", store)
+	}
+	if c.GetName() != "" {
+		vs.add(field+".name", "an inline connection has no name; to use the stored connection %q set connection_name", c.GetName())
 	}
 }
 
@@ -282,7 +271,7 @@ func validateSchedule(vs *Violations, field string, s *intakev1.Schedule) {
 var Updatable = []string{
 	"display_name", "description", "connection", "mapping",
 	"allow_new_records", "schedule", "enabled", "run_on_save", "error_budget",
-	"failure_policy", "retention",
+	"failure_policy", "retention", "connection_name", "file",
 }
 
 // ApplyMask copies the fields named by paths from src into dst. An empty

@@ -102,6 +102,22 @@ func (s *Store) Report(ctx context.Context, jobID, runID string, req *intakev1.R
 				return nil, err
 			}
 		}
+		// issue 5 (connections): the validators, size and time of the file.
+		if err := putFetched(ctx, tx, r, req); err != nil {
+			return nil, err
+		}
+		if req.GetNotModified() {
+			if err := s.notModified(ctx, tx, r, req, res, func(msg string) {
+				st.EndTime = ts(&at)
+				finish(intakev1.RunState_RUN_STATE_SKIPPED, msg)
+			}, func(msg string) {
+				st.EndTime = ts(&at)
+				finish(intakev1.RunState_RUN_STATE_FAILED, msg)
+			}); err != nil {
+				return nil, err
+			}
+			break
+		}
 		changed := r.sha256 != req.GetSha256()
 		r.sha256 = req.GetSha256()
 		if req.GetSource() != "" {
@@ -236,6 +252,181 @@ func (s *Store) Report(ctx context.Context, jobID, runID string, req *intakev1.R
 	r.version++
 	res.Run = r.proto()
 	return res, nil
+}
+
+// putFetched records what a FETCHED report says about the file: the HTTP
+// validators (for the next run's conditional request) and its size and
+// modification time.
+func putFetched(ctx context.Context, q querier, r *runRow, req *intakev1.ReportRunEventRequest) error {
+	var size *int64 // 0: unknown (an empty file fails before FETCHED)
+	if v := req.GetSourceSize(); v > 0 {
+		size = &v
+	}
+	var modified *time.Time
+	if t := req.GetSourceModifyTime(); t != nil && t.IsValid() && t.GetSeconds() > 0 {
+		v := t.AsTime().UTC().Truncate(time.Microsecond)
+		modified = &v
+	}
+	if _, err := q.Exec(ctx, `UPDATE intake.runs SET etag = $2, last_modified = $3,
+			source_size = COALESCE($4, source_size), source_modify_time = COALESCE($5, source_modify_time)
+		WHERE id = $1`, r.id, req.GetEtag(), req.GetLastModified(), size, modified); err != nil {
+		return fmt.Errorf("record the file of run %s: %w", RunName(r.jobID, r.id), err)
+	}
+	if size != nil {
+		r.sourceSize = size
+	}
+	if modified != nil {
+		r.sourceModify = modified
+	}
+	return nil
+}
+
+// notModified handles a FETCHED report whose conditional request was
+// answered 304 Not Modified: the fetcher has no file, so the run ends
+// SKIPPED, its file being the one of the job's last successful run (whose
+// validators ResolveConnection gave): the run takes that run's sha256 and
+// source, and file_run points at it (the run archive keeps the file under
+// that run). A dry or forced run needs the file: it fails, since it should
+// never have sent a conditional request.
+func (s *Store) notModified(ctx context.Context, q querier, r *runRow, req *intakev1.ReportRunEventRequest, res *ReportResult,
+	skip, fail func(msg string)) error {
+	res.Directive = intakev1.Directive_DIRECTIVE_ABANDON
+	if r.dryRun || r.force {
+		what := "a forced run"
+		if r.dryRun {
+			what = "a dry run"
+		}
+		fail("the server answered 304 Not Modified, but " + what + " needs the file: it must not send a conditional request")
+		return nil
+	}
+	prev, err := lastSuccessRun(ctx, q, r.jobID, r.id)
+	if err != nil {
+		return err
+	}
+	if prev == nil {
+		fail("the server answered 304 Not Modified, but the job has no successful run whose file this would be")
+		return nil
+	}
+	r.sha256, r.source = prev.sha256, prev.source
+	if req.GetSource() != "" {
+		r.source = req.GetSource()
+	}
+	if _, err := q.Exec(ctx, `UPDATE intake.runs SET file_run = $2,
+			source_size = COALESCE(source_size, $3), source_modify_time = COALESCE(source_modify_time, $4)
+		WHERE id = $1`, r.id, prev.id, prev.sourceSize, prev.sourceModify); err != nil {
+		return fmt.Errorf("record the file of run %s: %w", RunName(r.jobID, r.id), err)
+	}
+	if r.sourceSize == nil {
+		r.sourceSize = prev.sourceSize
+	}
+	if r.sourceModify == nil {
+		r.sourceModify = prev.sourceModify
+	}
+	skip(fmt.Sprintf("file unchanged since run %s (the server answered 304 Not Modified)", RunName(r.jobID, prev.id)))
+	res.Directive = intakev1.Directive_DIRECTIVE_SKIP
+	return nil
+}
+
+// derefInt64 is *p, 0 for nil.
+func derefInt64(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// prevRun is what a run needs of the job's last successful run.
+type prevRun struct {
+	id, sha256, source, etag, lastModified string
+	sourceSize                             *int64
+	sourceModify                           *time.Time
+}
+
+// lastSuccessRun is the job's most recent successful run other than runID
+// (as lastSuccess), nil when there is none.
+func lastSuccessRun(ctx context.Context, q querier, jobID, runID string) (*prevRun, error) {
+	var p prevRun
+	err := q.QueryRow(ctx, `SELECT id, sha256, source, etag, last_modified, source_size, source_modify_time FROM intake.runs
+		WHERE job_id = $1 AND id <> $2 AND state IN ($3, $4) AND NOT dry_run
+		ORDER BY end_time DESC NULLS LAST, create_time DESC LIMIT 1`,
+		jobID, runID, int16(intakev1.RunState_RUN_STATE_SUCCEEDED), int16(intakev1.RunState_RUN_STATE_PARTIALLY_SUCCEEDED)).Scan(
+		&p.id, &p.sha256, &p.source, &p.etag, &p.lastModified, &p.sourceSize, &p.sourceModify)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up the last successful run of job %s: %w", jobID, err)
+	}
+	return &p, nil
+}
+
+// Validators are what a fetcher needs for a conditional request: the
+// validators of the job's last successful run and the source it read.
+type Validators struct {
+	// Run is that run's name; "" when the job has none.
+	Run                string
+	ETag, LastModified string
+	Source             string
+}
+
+// LastValidators returns the validators of the job's last successful run
+// (not a dry run) other than runID; zero when there is none.
+func (s *Store) LastValidators(ctx context.Context, jobID, runID string) (Validators, error) {
+	p, err := lastSuccessRun(ctx, s.pool, jobID, runID)
+	if err != nil || p == nil {
+		return Validators{}, err
+	}
+	return Validators{Run: RunName(jobID, p.id), ETag: p.etag, LastModified: p.lastModified, Source: p.source}, nil
+}
+
+// RunSnapshot returns the job a run was created with (its snapshot, as the
+// run request carries it); ErrNotFound for an unknown run.
+func (s *Store) RunSnapshot(ctx context.Context, jobID, runID string) (*intakev1.Job, error) {
+	var b []byte
+	err := s.pool.QueryRow(ctx, `SELECT job FROM intake.runs WHERE id = $1 AND job_id = $2`, runID, jobID).Scan(&b)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the job snapshot of run %s: %w", RunName(jobID, runID), err)
+	}
+	job := &intakev1.Job{}
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, job); err != nil {
+		return nil, fmt.Errorf("decode the job snapshot of run %s: %w", RunName(jobID, runID), err)
+	}
+	return job, nil
+}
+
+// FileRun is the id of the run whose archived file is run runID's: runID
+// itself, or for a run that did not download its file (304 Not Modified)
+// the run whose file it is.
+func (s *Store) FileRun(ctx context.Context, jobID, runID string) (string, error) {
+	var fileRun string
+	err := s.pool.QueryRow(ctx, `SELECT file_run FROM intake.runs WHERE id = $1 AND job_id = $2`, runID, jobID).Scan(&fileRun)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("read run %s: %w", RunName(jobID, runID), err)
+	}
+	if fileRun == "" {
+		return runID, nil
+	}
+	return fileRun, nil
+}
+
+// FileRunOf is FileRun by run id alone (the archive's key); the run id
+// itself when no run has that id.
+func (s *Store) FileRunOf(ctx context.Context, runID string) (string, error) {
+	var fileRun string
+	err := s.pool.QueryRow(ctx, `SELECT file_run FROM intake.runs WHERE id = $1`, runID).Scan(&fileRun)
+	if errors.Is(err, pgx.ErrNoRows) || err == nil && fileRun == "" {
+		return runID, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read run %s: %w", runID, err)
+	}
+	return fileRun, nil
 }
 
 // stageState is the state a run is in while stage works on it.

@@ -52,18 +52,24 @@ type runRow struct {
 	// issue 4 (files): force, replay and retention.
 	force, sourceExpired bool
 	replayOf             string // run id
+	// issue 5 (connections): the file's size and modification time as the
+	// fetcher reported them (report.go).
+	sourceSize   *int64
+	sourceModify *time.Time
 }
 
 const runColumns = `id, job_id, state, trigger, scheduled_time, create_time, start_time, end_time,
 	sha256, source, message, counters, stages, version, dry_run, new_columns, missing_columns, committed,
-	force, replay_of, source_expired` // issue 4 (files): the last line
+	force, replay_of, source_expired,
+	source_size, source_modify_time` // issue 5 (connections)
 
 func scanRun(row pgx.Row) (*runRow, error) {
 	r := &runRow{}
 	if err := row.Scan(&r.id, &r.jobID, &r.stateValue, &r.triggerValue, &r.scheduled, &r.created, &r.start, &r.end,
 		&r.sha256, &r.source, &r.message, &r.countersJSON, &r.stagesJSON, &r.version,
 		&r.dryRun, &r.newColumns, &r.missing, &r.committed,
-		&r.force, &r.replayOf, &r.sourceExpired); err != nil { // issue 4 (files): the last line
+		&r.force, &r.replayOf, &r.sourceExpired, // issue 4 (files)
+		&r.sourceSize, &r.sourceModify); err != nil { // issue 5 (connections)
 		return nil, err
 	}
 	r.state = intakev1.RunState(r.stateValue)
@@ -132,6 +138,9 @@ func (r *runRow) proto() *intakev1.Run {
 		ReplayOf:      replayName(r.jobID, r.replayOf),
 		Force:         r.force,
 		SourceExpired: r.sourceExpired,
+		// issue 5 (connections)
+		SourceSize:       derefInt64(r.sourceSize),
+		SourceModifyTime: ts(r.sourceModify),
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/intakehq/intake/api/internal/jobspec"
+	"github.com/intakehq/intake/pkg/secretbox"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
 
@@ -45,6 +46,11 @@ type Store struct {
 	maxRowErrors int64
 	// onAutoDisable is told when the failure policy disables a job.
 	onAutoDisable func(ctx context.Context, d AutoDisabled)
+	// ring seals and opens secrets (connections.go, webhook.go); nil when
+	// no key is configured.
+	ring *secretbox.Ring
+	// onSaveJob checks the stored connection a job names (connections.go).
+	onSaveJob JobConnectionCheck
 }
 
 // New returns a Store on pool.
@@ -52,6 +58,11 @@ func New(pool *pgxpool.Pool) *Store {
 	return &Store{pool: pool, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
 		maxRowErrors: MaxRowErrorsKept}
 }
+
+// SetKeyRing sets the key ring that seals and opens secrets: connections'
+// secrets and webhook secrets. Without one (nil), a connection with a
+// secret cannot be stored and webhook secrets are stored in plain text.
+func (s *Store) SetKeyRing(r *secretbox.Ring) { s.ring = r }
 
 // SetRowErrorCap bounds the row errors kept per run (MaxRowErrorsKept by
 // default); for tests.
@@ -95,7 +106,7 @@ func newEtag() string { return fmt.Sprintf("%016x", rand.Uint64()) }
 const jobColumns = `j.id, j.spec, j.etag, j.create_time, j.update_time,
 	COALESCE((SELECT r.id FROM intake.runs r WHERE r.job_id = j.id ORDER BY r.create_time DESC, r.id DESC LIMIT 1), ''),
 	j.validated_hash, j.validate_time, j.validated_columns, j.disabled_reason, j.consecutive_failures,
-	j.webhook_secret IS NOT NULL` // webhook.go
+	j.webhook_secret IS NOT NULL OR j.webhook_secret_sealed IS NOT NULL` // webhook.go
 
 // JobValidation is a job's validation state.
 type JobValidation struct {
@@ -209,24 +220,41 @@ func (s *Store) CreateJob(ctx context.Context, id string, job *intakev1.Job, v *
 	if err != nil {
 		return nil, err
 	}
+	plain, sealed, err := s.webhookSecretOf(id, job) // webhook.go
+	if err != nil {
+		return nil, err
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("insert job %s: %w", id, err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
 	var used bool
-	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM intake.runs WHERE job_id = $1)
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM intake.runs WHERE job_id = $1)
 		AND NOT EXISTS (SELECT 1 FROM intake.jobs WHERE id = $1)`, id).Scan(&used); err != nil {
 		return nil, fmt.Errorf("check job id %s: %w", id, err)
 	}
 	if used {
 		return nil, ErrIDUsed
 	}
+	named := proto.Clone(job).(*intakev1.Job)
+	named.Name = JobName(id)
+	if err := s.lockJobConnection(ctx, tx, named); err != nil { // connections.go
+		return nil, err
+	}
 	now := s.now()
-	_, err = s.pool.Exec(ctx, `INSERT INTO intake.jobs (id, spec, enabled, etag, create_time, update_time,
-			validated_hash, validate_time, validated_columns, webhook_secret)
-		VALUES ($1, $2::jsonb, $3, $4, $5, $5, $6, $7, $8::jsonb, $9)`,
-		id, string(spec), job.GetEnabled(), newEtag(), now, v.Hash, nullTime(v.Time), cols, webhookSecretOf(job))
+	_, err = tx.Exec(ctx, `INSERT INTO intake.jobs (id, spec, enabled, etag, create_time, update_time,
+			validated_hash, validate_time, validated_columns, webhook_secret, webhook_secret_sealed)
+		VALUES ($1, $2::jsonb, $3, $4, $5, $5, $6, $7, $8::jsonb, $9, $10)`,
+		id, string(spec), job.GetEnabled(), newEtag(), now, v.Hash, nullTime(v.Time), cols, plain, sealed)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 		return nil, ErrAlreadyExists
 	}
 	if err != nil {
+		return nil, fmt.Errorf("insert job %s: %w", id, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("insert job %s: %w", id, err)
 	}
 	return s.GetJob(ctx, id)
@@ -319,15 +347,22 @@ func (s *Store) UpdateJob(ctx context.Context, id string, update func(job *intak
 	if err != nil {
 		return nil, err
 	}
-	keepSecret, secret := webhookSecretUpdate(job) // webhook.go
+	if err := s.lockJobConnection(ctx, tx, job); err != nil { // connections.go
+		return nil, err
+	}
+	keepSecret, plain, sealed, err := s.webhookSecretUpdate(id, job) // webhook.go
+	if err != nil {
+		return nil, err
+	}
 	// Enabling a disabled job clears what the failure policy recorded.
 	if _, err := tx.Exec(ctx, `UPDATE intake.jobs SET spec = $2::jsonb, enabled = $3, etag = $4, update_time = $5,
 			validated_hash = $6, validate_time = $7, validated_columns = $8::jsonb,
 			disabled_reason = CASE WHEN $3 AND NOT enabled THEN '' ELSE disabled_reason END,
 			consecutive_failures = CASE WHEN $3 AND NOT enabled THEN 0 ELSE consecutive_failures END,
-			webhook_secret = CASE WHEN $9 THEN webhook_secret ELSE $10 END
+			webhook_secret = CASE WHEN $9 THEN webhook_secret ELSE $10 END,
+			webhook_secret_sealed = CASE WHEN $9 THEN webhook_secret_sealed ELSE $11 END
 		WHERE id = $1`,
-		id, string(spec), job.GetEnabled(), newEtag(), s.now(), v.Hash, nullTime(v.Time), cols, keepSecret, secret); err != nil {
+		id, string(spec), job.GetEnabled(), newEtag(), s.now(), v.Hash, nullTime(v.Time), cols, keepSecret, plain, sealed); err != nil {
 		return nil, fmt.Errorf("update job %s: %w", id, err)
 	}
 	if err := tx.Commit(ctx); err != nil {

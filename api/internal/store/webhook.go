@@ -14,35 +14,112 @@ import (
 )
 
 // Completion webhooks (see pkg/schema/migrations/00010_webhook.sql). A job's
-// webhook URL is in its spec; its secret is in the column webhook_secret,
-// which only the deliverer reads. The deliverer polls: QueueWebhooks marks
-// the runs that ended and queues a delivery for those whose job has a
-// webhook; ClaimWebhooks hands due deliveries to one replica at a time;
-// RecordWebhook records each attempt and schedules the next one.
+// webhook URL is in its spec; its secret is in a column of its own, which
+// only the deliverer reads: webhook_secret_sealed (00011), sealed with the
+// key ring and bound to "jobs/<id>/webhook.secret", or — written by an API
+// without a key ring, or before 00011 — webhook_secret in plain text.
+// SealWebhookSecrets moves plain ones to the sealed column. The deliverer
+// polls: QueueWebhooks marks the runs that ended and queues a delivery for
+// those whose job has a webhook; ClaimWebhooks hands due deliveries to one
+// replica at a time; RecordWebhook records each attempt and schedules the
+// next one.
 
-// webhookSecretOf is the secret column's value for a new job: NULL when it
-// has no webhook or no secret.
-func webhookSecretOf(job *intakev1.Job) *string {
-	if s := job.GetWebhook().GetSecret(); s != "" {
-		return &s
+// webhookAD is the additional data a job's webhook secret is sealed with.
+func webhookAD(jobID string) string { return JobName(jobID) + "/webhook.secret" }
+
+// sealWebhookSecret is the column values of a webhook secret: sealed when
+// the store has a key ring, else plain.
+func (s *Store) sealWebhookSecret(jobID, secret string) (plain, sealed *string, err error) {
+	if s.ring == nil {
+		return &secret, nil, nil
 	}
-	return nil
+	v, err := s.ring.SealString(secret, webhookAD(jobID))
+	if err != nil {
+		return nil, nil, fmt.Errorf("encrypt the webhook secret of job %s: %w", JobName(jobID), err)
+	}
+	return nil, &v, nil
 }
 
-// webhookSecretUpdate says how an update changes the secret column (see
-// jobspec.ApplyMaskWithWebhook): keep it, or set it to secret (nil: NULL).
-func webhookSecretUpdate(job *intakev1.Job) (keep bool, secret *string) {
+// webhookSecretOf is the secret columns' values for a new job: NULL when it
+// has no webhook or no secret.
+func (s *Store) webhookSecretOf(jobID string, job *intakev1.Job) (plain, sealed *string, err error) {
+	if v := job.GetWebhook().GetSecret(); v != "" {
+		return s.sealWebhookSecret(jobID, v)
+	}
+	return nil, nil, nil
+}
+
+// webhookSecretUpdate says how an update changes the secret columns (see
+// jobspec.ApplyMaskWithWebhook): keep them, or set them (nil: NULL).
+func (s *Store) webhookSecretUpdate(jobID string, job *intakev1.Job) (keep bool, plain, sealed *string, err error) {
 	w := job.GetWebhook()
 	switch {
 	case w == nil:
-		return false, nil
+		return false, nil, nil, nil
 	case w.GetSecret() != "":
-		s := w.GetSecret()
-		return false, &s
+		plain, sealed, err = s.sealWebhookSecret(jobID, w.GetSecret())
+		return false, plain, sealed, err
 	case w.GetSecretSet():
-		return true, nil
+		return true, nil, nil, nil
 	}
-	return false, nil
+	return false, nil, nil, nil
+}
+
+// SealWebhookSecrets seals the webhook secrets stored in plain text (by an
+// API without a key ring, or before secrets were sealed) with the key ring,
+// and clears their plain text. It returns how many it sealed; without a
+// key ring it seals none and returns how many are in plain text.
+func (s *Store) SealWebhookSecrets(ctx context.Context) (sealed, plain int, err error) {
+	rows, err := s.pool.Query(ctx, `SELECT id FROM intake.jobs WHERE webhook_secret IS NOT NULL ORDER BY id`)
+	if err != nil {
+		return 0, 0, fmt.Errorf("find plain webhook secrets: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, 0, fmt.Errorf("find plain webhook secrets: %w", err)
+	}
+	if s.ring == nil {
+		return 0, len(ids), nil
+	}
+	for _, id := range ids {
+		n, err := s.sealWebhookSecretOf(ctx, id)
+		if err != nil {
+			return sealed, len(ids) - sealed, err
+		}
+		sealed += n
+	}
+	return sealed, len(ids) - sealed, nil
+}
+
+// sealWebhookSecretOf seals the plain webhook secret of one job, under the
+// job's row lock; it returns 1 when it did, 0 when there was none (any
+// more).
+func (s *Store) sealWebhookSecretOf(ctx context.Context, id string) (int, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("seal the webhook secret of job %s: %w", JobName(id), err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
+	var plain *string
+	err = tx.QueryRow(ctx, `SELECT webhook_secret FROM intake.jobs WHERE id = $1 FOR UPDATE`, id).Scan(&plain)
+	if errors.Is(err, pgx.ErrNoRows) || err == nil && plain == nil {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("seal the webhook secret of job %s: %w", JobName(id), err)
+	}
+	_, sealed, err := s.sealWebhookSecret(id, *plain)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE intake.jobs SET webhook_secret = NULL, webhook_secret_sealed = $2 WHERE id = $1`,
+		id, sealed); err != nil {
+		return 0, fmt.Errorf("seal the webhook secret of job %s: %w", JobName(id), err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("seal the webhook secret of job %s: %w", JobName(id), err)
+	}
+	return 1, nil
 }
 
 // withSecretSet sets the output-only secret_set of a job read from the
@@ -117,6 +194,10 @@ type WebhookTarget struct {
 	URL string
 	// Secret is "" when the job's webhook has none.
 	Secret string
+	// SecretErr is set when the job's secret is sealed and does not open
+	// (no key ring, or its key is not in the ring): the delivery must not
+	// go out unsigned.
+	SecretErr error
 	// Run is the run as it is now.
 	Run *intakev1.Run
 }
@@ -129,10 +210,18 @@ func (s *Store) WebhookTarget(ctx context.Context, t WebhookTask) (*WebhookTarge
 		return nil, err
 	}
 	out := &WebhookTarget{Run: r.proto()}
-	err = s.pool.QueryRow(ctx, `SELECT COALESCE(spec->'webhook'->>'url', ''), COALESCE(webhook_secret, '')
-		FROM intake.jobs WHERE id = $1`, t.JobID).Scan(&out.URL, &out.Secret)
+	var sealed *string
+	err = s.pool.QueryRow(ctx, `SELECT COALESCE(spec->'webhook'->>'url', ''), COALESCE(webhook_secret, ''), webhook_secret_sealed
+		FROM intake.jobs WHERE id = $1`, t.JobID).Scan(&out.URL, &out.Secret, &sealed)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("read the webhook of job %s: %w", JobName(t.JobID), err)
+	}
+	if sealed != nil {
+		v, err := s.ring.OpenString(*sealed, webhookAD(t.JobID))
+		if err != nil {
+			out.SecretErr = &SecretError{Resource: JobName(t.JobID), Field: "webhook secret", Err: err}
+		}
+		out.Secret = v
 	}
 	return out, nil
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/intakehq/intake/cmd/internal/command"
+	"github.com/intakehq/intake/pkg/secretbox"
 	"github.com/intakehq/intake/pkg/serve"
 )
 
@@ -81,6 +84,13 @@ func (s *stack) run(ctx context.Context) error {
 		o.natsURL = ns.ClientURL()
 	}
 
+	if o.dev && o.encryptionKeys == "" { // devKeyRing, below
+		keys, err := devKeyRing(filepath.Dir(o.natsStore), s.log)
+		if err != nil {
+			return err
+		}
+		o.encryptionKeys = keys
+	}
 	reg := newRegistry()
 	apiSrv, err := newAPI(&o, reg, s.log)
 	if err != nil {
@@ -229,3 +239,54 @@ func (l natsLogger) Fatalf(format string, v ...any) { l.log.Error(fmt.Sprintf(fo
 func (l natsLogger) Errorf(format string, v ...any) { l.log.Error(fmt.Sprintf(format, v...)) }
 func (l natsLogger) Debugf(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
 func (l natsLogger) Tracef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+
+// devKeyFile is the file, in the data directory of intake dev (.dev) or
+// intake all --dev (.intake), that keeps the generated key ring.
+const devKeyFile = "encryption-keys"
+
+// devKeyRing returns the key ring of a development run without
+// --encryption-keys: the one kept in dir, or a new one it generates and
+// keeps there (mode 0600), so that the secrets stored by one run open in the
+// next. It logs which, with the key ids (never the keys).
+func devKeyRing(dir string, log *slog.Logger) (string, error) {
+	path := filepath.Join(dir, devKeyFile)
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		keys := strings.TrimSpace(string(b))
+		ring, err := secretbox.ParseRing(keys)
+		if err != nil {
+			return "", fmt.Errorf("development key ring %s: %w (delete the file to generate a new one; the secrets it encrypted are then lost)", path, err)
+		}
+		log.Info("development mode: secrets are encrypted with the key ring kept in the data directory (set INTAKE_ENCRYPTION_KEYS to use your own)",
+			"file", path, "keys", ring.IDs())
+		return keys, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return "", fmt.Errorf("development key ring: %w", err)
+	}
+	key, err := secretbox.NewKey()
+	if err != nil {
+		return "", fmt.Errorf("development key ring: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("development key ring: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) { // another process made it meanwhile
+		return devKeyRing(dir, log)
+	}
+	if err != nil {
+		return "", fmt.Errorf("development key ring: %w", err)
+	}
+	if _, err := f.WriteString(key + "\n"); err != nil {
+		f.Close()
+		return "", fmt.Errorf("development key ring %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("development key ring %s: %w", path, err)
+	}
+	id, _, _ := strings.Cut(key, ":")
+	log.Warn("development mode: no encryption key configured; generated one to encrypt secrets, kept in the data directory (set INTAKE_ENCRYPTION_KEYS to use your own)",
+		"file", path, "key", id)
+	return key, nil
+}

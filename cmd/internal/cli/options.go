@@ -45,6 +45,10 @@ type options struct {
 	restAddr          string // --rest-addr: the API over HTTP (Connect JSON, gRPC-Web, gRPC)
 	retentionKeepRuns int
 	retentionKeepDays int
+	// encryptionKeys is the API's key ring for secrets at rest
+	// (--encryption-keys); without it, intake dev and intake all --dev
+	// generate one and keep it in their data directory (devKeyRing).
+	encryptionKeys string
 	// JetStream replicas: of the pipeline's streams and the archive
 	// bucket, and of the scheduler's key-value buckets.
 	streamReplicas int
@@ -106,6 +110,8 @@ func (o *options) apiFlags(fs *flag.FlagSet) {
 		"default retention of the runs' source files: keep the files of each job's last N runs (0: no limit by count); a job's own retention overrides it")
 	fs.IntVar(&o.retentionKeepDays, "retention-keep-days", api.DefaultKeepDays,
 		"default retention of the runs' source files: keep files for N days (0: no limit by age); with both limits 0 every file is kept")
+	fs.StringVar(&o.encryptionKeys, "encryption-keys", "",
+		"key ring that encrypts secrets at rest (connection passwords, keys and tokens; webhook secrets): comma-separated id:base64-of-32-bytes, the first encrypts, all decrypt; prefer the environment variable to the flag (see README, Secrets at rest)")
 	fs.StringVar(&o.restAddr, "rest-addr", "",
 		"address of the API over HTTP: JSON POSTs (the trigger API: /intake.v1.JobService/TriggerJob), gRPC-Web and gRPC, e.g. :8080 (empty: off)")
 }

@@ -123,6 +123,7 @@ func newAPI(o *options, reg prometheus.Registerer, log *slog.Logger) (*api.Serve
 		DefaultRetention: o.defaultRetention(),
 		StreamReplicas:   o.streamReplicas,
 		HTTPAddr:         o.restAddr, // the REST/JSON mapping (--rest-addr)
+		EncryptionKeys:   o.encryptionKeys,
 	})
 }
 

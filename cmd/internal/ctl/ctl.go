@@ -33,10 +33,12 @@ const usage = `intakectl talks to the Intake control API.
 Usage:
   intakectl job create -f FILE [--id ID]     create a job from a YAML or JSON file ("-": stdin);
                                              an enabled job's mapping is validated first
-  intakectl job update -f FILE [--id ID]     replace a job's settings from a file (validated too)
+  intakectl job update -f FILE [--id ID]     replace a job's settings from a file (validated too);
+                                             both take --connection NAME --path P | --pattern G
+                                             (a stored connection, instead of the file's connection)
   intakectl job validate NAME|-f FILE        check a mapping against the data model and the file
   intakectl job preview NAME|-f FILE         the first rows of the file, raw and transformed
-  intakectl job suggest -f FILE | --object OBJECT --url URL
+  intakectl job suggest -f FILE | --object OBJECT --url URL | --object OBJECT --connection NAME --path P
                                              propose a mapping (YAML to paste into a job file)
   intakectl job list                         list jobs
   intakectl job get NAME                     show a job
@@ -70,9 +72,21 @@ Usage:
                                              add a custom attribute (TYPE: text, number,
                                              currency, date, timestamp, boolean, foreign-key)
   intakectl attribute delete NAME            delete a custom attribute (objects/OBJECT/attributes/ID)
+  intakectl connection create NAME --kind s3|sftp|http|local [settings] [-f FILE]
+                                             store a connection (secrets from *-file flags, env or a prompt)
+  intakectl connection update NAME [settings] | -f FILE
+                                             change the settings given (stored secrets stay unless given)
+  intakectl connection get NAME              show a connection (secrets only as set / not set)
+  intakectl connection list                  connections, where they point, the jobs using them
+  intakectl connection delete NAME           delete a connection no job uses
+  intakectl connection test NAME [--path P | --pattern G] [--time-zone Z]
+                                             reach and log in (and find the file); exit 1 on failure
+  intakectl connection ls NAME [PREFIX] [--all] [--page-token T]
+                                             browse a bucket prefix or a directory
 
 NAME is a job id ("demo-accounts") or resource name ("jobs/demo-accounts");
-a run's NAME is "jobs/JOB/runs/RUN"; OBJECT is "accounts" or "objects/accounts".
+a run's NAME is "jobs/JOB/runs/RUN"; a connection's NAME is "acme-s3" or
+"connections/acme-s3"; OBJECT is "accounts" or "objects/accounts".
 
 Flags of every command:
   --api-addr ADDR   the API's gRPC address (env INTAKE_API_ADDR, default 127.0.0.1:7070)
@@ -147,6 +161,7 @@ func Run(ctx context.Context, args []string, sys command.System) error {
 	c.jobs = intakev1.NewJobServiceClient(conn)
 	c.runs = intakev1.NewRunServiceClient(conn)
 	c.model = intakev1.NewDataModelServiceClient(conn)
+	c.conns = intakev1.NewConnectionServiceClient(conn)
 	return cmd.run(c, ctx, pos)
 }
 
@@ -158,6 +173,7 @@ type cli struct {
 	jobs    intakev1.JobServiceClient
 	runs    intakev1.RunServiceClient
 	model   intakev1.DataModelServiceClient
+	conns   intakev1.ConnectionServiceClient
 
 	file   string
 	id     string
@@ -178,6 +194,8 @@ type cli struct {
 
 	// runFilter: the filters of run list (jobops.go).
 	runFilter runListFilter
+	// conn: the flags of the connection commands and of --connection (connections.go).
+	conn connOpts
 }
 
 type cmdSpec struct {
@@ -191,7 +209,7 @@ type cmdSpec struct {
 }
 
 // resources are the nouns of intakectl's commands.
-var resources = []string{"job", "run", "object", "attribute"}
+var resources = []string{"job", "run", "object", "attribute", "connection"}
 
 var commands = map[string]cmdSpec{
 	"job create": {args: "-f FILE [--id ID]", flags: fileFlags, run: (*cli).jobCreate},
@@ -216,6 +234,7 @@ var commands = map[string]cmdSpec{
 		fs.StringVar(&c.file, "f", "", "a partial job file: object, connection and, when needed, mapping.dialect")
 		fs.StringVar(&c.object, "object", "", `the object to map onto, e.g. "accounts"`)
 		fs.StringVar(&c.url, "url", "", "the file's HTTP(S) URL")
+		jobConnectionFlags(fs, c) // connections.go
 	}},
 	"run list": {args: "[--job NAME] [--limit N] [--state S,..] [--trigger T,..] [--since TIME] [--until TIME]",
 		run: (*cli).runList, flags: runListFlags},
@@ -253,6 +272,14 @@ var commands = map[string]cmdSpec{
 		}},
 	"attribute delete": {args: "NAME", nargs: 1, run: (*cli).attributeDelete},
 	"job token":        {args: tokenArgs, nargs: 2, run: (*cli).jobToken}, // token.go
+	// connections.go
+	"connection create": {args: "NAME --kind s3|sftp|http|local [settings] [-f FILE]", optArgs: 1, run: (*cli).connectionCreate, flags: connectionFlags},
+	"connection update": {args: "NAME [settings] | -f FILE", optArgs: 1, run: (*cli).connectionUpdate, flags: connectionFlags},
+	"connection get":    {args: "NAME", nargs: 1, run: (*cli).connectionGet},
+	"connection list":   {run: (*cli).connectionList},
+	"connection delete": {args: "NAME", nargs: 1, run: (*cli).connectionDelete},
+	"connection test":   {args: "NAME [--path P | --pattern G] [--time-zone Z]", nargs: 1, run: (*cli).connectionTest, flags: connectionTestFlags},
+	"connection ls":     {args: "NAME [PREFIX] [--all] [--page-token T]", nargs: 1, optArgs: 1, run: (*cli).connectionLs, flags: connectionLsFlags},
 }
 
 func verbs(resource string) string {
@@ -269,6 +296,7 @@ func verbs(resource string) string {
 func fileFlags(fs *flag.FlagSet, c *cli) {
 	fs.StringVar(&c.file, "f", "", `job file, YAML or JSON ("-": standard input)`)
 	fs.StringVar(&c.id, "id", "", `job id (default: from the file's name, "jobs/ID")`)
+	jobConnectionFlags(fs, c) // connections.go
 }
 
 func (c *cli) call(ctx context.Context) (context.Context, context.CancelFunc) {

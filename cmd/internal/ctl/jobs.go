@@ -23,6 +23,9 @@ func (c *cli) readJob() (*intakev1.Job, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	if err := c.applyJobConnection(job); err != nil { // --connection, --path, --pattern (connections.go)
+		return nil, "", err
+	}
 	id := c.id
 	if id == "" && job.GetName() != "" {
 		name, err := JobName(job.GetName())
@@ -130,7 +133,7 @@ func (c *cli) jobGet(ctx context.Context, args []string) error {
 		fmt.Fprintf(w, "Description:  %s\n", j.GetDescription())
 	}
 	fmt.Fprintf(w, "Object:       %s\n", Object(j.GetObject()))
-	fmt.Fprintf(w, "Source:       %s\n", Source(j.GetConnection()))
+	fmt.Fprintf(w, "Source:       %s\n", jobSource(j)) // connections.go
 	fmt.Fprintf(w, "Schedule:     %s\n", Schedule(j.GetSchedule()))
 	fmt.Fprintf(w, "Enabled:      %s\n", yesNo(j.GetEnabled()))
 	fmt.Fprintf(w, "New records:  %s\n", map[bool]string{true: "created", false: "ignored"}[j.GetAllowNewRecords()])
@@ -345,7 +348,8 @@ func Dialect(d *intakev1.CsvDialect) string {
 	return strings.Join(parts, ", ")
 }
 
-// Source is where a job reads its file.
+// Source is where a job with an inline connection reads its file (for a
+// stored connection, see jobSource).
 func Source(c *intakev1.Connection) string {
 	switch {
 	case c.GetHttp() != nil:

@@ -45,7 +45,8 @@ func (c *cli) validateForSave(ctx context.Context, name string, job *intakev1.Jo
 		case err != nil:
 			return "", c.apiError("get job "+name, err)
 		}
-		sameFile := saved.GetObject() == job.GetObject() && proto.Equal(saved.GetConnection(), job.GetConnection())
+		sameFile := saved.GetObject() == job.GetObject() && proto.Equal(saved.GetConnection(), job.GetConnection()) &&
+			saved.GetConnectionName() == job.GetConnectionName() && proto.Equal(saved.GetFile(), job.GetFile())
 		if sameFile && saved.GetMappingValidated() && proto.Equal(saved.GetMapping(), job.GetMapping()) {
 			return "", nil
 		}
@@ -217,9 +218,15 @@ func (c *cli) jobSuggest(ctx context.Context, _ []string) error {
 	}
 	if c.url != "" {
 		job.Connection = &intakev1.Connection{Kind: &intakev1.Connection_Http{Http: &intakev1.HttpConnection{Url: c.url}}}
+		job.ConnectionName, job.File = "", nil
 	}
-	if job.GetObject() == intakev1.ObjectType_OBJECT_TYPE_UNSPECIFIED || job.GetConnection() == nil {
-		return command.Usagef("which object and which file? give -f FILE (a job file with object and connection) or --object OBJECT --url URL")
+	if c.file == "" { // with -f, readJob applied them
+		if err := c.applyJobConnection(job); err != nil {
+			return err
+		}
+	}
+	if job.GetObject() == intakev1.ObjectType_OBJECT_TYPE_UNSPECIFIED || job.GetConnection() == nil && job.GetConnectionName() == "" {
+		return command.Usagef("which object and which file? give -f FILE (a job file with object and connection), --object OBJECT --url URL, or --object OBJECT --connection NAME --path P|--pattern G")
 	}
 	ctx, cancel := c.call(ctx)
 	defer cancel()

@@ -84,7 +84,7 @@ func (c *cli) runGet(ctx context.Context, args []string) error {
 	if c.output == "json" {
 		return c.printJSON(r)
 	}
-	runview.Summary(c.sys.Stdout, r, 100, time.Now())
+	runview.Summary(c.sys.Stdout, runWithSourceDetails(r), 100, time.Now()) // source size and time: connections.go
 	return nil
 }
 
@@ -207,7 +207,7 @@ loop:
 		last = r
 	}
 	if c.output == "table" {
-		runview.Summary(c.sys.Stdout, last, maxRowErrors, time.Now())
+		runview.Summary(c.sys.Stdout, runWithSourceDetails(last), maxRowErrors, time.Now())
 	}
 	if !runview.Succeeded(last.GetState()) {
 		return &command.ExitError{Code: 1}

@@ -175,6 +175,27 @@ func Summary(w io.Writer, r *intakev1.Run, maxErrors int, now time.Time) {
 		}
 		fmt.Fprintf(w, "Every rejected row as CSV: intakectl run rejects %s -o rejects.csv\n", r.GetName())
 	}
+	if ds := r.GetWebhookDeliveries(); len(ds) > 0 {
+		fmt.Fprintln(w, "Webhook deliveries:")
+		for _, d := range ds {
+			at := "-"
+			if d.GetTime() != nil {
+				at = Time(d.GetTime().AsTime())
+			}
+			code := "no response"
+			if d.GetStatusCode() != 0 {
+				code = fmt.Sprintf("HTTP %d", d.GetStatusCode())
+			}
+			outcome := "delivered"
+			if !d.GetDelivered() {
+				outcome = "failed"
+				if e := d.GetError(); e != "" {
+					outcome += ": " + strings.Join(strings.Fields(e), " ")
+				}
+			}
+			fmt.Fprintf(w, "  attempt %d  %s  %-11s  %s\n", d.GetAttempt(), at, code, outcome)
+		}
+	}
 }
 
 func quoteAll(ss []string) string {

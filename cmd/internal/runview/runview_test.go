@@ -124,3 +124,28 @@ func TestSummaryOfADryRunAndOfHeaderDrift(t *testing.T) {
 	require.Contains(t, b.String(), "Missing:  mapped columns not in the file: \"Acct\", \"Region\"\n")
 	require.NotContains(t, b.String(), "Dry run")
 }
+
+// The details of a run show its completion webhook's deliveries, each
+// attempt with its time, HTTP status and outcome.
+func TestSummaryShowsWebhookDeliveries(t *testing.T) {
+	t.Parallel()
+	r := running()
+	r.State = intakev1.RunState_RUN_STATE_SUCCEEDED
+	r.EndTime = timestamppb.New(t0.Add(time.Minute))
+	var b bytes.Buffer
+	runview.Summary(&b, r, 10, t0)
+	require.NotContains(t, b.String(), "Webhook", "no deliveries, no section")
+
+	r.WebhookDeliveries = []*intakev1.WebhookDelivery{
+		{Attempt: 1, Time: timestamppb.New(t0.Add(61 * time.Second)), Error: "dial tcp 127.0.0.1:9: connection refused"},
+		{Attempt: 2, Time: timestamppb.New(t0.Add(63 * time.Second)), StatusCode: 503, Error: "HTTP 503:\nService Unavailable"},
+		{Attempt: 3, Time: timestamppb.New(t0.Add(67 * time.Second)), StatusCode: 204, Delivered: true},
+	}
+	b.Reset()
+	runview.Summary(&b, r, 10, t0)
+	at := func(d time.Duration) string { return runview.Time(t0.Add(d)) }
+	require.Contains(t, b.String(), "Webhook deliveries:\n"+
+		"  attempt 1  "+at(61*time.Second)+"  no response  failed: dial tcp 127.0.0.1:9: connection refused\n"+
+		"  attempt 2  "+at(63*time.Second)+"  HTTP 503     failed: HTTP 503: Service Unavailable\n"+
+		"  attempt 3  "+at(67*time.Second)+"  HTTP 204     delivered\n")
+}

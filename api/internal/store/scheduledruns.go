@@ -1,0 +1,327 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
+)
+
+// ScheduledTick is one schedule tick of a job: the (job, scheduled time)
+// pair a scheduled run is idempotent on.
+type ScheduledTick struct {
+	JobID string
+	Time  time.Time
+}
+
+// ScheduledRun is the outcome of one tick of CreateScheduledRuns: as
+// CreateScheduledRun returns it, or Err.
+type ScheduledRun struct {
+	Run *intakev1.Run
+	// Job is the job as it is now (also set with ErrDisabled).
+	Job *intakev1.Job
+	// Created is false when the run of this tick already existed.
+	Created bool
+	// Model is the data model stored with a created run (the one its run
+	// request carries); nil when the run already existed.
+	Model *intakev1.DataObject
+	// Err is ErrNotFound for an unknown job and ErrDisabled for a disabled
+	// one that has no run for this tick yet; the run was not created.
+	Err error
+}
+
+// scheduledKey identifies a tick: job id and scheduled time in Unix
+// microseconds (the precision PostgreSQL keeps).
+type scheduledKey struct {
+	job  string
+	tick int64
+}
+
+// ModelFunc returns the data model of an object, stored with the runs that
+// load into it.
+type ModelFunc func(ctx context.Context, object intakev1.ObjectType) (*intakev1.DataObject, error)
+
+// CreateScheduledRuns creates the runs of many ticks at once, each as
+// CreateScheduledRun would: a tick whose run exists returns that run with
+// created=false. It reads the jobs in one query, looks up the existing
+// runs in one, inserts the new ones in one multi-row INSERT … ON CONFLICT
+// DO NOTHING (a concurrent caller's run wins and is returned) and stores
+// with each new run the model of its job's object (model, called once per
+// object), so its run request can be published without reading it back.
+// The results are in the order of ticks; a tick repeated in ticks gets the
+// same run. An error is returned only when the database fails.
+func (s *Store) CreateScheduledRuns(ctx context.Context, ticks []ScheduledTick, model ModelFunc) ([]ScheduledRun, error) {
+	out := make([]ScheduledRun, len(ticks))
+	if len(ticks) == 0 {
+		return out, nil
+	}
+	keyOf := func(job string, t time.Time) scheduledKey { return scheduledKey{job, t.UnixMicro()} }
+	// first is the index of each distinct tick's first occurrence.
+	first := make(map[scheduledKey]int, len(ticks))
+	norm := make([]time.Time, len(ticks))
+	var jobIDs []string
+	seenJob := map[string]bool{}
+	for i, t := range ticks {
+		norm[i] = t.Time.UTC().Truncate(time.Microsecond)
+		k := keyOf(t.JobID, norm[i])
+		if _, ok := first[k]; !ok {
+			first[k] = i
+		}
+		if !seenJob[t.JobID] {
+			seenJob[t.JobID] = true
+			jobIDs = append(jobIDs, t.JobID)
+		}
+	}
+
+	jobs, err := s.jobsByID(ctx, jobIDs)
+	if err != nil {
+		return nil, err
+	}
+	existing, err := s.scheduledRunIDs(ctx, ticks, norm, first)
+	if err != nil {
+		return nil, err
+	}
+
+	// The rows to insert: distinct ticks of enabled jobs without a run.
+	var (
+		ins    insertRows
+		insIdx = map[string]int{} // run id → index in ticks
+	)
+	snapshots := map[string]string{}
+	models := map[intakev1.ObjectType]*intakev1.DataObject{}
+	modelJSON := map[intakev1.ObjectType]string{}
+	now := s.now()
+	for i, t := range ticks {
+		if first[keyOf(t.JobID, norm[i])] != i {
+			continue
+		}
+		job := jobs[t.JobID]
+		if job == nil {
+			out[i].Err = ErrNotFound
+			continue
+		}
+		out[i].Job = job
+		if _, ok := existing[keyOf(t.JobID, norm[i])]; ok {
+			continue
+		}
+		if !job.GetEnabled() {
+			out[i].Err = ErrDisabled
+			continue
+		}
+		snap, ok := snapshots[t.JobID]
+		if !ok {
+			b, err := jsonOpts.Marshal(job)
+			if err != nil {
+				return nil, fmt.Errorf("encode the snapshot of job %s: %w", t.JobID, err)
+			}
+			snap = string(b)
+			snapshots[t.JobID] = snap
+		}
+		obj := job.GetObject()
+		mj, ok := modelJSON[obj]
+		if !ok {
+			m, err := model(ctx, obj)
+			if err != nil {
+				return nil, fmt.Errorf("read the data model of %s: %w", obj, err)
+			}
+			b, err := jsonOpts.Marshal(m)
+			if err != nil {
+				return nil, fmt.Errorf("encode the data model of %s: %w", obj, err)
+			}
+			models[obj], mj = m, string(b)
+			modelJSON[obj] = mj
+		}
+		id := NewRunID()
+		insIdx[id] = i
+		ins.add(id, t.JobID, snap, norm[i], mj)
+	}
+
+	created, err := ins.exec(ctx, s, now)
+	if err != nil {
+		return nil, err
+	}
+	var createdIDs []string
+	for id := range created {
+		createdIDs = append(createdIDs, id)
+	}
+	runs, err := s.runsByID(ctx, createdIDs)
+	if err != nil {
+		return nil, err
+	}
+	// Runs inserted concurrently by another caller (it won the race): look
+	// them up as existing ones.
+	var lost []int
+	for id, i := range insIdx {
+		if created[id] {
+			r := runs[id]
+			if r == nil {
+				return nil, fmt.Errorf("run %s vanished after it was created", RunName(ticks[i].JobID, id))
+			}
+			out[i].Run, out[i].Created, out[i].Model = r, true, models[out[i].Job.GetObject()]
+			continue
+		}
+		lost = append(lost, i)
+	}
+	if len(lost) > 0 {
+		again, err := s.scheduledRunIDs(ctx, ticks, norm, first)
+		if err != nil {
+			return nil, err
+		}
+		for _, i := range lost {
+			id, ok := again[keyOf(ticks[i].JobID, norm[i])]
+			if !ok {
+				return nil, fmt.Errorf("run of job %s at %s vanished", ticks[i].JobID, norm[i].Format(time.RFC3339))
+			}
+			existing[keyOf(ticks[i].JobID, norm[i])] = id
+		}
+	}
+	// Existing runs: read whole, as GetRun does (rare: retries, other
+	// replicas, catch-ups of ticks that did fire).
+	for i, t := range ticks {
+		if first[keyOf(t.JobID, norm[i])] != i || out[i].Err != nil || out[i].Run != nil {
+			continue
+		}
+		id, ok := existing[keyOf(t.JobID, norm[i])]
+		if !ok {
+			continue
+		}
+		if out[i].Run, err = s.GetRun(ctx, t.JobID, id); err != nil {
+			return nil, fmt.Errorf("read the run of job %s at %s: %w", t.JobID, norm[i].Format(time.RFC3339), err)
+		}
+	}
+	// Repeated ticks share the first occurrence's result, as not created.
+	for i, t := range ticks {
+		if f := first[keyOf(t.JobID, norm[i])]; f != i {
+			out[i] = out[f]
+			out[i].Created, out[i].Model = false, nil
+		}
+	}
+	return out, nil
+}
+
+// jobsByID reads the jobs with the given ids, as GetJob does; an unknown id
+// is absent from the map.
+func (s *Store) jobsByID(ctx context.Context, ids []string) (map[string]*intakev1.Job, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+jobColumns+` FROM intake.jobs j WHERE j.id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read %d jobs: %w", len(ids), err)
+	}
+	defer rows.Close()
+	out := make(map[string]*intakev1.Job, len(ids))
+	for rows.Next() {
+		job, err := scanJob(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read %d jobs: %w", len(ids), err)
+		}
+		out[job.GetName()[len("jobs/"):]] = job
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read %d jobs: %w", len(ids), err)
+	}
+	return out, nil
+}
+
+// scheduledRunIDs returns the id of the run of each distinct tick that has
+// one, by job and scheduled time (Unix microseconds).
+func (s *Store) scheduledRunIDs(ctx context.Context, ticks []ScheduledTick, norm []time.Time, first map[scheduledKey]int) (map[scheduledKey]string, error) {
+	jobIDs := make([]string, 0, len(first))
+	times := make([]time.Time, 0, len(first))
+	for i, t := range ticks {
+		if first[scheduledKey{t.JobID, norm[i].UnixMicro()}] == i {
+			jobIDs = append(jobIDs, t.JobID)
+			times = append(times, norm[i])
+		}
+	}
+	rows, err := s.pool.Query(ctx, `SELECT r.job_id, r.scheduled_time, r.id
+		FROM unnest($1::text[], $2::timestamptz[]) AS t(job_id, tick)
+		JOIN intake.runs r ON r.job_id = t.job_id AND r.scheduled_time = t.tick`, jobIDs, times)
+	if err != nil {
+		return nil, fmt.Errorf("look up the runs of %d ticks: %w", len(jobIDs), err)
+	}
+	defer rows.Close()
+	out := map[scheduledKey]string{}
+	for rows.Next() {
+		var (
+			job, id string
+			at      time.Time
+		)
+		if err := rows.Scan(&job, &at, &id); err != nil {
+			return nil, fmt.Errorf("look up the runs of %d ticks: %w", len(jobIDs), err)
+		}
+		out[scheduledKey{job, at.UnixMicro()}] = id
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("look up the runs of %d ticks: %w", len(jobIDs), err)
+	}
+	return out, nil
+}
+
+// runsByID reads runs (without row errors and webhook deliveries: for runs
+// just created, which have none) by id.
+func (s *Store) runsByID(ctx context.Context, ids []string) (map[string]*intakev1.Run, error) {
+	out := make(map[string]*intakev1.Run, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+runColumns+` FROM intake.runs WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read %d new runs: %w", len(ids), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read %d new runs: %w", len(ids), err)
+		}
+		out[r.id] = r.proto()
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read %d new runs: %w", len(ids), err)
+	}
+	return out, nil
+}
+
+// insertRows are the columns of scheduled runs to insert with one
+// statement.
+type insertRows struct {
+	ids, jobIDs, snapshots, models []string
+	ticks                          []time.Time
+}
+
+func (r *insertRows) add(id, jobID, snapshot string, tick time.Time, model string) {
+	r.ids = append(r.ids, id)
+	r.jobIDs = append(r.jobIDs, jobID)
+	r.snapshots = append(r.snapshots, snapshot)
+	r.ticks = append(r.ticks, tick)
+	r.models = append(r.models, model)
+}
+
+// exec inserts the rows as QUEUED scheduled runs created at now, skipping
+// a tick whose run exists, and returns the ids it inserted.
+func (r *insertRows) exec(ctx context.Context, s *Store, now time.Time) (map[string]bool, error) {
+	created := make(map[string]bool, len(r.ids))
+	if len(r.ids) == 0 {
+		return created, nil
+	}
+	rows, err := s.pool.Query(ctx, `INSERT INTO intake.runs (id, job_id, state, trigger, job, scheduled_time, create_time, update_time, dry_run, model)
+		SELECT t.id, t.job_id, $6, $7, t.job::jsonb, t.tick, $8, $8, false, t.model::jsonb
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) AS t(id, job_id, job, tick, model)
+		ON CONFLICT (job_id, scheduled_time) WHERE scheduled_time IS NOT NULL DO NOTHING
+		RETURNING id`,
+		r.ids, r.jobIDs, r.snapshots, r.ticks, r.models,
+		int16(intakev1.RunState_RUN_STATE_QUEUED), int16(intakev1.Trigger_TRIGGER_SCHEDULE), now)
+	if err != nil {
+		return nil, fmt.Errorf("insert %d scheduled runs: %w", len(r.ids), err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("insert %d scheduled runs: %w", len(r.ids), err)
+	}
+	for _, id := range ids {
+		created[id] = true
+	}
+	return created, nil
+}
