@@ -4,7 +4,7 @@ GO ?= go
 BIN := $(CURDIR)/bin
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
-MODULES := proto pkg api services/scheduler services/fetcher services/mapper services/loader cmd e2e
+MODULES := proto pkg api services/scheduler services/fetcher services/mapper services/loader cmd e2e deploy
 
 .PHONY: help
 help: ## Show this help.
@@ -29,7 +29,7 @@ proto: $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc ## Regenerate Go code from
 generate: proto ## Regenerate all generated code.
 
 # ---- build, test, run --------------------------------------------------------
-PKGS := ./proto/... ./pkg/... ./api/... ./services/scheduler/... ./services/fetcher/... ./services/mapper/... ./services/loader/... ./cmd/... ./e2e/...
+PKGS := ./proto/... ./pkg/... ./api/... ./services/scheduler/... ./services/fetcher/... ./services/mapper/... ./services/loader/... ./cmd/... ./e2e/... ./deploy/...
 TEST_PG_DIR ?= $(CURDIR)/.test/pg
 TEST_PG_PORT ?= 5439
 DEV_PG_DIR ?= $(CURDIR)/.dev/pg
@@ -58,6 +58,10 @@ dev: ## Run Intake on this machine with a demo job, in the foreground (Ctrl-C st
 .PHONY: bench
 bench: ## Import a generated 1,000,000-row file with Intake and with psql \copy (rows/s, peak RSS, ratios); time the mapper alone; time the scheduler with 10,000 jobs.
 	scripts/bench.sh
+
+.PHONY: k8s
+k8s: ## Print the Kubernetes manifests of the prod overlay (deploy/k8s/overlays/prod), rendered with kustomize.
+	@cd deploy && $(GO) run ./cmd/render k8s/overlays/prod
 
 .PHONY: lint
 lint: ## gofmt and go vet.

@@ -28,10 +28,13 @@ import (
 // renderCase is one kustomization the test renders and checks.
 type renderCase struct {
 	dir string // from this module's directory
-	// complete: the render holds Intake's dependencies (NATS, PostgreSQL),
-	// so every same-namespace NetworkPolicy peer must select pods of it.
+	// complete: the render holds Intake's dependencies (NATS, PostgreSQL):
+	// every same-namespace NetworkPolicy peer must select pods of it, and
+	// the policies are checked against the pipeline's flows (checkFlows).
 	complete bool
 	prod     bool
+	// monitored: the render has the Prometheus operator's objects.
+	monitored bool
 	// external are the objects the render uses but does not hold, by
 	// "Kind/name", with their keys: the operator creates them before
 	// applying (deploy/README.md says how). Secrets that CloudNativePG makes
@@ -50,21 +53,21 @@ var (
 
 var renderCases = []renderCase{
 	{
-		dir:      "k8s/base",
+		dir: "k8s/base", monitored: true,
 		external: map[string][]string{"Secret/intake-database": {"INTAKE_DATABASE_URL"}, "Secret/intake-api": apiSecretKeys, "Secret/intake-nats": natsSecretKeys},
 	},
 	{dir: "k8s/overlays/dev", complete: true},
 	{
-		dir: "k8s/overlays/prod", complete: true, prod: true,
+		dir: "k8s/overlays/prod", complete: true, prod: true, monitored: true,
 		external: map[string][]string{"Secret/intake-api": apiSecretKeys, "Secret/intake-nats": natsSecretKeys},
 	},
 }
 
 // pendingEnv are INTAKE_* variables the manifests set that no flag of
-// cmd/internal/cli reads yet: the credentials of issue 6 (NATS user and
-// password, the API's key ring of connection secrets). A variable no flag
-// reads is ignored by the services.
-var pendingEnv = map[string]bool{"INTAKE_ENCRYPTION_KEYS": true, "INTAKE_NATS_USER": true, "INTAKE_NATS_PASSWORD": true}
+// cmd/internal/cli reads yet: the NATS credentials of issue 6, in the
+// optional Secret intake-nats. A variable no flag reads is ignored by the
+// services.
+var pendingEnv = map[string]bool{"INTAKE_NATS_USER": true, "INTAKE_NATS_PASSWORD": true}
 
 // workers are the subcommands that consume a JetStream stream and scale
 // on its lag.
@@ -248,8 +251,7 @@ func checkNamespaces(t *testing.T, r *rendered) {
 		t.Fatalf("want one Namespace in the render, got %d", len(nss))
 	}
 	ns := nss[0].Name
-	labels := nss[0].Obj.(*corev1.Namespace).Labels
-	if labels["pod-security.kubernetes.io/enforce"] != "restricted" {
+	if nss[0].Obj.(*corev1.Namespace).Labels["pod-security.kubernetes.io/enforce"] != "restricted" {
 		t.Errorf("Namespace %s does not enforce the restricted Pod Security Standard (pod-security.kubernetes.io/enforce=restricted)", ns)
 	}
 	for _, o := range r.objs {
@@ -865,6 +867,14 @@ func checkAutoscaling(t *testing.T, r *rendered) {
 
 func checkMonitoring(t *testing.T, r *rendered) {
 	sms := r.all("ServiceMonitor")
+	if !r.rc.monitored {
+		for _, kind := range []string{"ServiceMonitor", "PodMonitor", "PrometheusRule"} {
+			if len(r.all(kind)) > 0 {
+				t.Errorf("has a %s, but renderCase.monitored is false", kind)
+			}
+		}
+		return
+	}
 	if len(sms) == 0 {
 		t.Error("no ServiceMonitor")
 	}
@@ -931,6 +941,15 @@ func portOf(t *testing.T, what, addr string) int32 {
 	return int32(n)
 }
 
+// resolvePort is the number of port p (a name or a number) of c.
+func resolvePort(c corev1.Container, p intstr.IntOrString) int32 {
+	if p.Type == intstr.Int {
+		return p.IntVal
+	}
+	return containerPort(c, p.StrVal)
+}
+
+// containerPort is the number of c's port called name, 0 if none.
 func containerPort(c corev1.Container, name string) int32 {
 	for _, p := range c.Ports {
 		if p.Name == name {
@@ -1012,8 +1031,7 @@ func checkConfig(t *testing.T, r *rendered) {
 			t.Errorf("INTAKE_API_ADDR %q: Service %s has no port %d", cfg["INTAKE_API_ADDR"], host, apiAddrPort)
 		case !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(apiPods[0].labels)):
 			t.Errorf("INTAKE_API_ADDR %q: Service %s does not select the API's pods", cfg["INTAKE_API_ADDR"], host)
-		case !declaresPort(apiC, svc.Spec.Ports[i].TargetPort) || containerPort(apiC, "grpc") != grpcPort ||
-			svc.Spec.Ports[i].TargetPort.String() != "grpc" && svc.Spec.Ports[i].TargetPort.IntVal != grpcPort:
+		case !declaresPort(apiC, svc.Spec.Ports[i].TargetPort) || resolvePort(apiC, svc.Spec.Ports[i].TargetPort) != grpcPort:
 			t.Errorf("INTAKE_API_ADDR %q: Service port %d does not lead to the API's gRPC port", cfg["INTAKE_API_ADDR"], apiAddrPort)
 		}
 	}
@@ -1062,6 +1080,9 @@ func checkProd(t *testing.T, r *rendered) {
 		if cfg[k] != nodes {
 			t.Errorf("%s is %q, want %s: one replica per node of the NATS cluster (deploy/k8s/nats/values.yaml)", k, cfg[k], nodes)
 		}
+	}
+	if len(r.all("PrometheusRule")) == 0 {
+		t.Error("no PrometheusRule: prod alerts (deploy/monitoring)")
 	}
 	for _, w := range workers {
 		if _, ok := r.get("ScaledObject", clusters[0].Namespace, "intake-"+w); !ok {
