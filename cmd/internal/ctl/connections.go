@@ -2,8 +2,6 @@ package ctl
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,18 +12,16 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
-	"go.yaml.in/yaml/v3"
 	"golang.org/x/term"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/intakehq/intake/cmd/internal/command"
+	"github.com/intakehq/intake/cmd/internal/jobfile"
 	"github.com/intakehq/intake/cmd/internal/runview"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
@@ -108,42 +104,42 @@ func connectionFlags(fs *flag.FlagSet, c *cli) {
 	o := &c.conn
 	fs.StringVar(&o.kind, "kind", "", "the connection's kind: s3, sftp, http or local (local: development mode only)")
 	fs.StringVar(&o.file, "f", "", `a connection as YAML or JSON (intake.v1.Connection, e.g. from connection get -o json; "-": standard input); flags override it`)
-	fs.Var(&o.displayName, "display-name", "the name people see")
-	fs.Var(&o.description, "description", "what the connection is for")
+	fs.Var(&o.displayName, "display-name", "the `name` people see")
+	fs.Var(&o.description, "description", "what the connection is for (`text`)")
 
-	fs.Var(&o.endpoint, "endpoint", "s3: endpoint URL, e.g. https://minio.internal:9000 (empty: AWS S3)")
-	fs.Var(&o.region, "region", `s3: region, e.g. eu-central-1 ("auto" for R2; empty: us-east-1)`)
-	fs.Var(&o.bucket, "bucket", "s3: the bucket")
+	fs.Var(&o.endpoint, "endpoint", "s3: endpoint `URL`, e.g. https://minio.internal:9000 (empty: AWS S3)")
+	fs.Var(&o.region, "region", `s3: `+"`region`"+`, e.g. eu-central-1 ("auto" for R2; empty: us-east-1)`)
+	fs.Var(&o.bucket, "bucket", "s3: the `bucket`")
 	fs.Var(&o.pathStyle, "path-style", "s3: address the bucket as ENDPOINT/BUCKET (MinIO, most self-hosted servers)")
-	fs.Var(&o.accessKeyID, "access-key-id", "s3: access key id (none: the default credential chain, e.g. IRSA or an instance role)")
+	fs.Var(&o.accessKeyID, "access-key-id", "s3: access key `id` (none: the default credential chain, e.g. IRSA or an instance role)")
 	fs.StringVar(&o.secretAccessKeyFile, "secret-access-key-file", "",
 		`s3: file holding the secret access key ("-": standard input; else env `+envS3Secret+`, else asked on a terminal)`)
 	fs.StringVar(&o.sessionTokenFile, "session-token-file", "", `s3: file holding a session token ("-": standard input)`)
 
-	fs.Var(&o.host, "host", "sftp: the server's host name or address")
-	fs.Var(&o.port, "port", "sftp: the server's port (default 22)")
-	fs.Var(&o.user, "user", "sftp: the user to log in as")
+	fs.Var(&o.host, "host", "sftp: the server's `host` name or address")
+	fs.Var(&o.port, "port", "sftp: the server's `port` (default 22)")
+	fs.Var(&o.user, "user", "sftp: the `user` to log in as")
 	fs.StringVar(&o.passwordFile, "password-file", "",
 		`sftp: file holding the password ("-": standard input; else env `+envSFTPPassword+`, else asked on a terminal unless --private-key-file)`)
 	fs.StringVar(&o.privateKeyFile, "private-key-file", "", "sftp: the private key file (OpenSSH or PEM) to log in with")
 	fs.StringVar(&o.privateKeyPassphraseFile, "private-key-passphrase-file", "", `sftp: file holding the private key's passphrase ("-": standard input)`)
-	fs.Var(&o.hostKey, "host-key", `sftp: the server's host key, pinned: a known_hosts line, a key ("ssh-ed25519 AAAA...") or a fingerprint ("SHA256:...")`)
+	fs.Var(&o.hostKey, "host-key", `sftp: the server's host `+"`key`"+`, pinned: a known_hosts line, a key ("ssh-ed25519 AAAA...") or a fingerprint ("SHA256:...")`)
 	fs.StringVar(&o.hostKeyFile, "host-key-file", "", "sftp: file of host keys to pin, e.g. the output of ssh-keyscan -p PORT HOST")
 
-	fs.Var(&o.url, "url", "http: the URL (a stored connection: the base URL job paths are resolved against)")
-	fs.Var(&o.headers, "header", "http: an extra request header NAME=VALUE (repeatable; not for credentials, which the API returns)")
-	fs.Var(&o.basicUser, "basic-user", "http: user of basic authentication")
+	fs.Var(&o.url, "url", "http: the `URL` (a stored connection: the base URL job paths are resolved against)")
+	fs.Var(&o.headers, "header", "http: an extra request header `NAME=VALUE` (repeatable; not for credentials, which the API returns)")
+	fs.Var(&o.basicUser, "basic-user", "http: `user` of basic authentication")
 	fs.StringVar(&o.basicPasswordFile, "basic-password-file", "", `http: file holding the basic authentication password ("-": standard input; else asked on a terminal)`)
 	fs.StringVar(&o.bearerTokenFile, "bearer-token-file", "", `http: file holding a bearer token ("-": standard input)`)
 
 	fs.StringVar(&o.caFile, "ca-file", "", "s3, http: PEM file of extra certificate authorities to trust (a private CA)")
-	fs.Var(&o.path, "path", "local: the directory (development mode only)")
+	fs.Var(&o.path, "path", "local: the `directory` (development mode only)")
 }
 
 // connectionTestFlags registers the flags of connection test.
 func connectionTestFlags(fs *flag.FlagSet, c *cli) {
-	fs.Var(&c.conn.path, "path", `also look up this file, e.g. "exports/accounts_{yyyy-MM-dd}.csv"`)
-	fs.Var(&c.conn.pattern, "pattern", `also find the newest file matching this glob, e.g. "exports/accounts_*.csv"`)
+	fs.Var(&c.conn.path, "path", `also look up this `+"`file`"+`, e.g. "exports/accounts_{yyyy-MM-dd}.csv"`)
+	fs.Var(&c.conn.pattern, "pattern", `also find the newest file matching this `+"`glob`"+`, e.g. "exports/accounts_*.csv"`)
 	fs.StringVar(&c.conn.timeZone, "time-zone", "", "IANA time zone of the date placeholders, e.g. Europe/Berlin (default UTC)")
 }
 
@@ -158,8 +154,8 @@ func connectionLsFlags(fs *flag.FlagSet, c *cli) {
 // job suggest) at a stored connection.
 func jobConnectionFlags(fs *flag.FlagSet, c *cli) {
 	fs.StringVar(&c.conn.connection, "connection", "", `read the file from this stored connection ("acme-s3" or "connections/acme-s3")`)
-	fs.Var(&c.conn.path, "path", `with --connection: the file's path, with date placeholders such as {yyyy-MM-dd}`)
-	fs.Var(&c.conn.pattern, "pattern", `with --connection: take the newest file matching this glob, e.g. "exports/accounts_*.csv"`)
+	fs.Var(&c.conn.path, "path", `with --connection: the file's `+"`path`"+`, with date placeholders such as {yyyy-MM-dd}`)
+	fs.Var(&c.conn.pattern, "pattern", `with --connection: take the newest file matching this `+"`glob`"+`, e.g. "exports/accounts_*.csv"`)
 }
 
 // ConnectionName turns a connection id or resource name into the resource
@@ -277,8 +273,10 @@ func (c *cli) connectionUpdate(ctx context.Context, args []string) error {
 		arg = args[0]
 	case fromFile.GetName() != "":
 		arg = fromFile.GetName()
+	case o.file != "":
+		return command.Usagef("which connection? give its NAME, or a name in %s", o.file)
 	default:
-		return command.Usagef("which connection? give its NAME (or a name in %s)", o.file)
+		return command.Usagef("which connection? give its NAME")
 	}
 	name, err := ConnectionName(arg)
 	if err != nil {
@@ -486,9 +484,13 @@ func printTest(w io.Writer, resp *intakev1.TestConnectionResponse) {
 		fmt.Fprintf(w, "Latency: %d ms\n", resp.GetLatencyMs())
 		return
 	}
-	fmt.Fprintf(w, "OK: %s\n", resp.GetMessage())
+	msg, f := resp.GetMessage(), resp.GetFile()
+	if i := strings.Index(msg, "; file "); i >= 0 && f != nil {
+		msg = msg[:i] // the File line says it, in local time
+	}
+	fmt.Fprintf(w, "OK: %s\n", msg)
 	fmt.Fprintf(w, "Latency: %d ms\n", resp.GetLatencyMs())
-	if f := resp.GetFile(); f != nil {
+	if f != nil {
 		fmt.Fprintf(w, "File:    %s\n", fileLine(f))
 	}
 }
@@ -578,7 +580,12 @@ func shellQuote(s string) string {
 // printConnection prints a connection's settings: secrets only as set or
 // not set.
 func printConnection(w io.Writer, conn *intakev1.Connection) {
-	line := func(label, value string) { fmt.Fprintf(w, "%-14s%s\n", label+":", value) }
+	line := func(label, value string) {
+		if label != "" {
+			label += ":"
+		}
+		fmt.Fprintf(w, "%-16s%s\n", label, value)
+	}
 	secret := func(set bool) string { return map[bool]string{true: "set", false: "not set"}[set] }
 	line("Name", conn.GetName())
 	if conn.GetDisplayName() != "" {
@@ -793,7 +800,7 @@ func (o *connOpts) checkFlagsOf(kind, name string) error {
 				continue
 			}
 			if name != "" {
-				return command.Usagef("--%s is a setting of %s connections, and %s is a %s connection; to change its kind give --kind %s with all of that kind's settings",
+				return command.Usagef("--%s is a setting of %s connections, and %s is of kind %s; to change its kind, give --kind %s with all of that kind's settings",
 					f, k, name, kind, k)
 			}
 			return command.Usagef("--%s is a setting of %s connections, not of %s connections", f, k, kind)
@@ -1108,50 +1115,11 @@ func (c *cli) readConnectionFile() (*intakev1.Connection, error) {
 // with its proto JSON field names (displayName or display_name). Unknown
 // fields are errors.
 func ParseConnection(data []byte) (*intakev1.Connection, error) {
-	var doc any
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("not valid YAML or JSON: %w", err)
-	}
-	if _, ok := doc.(map[string]any); !ok {
-		return nil, errors.New("a connection file must be a mapping of fields (name, s3, sftp, http or local, …)")
-	}
-	js, err := json.Marshal(jsonValue(doc))
-	if err != nil {
-		return nil, fmt.Errorf("convert to JSON: %w", err)
-	}
 	conn := &intakev1.Connection{}
-	if err := protojson.Unmarshal(js, conn); err != nil {
-		msg := strings.TrimSpace(strings.TrimLeft(strings.TrimPrefix(err.Error(), "proto:"), " \u00a0"))
-		return nil, fmt.Errorf("not a valid connection: %s", msg)
+	if err := jobfile.ParseMessage(data, conn, "connection", "name, s3, sftp, http or local, …"); err != nil {
+		return nil, err
 	}
 	return conn, nil
-}
-
-// jsonValue makes a YAML-decoded value marshalable as JSON.
-func jsonValue(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		out := make(map[string]any, len(v))
-		for k, e := range v {
-			out[k] = jsonValue(e)
-		}
-		return out
-	case map[any]any:
-		out := make(map[string]any, len(v))
-		for k, e := range v {
-			out[fmt.Sprint(k)] = jsonValue(e)
-		}
-		return out
-	case []any:
-		out := make([]any, len(v))
-		for i, e := range v {
-			out[i] = jsonValue(e)
-		}
-		return out
-	case time.Time:
-		return v.Format(time.RFC3339Nano)
-	}
-	return v
 }
 
 // clearConnectionOutput drops the output-only fields of a connection read

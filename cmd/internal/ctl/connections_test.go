@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -84,13 +83,6 @@ func intakectlWith(t *testing.T, addr string, env map[string]string, stdin strin
 		},
 	})
 	return out.String(), err
-}
-
-func writeFile(t *testing.T, name, data string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	require.NoError(t, os.WriteFile(p, []byte(data), 0o600))
-	return p
 }
 
 // A user's session with stored connections: an S3 connection whose secret
@@ -217,7 +209,7 @@ func TestS3ConnectionsThroughTheCLI(t *testing.T) {
 	require.Regexp(t, `(?m)^Secret key:\s+set$`, out)
 	out, err = run(nil, "", "connection", "update", "acme-s3", "--host", "x")
 	require.Equal(t, 2, exitCode(err), out)
-	require.ErrorContains(t, err, "--host is a setting of sftp connections, and connections/acme-s3 is a s3 connection")
+	require.ErrorContains(t, err, "--host is a setting of sftp connections, and connections/acme-s3 is of kind s3")
 	// A wrong secret: the test fails with its kind, exit code 1.
 	wrong := writeFile(t, "wrong", "not-the-secret-0123456789")
 	out, err = run(nil, "", "connection", "update", "from-env", "--secret-access-key-file", wrong)
@@ -246,13 +238,27 @@ func TestS3ConnectionsThroughTheCLI(t *testing.T) {
 	require.Contains(t, out, "State:    succeeded")
 	require.Regexp(t, `(?m)^Source:   connections/acme-s3: `+regexp.QuoteMeta(today)+` \(\d+\.\d KiB, modified \d{4}-`, out)
 
-	// Still used: delete is refused, naming the job; unused ones go.
+	// The example job: the newest of today's exports (the date in the
+	// schedule's zone, Europe/Berlin).
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	require.NoError(t, err)
+	day := time.Now().In(berlin).Format("20060102")
+	s3.PutObject("acme", "exports/accounts_"+day+"_0500.csv", []byte("account_id,name\nold,Old\n"), now.Add(-2*time.Hour))
+	s3.PutObject("acme", "exports/accounts_"+day+"_0712.csv", accounts, now.Add(-time.Minute))
+	out, err = run(nil, "", "job", "create", "-f", "../../../examples/accounts-s3.yaml")
+	require.NoError(t, err, "%s\nlogs:\n%s", out, logs)
+	out, err = run(nil, "", "job", "run", "accounts-s3", "--watch")
+	require.NoError(t, err, "%s\nlogs:\n%s", out, logs)
+	require.Contains(t, out, "Source:   connections/acme-s3: exports/accounts_"+day+"_0712.csv (4.8 KiB, modified ")
+	require.Contains(t, out, "Rows:     50 read, 0 rejected")
+
+	// Still used: delete is refused, naming the jobs; unused ones go.
 	out, err = run(nil, "", "connection", "list")
 	require.NoError(t, err, out)
-	require.Regexp(t, `connections/acme-s3\s+s3\s+\S+ \S+\s+1 job\s`, out)
+	require.Regexp(t, `connections/acme-s3\s+s3\s+\S+ \S+\s+2 jobs\s`, out)
 	out, err = run(nil, "", "connection", "delete", "acme-s3")
 	require.Equal(t, 1, exitCode(err), out)
-	require.ErrorContains(t, err, "connection connections/acme-s3 was not deleted: it is used by jobs/ctl-accounts")
+	require.ErrorContains(t, err, "connection connections/acme-s3 was not deleted: it is used by jobs/accounts-s3, jobs/ctl-accounts")
 	out, err = run(nil, "", "connection", "delete", "from-env")
 	require.NoError(t, err, out)
 	require.Equal(t, "deleted connections/from-env\n", out)
@@ -286,10 +292,10 @@ func TestSFTPConnectionTestThroughTheCLI(t *testing.T) {
 	out, err = intakectlWith(t, addr, nil, "", "connection", "test", "files", "--path", "exports/users.csv")
 	require.NoError(t, err, out)
 	require.Contains(t, out, "OK: connected to connections/files")
-	require.Contains(t, out, "File:    exports/users.csv (24 B, modified ")
+	require.Contains(t, out, "File:    exports/users.csv (23 B, modified ")
 	out, err = intakectlWith(t, addr, nil, "", "connection", "ls", "files", "exports")
 	require.NoError(t, err, out)
-	require.Regexp(t, `(?m)^exports/users\.csv\s+24 B\s+\d{4}-`, out)
+	require.Regexp(t, `(?m)^exports/users\.csv\s+23 B\s+\d{4}-`, out)
 
 	out, err = intakectlWith(t, addr, nil, "", append([]string{"connection", "create", "wrong-password", "--password-file",
 		writeFile(t, "password", "wrong-"+srv.Password)}, base...)...)

@@ -7,7 +7,6 @@ package jobfile
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +16,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
@@ -45,29 +45,40 @@ func Read(path string, stdin io.Reader) (*intakev1.Job, error) {
 
 // Parse turns a YAML or JSON document into a Job. Unknown fields are errors.
 func Parse(data []byte) (*intakev1.Job, error) {
+	job := &intakev1.Job{}
+	if err := ParseMessage(data, job, "job", "displayName, object, connection, …"); err != nil {
+		return nil, err
+	}
+	return job, nil
+}
+
+// ParseMessage turns a YAML or JSON document into m (protojson field
+// names). what names the document in errors ("job", "connection") and
+// fields lists a few of its fields for the error of a non-mapping document.
+// Unknown fields are errors.
+func ParseMessage(data []byte, m proto.Message, what, fields string) error {
 	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, errors.New("the job file is empty")
+		return fmt.Errorf("the %s file is empty", what)
 	}
 	var doc any
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("not valid YAML or JSON: %w", err)
+		return fmt.Errorf("not valid YAML or JSON: %w", err)
 	}
 	if _, ok := doc.(map[string]any); !ok {
-		return nil, fmt.Errorf("a job file must be a mapping of fields (displayName, object, connection, …), not %s", describe(doc))
+		return fmt.Errorf("a %s file must be a mapping of fields (%s), not %s", what, fields, describe(doc))
 	}
 	plain, err := toJSONValue(doc, "")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	js, err := json.Marshal(plain)
 	if err != nil {
-		return nil, fmt.Errorf("convert to JSON: %w", err)
+		return fmt.Errorf("convert to JSON: %w", err)
 	}
-	job := &intakev1.Job{}
-	if err := protojson.Unmarshal(js, job); err != nil {
-		return nil, fmt.Errorf("not a valid job: %s", cleanProtoJSONError(err))
+	if err := protojson.Unmarshal(js, m); err != nil {
+		return fmt.Errorf("not a valid %s: %s", what, cleanProtoJSONError(err))
 	}
-	return job, nil
+	return nil
 }
 
 // toJSONValue makes a YAML-decoded value marshalable as JSON: maps with
