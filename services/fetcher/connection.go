@@ -55,7 +55,7 @@ func (r *run) openStored(ctx context.Context) (io.ReadCloser, fileMeta, error) {
 	}
 	loc, err := time.LoadLocation(job.GetSchedule().GetTimeZone())
 	if err != nil {
-		return nil, fileMeta{}, &fileError{fmt.Sprintf("the job's time zone %q: %v", job.GetSchedule().GetTimeZone(), err)}
+		return nil, fileMeta{}, &fileError{msg: fmt.Sprintf("the job's time zone %q: %v", job.GetSchedule().GetTimeZone(), err)}
 	}
 	req := source.Request{
 		Conn:     res.GetConnection(),
@@ -89,7 +89,7 @@ func (r *run) openStored(ctx context.Context) (io.ReadCloser, fileMeta, error) {
 		if ctx.Err() != nil {
 			return nil, fileMeta{}, fmt.Errorf("fetcher: %w", err)
 		}
-		return nil, fileMeta{}, &fileError{err.Error()}
+		return nil, fileMeta{}, &fileError{msg: err.Error()}
 	}
 	meta := fileMeta{
 		source: fm.Source, etag: fm.ETag, lastModified: fm.LastModified,
@@ -127,7 +127,7 @@ func (r *run) resolveConnection(ctx context.Context) (*intakev1.ResolveConnectio
 		cancel()
 		if err == nil {
 			if resp.GetConnection().GetKind() == nil {
-				return nil, &fileError{fmt.Sprintf("the control API gave no connection for %s", r.req.GetJob().GetConnectionName())}
+				return nil, &fileError{msg: fmt.Sprintf("the control API gave no connection for %s", r.req.GetJob().GetConnectionName())}
 			}
 			return resp, nil
 		}
@@ -136,7 +136,7 @@ func (r *run) resolveConnection(ctx context.Context) (*intakev1.ResolveConnectio
 			r.log.Warn("the control API does not know the run; dropping it", "err", err)
 			return nil, errAbandoned
 		case codes.FailedPrecondition:
-			return nil, &fileError{preconditionMessage(err)}
+			return nil, &fileError{msg: preconditionMessage(err)}
 		case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Aborted:
 			if attempt < reportAttempts && ctx.Err() == nil {
 				r.log.Warn("control API unavailable; retrying the connection lookup", "attempt", attempt, "err", err)

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -550,4 +552,84 @@ func TestStoredConnectionRedelivery(t *testing.T) {
 		require.Equal(t, int64(len(body)), reports[4].GetSourceSize())
 		require.Len(t, e.chunks(t, run), 4, "republished chunks are deduplicated")
 	})
+}
+
+// A download that breaks off half-way (a transient failure) is fetched
+// again; one that keeps breaking fails the run after three attempts.
+func TestBrokenDownloadIsFetchedAgain(t *testing.T) {
+	t.Parallel()
+	e := start(t, fetcher.Config{}, nil)
+	body := accountsCSV()
+	var mu sync.Mutex
+	gets := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		gets[r.URL.Path]++
+		n := gets[r.URL.Path]
+		mu.Unlock()
+		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		if r.URL.Path == "/always-broken.csv" || n == 1 {
+			// Half the file, then the connection drops.
+			_, _ = io.WriteString(w, body[:len(body)/2])
+			w.(http.Flusher).Flush()
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				_ = conn.Close()
+			}
+			return
+		}
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	hits := func(path string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return gets[path]
+	}
+
+	run := e.submit(t, newJob(httpConn(srv.URL+"/once-broken.csv"), nil))
+	reports := e.waitDone(t, run, finished)
+	require.Equal(t, []intakev1.RunEventKind{started, fetchedK, finished}, e.api.kinds(run))
+	require.Equal(t, 2, hits("/once-broken.csv"))
+	require.Equal(t, sha(body), reports[1].GetSha256())
+	e.requireArchived(t, run, []byte(body))
+	require.Len(t, e.chunks(t, run), 4)
+	require.Contains(t, e.logs.String(), "the download broke off; fetching the file again")
+
+	run = e.submit(t, newJob(httpConn(srv.URL+"/always-broken.csv"), nil))
+	reports = e.waitDone(t, run, failed)
+	require.Equal(t, []intakev1.RunEventKind{started, failed}, e.api.kinds(run))
+	require.Equal(t, 3, hits("/always-broken.csv"))
+	require.Contains(t, reports[1].GetMessage(), srv.URL+"/always-broken.csv")
+	_, err := e.archived(t, run)
+	require.ErrorIs(t, err, archive.ErrNotFound, "nothing of a broken download stays in the archive")
+}
+
+// A stored local directory connection is read in development mode only.
+func TestStoredLocalConnection(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	body := "id,name\n1,local\n"
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "in"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "in", "accounts_1.csv"), []byte(body), 0o600))
+	conn := &intakev1.Connection{Name: "connections/dev-dir", Kind: &intakev1.Connection_Local{Local: &intakev1.LocalConnection{Path: dir}}}
+	for _, devMode := range []bool{true, false} {
+		t.Run(fmt.Sprint("dev mode ", devMode), func(t *testing.T) {
+			t.Parallel()
+			e := start(t, fetcher.Config{DevMode: devMode}, nil)
+			st := withConnStore(e)
+			job := storedJob("jobs/local", conn.GetName(), filePattern("in/accounts_*.csv"))
+			st.setConn(job.Name, conn)
+			run := e.submit(t, job)
+			if !devMode {
+				reports := e.waitDone(t, run, failed)
+				require.Equal(t, "connections/dev-dir: local files are only available in development mode (scheduled imports need a data file connection)",
+					reports[1].GetMessage())
+				return
+			}
+			reports := e.waitDone(t, run, finished)
+			require.Equal(t, "connections/dev-dir: in/accounts_1.csv", reports[1].GetSource())
+			e.requireArchived(t, run, []byte(body))
+		})
+	}
 }

@@ -41,7 +41,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "intake_fetcher_runs_total",
-			Help: "Runs the fetcher is done with, by outcome: fetched (chunked and sealed), skipped (file unchanged: same SHA-256 as the last successful run), failed.",
+			Help: "Runs the fetcher is done with, by outcome: fetched (chunked and sealed), skipped (file unchanged: same SHA-256 as the last successful run, or the server answered 304 Not Modified), failed.",
 		}, []string{"outcome"}),
 		chunks: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "intake_fetcher_chunks_total",

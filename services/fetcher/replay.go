@@ -44,7 +44,7 @@ func (r *run) open(ctx context.Context, src string) (io.ReadCloser, fileMeta, er
 		rc, err := r.s.archive.Open(ctx, id)
 		switch {
 		case errors.Is(err, archive.ErrNotFound):
-			return nil, fileMeta{}, &fileError{fmt.Sprintf("%s: the source file of run %s is no longer in the run archive (the retention policy may have deleted it)",
+			return nil, fileMeta{}, &fileError{msg: fmt.Sprintf("%s: the source file of run %s is no longer in the run archive (the retention policy may have deleted it)",
 				src, r.replayedRun())}
 		case err != nil:
 			return nil, fileMeta{}, fmt.Errorf("fetcher: open the archived file of run %s: %w", r.replayedRun(), err)
@@ -62,7 +62,7 @@ func (r *run) open(ctx context.Context, src string) (io.ReadCloser, fileMeta, er
 		if ctx.Err() != nil {
 			return nil, fileMeta{}, fmt.Errorf("fetcher: %w", err)
 		}
-		return nil, fileMeta{}, &fileError{err.Error()}
+		return nil, fileMeta{}, &fileError{msg: err.Error()}
 	}
 	return body, fileMeta{source: sinfo.Source}, nil
 }

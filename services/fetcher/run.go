@@ -18,6 +18,7 @@ import (
 	"github.com/intakehq/intake/pkg/chunker"
 	"github.com/intakehq/intake/pkg/dialect"
 	"github.com/intakehq/intake/pkg/pipeline"
+	"github.com/intakehq/intake/pkg/source"
 	pipelinev1 "github.com/intakehq/intake/proto/gen/intake/pipeline/v1"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
@@ -33,7 +34,12 @@ const messageReserve = 4096
 // fileError is a failure of the run's file or job (unreachable, missing,
 // malformed): the run fails with its message. Any other error is a failure
 // of the fetcher or its infrastructure and the run request is retried.
-type fileError struct{ msg string }
+type fileError struct {
+	msg string
+	// broken: the download broke off with a transient error (a reset
+	// connection, a stalled server); fetch tries it again.
+	broken bool
+}
 
 func (e *fileError) Error() string { return e.msg }
 
@@ -241,7 +247,7 @@ func (r *run) openChunker(rd io.Reader, opts chunker.Options, src string) (*chun
 	}
 	d, err := dialect.CSV(resolved)
 	if err != nil {
-		return nil, nil, &fileError{fmt.Sprintf("%s: %v", src, err)}
+		return nil, nil, &fileError{msg: fmt.Sprintf("%s: %v", src, err)}
 	}
 	o := chunker.OptionsFor(d)
 	o.HeaderRow, o.SkipRows, o.MaxChunkBytes, o.MaxChunkRows = opts.HeaderRow, opts.SkipRows, opts.MaxChunkBytes, opts.MaxChunkRows
@@ -251,12 +257,12 @@ func (r *run) openChunker(rd io.Reader, opts chunker.Options, src string) (*chun
 	}
 	for i, name := range c.Header() {
 		if !utf8.ValidString(name) {
-			return nil, nil, &fileError{fmt.Sprintf("%s: column %d of the header row is not valid UTF-8 (%s): set the job's encoding (one of %s)",
+			return nil, nil, &fileError{msg: fmt.Sprintf("%s: column %d of the header row is not valid UTF-8 (%s): set the job's encoding (one of %s)",
 				src, i+1, strconv.QuoteToASCII(name), joinEncodings())}
 		}
 	}
 	if n := proto.Size(&pipelinev1.Chunk{Header: c.Header()}); n > r.headerBudget {
-		return nil, nil, &fileError{fmt.Sprintf("%s: the header row is too large (%d bytes, at most %d)", src, n, r.headerBudget)}
+		return nil, nil, &fileError{msg: fmt.Sprintf("%s: the header row is too large (%d bytes, at most %d)", src, n, r.headerBudget)}
 	}
 	r.log.Debug("file dialect resolved", "delimiter", resolved.GetDelimiter(), "encoding", det.GetEncoding(),
 		"encoding_confidence", det.GetEncodingConfidence(), "delimiter_confidence", det.GetDelimiterConfidence(), "gzip", det.GetGzip())
@@ -278,11 +284,11 @@ func joinEncodings() string {
 func (r *run) chunkErr(err error, src string) error {
 	var de *dialect.DecodeError
 	if errors.As(err, &de) {
-		return &fileError{fmt.Sprintf("%s: %v", src, de)}
+		return &fileError{msg: fmt.Sprintf("%s: %v", src, de)}
 	}
 	for _, fe := range []error{chunker.ErrEmptyFile, chunker.ErrNoRows, chunker.ErrNoHeader, chunker.ErrUnterminatedQuote, chunker.ErrRecordTooLarge} {
 		if errors.Is(err, fe) {
-			return &fileError{fmt.Sprintf("%s: %v", src, err)}
+			return &fileError{msg: fmt.Sprintf("%s: %v", src, err)}
 		}
 	}
 	return fmt.Errorf("read %s: %w", src, err)
@@ -351,6 +357,34 @@ func (r *run) fetch(ctx context.Context, opts chunker.Options) (fetched, error) 
 		return fetched{}, fmt.Errorf("fetcher: look up archived file: %w", err)
 	}
 
+	for attempt := 1; ; attempt++ {
+		f, err := r.download(ctx, opts, src)
+		var ferr *fileError
+		if !errors.As(err, &ferr) || !ferr.broken || attempt >= downloadAttempts || ctx.Err() != nil {
+			return f, err
+		}
+		wait := downloadBackoff << (attempt - 1)
+		r.log.Warn("the download broke off; fetching the file again", "attempt", attempt, "err", ferr.msg, "wait", wait)
+		select {
+		case <-ctx.Done():
+			return fetched{}, fmt.Errorf("fetcher: %w", ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+}
+
+// A download that breaks off with a transient error is tried again, up to
+// downloadAttempts in all, waiting downloadBackoff, then twice as long each
+// time. (Opening the file is retried by source.OpenFile.)
+const (
+	downloadAttempts = 3
+	downloadBackoff  = time.Second
+)
+
+// download opens the run's file and streams it into the archive (see
+// fetch). A download that broke off with a transient error is a
+// *fileError with broken set.
+func (r *run) download(ctx context.Context, opts chunker.Options, src string) (fetched, error) {
 	start := time.Now()
 	body, file, err := r.open(ctx, src) // the connection, or a replayed run's file
 	if err != nil {
@@ -388,7 +422,7 @@ func (r *run) fetch(ctx context.Context, opts chunker.Options) (fetched, error) 
 		if ctx.Err() != nil {
 			return fetched{}, fmt.Errorf("fetcher: %w", tracked.err)
 		}
-		return fetched{}, &fileError{tracked.err.Error()}
+		return fetched{}, &fileError{msg: tracked.err.Error(), broken: source.IsTransient(tracked.err)}
 	case errors.As(vErr, &ferr):
 		return fetched{}, vErr
 	case perr != nil:

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/intakehq/intake/pkg/natstest"
@@ -137,9 +138,12 @@ func TestConsumerMetricsFollowTheConsumer(t *testing.T) {
 	}
 	requireGauges := func(want []float64, msg string) {
 		t.Helper()
-		pending, ackPending, redelivered, ok := consumerGauges(t, reg)
-		require.True(t, ok, msg)
-		require.Equal(t, want, []float64{pending, ackPending, redelivered}, "pending, ack pending, redelivered: %s", msg)
+		// JetStream updates a consumer's counts asynchronously: wait for them.
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
+			pending, ackPending, redelivered, ok := consumerGauges(t, reg)
+			require.True(c, ok, msg)
+			require.Equal(c, want, []float64{pending, ackPending, redelivered}, "pending, ack pending, redelivered: %s", msg)
+		}, 5*time.Second, 20*time.Millisecond)
 	}
 	next := func() jetstream.Msg {
 		t.Helper()

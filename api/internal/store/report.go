@@ -267,7 +267,7 @@ func putFetched(ctx context.Context, q querier, r *runRow, req *intakev1.ReportR
 		v := t.AsTime().UTC().Truncate(time.Microsecond)
 		modified = &v
 	}
-	if _, err := q.Exec(ctx, `UPDATE intake.runs SET etag = $2, last_modified = $3,
+	if _, err := q.Exec(ctx, `UPDATE intake.runs SET etag = COALESCE(NULLIF($2, ''), etag), last_modified = COALESCE(NULLIF($3, ''), last_modified),
 			source_size = COALESCE($4, source_size), source_modify_time = COALESCE($5, source_modify_time)
 		WHERE id = $1`, r.id, req.GetEtag(), req.GetLastModified(), size, modified); err != nil {
 		return fmt.Errorf("record the file of run %s: %w", RunName(r.jobID, r.id), err)
