@@ -41,7 +41,10 @@ type RunRequest struct {
 	Model  *v1.DataObject `protobuf:"bytes,5,opt,name=model,proto3" json:"model,omitempty"`
 	DryRun bool           `protobuf:"varint,6,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	// For a replay: the run id whose archived file to use instead of fetching.
-	ReplayOf      string `protobuf:"bytes,7,opt,name=replay_of,json=replayOf,proto3" json:"replay_of,omitempty"`
+	ReplayOf string `protobuf:"bytes,7,opt,name=replay_of,json=replayOf,proto3" json:"replay_of,omitempty"`
+	// The tenant the job belongs to (its id, e.g. "default"); the loader
+	// writes into that tenant's object tables.
+	Tenant        string `protobuf:"bytes,8,opt,name=tenant,proto3" json:"tenant,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -125,6 +128,13 @@ func (x *RunRequest) GetReplayOf() string {
 	return ""
 }
 
+func (x *RunRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
 // Chunk is a record-aligned slice of the file. Subject: intake.run.chunk.
 // Nats-Msg-Id: "{run}/chunk/{index}".
 type Chunk struct {
@@ -147,7 +157,9 @@ type Chunk struct {
 	// The dialect to parse data with, resolved by the fetcher: the delimiter
 	// detected when the job leaves it empty. Data is always UTF-8 (the fetcher
 	// decompresses and decodes) and starts at a record.
-	Dialect       *v1.CsvDialect `protobuf:"bytes,10,opt,name=dialect,proto3" json:"dialect,omitempty"`
+	Dialect *v1.CsvDialect `protobuf:"bytes,10,opt,name=dialect,proto3" json:"dialect,omitempty"`
+	// As in RunRequest.
+	Tenant        string `protobuf:"bytes,11,opt,name=tenant,proto3" json:"tenant,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -250,6 +262,13 @@ func (x *Chunk) GetDialect() *v1.CsvDialect {
 		return x.Dialect
 	}
 	return nil
+}
+
+func (x *Chunk) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
 }
 
 // Value is one typed cell. Numbers and currency travel as decimal strings so
@@ -453,8 +472,10 @@ type Batch struct {
 	// Rows the mapper rejected in this chunk.
 	Rejected int64 `protobuf:"varint,7,opt,name=rejected,proto3" json:"rejected,omitempty"`
 	// The type of each attribute, in the order of attributes.
-	Types         []v1.AttributeType `protobuf:"varint,8,rep,packed,name=types,proto3,enum=intake.v1.AttributeType" json:"types,omitempty"`
-	DryRun        bool               `protobuf:"varint,9,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	Types  []v1.AttributeType `protobuf:"varint,8,rep,packed,name=types,proto3,enum=intake.v1.AttributeType" json:"types,omitempty"`
+	DryRun bool               `protobuf:"varint,9,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// As in RunRequest.
+	Tenant        string `protobuf:"bytes,10,opt,name=tenant,proto3" json:"tenant,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -552,6 +573,13 @@ func (x *Batch) GetDryRun() bool {
 	return false
 }
 
+func (x *Batch) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
 // Seal tells the loaders how many chunks the run has, once the fetcher has cut
 // the whole file. Subject: intake.run.seal. Nats-Msg-Id: "{run}/seal".
 type Seal struct {
@@ -562,8 +590,10 @@ type Seal struct {
 	AllowNewRecords bool                   `protobuf:"varint,4,opt,name=allow_new_records,json=allowNewRecords,proto3" json:"allow_new_records,omitempty"`
 	Attributes      []string               `protobuf:"bytes,5,rep,name=attributes,proto3" json:"attributes,omitempty"`
 	DryRun          bool                   `protobuf:"varint,6,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// As in RunRequest.
+	Tenant        string `protobuf:"bytes,7,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Seal) Reset() {
@@ -638,11 +668,18 @@ func (x *Seal) GetDryRun() bool {
 	return false
 }
 
+func (x *Seal) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
 var File_intake_pipeline_v1_pipeline_proto protoreflect.FileDescriptor
 
 const file_intake_pipeline_v1_pipeline_proto_rawDesc = "" +
 	"\n" +
-	"!intake/pipeline/v1/pipeline.proto\x12\x12intake.pipeline.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19intake/v1/resources.proto\"\x8e\x02\n" +
+	"!intake/pipeline/v1/pipeline.proto\x12\x12intake.pipeline.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19intake/v1/resources.proto\"\xa6\x02\n" +
 	"\n" +
 	"RunRequest\x12\x10\n" +
 	"\x03run\x18\x01 \x01(\tR\x03run\x12 \n" +
@@ -652,7 +689,8 @@ const file_intake_pipeline_v1_pipeline_proto_rawDesc = "" +
 	"createTime\x12+\n" +
 	"\x05model\x18\x05 \x01(\v2\x15.intake.v1.DataObjectR\x05model\x12\x17\n" +
 	"\adry_run\x18\x06 \x01(\bR\x06dryRun\x12\x1b\n" +
-	"\treplay_of\x18\a \x01(\tR\breplayOf\"\xa5\x02\n" +
+	"\treplay_of\x18\a \x01(\tR\breplayOf\x12\x16\n" +
+	"\x06tenant\x18\b \x01(\tR\x06tenant\"\xbd\x02\n" +
 	"\x05Chunk\x12\x10\n" +
 	"\x03run\x18\x01 \x01(\tR\x03run\x12 \n" +
 	"\x03job\x18\x02 \x01(\v2\x0e.intake.v1.JobR\x03job\x12\x14\n" +
@@ -664,7 +702,8 @@ const file_intake_pipeline_v1_pipeline_proto_rawDesc = "" +
 	"\x05model\x18\b \x01(\v2\x15.intake.v1.DataObjectR\x05model\x12\x17\n" +
 	"\adry_run\x18\t \x01(\bR\x06dryRun\x12/\n" +
 	"\adialect\x18\n" +
-	" \x01(\v2\x15.intake.v1.CsvDialectR\adialect\"\x93\x01\n" +
+	" \x01(\v2\x15.intake.v1.CsvDialectR\adialect\x12\x16\n" +
+	"\x06tenant\x18\v \x01(\tR\x06tenant\"\x93\x01\n" +
 	"\x05Value\x12\x14\n" +
 	"\x04text\x18\x01 \x01(\tH\x00R\x04text\x12\x1a\n" +
 	"\adecimal\x18\x02 \x01(\tH\x00R\adecimal\x12\x14\n" +
@@ -674,7 +713,7 @@ const file_intake_pipeline_v1_pipeline_proto_rawDesc = "" +
 	"\x04kind\"J\n" +
 	"\x03Row\x12\x10\n" +
 	"\x03row\x18\x01 \x01(\x03R\x03row\x121\n" +
-	"\x06values\x18\x02 \x03(\v2\x19.intake.pipeline.v1.ValueR\x06values\"\xbc\x02\n" +
+	"\x06values\x18\x02 \x03(\v2\x19.intake.pipeline.v1.ValueR\x06values\"\xd4\x02\n" +
 	"\x05Batch\x12\x10\n" +
 	"\x03run\x18\x01 \x01(\tR\x03run\x12-\n" +
 	"\x06object\x18\x02 \x01(\x0e2\x15.intake.v1.ObjectTypeR\x06object\x12*\n" +
@@ -686,7 +725,9 @@ const file_intake_pipeline_v1_pipeline_proto_rawDesc = "" +
 	"\x04rows\x18\x06 \x03(\v2\x17.intake.pipeline.v1.RowR\x04rows\x12\x1a\n" +
 	"\brejected\x18\a \x01(\x03R\brejected\x12.\n" +
 	"\x05types\x18\b \x03(\x0e2\x18.intake.v1.AttributeTypeR\x05types\x12\x17\n" +
-	"\adry_run\x18\t \x01(\bR\x06dryRun\"\xc4\x01\n" +
+	"\adry_run\x18\t \x01(\bR\x06dryRun\x12\x16\n" +
+	"\x06tenant\x18\n" +
+	" \x01(\tR\x06tenant\"\xdc\x01\n" +
 	"\x04Seal\x12\x10\n" +
 	"\x03run\x18\x01 \x01(\tR\x03run\x12\x16\n" +
 	"\x06chunks\x18\x02 \x01(\x03R\x06chunks\x12-\n" +
@@ -695,7 +736,8 @@ const file_intake_pipeline_v1_pipeline_proto_rawDesc = "" +
 	"\n" +
 	"attributes\x18\x05 \x03(\tR\n" +
 	"attributes\x12\x17\n" +
-	"\adry_run\x18\x06 \x01(\bR\x06dryRunBDZBgithub.com/intakehq/intake/proto/gen/intake/pipeline/v1;pipelinev1b\x06proto3"
+	"\adry_run\x18\x06 \x01(\bR\x06dryRun\x12\x16\n" +
+	"\x06tenant\x18\a \x01(\tR\x06tenantBDZBgithub.com/intakehq/intake/proto/gen/intake/pipeline/v1;pipelinev1b\x06proto3"
 
 var (
 	file_intake_pipeline_v1_pipeline_proto_rawDescOnce sync.Once
