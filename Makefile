@@ -56,7 +56,7 @@ dev: ## Run Intake on this machine with a demo job, in the foreground (Ctrl-C st
 	$(BIN)/intake dev --database-url "postgres://postgres@127.0.0.1:$(DEV_PG_PORT)/postgres?sslmode=disable"
 
 .PHONY: bench
-bench: ## Import a generated 1,000,000-row file with Intake and with psql \copy (rows/s, peak RSS, ratios); time the mapper alone; time the scheduler with 10,000 jobs.
+bench: ## Import a generated 1,000,000-row file with Intake and with psql \copy (rows/s, peak RSS, ratios); time the mapper alone; stream 2 GB files from SFTP/S3/HTTPS (peak RSS); time the scheduler with 10,000 jobs.
 	scripts/bench.sh
 
 .PHONY: k8s
