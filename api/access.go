@@ -34,6 +34,9 @@ const maxTokenDisplayName = 200
 // starting with a letter.
 var tenantIDPattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 
+// tokenIDPattern is the id of a token made by CreateToken (newTokenID).
+var tokenIDPattern = regexp.MustCompile(`^[0-9a-f]{12}$`)
+
 // parseTenant returns the id of "tenants/{tenant}".
 func parseTenant(field, name string) (string, error) {
 	id, ok := strings.CutPrefix(name, "tenants/")
@@ -46,7 +49,7 @@ func parseTenant(field, name string) (string, error) {
 // parseAccessTokenName returns the id of "tokens/{token}".
 func parseAccessTokenName(field, name string) (string, error) {
 	id, ok := strings.CutPrefix(name, "tokens/")
-	if !ok || !regexp.MustCompile(`^[0-9a-f]{12}$`).MatchString(id) {
+	if !ok || !tokenIDPattern.MatchString(id) {
 		return "", badField(field, "%q is not a token name (tokens/{token}, as ListTokens shows)", name)
 	}
 	return id, nil
@@ -175,7 +178,7 @@ func (a *accessService) ListTokens(ctx context.Context, req *intakev1.ListTokens
 	if err != nil {
 		return nil, err
 	}
-	scope := caller.Tenant + fmt.Sprintf("|%t", req.GetShowInactive())
+	scope := fmt.Sprintf("%s:%t", caller.Tenant, req.GetShowInactive()) // no "|": it separates the page token's parts
 	after, err := decodePageToken("tokens", scope, req.GetPageToken())
 	if err != nil {
 		return nil, err

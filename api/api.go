@@ -120,6 +120,11 @@ type Config struct {
 	// /intake.v1.JobService/TriggerJob), gRPC-Web and gRPC, e.g.
 	// ":8080"; port 0 picks a free port (see HTTPAddr). Empty: off.
 	HTTPAddr string
+	// Auth turns authentication on (auth.go): every call but the health
+	// checks needs a bearer token, and the token's role decides what it
+	// may call. nil turns it off, with a warning in the log: only for tests
+	// (the intake commands always set it).
+	Auth *AuthConfig
 }
 
 // Validate returns the first problem of the configuration.
@@ -167,6 +172,9 @@ func (c Config) Validate() error {
 	}
 	if c.StreamReplicas < 0 || c.StreamReplicas > 5 {
 		return fmt.Errorf("api: StreamReplicas %d: must be between 1 and 5 (0 means 1)", c.StreamReplicas)
+	}
+	if err := c.Auth.validate(); err != nil { // auth.go
+		return err
 	}
 	return c.checkHTTPAddr() // http.go
 }
@@ -331,14 +339,17 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("api: listen on %s: %w", s.cfg.GRPCAddr, err)
 	}
 	gs := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
-		grpc.ChainStreamInterceptor(s.streamInterceptor),
+		// auth.go: after the metrics, so that refused calls count too.
+		grpc.ChainUnaryInterceptor(s.unaryInterceptor, s.authUnary),
+		grpc.ChainStreamInterceptor(s.streamInterceptor, s.authStream),
 	)
+	s.logAuth()
 	intakev1.RegisterJobServiceServer(gs, &jobService{s: s})
 	intakev1.RegisterRunServiceServer(gs, &runService{s: s})
 	intakev1.RegisterStageServiceServer(gs, &stageService{s: s})
 	intakev1.RegisterDataModelServiceServer(gs, &dataModelService{s: s})
 	intakev1.RegisterConnectionServiceServer(gs, &connectionService{s: s}) // connections.go
+	intakev1.RegisterAccessServiceServer(gs, &accessService{s: s})         // access.go
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
@@ -348,6 +359,7 @@ func (s *Server) Run(ctx context.Context) error {
 		intakev1.StageService_ServiceDesc.ServiceName,
 		intakev1.DataModelService_ServiceDesc.ServiceName,
 		intakev1.ConnectionService_ServiceDesc.ServiceName,
+		intakev1.AccessService_ServiceDesc.ServiceName,
 	} {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}

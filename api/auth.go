@@ -233,9 +233,9 @@ var methodRules = map[string]methodRule{
 	intakev1.StageService_CreateScheduledRuns_FullMethodName: workerRule,
 	intakev1.StageService_ResolveConnection_FullMethodName:   workerRule,
 
-	healthpb.Health_Check_FullMethodName: openRule,
-	healthpb.Health_List_FullMethodName:  openRule,
-	healthpb.Health_Watch_FullMethodName: openRule,
+	healthpb.Health_Check_FullMethodName:                                   openRule,
+	healthpb.Health_List_FullMethodName:                                    openRule,
+	healthpb.Health_Watch_FullMethodName:                                   openRule,
 	reflectionv1.ServerReflection_ServerReflectionInfo_FullMethodName:      anyRole,
 	reflectionv1alpha.ServerReflection_ServerReflectionInfo_FullMethodName: anyRole,
 }
@@ -407,16 +407,14 @@ type callerStream struct {
 
 func (c *callerStream) Context() context.Context { return c.ctx }
 
-// authInterceptors are the server options of authentication, and log
-// once whether it is on.
-func (s *Server) authInterceptors() []grpc.ServerOption {
+// logAuth logs once whether authentication is on.
+func (s *Server) logAuth() {
 	if s.cfg.Auth == nil {
 		s.log.Warn("authentication is OFF: every caller may call every method (Config.Auth is nil; only for tests)")
 	} else {
 		s.log.Info("authentication is on: every call needs a bearer token (health checks excepted)",
 			"worker_tokens", len(s.cfg.Auth.WorkerTokens))
 	}
-	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(s.authUnary), grpc.ChainStreamInterceptor(s.authStream)}
 }
 
 // triggerAs is TriggerJob for a caller authenticated by an API token (or

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/intakehq/intake/api/internal/store"
@@ -103,6 +104,9 @@ func (g *stageService) CreateScheduledRuns(ctx context.Context, req *intakev1.Cr
 	return &intakev1.CreateScheduledRunsResponse{Results: results}, nil
 }
 
+// runRequestModelField is the field number of RunRequest.model.
+var runRequestModelField = (&pipelinev1.RunRequest{}).ProtoReflect().Descriptor().Fields().ByName("model").Number()
+
 // tickError is the result of a tick whose run was not created.
 func tickError(code codes.Code, format string, args ...any) *intakev1.CreateScheduledRunResult {
 	return &intakev1.CreateScheduledRunResult{Error: fmt.Sprintf(format, args...), Code: int32(code)}
@@ -127,6 +131,9 @@ func (s *Server) publishScheduledRuns(ctx context.Context, runs []store.Schedule
 		ack jetstream.PubAckFuture
 	}
 	var inFlight []pending
+	// A model is encoded once and appended to each request that carries
+	// it (a message's fields may come in any order on the wire).
+	models := map[*intakev1.DataObject][]byte{}
 	for _, k := range queued {
 		r := runs[k]
 		model := r.Model
@@ -138,13 +145,23 @@ func (s *Server) publishScheduledRuns(ctx context.Context, runs []store.Schedule
 			}
 		}
 		req := &pipelinev1.RunRequest{
-			Run: r.Run.GetName(), Job: r.Job, Trigger: intakev1.Trigger_TRIGGER_SCHEDULE, CreateTime: r.Run.GetCreateTime(), Model: model,
+			Run: r.Run.GetName(), Job: r.Job, Trigger: intakev1.Trigger_TRIGGER_SCHEDULE, CreateTime: r.Run.GetCreateTime(),
 		}
 		data, err := proto.Marshal(req)
 		if err != nil {
 			failed[k] = fmt.Errorf("encode the run request: %w", err)
 			continue
 		}
+		req.Model = model
+		mb, ok := models[model]
+		if !ok {
+			if mb, err = proto.Marshal(model); err != nil {
+				failed[k] = fmt.Errorf("encode the run request's model: %w", err)
+				continue
+			}
+			models[model] = mb
+		}
+		data = protowire.AppendBytes(protowire.AppendTag(data, runRequestModelField, protowire.BytesType), mb)
 		msg := nats.NewMsg(pipeline.SubjectRunRequest)
 		msg.Data = data
 		msg.Header.Set(jetstream.MsgIDHeader, r.Run.GetName())

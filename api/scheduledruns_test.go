@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -112,6 +113,32 @@ func TestCreateScheduledRunsBatch(t *testing.T) {
 		require.Equal(t, res[i].GetCode(), r.GetCode(), "tick %d", i)
 	}
 	require.Empty(t, publishedRunRequests(t, b))
+
+	// Each new run stores the model its request carries; a model changed
+	// since the job's last run is the new one.
+	storedModel := func(run string) string {
+		t.Helper()
+		var m string
+		require.NoError(t, pgPool(t, b.dsn).QueryRow(ctx, `SELECT model::text FROM intake.runs WHERE id = $1`,
+			run[strings.LastIndex(run, "/")+1:]).Scan(&m))
+		return m
+	}
+	for _, r := range newRuns {
+		require.Contains(t, storedModel(r.GetName()), `"objects/accounts"`)
+		require.NotContains(t, storedModel(r.GetName()), "tier")
+	}
+	_, err = b.dataModel().CreateAttribute(ctx, &intakev1.CreateAttributeRequest{Parent: "objects/accounts",
+		Attribute: &intakev1.Attribute{AttributeId: "tier", Type: aText}})
+	require.NoError(t, err)
+	later, err := b.stage.CreateScheduledRuns(ctx, &intakev1.CreateScheduledRunsRequest{Ticks: []*intakev1.CreateScheduledRunRequest{
+		{Job: a.GetName(), ScheduledTime: timestamppb.New(at.Add(2 * time.Minute))},
+	}})
+	require.NoError(t, err)
+	require.True(t, later.GetResults()[0].GetResponse().GetCreated())
+	require.Contains(t, storedModel(later.GetResults()[0].GetResponse().GetRun().GetName()), `"tier"`)
+	reqs = publishedRunRequests(t, b)
+	require.Len(t, reqs, 1)
+	require.Equal(t, "tier", reqs[0].GetModel().GetAttributes()[len(reqs[0].GetModel().GetAttributes())-1].GetAttributeId())
 
 	// Too many ticks in one call.
 	big := &intakev1.CreateScheduledRunsRequest{}

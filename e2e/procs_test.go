@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
 )
 
 // binDir holds the binaries TestMain builds once for every test.
@@ -46,6 +48,26 @@ func TestMain(m *testing.M) {
 	}()
 	os.Exit(code)
 }
+
+// The credentials of the processes: the bootstrap admin token of every
+// control API, which the tests call the API with, and the worker token.
+const (
+	e2eAdminToken  = "e2e-bootstrap-admin-token-0123456789abcdef"
+	e2eWorkerToken = "e2e-worker-token-0123456789abcdefghijklmnop"
+)
+
+// bearer sends a token with every gRPC call ("authorization: Bearer …").
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+// RequireTransportSecurity is false: the API has no TLS yet.
+func (bearer) RequireTransportSecurity() bool { return false }
+
+// adminCredentials is the dial option of a test's API client.
+func adminCredentials() grpc.DialOption { return grpc.WithPerRPCCredentials(bearer(e2eAdminToken)) }
 
 // freePort returns a loopback port that was free a moment ago.
 func freePort(t *testing.T) int {
@@ -88,7 +110,10 @@ func start(t *testing.T, name, bin string, args ...string) *proc {
 	t.Helper()
 	p := &proc{name: name, cmd: exec.Command(filepath.Join(binDir, bin), args...), out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.Env = append(os.Environ(), "INTAKE_LOG_FORMAT=text")
+	p.cmd.Env = append(os.Environ(), "INTAKE_LOG_FORMAT=text",
+		// Every API takes the bootstrap admin token and accepts the worker
+		// token; every worker sends the worker token.
+		"INTAKE_BOOTSTRAP_TOKEN="+e2eAdminToken, "INTAKE_WORKER_TOKEN="+e2eWorkerToken)
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}

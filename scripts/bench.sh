@@ -29,6 +29,8 @@
 #   BENCH_SKIP_MAPBENCH=0 1 skips the mapper benchmark
 #   BENCH_SCHED_JOBS=10000 enabled jobs of the scheduler benchmark
 #   BENCH_SKIP_SCHED=0    1 skips the scheduler benchmark
+#   BENCH_FETCH_SIZES=200MB,2GB  file sizes of the fetch benchmark (cmd/intake-fetchbench)
+#   BENCH_SKIP_FETCH=0    1 skips the fetch benchmark
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -120,12 +122,13 @@ log "starting PostgreSQL in .bench/pg on 127.0.0.1:$port (fsync=off, synchronous
 scripts/pg.sh start "$pgdir" "$port"
 pg_version=$(psql -X -At "$base_url/postgres?sslmode=disable" -c "SHOW server_version")
 
-if [ "$mode" = all ]; then # the import paths and the mapper: not in scheduler mode
+if [ "$mode" = all ]; then # no file in scheduler mode
 log "generating $rows rows into .bench/accounts.csv"
 "$bin/intake-benchgen" -rows "$rows" -o "$csv"
 csv_bytes=$(stat -c %s "$csv")
 # Read the file once so that every path starts with it in the page cache.
 cat "$csv" >/dev/null
+fi
 
 # The typed table: the very DDL of the migration that creates objects.accounts,
 # so the psql paths write into the same columns, types and primary key as Intake.
@@ -159,6 +162,7 @@ fingerprint() { # fingerprint DB
     FROM objects.accounts"
 }
 
+if [ "$mode" = all ]; then # the import paths and the mapper: not in scheduler mode
 declare -A secs rss count
 record() { # record PATH SECONDS TIMEFILE DB
   secs[$1]=$2
@@ -340,6 +344,21 @@ fi
 
 fi # the import paths and the mapper
 
+# ---- fetch streaming -------------------------------------------------------------
+# bin/intake-fetchbench: files of BENCH_FETCH_SIZES fetched over SFTP (sshd), S3
+# (gofakes3, at most 1 GB) and HTTPS into a JetStream object store, each fetch in
+# a fresh process: peak RSS per fetch, which must not grow with the file's size.
+# It removes its files (2 GB in sshd's chroot) and JetStream store at the end.
+skip_fetch=${BENCH_SKIP_FETCH:-0}
+if [ "$mode" = all ] && [ "$skip_fetch" != 1 ]; then
+  fetch_sizes=${BENCH_FETCH_SIZES:-200MB,2GB}
+  (cd cmd && go build -o "$bin/" ./intake-fetchbench) || die "build of intake-fetchbench failed"
+  log "fetch: bin/intake-fetchbench -sizes $fetch_sizes (about 1½ minutes; logs in .bench/fetch/)"
+  "$bin/intake-fetchbench" -dir "$bench/fetch" -sizes "$fetch_sizes" >"$bench/fetchbench.out" \
+    || die "fetch: intake-fetchbench failed; see its output above and .bench/fetch/"
+  grep -q '^fetch peak RSS: ' "$bench/fetchbench.out" || die "fetch: no result in .bench/fetchbench.out"
+fi
+
 # ---- the scheduler ---------------------------------------------------------------
 # Last, alone on the machine: bin/intake-schedbench starts nats-server, bin/intake
 # api and bin/intake scheduler as separate processes on a fresh database of the
@@ -381,6 +400,10 @@ fi
 if [ "$skip_sched" != 1 ]; then
   echo
   cat "$bench/schedbench.out"
+fi
+if [ "$skip_fetch" != 1 ]; then
+  echo
+  cat "$bench/fetchbench.out"
 fi
 if [ "$skip_intake" != 1 ]; then
   printf 'ratio intake/copy+upsert: %.2f\n' "$(echo "${secs[copy+upsert]} / ${secs[intake]}" | bc -l)"

@@ -76,6 +76,8 @@ func (s *Service) fireOwn(ticks []firedTick) {
 // in batches of at most batchSize ticks, at most batchesInFlight batches at
 // once across the replica, and returns when every one is done.
 func (s *Service) fireTicks(ticks []firedTick) {
+	s.inflight.Add(int64(len(ticks)))
+	defer s.inflight.Add(-int64(len(ticks)))
 	var wg sync.WaitGroup
 	for chunk := range slices.Chunk(ticks, batchSize) {
 		s.batches <- struct{}{}
@@ -88,8 +90,9 @@ func (s *Service) fireTicks(ticks []firedTick) {
 }
 
 // fireBatch creates the runs of one batch of ticks, counts their outcomes
-// and records the fired ones as their jobs' last ticks. A tick's lateness
-// is observed here, when the scheduler asks for its run.
+// and queues the fired ones to be recorded as their jobs' last ticks (see
+// recorder). A tick's lateness is observed here, when the scheduler asks
+// for its run.
 func (s *Service) fireBatch(ticks []firedTick) {
 	ctx, cancel := context.WithTimeout(s.tickCtx, tickTimeout)
 	defer cancel()
@@ -116,11 +119,7 @@ func (s *Service) fireBatch(ticks []firedTick) {
 			"created", counts[outcomeCreated], "duplicate", counts[outcomeDuplicate],
 			"skipped", counts[outcomeSkipped], "failed", counts[outcomeFailed])
 	}
-	rctx, rcancel := context.WithTimeout(s.tickCtx, kvTimeout)
-	defer rcancel()
-	if err := s.last.record(rctx, fired); err != nil {
-		s.log.Warn("scheduler: ticks fired, but not all recorded as fired", "ticks", len(fired), "err", err)
-	}
+	s.rec.add(fired)
 }
 
 // createRuns creates the runs of ticks with CreateScheduledRuns, retrying

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -284,38 +285,42 @@ func parseTick(key string, v []byte) (time.Time, error) {
 
 // record stores the scheduled time of each fired tick as its job's last
 // tick, with asynchronous puts (one JetStream publish per key, then
-// waiting for the acknowledgements), so that recording ten thousand ticks
-// takes one round trip rather than ten thousand. A catch-up fires before
-// its job's next regular tick, so a job's records arrive in order.
+// waiting for the acknowledgements, recordChunk at a time), so that
+// recording ten thousand ticks takes a few round trips rather than ten
+// thousand. A catch-up fires before its job's next regular tick, so a
+// job's records arrive in order.
 func (l lastTicks) record(ctx context.Context, ticks []firedTick) error {
-	if len(ticks) == 0 {
-		return nil
-	}
-	futures := make([]jetstream.PubAckFuture, 0, len(ticks))
 	var firstErr error
-	for _, t := range ticks {
-		f, err := l.js.PublishAsync(l.subject+kvToken(t.job), []byte(strconv.FormatInt(t.at.Unix(), 10)))
-		if err != nil {
-			if firstErr == nil {
-				firstErr = fmt.Errorf("record the last tick of %s: %w", t.job, err)
+	for chunk := range slices.Chunk(ticks, recordChunk) {
+		futures := make([]jetstream.PubAckFuture, 0, len(chunk))
+		for _, t := range chunk {
+			f, err := l.js.PublishAsync(l.subject+kvToken(t.job), []byte(strconv.FormatInt(t.at.Unix(), 10)))
+			if err != nil {
+				if firstErr == nil {
+					firstErr = fmt.Errorf("record the last tick of %s: %w", t.job, err)
+				}
+				continue
 			}
-			continue
+			futures = append(futures, f)
 		}
-		futures = append(futures, f)
-	}
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			if firstErr == nil {
-				firstErr = fmt.Errorf("record a last tick: %w", err)
+		for _, f := range futures {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				if firstErr == nil {
+					firstErr = fmt.Errorf("record a last tick: %w", err)
+				}
+			case <-ctx.Done():
+				return fmt.Errorf("record %d last ticks: %w", len(ticks), ctx.Err())
 			}
-		case <-ctx.Done():
-			return fmt.Errorf("record %d last ticks: %w", len(ticks), ctx.Err())
 		}
 	}
 	return firstErr
 }
+
+// recordChunk is how many last ticks record has in flight at once (below
+// JetStream's limit of pending asynchronous publishes).
+const recordChunk = 1000
 
 // forget removes job's last tick (the job was deleted).
 func (l lastTicks) forget(ctx context.Context, job string) error {

@@ -92,6 +92,10 @@ type Service struct {
 	batches chan struct{}
 	// bg counts the catch-ups in flight.
 	bg sync.WaitGroup
+	// inflight counts the ticks being fired.
+	inflight atomic.Int64
+	// rec records fired ticks as their jobs' last ticks.
+	rec *recorder
 
 	// mu guards the scheduled jobs and their groups, and serialises every
 	// change of the gocron jobs: reconcile and the re-arming after a tick.
@@ -140,6 +144,7 @@ func New(cfg Config) (*Service, error) {
 		invalid:  map[string]string{},
 		cadences: map[string]cadence{},
 		batches:  make(chan struct{}, batchesInFlight),
+		rec:      newRecorder(),
 	}, nil
 }
 
@@ -218,13 +223,20 @@ func (s *Service) Run(ctx context.Context) error {
 	sched.Start()
 	s.log.Info("scheduler: started", "api", s.cfg.APIAddr, "nats", s.cfg.NATSURL, "poll_interval", s.cfg.PollInterval)
 
+	recDone, recStopped := make(chan struct{}), make(chan struct{})
+	go func() { defer close(recStopped); s.runRecorder(recDone) }()
+
 	poll := s.clock.NewTicker(s.cfg.PollInterval)
+	var took time.Duration // of the last poll
 	for {
+		start := time.Now()
 		if err := s.reconcile(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("scheduler: could not read the job list; keeping the current schedule", "err", err)
 		}
+		took = time.Since(start)
 		select {
 		case <-poll.Chan():
+			s.waitQuiet(ctx, took)
 			continue
 		case <-ctx.Done():
 		}
@@ -245,6 +257,8 @@ func (s *Service) Run(ctx context.Context) error {
 		cancelTicks()
 		<-done
 	}
+	close(recDone)
+	<-recStopped
 	s.mu.Lock()
 	clear(s.jobs)
 	clear(s.groups)

@@ -3,9 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
@@ -92,8 +91,7 @@ func (s *Store) CreateScheduledRuns(ctx context.Context, ticks []ScheduledTick, 
 	)
 	snapshots := map[string]string{}
 	models := map[intakev1.ObjectType]*intakev1.DataObject{}
-	modelJSON := map[intakev1.ObjectType]string{}
-	now := s.now()
+	modelIdx := map[intakev1.ObjectType]int32{} // in ins.models, from 1
 	for i, t := range ticks {
 		if first[keyOf(t.JobID, norm[i])] != i {
 			continue
@@ -121,7 +119,7 @@ func (s *Store) CreateScheduledRuns(ctx context.Context, ticks []ScheduledTick, 
 			snapshots[t.JobID] = snap
 		}
 		obj := job.GetObject()
-		mj, ok := modelJSON[obj]
+		mi, ok := modelIdx[obj]
 		if !ok {
 			m, err := model(ctx, obj)
 			if err != nil {
@@ -131,23 +129,18 @@ func (s *Store) CreateScheduledRuns(ctx context.Context, ticks []ScheduledTick, 
 			if err != nil {
 				return nil, fmt.Errorf("encode the data model of %s: %w", obj, err)
 			}
-			models[obj], mj = m, string(b)
-			modelJSON[obj] = mj
+			models[obj] = m
+			ins.models = append(ins.models, string(b))
+			ins.templates = append(ins.templates, templateRun(jobs, ticks, obj))
+			mi = int32(len(ins.models))
+			modelIdx[obj] = mi
 		}
 		id := NewRunID()
 		insIdx[id] = i
-		ins.add(id, t.JobID, snap, norm[i], mj)
+		ins.add(id, t.JobID, snap, norm[i], mi)
 	}
 
-	created, err := ins.exec(ctx, s, now)
-	if err != nil {
-		return nil, err
-	}
-	var createdIDs []string
-	for id := range created {
-		createdIDs = append(createdIDs, id)
-	}
-	runs, err := s.runsByID(ctx, createdIDs)
+	runs, err := ins.exec(ctx, s, s.now())
 	if err != nil {
 		return nil, err
 	}
@@ -155,11 +148,7 @@ func (s *Store) CreateScheduledRuns(ctx context.Context, ticks []ScheduledTick, 
 	// them up as existing ones.
 	var lost []int
 	for id, i := range insIdx {
-		if created[id] {
-			r := runs[id]
-			if r == nil {
-				return nil, fmt.Errorf("run %s vanished after it was created", RunName(ticks[i].JobID, id))
-			}
+		if r, ok := runs[id]; ok {
 			out[i].Run, out[i].Created, out[i].Model = r, true, models[out[i].Job.GetObject()]
 			continue
 		}
@@ -259,69 +248,78 @@ func (s *Store) scheduledRunIDs(ctx context.Context, ticks []ScheduledTick, norm
 	return out, nil
 }
 
-// runsByID reads runs (without row errors and webhook deliveries: for runs
-// just created, which have none) by id.
-func (s *Store) runsByID(ctx context.Context, ids []string) (map[string]*intakev1.Run, error) {
-	out := make(map[string]*intakev1.Run, len(ids))
-	if len(ids) == 0 {
-		return out, nil
-	}
-	rows, err := s.pool.Query(ctx, `SELECT `+runColumns+` FROM intake.runs WHERE id = ANY($1)`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("read %d new runs: %w", len(ids), err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		r, err := scanRun(rows)
-		if err != nil {
-			return nil, fmt.Errorf("read %d new runs: %w", len(ids), err)
-		}
-		out[r.id] = r.proto()
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read %d new runs: %w", len(ids), err)
-	}
-	return out, nil
-}
-
 // insertRows are the columns of scheduled runs to insert with one
-// statement.
+// statement. models holds each distinct data model (protojson) once, and
+// model the index of each row's in it (from 1), so PostgreSQL parses a
+// model once per statement, not once per run. templates holds, for each
+// model, a run that may already store the same model (or ""): when it does,
+// the new runs take its stored value, already compressed, instead of
+// compressing the same 2 KB again for every run.
 type insertRows struct {
-	ids, jobIDs, snapshots, models []string
-	ticks                          []time.Time
+	ids, jobIDs, snapshots []string
+	ticks                  []time.Time
+	model                  []int32
+	models, templates      []string
 }
 
-func (r *insertRows) add(id, jobID, snapshot string, tick time.Time, model string) {
+func (r *insertRows) add(id, jobID, snapshot string, tick time.Time, model int32) {
 	r.ids = append(r.ids, id)
 	r.jobIDs = append(r.jobIDs, jobID)
 	r.snapshots = append(r.snapshots, snapshot)
 	r.ticks = append(r.ticks, tick)
-	r.models = append(r.models, model)
+	r.model = append(r.model, model)
 }
 
 // exec inserts the rows as QUEUED scheduled runs created at now, skipping
-// a tick whose run exists, and returns the ids it inserted.
-func (r *insertRows) exec(ctx context.Context, s *Store, now time.Time) (map[string]bool, error) {
-	created := make(map[string]bool, len(r.ids))
+// a tick whose run exists, and returns the runs it inserted, by id, as
+// they were stored (RETURNING: no second read).
+func (r *insertRows) exec(ctx context.Context, s *Store, now time.Time) (map[string]*intakev1.Run, error) {
+	created := make(map[string]*intakev1.Run, len(r.ids))
 	if len(r.ids) == 0 {
 		return created, nil
 	}
-	rows, err := s.pool.Query(ctx, `INSERT INTO intake.runs (id, job_id, state, trigger, job, scheduled_time, create_time, update_time, dry_run, model)
-		SELECT t.id, t.job_id, $6, $7, t.job::jsonb, t.tick, $8, $8, false, t.model::jsonb
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) AS t(id, job_id, job, tick, model)
+	rows, err := s.pool.Query(ctx, `WITH m AS MATERIALIZED (
+			SELECT u.n::int AS n, COALESCE(
+				(SELECT r.model FROM intake.runs r WHERE r.id = ($10::text[])[u.n] AND r.model = u.v::jsonb),
+				u.v::jsonb) AS model
+			FROM unnest($6::text[]) WITH ORDINALITY AS u(v, n))
+		INSERT INTO intake.runs (id, job_id, state, trigger, job, scheduled_time, create_time, update_time, dry_run, model)
+		SELECT t.id, t.job_id, $7, $8, t.job::jsonb, t.tick, $9, $9, false, m.model
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::int[]) AS t(id, job_id, job, tick, model)
+		JOIN m ON m.n = t.model
 		ON CONFLICT (job_id, scheduled_time) WHERE scheduled_time IS NOT NULL DO NOTHING
-		RETURNING id`,
-		r.ids, r.jobIDs, r.snapshots, r.ticks, r.models,
-		int16(intakev1.RunState_RUN_STATE_QUEUED), int16(intakev1.Trigger_TRIGGER_SCHEDULE), now)
+		RETURNING `+runColumns,
+		r.ids, r.jobIDs, r.snapshots, r.ticks, r.model, r.models,
+		int16(intakev1.RunState_RUN_STATE_QUEUED), int16(intakev1.Trigger_TRIGGER_SCHEDULE), now, r.templates)
 	if err != nil {
 		return nil, fmt.Errorf("insert %d scheduled runs: %w", len(r.ids), err)
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("insert %d scheduled runs: %w", len(r.ids), err)
+	defer rows.Close()
+	for rows.Next() {
+		run, err := scanRun(rows)
+		if err != nil {
+			return nil, fmt.Errorf("insert %d scheduled runs: %w", len(r.ids), err)
+		}
+		created[run.id] = run.proto()
 	}
-	for _, id := range ids {
-		created[id] = true
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("insert %d scheduled runs: %w", len(r.ids), err)
 	}
 	return created, nil
+}
+
+// templateRun is the id of the last run of a job of object among ticks (a
+// run of the previous tick, usually, which stores the model the new runs
+// get), or "" when none has one.
+func templateRun(jobs map[string]*intakev1.Job, ticks []ScheduledTick, object intakev1.ObjectType) string {
+	for _, t := range ticks {
+		j := jobs[t.JobID]
+		if j.GetObject() != object || j.GetLastRun() == "" {
+			continue
+		}
+		if _, run, ok := strings.Cut(j.GetLastRun(), "/runs/"); ok {
+			return run
+		}
+	}
+	return ""
 }

@@ -64,10 +64,14 @@ func (s *stack) Started() <-chan struct{} { return s.started }
 // APIAddr is the address to dial the control API at, once Started.
 func (s *stack) APIAddr() string { return s.apiAddr }
 
-// run runs the stack until ctx ends, then stops it in order: the workers
-// first (finishing their in-flight messages, which report to the API), then
-// the API, then NATS.
+// run runs the stack until ctx ends, then stops it in order (shutdown.go):
+// readiness off at once; after the shutdown delay the workers (finishing
+// or handing back their in-flight messages, which report to the API), then
+// the API, then the metrics and health server, then NATS.
 func (s *stack) run(ctx context.Context) error {
+	if err := s.o.stackAuth(s.log); err != nil { // auth.go: the tokens
+		return &command.ExitError{Code: 2, Err: err}
+	}
 	o := s.o
 	var ns *server.Server
 	if o.natsURL == "" {
@@ -114,18 +118,25 @@ func (s *stack) run(ctx context.Context) error {
 		return len(workers) > 0
 	}
 
-	g, gctx := errgroup.WithContext(ctx)
-	// The API outlives the workers so that their last reports reach it.
+	stop := newStopper(&o, s.log)
+	sctx, cancel := stop.services(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(sctx)
+	// The API outlives the workers so that their last reports reach it,
+	// and the probes outlive the API.
 	apiCtx, stopAPI := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAPI()
+	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHTTP()
 	g.Go(func() error {
+		defer stopHTTP()
 		err := apiSrv.Run(apiCtx)
 		if apiCtx.Err() == nil && err == nil {
 			err = errors.New("api stopped by itself")
 		}
 		return err
 	})
-	g.Go(func() error { return serve.HTTP(gctx, o.httpAddr, reg, ready, s.log) })
+	g.Go(func() error { return serve.HTTP(httpCtx, o.httpAddr, reg, stop.ready(ready), s.log) })
 	g.Go(func() error {
 		defer stopAPI()
 		select {
@@ -158,7 +169,7 @@ func (s *stack) run(ctx context.Context) error {
 		wg.Wait()
 		return nil
 	})
-	err = g.Wait()
+	err = stop.wait(ctx, g.Wait)
 	if err == nil {
 		s.log.Info("intake stopped")
 	}

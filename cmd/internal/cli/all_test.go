@@ -12,8 +12,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/intakehq/intake/cmd/internal/cli"
 	"github.com/intakehq/intake/cmd/internal/command"
@@ -99,7 +101,7 @@ func TestAllStartsServesAndStopsOnCancel(t *testing.T) {
 		"--nats-port", "0", "--nats-store", t.TempDir(),
 		"--grpc-addr", grpcAddr, "--http-addr", httpAddr,
 		"--log-level", "debug",
-	}, map[string]string{"INTAKE_DATABASE_URL": dsn}) // flags and environment mix
+	}, withAuth(map[string]string{"INTAKE_DATABASE_URL": dsn})) // flags and environment mix
 
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
@@ -120,10 +122,16 @@ func TestAllStartsServesAndStopsOnCancel(t *testing.T) {
 		return err == nil && code == http.StatusOK
 	}, 60*time.Second, 100*time.Millisecond, "/readyz never 200; logs:\n%s", logs)
 
-	// The API answers real calls against the migrated database.
+	// The API answers real calls against the migrated database, to the
+	// holder of a token (auth_test.go).
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err = intakev1.NewJobServiceClient(conn).ListJobs(ctx, &intakev1.ListJobsRequest{})
+	require.Equal(t, codes.Unauthenticated, status.Code(err), "a call without a token: %v", err)
+	admin, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), asAdmin())
+	require.NoError(t, err)
+	defer admin.Close()
+	_, err = intakev1.NewJobServiceClient(admin).ListJobs(ctx, &intakev1.ListJobsRequest{})
 	require.NoError(t, err)
 
 	code, metrics, err := httpGet("http://" + httpAddr + "/metrics")
@@ -149,7 +157,7 @@ func TestAllFailsFastWhenPostgreSQLIsUnreachable(t *testing.T) {
 		"--database-url", "postgres://postgres@" + freeAddr(t) + "/nope?sslmode=disable&connect_timeout=2",
 		"--nats-port", "0", "--nats-store", t.TempDir(),
 		"--grpc-addr", freeAddr(t), "--http-addr", freeAddr(t),
-	}, system(logs, nil))
+	}, system(logs, withAuth(nil)))
 	require.ErrorContains(t, err, "PostgreSQL")
 	require.NoError(t, ctx.Err(), "gave up only after the test's deadline")
 }
@@ -161,7 +169,7 @@ func TestOneServiceServesProbes(t *testing.T) {
 	ns := natstest.Start(t)
 	httpAddr := freeAddr(t)
 	logs, stop := start(t, []string{"scheduler", "--http-addr", httpAddr, "--poll-interval", "100ms"},
-		map[string]string{"INTAKE_NATS_URL": ns.URL, "INTAKE_API_ADDR": freeAddr(t)})
+		map[string]string{"INTAKE_NATS_URL": ns.URL, "INTAKE_API_ADDR": freeAddr(t), "INTAKE_WORKER_TOKEN": authWorkerToken})
 	require.Eventually(t, func() bool {
 		code, _, err := httpGet("http://" + httpAddr + "/healthz")
 		return err == nil && code == http.StatusOK

@@ -54,7 +54,7 @@ func Usage() string {
 	for _, n := range names {
 		fmt.Fprintf(&b, "  %-10s %s\n", n, subcommands[n].summary)
 	}
-	b.WriteString("\nRun `intake COMMAND -h` for a command's flags. Every flag can also be set by an\nenvironment variable: --nats-url by INTAKE_NATS_URL; a flag given on the\ncommand line wins. The first SIGINT or SIGTERM stops gracefully (work in\nflight finishes); a second one exits at once.\n")
+	b.WriteString("\nRun `intake COMMAND -h` for a command's flags. Every flag can also be set by an\nenvironment variable: --nats-url by INTAKE_NATS_URL; a flag given on the\ncommand line wins. The first SIGINT or SIGTERM stops gracefully: /readyz\nanswers 503 at once, work stops being taken after --shutdown-delay, work in\nflight gets --shutdown-grace to finish or is handed back; a second signal\nexits at once.\n")
 	return b.String()
 }
 

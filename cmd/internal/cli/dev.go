@@ -92,7 +92,8 @@ func runDev(ctx context.Context, o *options, log *slog.Logger, sys command.Syste
 		case <-gctx.Done():
 			return nil
 		}
-		d := &demo{out: sys.Stdout, o: o, apiAddr: st.APIAddr(), filesURL: filesURL, dataDir: dataDir, jobs: jobs}
+		d := &demo{out: sys.Stdout, o: o, apiAddr: st.APIAddr(), filesURL: filesURL, dataDir: dataDir, jobs: jobs,
+			token: st.AdminToken(), tokenNote: installDevToken(sys.LookupEnv, st.AdminToken(), st.o.auth.bootstrapDevFile)} // auth.go
 		err := d.run(gctx)
 		if gctx.Err() != nil {
 			return nil
@@ -160,6 +161,9 @@ type demo struct {
 	filesURL string
 	dataDir  string
 	jobs     []demoJob
+	// token is the admin token the demo calls the API with; tokenNote
+	// says where intakectl finds it (auth.go).
+	token, tokenNote string
 
 	jobsAPI intakev1.JobServiceClient
 	runsAPI intakev1.RunServiceClient
@@ -174,7 +178,8 @@ func (d *demo) printf(format string, args ...any) {
 }
 
 func (d *demo) run(ctx context.Context) error {
-	conn, err := grpc.NewClient(d.apiAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(d.apiAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(ctl.BearerCredentials(d.token)))
 	if err != nil {
 		return fmt.Errorf("dial the control API at %s: %w", d.apiAddr, err)
 	}
@@ -194,6 +199,7 @@ func (d *demo) run(ctx context.Context) error {
 
 	d.printf("\nIntake is running in development mode.\n")
 	d.printf("  control API   %s (intakectl's default address)\n", d.apiAddr)
+	d.printf("  admin token   %s\n", d.tokenNote)
 	d.printf("  metrics       http://%s/metrics  (health: /healthz, /readyz)\n", dialable(d.o.httpAddr))
 	d.printf("  demo files    %s/ serves %s\n", d.filesURL, d.dataDir)
 	for _, j := range d.jobs {

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/intakehq/intake/cmd/internal/cli"
+	"github.com/intakehq/intake/cmd/internal/ctl"
 	"github.com/intakehq/intake/pkg/pgtest"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
@@ -66,8 +67,10 @@ func TestDevDemoImportsTheSampleAndFollowsEdits(t *testing.T) {
 	logs := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	// intakectl's default token file goes here (auth.go).
+	config := t.TempDir()
 	go func() {
-		sys := system(out, nil)
+		sys := system(out, map[string]string{"XDG_CONFIG_HOME": config})
 		sys.Stderr = logs
 		done <- cli.Run(ctx, []string{"dev", "--database-url", dsn, "--examples", examples,
 			"--grpc-addr", grpcAddr, "--http-addr", freeAddr(t), "--nats-store", t.TempDir(), "--log-level", "info"}, sys)
@@ -102,7 +105,22 @@ func TestDevDemoImportsTheSampleAndFollowsEdits(t *testing.T) {
 	require.Equal(t, "2021-02-12", created)
 	require.False(t, active)
 
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// The admin token is where intakectl looks by default, so the
+	// README's make dev + bin/intakectl needs no step more.
+	tokenFile := filepath.Join(config, "intake", "token")
+	waitFor(t, out, `admin token\s+\S+bootstrap-token, written to `+regexp.QuoteMeta(tokenFile)+` for intakectl`, logs)
+	who, err := intakectl(grpcAddr, map[string]string{"XDG_CONFIG_HOME": config}, "whoami")
+	require.NoError(t, err, who)
+	require.Regexp(t, `role:\s+admin\n`, who)
+	require.Contains(t, who, "the token file "+tokenFile)
+	info, err := os.Stat(tokenFile)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+	token, err := ctl.ReadTokenFile(tokenFile)
+	require.NoError(t, err)
+
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(ctl.BearerCredentials(token)))
 	require.NoError(t, err)
 	defer conn.Close()
 	jobs := intakev1.NewJobServiceClient(conn)

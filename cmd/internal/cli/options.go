@@ -35,6 +35,7 @@ type options struct {
 	maxChunkRows  int
 	ackWait       time.Duration
 	shutdownGrace time.Duration
+	shutdownDelay time.Duration // shutdown.go
 	pollInterval  time.Duration
 
 	natsStore string
@@ -56,6 +57,9 @@ type options struct {
 
 	examples  string
 	filesAddr string
+
+	// auth: the bootstrap and worker tokens (auth.go).
+	auth authOptions
 }
 
 // Defaults shared by the subcommands.
@@ -69,6 +73,7 @@ func (o *options) common(fs *flag.FlagSet, httpAddr string) {
 	fs.StringVar(&o.httpAddr, "http-addr", httpAddr, "address of the metrics and health endpoints (/metrics, /healthz, /readyz)")
 	fs.StringVar(&o.logFormat, "log-format", "", "log format: json or text (default json; text with --dev)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	o.shutdownFlags(fs) // shutdown.go
 }
 
 func (o *options) databaseFlag(fs *flag.FlagSet) {
@@ -81,6 +86,7 @@ func (o *options) natsFlag(fs *flag.FlagSet, def, help string) {
 
 func (o *options) apiAddrFlag(fs *flag.FlagSet) {
 	fs.StringVar(&o.apiAddr, "api-addr", defaultAPIAddr, "gRPC address of the control API")
+	o.workerAuthFlags(fs) // auth.go: the worker token
 }
 
 func (o *options) devFlag(fs *flag.FlagSet) {
@@ -90,7 +96,6 @@ func (o *options) devFlag(fs *flag.FlagSet) {
 func (o *options) workerFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.concurrency, "concurrency", 0, "messages handled at once (0: the service's default)")
 	fs.DurationVar(&o.ackWait, "ack-wait", 0, "JetStream ack wait of the consumer (0: the service's default)")
-	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 0, "how long a stop waits for in-flight messages (0: the service's default)")
 }
 
 func (o *options) chunkFlags(fs *flag.FlagSet) {
@@ -104,6 +109,7 @@ func (o *options) pollFlag(fs *flag.FlagSet) {
 
 // apiFlags are the control API's own settings.
 func (o *options) apiFlags(fs *flag.FlagSet) {
+	o.apiAuthFlags(fs) // auth.go: the bootstrap and worker tokens
 	fs.DurationVar(&o.requeueAfter, "requeue-after", 0,
 		"publish a run's request again when it stays queued this long with no report from a worker (0: the API's default, 1m)")
 	fs.IntVar(&o.retentionKeepRuns, "retention-keep-runs", api.DefaultKeepRuns,
@@ -156,6 +162,8 @@ func (o *options) validate(fs *flag.FlagSet) error {
 		return fmt.Errorf("--nats-port %d is not a port (0 to 65535)", o.natsPort)
 	case has("nats-store") && o.natsURL == "" && o.natsStore == "":
 		return errors.New("--nats-store is required for the embedded NATS server (or give --nats-url)")
+	case o.shutdownDelay < 0 || o.shutdownGrace < 0:
+		return fmt.Errorf("--shutdown-delay %v and --shutdown-grace %v must not be negative", o.shutdownDelay, o.shutdownGrace)
 	case o.concurrency < 0:
 		return fmt.Errorf("--concurrency %d must not be negative", o.concurrency)
 	case o.maxChunkBytes < 0:

@@ -148,6 +148,9 @@ func TestReplicaAndRetentionOptions(t *testing.T) {
 		"INTAKE_REQUEUE_AFTER":       "2m",
 		"INTAKE_RETENTION_KEEP_DAYS": "",
 		"INTAKE_KV_REPLICAS":         "3",
+		// auth.go: the tokens the API and the workers require.
+		"INTAKE_BOOTSTRAP_TOKEN": "options-test-bootstrap-token-0123456789",
+		"INTAKE_WORKER_TOKEN":    "options-test-worker-token-0123456789abc",
 	})
 	o, err := parseOptions("intake api", apiCommand, []string{"--database-url", "postgres://x@127.0.0.1/db", "--retention-keep-days", "0"}, sys)
 	require.NoError(t, err)
@@ -175,7 +178,8 @@ func TestReplicaAndRetentionOptions(t *testing.T) {
 	_, err = newScheduler(o, nil, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	for _, cmd := range []subcommand{fetcherCommand, mapperCommand, loaderCommand} {
-		env := map[string]string{"INTAKE_STREAM_REPLICAS": "3", "INTAKE_DATABASE_URL": "postgres://x@127.0.0.1/db"}
+		env := map[string]string{"INTAKE_STREAM_REPLICAS": "3", "INTAKE_DATABASE_URL": "postgres://x@127.0.0.1/db",
+			"INTAKE_WORKER_TOKEN": "options-test-worker-token-0123456789abc"}
 		withDB, _ := testSystem(env)
 		o, err = parseOptions("intake x", cmd, nil, withDB)
 		require.NoError(t, err)

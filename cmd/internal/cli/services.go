@@ -111,7 +111,12 @@ var schedulerCommand = subcommand{
 }
 
 func newAPI(o *options, reg prometheus.Registerer, log *slog.Logger) (*api.Server, error) {
+	auth, err := o.apiAuth(log) // auth.go
+	if err != nil {
+		return nil, err
+	}
 	return api.New(api.Config{
+		Auth:        auth,
 		DatabaseURL: o.databaseURL,
 		NATSURL:     o.natsURL,
 		GRPCAddr:    o.grpcAddr,
@@ -137,7 +142,7 @@ func newFetcher(o *options, reg prometheus.Registerer, log *slog.Logger) (*fetch
 		MaxChunkRows:  o.maxChunkRows,
 		Replicas:      o.streamReplicas,
 		AckWait:       o.ackWait,
-		ShutdownGrace: o.shutdownGrace,
+		ShutdownGrace: o.grace(),
 		Registerer:    reg,
 		Logger:        log.With("service", "fetcher"),
 	})
@@ -149,7 +154,7 @@ func newMapper(o *options, reg prometheus.Registerer, log *slog.Logger) (*mapper
 		APIAddr:        o.apiAddr,
 		Concurrency:    o.concurrency,
 		AckWait:        o.ackWait,
-		ShutdownGrace:  o.shutdownGrace,
+		ShutdownGrace:  o.grace(),
 		StreamReplicas: o.streamReplicas,
 		Registerer:     reg,
 		Logger:         log.With("service", "mapper"),
@@ -163,7 +168,7 @@ func newLoader(o *options, reg prometheus.Registerer, log *slog.Logger) (*loader
 		DatabaseURL:    o.databaseURL,
 		Concurrency:    o.concurrency,
 		AckWait:        o.ackWait,
-		ShutdownGrace:  o.shutdownGrace,
+		ShutdownGrace:  o.grace(),
 		StreamReplicas: o.streamReplicas,
 		Registerer:     reg,
 		Logger:         log, // the loader names itself in its logs
@@ -182,17 +187,27 @@ func newScheduler(o *options, reg prometheus.Registerer, log *slog.Logger) (*sch
 }
 
 // runOne runs one service beside the metrics and health server until ctx
-// ends or either fails.
+// ends or either fails. When ctx ends it stops gracefully (shutdown.go):
+// readiness off at once, the service stopped after the shutdown delay, the
+// metrics and health server kept until the service has stopped.
 func runOne(ctx context.Context, o *options, log *slog.Logger, name string, build func(prometheus.Registerer) (service, error)) error {
 	reg := newRegistry()
 	svc, err := build(reg)
 	if err != nil {
 		return &command.ExitError{Code: 2, Err: fmt.Errorf("%s: %w", name, err)}
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return ended(gctx, name, svc.Run(gctx)) })
-	g.Go(func() error { return serve.HTTP(gctx, o.httpAddr, reg, svc.Ready, log) })
-	err = g.Wait()
+	stop := newStopper(o, log.With("service", name))
+	sctx, cancel := stop.services(ctx)
+	defer cancel()
+	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHTTP()
+	g, gctx := errgroup.WithContext(sctx)
+	g.Go(func() error {
+		defer stopHTTP() // the probes answer until the service has stopped
+		return ended(gctx, name, svc.Run(gctx))
+	})
+	g.Go(func() error { return serve.HTTP(httpCtx, o.httpAddr, reg, stop.ready(svc.Ready), log) })
+	err = stop.wait(ctx, g.Wait)
 	if err == nil {
 		log.Info("stopped", "service", name)
 	}

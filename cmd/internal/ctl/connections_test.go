@@ -43,7 +43,7 @@ func startIntakeWithKeys(t *testing.T) (string, *syncBuffer) {
 	go func() {
 		done <- cli.Run(ctx, []string{"all", "--dev", "--database-url", dsn, "--nats-port", "0", "--nats-store", t.TempDir(),
 			"--grpc-addr", addr, "--http-addr", freeAddr(t), "--poll-interval", "200ms"},
-			command.System{Stdout: logs, Stderr: logs, LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+			command.System{Stdout: logs, Stderr: logs, LookupEnv: intakeEnv(env)}) // access_test.go: with the tokens
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -78,8 +78,10 @@ func intakectlWith(t *testing.T, addr string, env map[string]string, stdin strin
 			if k == "INTAKE_API_ADDR" {
 				return addr, true
 			}
-			v, ok := env[k]
-			return v, ok
+			if v, ok := env[k]; ok {
+				return v, ok
+			}
+			return testAdminToken, k == "INTAKE_TOKEN" // access_test.go
 		},
 	})
 	return out.String(), err

@@ -13,9 +13,7 @@ import (
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -72,6 +70,12 @@ Usage:
                                              add a custom attribute (TYPE: text, number,
                                              currency, date, timestamp, boolean, foreign-key)
   intakectl attribute delete NAME            delete a custom attribute (objects/OBJECT/attributes/ID)
+  intakectl token create --role ROLE [--job JOB ...] [--tenant TENANT] [--expires 720h] [--name TEXT]
+                                             make an API token (admins only; printed once); ROLE:
+                                             admin, editor, viewer, or trigger (TriggerJob of --job)
+  intakectl token list [--all]               the tenant's API tokens (never their secrets)
+  intakectl token revoke TOKEN               revoke an API token (tokens/ID)
+  intakectl whoami                           the token intakectl sends: name, role, tenant
   intakectl connection create NAME --kind s3|sftp|http|local [settings] [-f FILE]
                                              store a connection (secrets from *-file flags, env or a prompt)
   intakectl connection update NAME [settings] | -f FILE
@@ -92,6 +96,12 @@ Flags of every command:
   --api-addr ADDR   the API's gRPC address (env INTAKE_API_ADDR, default 127.0.0.1:7070)
   -o table|json     output format (env INTAKE_OUTPUT)
   --timeout D       deadline of each call (default 30s)
+  --token-file F    a file holding the API token (env INTAKE_TOKEN_FILE; default
+                    $XDG_CONFIG_HOME/intake/token or ~/.config/intake/token if it exists;
+                    intake dev writes its admin token there); or the token itself in
+                    INTAKE_TOKEN (or --token, which shows in ps)
+  --insecure        send the token to an address that is not on this machine (env
+                    INTAKE_INSECURE): the API has no TLS yet, so it goes in plain text
 
 Exit status: 0 on success; 1 on an error, when a mapping does not validate, or
 when a watched run ends failed, skipped or cancelled; 2 on a usage error.
@@ -99,6 +109,7 @@ when a watched run ends failed, skipped or cancelled; 2 on a usage error.
 
 // Run runs intakectl with args (without the program name).
 func Run(ctx context.Context, args []string, sys command.System) error {
+	args = whoAmIArgs(args) // access.go
 	switch {
 	case len(args) == 0:
 		fmt.Fprint(sys.Stderr, usage)
@@ -126,6 +137,7 @@ func Run(ctx context.Context, args []string, sys command.System) error {
 		fs.StringVar(&c.output, "output", "table", "output format: table or json")
 	}
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "deadline of each call")
+	c.authFlags(fs) // access.go: --token, --token-file, --insecure
 	if cmd.flags != nil {
 		cmd.flags(fs, c)
 	}
@@ -137,6 +149,7 @@ func Run(ctx context.Context, args []string, sys command.System) error {
 	if cmd.fileOutput {
 		envFlags = envFlags[:1]
 	}
+	envFlags = append(envFlags, authEnvFlags...)
 	pos, err := flagenv.Parse(fs, args[2:], sys.LookupEnv, envFlags...)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -153,9 +166,9 @@ func Run(ctx context.Context, args []string, sys command.System) error {
 		}
 		return command.Usagef("usage: intakectl %s %s", key, cmd.args)
 	}
-	conn, err := grpc.NewClient(c.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := c.dial() // access.go: with the caller's token
 	if err != nil {
-		return fmt.Errorf("connect to the API at %s: %w", c.addr, err)
+		return err
 	}
 	defer conn.Close()
 	c.jobs = intakev1.NewJobServiceClient(conn)
@@ -196,6 +209,8 @@ type cli struct {
 	runFilter runListFilter
 	// conn: the flags of the connection commands and of --connection (connections.go).
 	conn connOpts
+	// auth: the caller's token and the token commands (access.go).
+	auth authOptions
 }
 
 type cmdSpec struct {
@@ -209,7 +224,7 @@ type cmdSpec struct {
 }
 
 // resources are the nouns of intakectl's commands.
-var resources = []string{"job", "run", "object", "attribute", "connection"}
+var resources = []string{"job", "run", "object", "attribute", "connection", "token"}
 
 var commands = map[string]cmdSpec{
 	"job create": {args: "-f FILE [--id ID]", flags: fileFlags, run: (*cli).jobCreate},
@@ -272,6 +287,11 @@ var commands = map[string]cmdSpec{
 		}},
 	"attribute delete": {args: "NAME", nargs: 1, run: (*cli).attributeDelete},
 	"job token":        {args: tokenArgs, nargs: 2, run: (*cli).jobToken}, // token.go
+	// access.go: API tokens.
+	"token create": {args: tokenCreateArgs, run: (*cli).tokenCreate, flags: tokenCreateFlags},
+	"token list":   {args: "[--all]", run: (*cli).tokenListAccess, flags: tokenListFlags},
+	"token revoke": {args: "TOKEN", nargs: 1, run: (*cli).tokenRevokeAccess},
+	"token whoami": {run: (*cli).whoAmI},
 	// connections.go
 	"connection create": {args: "NAME --kind s3|sftp|http|local [settings] [-f FILE]", optArgs: 1, run: (*cli).connectionCreate, flags: connectionFlags},
 	"connection update": {args: "NAME [settings] | -f FILE", optArgs: 1, run: (*cli).connectionUpdate, flags: connectionFlags},
@@ -318,6 +338,8 @@ func (c *cli) apiError(what string, err error) error {
 		return fmt.Errorf("%s: cannot reach the Intake API at %s (is it running? set --api-addr or INTAKE_API_ADDR): %s", what, c.addr, st.Message())
 	case codes.DeadlineExceeded:
 		return fmt.Errorf("%s: no answer from the Intake API at %s within %s", what, c.addr, c.timeout)
+	case codes.Unauthenticated:
+		return fmt.Errorf("%s: %s (unauthenticated): %s", what, st.Message(), c.authHint()) // access.go
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s", what, st.Message())

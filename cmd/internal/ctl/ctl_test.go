@@ -64,7 +64,7 @@ func startIntake(t *testing.T) (string, *syncBuffer) {
 	go func() {
 		done <- cli.Run(ctx, []string{"all", "--dev", "--database-url", dsn, "--nats-port", "0", "--nats-store", t.TempDir(),
 			"--grpc-addr", addr, "--http-addr", freeAddr(t), "--poll-interval", "200ms"},
-			command.System{Stdout: logs, Stderr: logs, LookupEnv: func(string) (string, bool) { return "", false }})
+			command.System{Stdout: logs, Stderr: logs, LookupEnv: intakeEnv(nil)})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -96,8 +96,11 @@ func intakectl(t *testing.T, addr string, args ...string) (string, error) {
 	err := ctl.Run(ctx, args, command.System{
 		Stdin: strings.NewReader(""), Stdout: &out, Stderr: &out,
 		LookupEnv: func(k string) (string, bool) {
-			if k == "INTAKE_API_ADDR" {
+			switch k {
+			case "INTAKE_API_ADDR":
 				return addr, true
+			case "INTAKE_TOKEN":
+				return testAdminToken, true // access_test.go
 			}
 			return "", false
 		},
@@ -228,7 +231,7 @@ func TestWatchDrawsOneLineOnATerminal(t *testing.T) {
 
 	var out bytes.Buffer
 	err = ctl.Run(context.Background(), []string{"job", "run", "tty", "--watch", "--api-addr", addr}, command.System{
-		Stdout: &out, Stderr: io.Discard, LookupEnv: func(string) (string, bool) { return "", false },
+		Stdout: &out, Stderr: io.Discard, LookupEnv: func(k string) (string, bool) { return testAdminToken, k == "INTAKE_TOKEN" },
 		TerminalWidth: func() (int, bool) { return 120, true },
 	})
 	require.NoError(t, err, out.String())
