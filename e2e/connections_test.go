@@ -132,7 +132,7 @@ func TestConnections(t *testing.T) {
 	_, _ = rand.Read(key[:])
 	t.Setenv("INTAKE_ENCRYPTION_KEYS", "e2e:"+base64.StdEncoding.EncodeToString(key[:]))
 	s := startSystem(t)
-	gc, err := grpc.NewClient(s.apiAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	gc, err := grpc.NewClient(s.apiAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), adminCredentials())
 	require.NoError(t, err)
 	t.Cleanup(func() { gc.Close() })
 	conns := intakev1.NewConnectionServiceClient(gc)

@@ -48,7 +48,7 @@ func startSystem(t *testing.T) *system {
 	s.apiAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	s.procs["api"] = start(t, "api", "intake", "api", "--database-url", s.dbURL, "--nats-url", s.natsURL,
 		"--grpc-addr", s.apiAddr, "--http-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
-	conn, err := grpc.NewClient(s.apiAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(s.apiAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), adminCredentials())
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close() })
 	health := healthpb.NewHealthClient(conn)

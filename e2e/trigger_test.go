@@ -89,9 +89,14 @@ func TestTriggerThroughREST(t *testing.T) {
 	require.EqualValues(t, 200, run.GetCounters().GetRowsCreated())
 	require.EqualValues(t, 200, count(ctx, t, s.db, `SELECT count(*) FROM objects.accounts`))
 
-	// GetRun over REST shows the finished run.
-	code, out = rest.post(ctx, t, "intake.v1.RunService/GetRun", "", fmt.Sprintf(`{"name":%q}`, run.GetName()))
+	// GetRun over REST shows the finished run to an API token; without
+	// one, or with the job's trigger token, it is refused.
+	code, out = rest.post(ctx, t, "intake.v1.RunService/GetRun", e2eAdminToken, fmt.Sprintf(`{"name":%q}`, run.GetName()))
 	require.Equal(t, http.StatusOK, code, "%s", out)
+	for _, tok := range []string{"", token.GetToken()} {
+		code, out := rest.post(ctx, t, "intake.v1.RunService/GetRun", tok, fmt.Sprintf(`{"name":%q}`, run.GetName()))
+		require.Equal(t, http.StatusUnauthorized, code, "%s", out)
+	}
 	got := &intakev1.Run{}
 	require.NoError(t, protojson.Unmarshal(out, got))
 	require.Equal(t, intakev1.RunState_RUN_STATE_SUCCEEDED, got.GetState())

@@ -235,7 +235,8 @@ if [ "$skip_intake" != 1 ]; then
   rm -rf "$bench/nats"
   grpc_addr=127.0.0.1:$(free_port)
   http_addr=127.0.0.1:$(free_port)
-  ctl() { INTAKE_API_ADDR=$grpc_addr "$bin/intakectl" "$@"; }
+  # intake all --dev keeps its admin token in its data directory (.bench)
+  ctl() { INTAKE_API_ADDR=$grpc_addr INTAKE_TOKEN_FILE=$bench/bootstrap-token "$bin/intakectl" "$@"; }
   log "intake: starting bin/intake all --dev (API on $grpc_addr, HTTP on $http_addr), log in .bench/intake.log"
   /usr/bin/time -v -o "$bench/intake.time" \
     "$bin/intake" all --dev \

@@ -77,6 +77,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/intakehq/intake/cmd/internal/ctl"
 	"github.com/intakehq/intake/pkg/pipeline"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
@@ -286,7 +287,8 @@ func (b *bench) run(ctx context.Context) (*result, error) {
 	}
 	defer sampler.stop()
 
-	conn, err := grpc.NewClient(b.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(b.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(ctl.BearerCredentials(benchAdminToken)))
 	if err != nil {
 		return nil, fmt.Errorf("API client: %w", err)
 	}

@@ -34,6 +34,7 @@ func startProc(name, logPath, bin string, args ...string) (*proc, error) {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	cmd.Env = append(os.Environ(), "INTAKE_BOOTSTRAP_TOKEN="+benchAdminToken, "INTAKE_WORKER_TOKEN="+benchWorkerToken)
 	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		_ = f.Close()
@@ -262,3 +263,11 @@ func treeCPU(pid int) (float64, error) {
 	}
 	return total, nil
 }
+
+// The credentials of the benchmark's processes (on this machine only):
+// the API's bootstrap admin token, which the benchmark calls it with, and
+// the scheduler's worker token.
+const (
+	benchAdminToken  = "schedbench-bootstrap-admin-token-0123456789"
+	benchWorkerToken = "schedbench-worker-token-0123456789abcdefghij"
+)

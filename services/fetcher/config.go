@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/intakehq/intake/pkg/chunker"
 	"github.com/intakehq/intake/pkg/source"
@@ -29,6 +31,11 @@ type Config struct {
 	NATSURL string
 	// APIAddr is the control API's gRPC address (host:port).
 	APIAddr string
+	// APICredentials, when set, go with every call to the control API:
+	// the worker token ("authorization: Bearer <token>"), which the API
+	// requires of the workers. The connection has no TLS yet: the
+	// credentials must not require transport security.
+	APICredentials credentials.PerRPCCredentials
 	// DevMode allows jobs to read local files.
 	DevMode bool
 	// Concurrency is how many runs are fetched at once. Default 2.
@@ -111,4 +118,13 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	return c
+}
+
+// apiCredentials is the dial option that sends creds with every call to
+// the control API; none when creds is nil.
+func apiCredentials(creds credentials.PerRPCCredentials) grpc.DialOption {
+	if creds == nil {
+		return grpc.EmptyDialOption{}
+	}
+	return grpc.WithPerRPCCredentials(creds)
 }

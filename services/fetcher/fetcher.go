@@ -100,7 +100,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("fetcher: %w", err)
 	}
-	conn, err := grpc.NewClient(s.cfg.APIAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(s.cfg.APIAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), apiCredentials(s.cfg.APICredentials))
 	if err != nil {
 		return fmt.Errorf("fetcher: control API client for %s: %w", s.cfg.APIAddr, err)
 	}

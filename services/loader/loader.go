@@ -44,6 +44,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/intakehq/intake/pkg/pipeline"
@@ -75,6 +76,11 @@ type Config struct {
 	NATSURL string
 	// APIAddr is the control API's gRPC address, host:port.
 	APIAddr string
+	// APICredentials, when set, go with every call to the control API:
+	// the worker token ("authorization: Bearer <token>"), which the API
+	// requires of the workers. The connection has no TLS yet: the
+	// credentials must not require transport security.
+	APICredentials credentials.PerRPCCredentials
 	// DatabaseURL is the PostgreSQL database (connection URL or DSN).
 	DatabaseURL string
 	// Concurrency is how many messages are handled at once. 0 means
@@ -239,7 +245,7 @@ func (s *Service) run(ctx context.Context) error {
 		return fmt.Errorf("loader: %w", err)
 	}
 
-	conn, err := grpc.NewClient(s.cfg.APIAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(s.cfg.APIAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), apiCredentials(s.cfg.APICredentials))
 	if err != nil {
 		return fmt.Errorf("loader: control API at %s: %w", s.cfg.APIAddr, err)
 	}
@@ -267,4 +273,13 @@ func (s *Service) run(ctx context.Context) error {
 	<-janitorDone
 	s.log.Info("loader stopped")
 	return err
+}
+
+// apiCredentials is the dial option that sends creds with every call to
+// the control API; none when creds is nil.
+func apiCredentials(creds credentials.PerRPCCredentials) grpc.DialOption {
+	if creds == nil {
+		return grpc.EmptyDialOption{}
+	}
+	return grpc.WithPerRPCCredentials(creds)
 }

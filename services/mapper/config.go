@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 )
 
 // Config configures the mapper.
@@ -15,6 +17,11 @@ type Config struct {
 	NATSURL string
 	// APIAddr is the control API's gRPC address, e.g. "127.0.0.1:7400". Required.
 	APIAddr string
+	// APICredentials, when set, go with every call to the control API:
+	// the worker token ("authorization: Bearer <token>"), which the API
+	// requires of the workers. The connection has no TLS yet: the
+	// credentials must not require transport security.
+	APICredentials credentials.PerRPCCredentials
 	// Concurrency is how many chunks are mapped at once (each holds one chunk
 	// and its batch in memory). 0 means GOMAXPROCS.
 	Concurrency int
@@ -81,4 +88,13 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	return c
+}
+
+// apiCredentials is the dial option that sends creds with every call to
+// the control API; none when creds is nil.
+func apiCredentials(creds credentials.PerRPCCredentials) grpc.DialOption {
+	if creds == nil {
+		return grpc.EmptyDialOption{}
+	}
+	return grpc.WithPerRPCCredentials(creds)
 }

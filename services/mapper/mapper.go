@@ -73,7 +73,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return fmt.Errorf("mapper: connect to NATS at %s: %w", s.cfg.NATSURL, err)
 	}
 	defer nc.Close()
-	conn, err := grpc.NewClient(s.cfg.APIAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(s.cfg.APIAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), apiCredentials(s.cfg.APICredentials))
 	if err != nil {
 		return fmt.Errorf("mapper: control API client for %s: %w", s.cfg.APIAddr, err)
 	}

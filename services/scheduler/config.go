@@ -8,6 +8,8 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 )
 
 // DefaultPollInterval is how often the job list is reconciled when
@@ -22,6 +24,11 @@ type Config struct {
 	NATSURL string
 	// APIAddr is the control API's gRPC address, e.g. "127.0.0.1:9090".
 	APIAddr string
+	// APICredentials, when set, go with every call to the control API:
+	// the worker token ("authorization: Bearer <token>"), which the API
+	// requires of the workers. The connection has no TLS yet: the
+	// credentials must not require transport security.
+	APICredentials credentials.PerRPCCredentials
 	// PollInterval is how often the job list is read from the control API
 	// to pick up new, changed, disabled and deleted jobs. Zero means
 	// DefaultPollInterval.
@@ -79,4 +86,13 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	return c
+}
+
+// apiCredentials is the dial option that sends creds with every call to
+// the control API; none when creds is nil.
+func apiCredentials(creds credentials.PerRPCCredentials) grpc.DialOption {
+	if creds == nil {
+		return grpc.EmptyDialOption{}
+	}
+	return grpc.WithPerRPCCredentials(creds)
 }

@@ -53,15 +53,40 @@ func (s *Service) dropGroupLocked(g *group) {
 	}
 }
 
+// nextTicks memoizes the next fire time after one instant by schedule
+// fingerprint: the jobs of a group often share a few schedules, and a
+// wall-clock schedule's Next takes some 5-50 µs.
+type nextTicks struct {
+	from time.Time
+	at   map[string]time.Time
+}
+
+func (m *nextTicks) next(e *entry, from time.Time) time.Time {
+	if m == nil {
+		return e.cad.Next(from)
+	}
+	if !m.from.Equal(from) || m.at == nil {
+		m.from, m.at = from, map[string]time.Time{}
+	}
+	at, ok := m.at[e.fingerprint]
+	if !ok {
+		at = e.cad.Next(from)
+		m.at[e.fingerprint] = at
+	}
+	return at
+}
+
 // armLocked arms e in the group of its first fire time after from (or
-// after now, when from has passed: missed ticks are not caught up).
-func (s *Service) armLocked(e *entry, from time.Time) error {
+// after now, when from has passed: missed ticks are not caught up). memo,
+// which may be nil, remembers fire times computed for other entries after
+// the same from (which the caller then moves to now itself).
+func (s *Service) armLocked(e *entry, from time.Time, memo *nextTicks) error {
 	var err error
 	for range 3 {
-		if now := s.clock.Now(); now.After(from) {
+		if now := s.clock.Now(); memo == nil && now.After(from) {
 			from = now
 		}
-		at := e.cad.Next(from)
+		at := memo.next(e, from)
 		if at.IsZero() {
 			return fmt.Errorf("scheduler: %s never fires after %s", e.job, from.Format(time.RFC3339))
 		}
@@ -76,6 +101,7 @@ func (s *Service) armLocked(e *entry, from time.Time) error {
 		if !errors.Is(err, gocron.ErrOneTimeJobStartDateTimePast) {
 			break
 		}
+		memo = nil
 	}
 	return fmt.Errorf("scheduler: arm the tick of %s: %w", e.job, err)
 }
@@ -185,6 +211,11 @@ func (s *Service) groupLockLost(name string, err error) {
 // still scheduled at its first tick after g's.
 func (s *Service) advanceLocked(g *group) {
 	s.dropGroupLocked(g)
+	from := g.at
+	if now := s.clock.Now(); now.After(from) {
+		from = now
+	}
+	memo := &nextTicks{}
 	for e := range g.members {
 		if e.group != g {
 			continue
@@ -193,7 +224,7 @@ func (s *Service) advanceLocked(g *group) {
 		if s.jobs[e.job] != e {
 			continue
 		}
-		if err := s.armLocked(e, g.at); err != nil {
+		if err := s.armLocked(e, from, memo); err != nil {
 			// Forget the job: the next poll schedules it again.
 			s.log.Error("scheduler: could not re-arm job", "job", e.job, "err", err)
 			delete(s.jobs, e.job)

@@ -193,7 +193,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	locker := &tickLocker{kv: ticks, replica: s.replica, m: s.m, log: s.log, claim: s.claim, lost: s.lost}
-	conn, err := grpc.NewClient(s.cfg.APIAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(s.cfg.APIAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), apiCredentials(s.cfg.APICredentials))
 	if err != nil {
 		return fmt.Errorf("scheduler: control API client for %s: %w", s.cfg.APIAddr, err)
 	}
@@ -393,9 +393,10 @@ func (s *Service) reconcile(ctx context.Context) error {
 	s.mu.Lock()
 	now := s.clock.Now()
 	scheduled := 0
+	memo := &nextTicks{}
 	for _, f := range news {
 		e := f.e
-		if err := s.armLocked(e, now); err != nil {
+		if err := s.armLocked(e, now, memo); err != nil {
 			s.log.Error("scheduler: job not scheduled", "job", e.job, "err", err)
 			delete(missed, e)
 			continue

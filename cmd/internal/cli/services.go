@@ -133,7 +133,13 @@ func newAPI(o *options, reg prometheus.Registerer, log *slog.Logger) (*api.Serve
 }
 
 func newFetcher(o *options, reg prometheus.Registerer, log *slog.Logger) (*fetcher.Service, error) {
+	creds, err := o.workerCredentials() // auth.go: the worker token
+	if err != nil {
+		return nil, err
+	}
 	return fetcher.New(fetcher.Config{
+		APICredentials: creds, // auth.go
+
 		NATSURL:       o.natsURL,
 		APIAddr:       o.apiAddr,
 		DevMode:       o.dev,
@@ -149,7 +155,13 @@ func newFetcher(o *options, reg prometheus.Registerer, log *slog.Logger) (*fetch
 }
 
 func newMapper(o *options, reg prometheus.Registerer, log *slog.Logger) (*mapper.Service, error) {
+	creds, err := o.workerCredentials() // auth.go: the worker token
+	if err != nil {
+		return nil, err
+	}
 	return mapper.New(mapper.Config{
+		APICredentials: creds, // auth.go
+
 		NATSURL:        o.natsURL,
 		APIAddr:        o.apiAddr,
 		Concurrency:    o.concurrency,
@@ -162,7 +174,13 @@ func newMapper(o *options, reg prometheus.Registerer, log *slog.Logger) (*mapper
 }
 
 func newLoader(o *options, reg prometheus.Registerer, log *slog.Logger) (*loader.Service, error) {
+	creds, err := o.workerCredentials() // auth.go: the worker token
+	if err != nil {
+		return nil, err
+	}
 	return loader.New(loader.Config{
+		APICredentials: creds, // auth.go
+
 		NATSURL:        o.natsURL,
 		APIAddr:        o.apiAddr,
 		DatabaseURL:    o.databaseURL,
@@ -176,7 +194,13 @@ func newLoader(o *options, reg prometheus.Registerer, log *slog.Logger) (*loader
 }
 
 func newScheduler(o *options, reg prometheus.Registerer, log *slog.Logger) (*scheduler.Service, error) {
+	creds, err := o.workerCredentials() // auth.go: the worker token
+	if err != nil {
+		return nil, err
+	}
 	return scheduler.New(scheduler.Config{
+		APICredentials: creds, // auth.go
+
 		NATSURL:      o.natsURL,
 		APIAddr:      o.apiAddr,
 		PollInterval: o.pollInterval,

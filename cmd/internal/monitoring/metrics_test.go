@@ -24,6 +24,7 @@ import (
 
 	"github.com/intakehq/intake/cmd/internal/cli"
 	"github.com/intakehq/intake/cmd/internal/command"
+	"github.com/intakehq/intake/cmd/internal/ctl"
 	"github.com/intakehq/intake/pkg/pgtest"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
@@ -68,6 +69,8 @@ func get(url string) (int, string, error) {
 // an embedded JetStream server) on a fresh database, exercises it — gRPC
 // calls, a run stuck in fetching for 40 minutes — and returns its
 // /metrics once every worker's consumer and the runs in progress show.
+//
+// The API requires a token: monitoringAdminToken is its bootstrap token.
 func scrapeAll(t *testing.T) string {
 	t.Helper()
 	dsn := pgtest.NewDatabase(t)
@@ -79,8 +82,11 @@ func scrapeAll(t *testing.T) string {
 		done <- cli.Run(ctx, []string{"all", "--nats-port", "0", "--nats-store", t.TempDir(),
 			"--grpc-addr", grpcAddr, "--http-addr", httpAddr, "--poll-interval", "200ms"},
 			command.System{Stdout: logs, Stderr: logs, LookupEnv: func(k string) (string, bool) {
-				if k == "INTAKE_DATABASE_URL" {
+				switch k {
+				case "INTAKE_DATABASE_URL":
 					return dsn, true
+				case "INTAKE_BOOTSTRAP_TOKEN": // the API requires one
+					return monitoringAdminToken, true
 				}
 				return "", false
 			}})
@@ -100,7 +106,8 @@ func scrapeAll(t *testing.T) string {
 
 	cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer ccancel()
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(ctl.BearerCredentials(monitoringAdminToken)))
 	require.NoError(t, err)
 	defer conn.Close()
 	jobs := intakev1.NewJobServiceClient(conn)
@@ -244,3 +251,6 @@ func TestScrapedMetrics(t *testing.T) {
 		}
 	})
 }
+
+// monitoringAdminToken is the bootstrap admin token of scrapeAll's intake all.
+const monitoringAdminToken = "monitoring-test-bootstrap-token-0123456789"
