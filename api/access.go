@@ -96,6 +96,15 @@ func (a *accessService) CreateToken(ctx context.Context, req *intakev1.CreateTok
 	if err != nil {
 		return nil, err
 	}
+	// A tenant named for the first time is made now: its row and its
+	// schema with every object table (tenants.go).
+	made, err := s.store.EnsureTenant(ctx, tenantID)
+	if err != nil {
+		return nil, s.storeError(ctx, "create", "tenant "+tenant, err)
+	}
+	if made {
+		s.log.InfoContext(ctx, "tenant created", "tenant", tenant, "schema", store.ObjectSchemaOf(tenantID), "by", caller.TokenName())
+	}
 	switch t.GetRole() {
 	case roleAdmin, roleEditor, roleViewer, roleTrigger:
 	case roleWorker:
@@ -121,7 +130,7 @@ func (a *accessService) CreateToken(ctx context.Context, req *intakev1.CreateTok
 				jobIDs = append(jobIDs, id)
 			}
 		}
-		missing, err := s.store.MissingJobs(ctx, jobIDs)
+		missing, err := s.store.MissingJobs(store.WithTenant(ctx, tenantID), jobIDs) // the token's tenant's jobs
 		if err != nil {
 			return nil, s.storeError(ctx, "look up", "the jobs of the token", err)
 		}

@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -32,10 +31,12 @@ import (
 
 	"github.com/intakehq/intake/api/internal/store"
 	"github.com/intakehq/intake/pkg/archive"
+	"github.com/intakehq/intake/pkg/natsconn"
 	"github.com/intakehq/intake/pkg/pipeline"
 	"github.com/intakehq/intake/pkg/schema"
 	"github.com/intakehq/intake/pkg/secretbox"
 	"github.com/intakehq/intake/pkg/source"
+	"github.com/intakehq/intake/pkg/tracing"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
 
@@ -50,6 +51,9 @@ type Config struct {
 	DatabaseURL string
 	// NATSURL is the NATS server URL, e.g. "nats://nats:4222".
 	NATSURL string
+	// NATS are the credentials and TLS settings of the NATS connection
+	// (zero: none; TLS for a tls:// URL or a server that requires it).
+	NATS natsconn.Options
 	// GRPCAddr is the TCP address the gRPC server listens on, e.g.
 	// "127.0.0.1:7070" or ":7070"; port 0 picks a free port (see Addr).
 	GRPCAddr string
@@ -289,9 +293,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := schema.Migrate(ctx, pool); err != nil {
 		return fmt.Errorf("api: %w", err)
 	}
-	nc, err := nats.Connect(s.cfg.NATSURL, nats.Name("intake-api"), nats.MaxReconnects(-1))
+	nc, err := natsconn.Connect(ctx, s.cfg.NATSURL, s.cfg.NATS, "intake-api")
 	if err != nil {
-		return fmt.Errorf("api: connect to NATS at %s: %w", s.cfg.NATSURL, err)
+		return fmt.Errorf("api: %w", err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
@@ -301,7 +305,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := pipeline.EnsureStreams(ctx, js, s.cfg.StreamReplicas); err != nil {
 		return fmt.Errorf("api: %w", err)
 	}
-	s.store, s.js = store.New(pool), js
+	s.store, s.js = store.New(pool), tracing.JetStream(js) // publishes carry the caller's trace
 	defer s.metrics.watchRuns(pool)()
 	s.store.OnAutoDisable(s.jobAutoDisabled) // jobops.go: the failure policy
 	// issue 5 (connections): secrets sealed with the key ring, jobs that
@@ -339,6 +343,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("api: listen on %s: %w", s.cfg.GRPCAddr, err)
 	}
 	gs := grpc.NewServer(
+		tracing.GRPCServerOption(), // a span per call, in the caller's trace
 		// auth.go: after the metrics, so that refused calls count too.
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor, s.authUnary),
 		grpc.ChainStreamInterceptor(s.streamInterceptor, s.authStream),

@@ -361,6 +361,10 @@ func (s *Server) authorize(ctx context.Context, method string) (context.Context,
 		return ctx, status.Errorf(codes.PermissionDenied, "a token of role %s may not call %s (it takes: %s)",
 			roleName(c.Role), strings.TrimPrefix(method, "/"), strings.Join(allowed, ", "))
 	}
+	ctx, err = s.scopeToTenant(ctx, c)
+	if err != nil {
+		return ctx, err
+	}
 	return withCaller(ctx, c), nil
 }
 
@@ -438,7 +442,7 @@ func (s *Server) triggerAs(ctx context.Context, c Caller, req *intakev1.TriggerJ
 		return nil, err
 	}
 	log := s.log.With("job", id, "token", c.TokenName(), "idempotency_key", key)
-	job, err := s.store.GetJob(ctx, id)
+	job, err := s.store.GetJob(ctx, id) // of the caller's tenant only (tenants.go)
 	if err != nil {
 		return nil, s.storeError(ctx, "read", "job "+name, err)
 	}

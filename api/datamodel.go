@@ -47,8 +47,9 @@ type dataModelService struct {
 	s *Server
 }
 
-// objectModel is the data model of an object now: its system attributes
-// and its custom attributes.
+// objectModel is the data model of an object now, in the tenant of ctx
+// (the default tenant when ctx has none): its system attributes, the
+// tenant's custom attributes, and the tenant's table.
 func (s *Server) objectModel(ctx context.Context, t intakev1.ObjectType) (*intakev1.DataObject, error) {
 	obj, err := objects.Lookup(t)
 	if err != nil {
@@ -58,7 +59,13 @@ func (s *Server) objectModel(ctx context.Context, t intakev1.ObjectType) (*intak
 	if err != nil {
 		return nil, err
 	}
-	return obj.Model(custom...), nil
+	schema, err := s.store.ObjectSchema(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("the object tables of tenant %s: %w", store.TenantName(store.TenantOf(ctx)), err)
+	}
+	m := obj.Model(custom...)
+	m.Table = obj.TableNameIn(schema)
+	return m, nil
 }
 
 // runModel is the data model a run loads into: the one stored with the run
@@ -68,6 +75,13 @@ func (s *Server) runModel(ctx context.Context, run string, job *intakev1.Job) (*
 	jobID, runID, err := parseRunName("run", run)
 	if err != nil {
 		return nil, err
+	}
+	if store.TenantOf(ctx) == "" { // a worker's call: the model is the run's tenant's
+		tenant, err := s.store.RunTenant(ctx, jobID, runID)
+		if err != nil {
+			return nil, err
+		}
+		ctx = store.WithTenant(ctx, tenant)
 	}
 	return s.store.RunModel(ctx, jobID, runID, func(ctx context.Context) (*intakev1.DataObject, error) {
 		return s.objectModel(ctx, job.GetObject())
@@ -87,6 +101,7 @@ func (s *Server) publishScheduledRun(ctx context.Context, run *intakev1.Run, job
 		if err == nil {
 			err = pipeline.Publish(pctx, s.js, pipeline.SubjectRunRequest, run.GetName(), &pipelinev1.RunRequest{
 				Run: run.GetName(), Job: job, Trigger: intakev1.Trigger_TRIGGER_SCHEDULE, CreateTime: run.GetCreateTime(), Model: model,
+				Tenant: s.runTenant(pctx, run.GetName()),
 			})
 		}
 		if err != nil {
@@ -137,9 +152,15 @@ func (d *dataModelService) ListObjects(ctx context.Context, _ *intakev1.ListObje
 		obj, _, _ := strings.Cut(strings.TrimPrefix(a.GetName(), "objects/"), "/")
 		byObject[obj] = append(byObject[obj], a)
 	}
+	schema, err := d.s.store.ObjectSchema(ctx)
+	if err != nil {
+		return nil, d.s.storeError(ctx, "list", "the object tables of the tenant", err)
+	}
 	resp := &intakev1.ListObjectsResponse{}
 	for _, o := range objects.All() {
-		resp.Objects = append(resp.Objects, o.Model(byObject[o.Name]...))
+		m := o.Model(byObject[o.Name]...)
+		m.Table = o.TableNameIn(schema) // the tenant's (tenants.go)
+		resp.Objects = append(resp.Objects, m)
 	}
 	return resp, nil
 }

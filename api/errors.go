@@ -57,6 +57,8 @@ func (s *Server) storeError(ctx context.Context, op, what string, err error) err
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return status.Errorf(codes.NotFound, "%s not found", what)
+	case errors.Is(err, store.ErrIDTaken):
+		return idTaken(what)
 	case errors.Is(err, store.ErrIDUsed):
 		return status.Errorf(codes.AlreadyExists, "%s was deleted, and its run history is kept under that id: choose another id", what)
 	case errors.Is(err, store.ErrAlreadyExists):

@@ -105,6 +105,7 @@ func (s *Server) requeue(ctx context.Context, r store.StuckRun, now time.Time) (
 		err = pipeline.Publish(pctx, s.js, pipeline.SubjectRunRequest, name, &pipelinev1.RunRequest{
 			Run: name, Job: r.Job, Trigger: r.Trigger, CreateTime: timestamppb.New(r.CreateTime), DryRun: r.DryRun, Model: model,
 			ReplayOf: r.ReplayOf, // issue 4 (files)
+			Tenant:   s.runTenant(pctx, name),
 		})
 	}
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/intakehq/intake/api/internal/store"
 	"github.com/intakehq/intake/pkg/pipeline"
+	"github.com/intakehq/intake/pkg/tracing"
 	pipelinev1 "github.com/intakehq/intake/proto/gen/intake/pipeline/v1"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
@@ -59,7 +60,7 @@ func (g *stageService) CreateScheduledRuns(ctx context.Context, req *intakev1.Cr
 		index = append(index, i)
 	}
 
-	runs, err := s.store.CreateScheduledRuns(ctx, ticks, s.objectModel)
+	runs, err := s.store.CreateScheduledRuns(ctx, ticks, s.objectModel, &g.jobs)
 	if err != nil {
 		return nil, s.storeError(ctx, "create the scheduled runs of", fmt.Sprintf("%d ticks", len(ticks)), err)
 	}
@@ -165,6 +166,7 @@ func (s *Server) publishScheduledRuns(ctx context.Context, runs []store.Schedule
 		msg := nats.NewMsg(pipeline.SubjectRunRequest)
 		msg.Data = data
 		msg.Header.Set(jetstream.MsgIDHeader, r.Run.GetName())
+		tracing.Inject(pctx, msg) // the tick's trace goes on to the fetcher
 		ack, err := s.js.PublishMsgAsync(msg)
 		if err != nil {
 			ack = nil // published again below

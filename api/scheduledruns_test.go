@@ -10,7 +10,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/intakehq/intake/api"
@@ -214,4 +216,51 @@ func TestCreateScheduledRunsConcurrentReplicas(t *testing.T) {
 		require.Equal(t, 1, created[k], "%s: created once", k)
 	}
 	require.Len(t, publishedRunRequests(t, b), len(req.GetTicks()), "one run request per run")
+}
+
+// Tick after tick, each run keeps the job as it is at its tick: its last
+// run, and any change made meanwhile (the API remembers decoded jobs, but
+// only while their rows are unchanged).
+func TestCreateScheduledRunsJobSnapshots(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := testCtx(t)
+	job := b.createJob(t, "snap")
+	at := time.Date(2026, 3, 29, 8, 0, 0, 0, time.UTC)
+	tick := func(m int) *intakev1.CreateScheduledRunResponse {
+		t.Helper()
+		resp, err := b.stage.CreateScheduledRuns(ctx, &intakev1.CreateScheduledRunsRequest{Ticks: []*intakev1.CreateScheduledRunRequest{
+			{Job: job.GetName(), ScheduledTime: timestamppb.New(at.Add(time.Duration(m) * time.Minute))},
+		}})
+		require.NoError(t, err)
+		require.Empty(t, resp.GetResults()[0].GetError())
+		r := resp.GetResults()[0].GetResponse()
+		require.True(t, r.GetCreated())
+		// The run's stored snapshot is the job the call returned.
+		var raw string
+		name := r.GetRun().GetName()
+		require.NoError(t, pgPool(t, b.dsn).QueryRow(ctx, `SELECT job::text FROM intake.runs WHERE id = $1`,
+			name[strings.LastIndex(name, "/")+1:]).Scan(&raw))
+		stored := &intakev1.Job{}
+		require.NoError(t, protojson.Unmarshal([]byte(raw), stored))
+		require.True(t, proto.Equal(r.GetJob(), stored), "stored %v, returned %v", stored, r.GetJob())
+		return r
+	}
+	first := tick(0)
+	require.Empty(t, first.GetJob().GetLastRun())
+	second := tick(1)
+	require.Equal(t, first.GetRun().GetName(), second.GetJob().GetLastRun())
+	want := proto.Clone(first.GetJob()).(*intakev1.Job)
+	want.LastRun = first.GetRun().GetName()
+	require.True(t, proto.Equal(want, second.GetJob()), "the same job but its last run: %v", second.GetJob())
+
+	_, err := b.jobs.UpdateJob(ctx, &intakev1.UpdateJobRequest{Job: &intakev1.Job{Name: job.GetName(), Description: "changed"},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"description"}}})
+	require.NoError(t, err)
+	third := tick(2)
+	require.Equal(t, "changed", third.GetJob().GetDescription())
+	require.Equal(t, second.GetRun().GetName(), third.GetJob().GetLastRun())
+	got, err := b.jobs.GetJob(ctx, &intakev1.GetJobRequest{Name: job.GetName()})
+	require.NoError(t, err)
+	require.Equal(t, got.GetEtag(), third.GetJob().GetEtag())
 }

@@ -135,6 +135,17 @@ func (j *jobService) TriggerJob(ctx context.Context, req *intakev1.TriggerJobReq
 	if err := s.store.TokenUsed(ctx, id, tokenID); err != nil {
 		log.WarnContext(ctx, "could not record the use of a trigger token", "error", err)
 	}
+	// The job's tenant is the call's: its run, model and rows are the
+	// tenant's (tenants.go).
+	tenant, err := s.store.JobTenant(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		s.metrics.triggers.WithLabelValues(triggerDenied).Inc()
+		return nil, deniedFor(store.JobName(id))
+	}
+	if err != nil {
+		return nil, s.storeError(ctx, "read", "job "+store.JobName(id), err)
+	}
+	ctx = store.WithTenant(ctx, tenant)
 	job, err := s.store.GetJob(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		s.metrics.triggers.WithLabelValues(triggerDenied).Inc()
@@ -198,6 +209,7 @@ func (s *Server) queueRun(ctx context.Context, jobID string, job *intakev1.Job, 
 		err = pipeline.Publish(pctx, s.js, pipeline.SubjectRunRequest, run.GetName(), &pipelinev1.RunRequest{
 			Run: run.GetName(), Job: job, Trigger: run.GetTrigger(), CreateTime: run.GetCreateTime(), DryRun: o.DryRun, Model: model,
 			ReplayOf: o.ReplayOf,
+			Tenant:   s.runTenant(pctx, run.GetName()),
 		})
 	}
 	if err != nil {

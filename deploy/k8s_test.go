@@ -44,30 +44,31 @@ type renderCase struct {
 
 // The keys of the Secrets the operator creates (deploy/README.md).
 var (
-	apiSecretKeys  = []string{"INTAKE_ENCRYPTION_KEYS"}
-	natsSecretKeys = []string{"INTAKE_NATS_USER", "INTAKE_NATS_PASSWORD"}
+	apiSecretKeys    = []string{"INTAKE_ENCRYPTION_KEYS", "INTAKE_BOOTSTRAP_TOKEN", "INTAKE_WORKER_TOKEN"}
+	workerSecretKeys = []string{"INTAKE_WORKER_TOKEN"}
+	natsSecretKeys   = []string{"INTAKE_NATS_USER", "INTAKE_NATS_PASSWORD"}
 	// cnpgAppSecretKeys are the keys of the Secret <cluster>-app that
 	// CloudNativePG makes for a Cluster's application user.
 	cnpgAppSecretKeys = []string{"username", "password", "host", "port", "dbname", "uri", "jdbc-uri", "pgpass", "fqdn-uri", "fqdn-jdbc-uri"}
+	// cnpgCASecretKeys are the keys of the Secret <cluster>-ca: the CA
+	// that signs the server's certificate (clients' sslrootcert) and its key.
+	cnpgCASecretKeys = []string{"ca.crt", "ca.key"}
 )
 
 var renderCases = []renderCase{
 	{
 		dir: "k8s/base", monitored: true,
-		external: map[string][]string{"Secret/intake-database": {"INTAKE_DATABASE_URL"}, "Secret/intake-api": apiSecretKeys, "Secret/intake-nats": natsSecretKeys},
+		external: map[string][]string{
+			"Secret/intake-database": {"INTAKE_DATABASE_URL"}, "Secret/intake-api": apiSecretKeys,
+			"Secret/intake-worker": workerSecretKeys, "Secret/intake-nats": natsSecretKeys,
+		},
 	},
 	{dir: "k8s/overlays/dev", complete: true},
 	{
 		dir: "k8s/overlays/prod", complete: true, prod: true, monitored: true,
-		external: map[string][]string{"Secret/intake-api": apiSecretKeys, "Secret/intake-nats": natsSecretKeys},
+		external: map[string][]string{"Secret/intake-api": apiSecretKeys, "Secret/intake-worker": workerSecretKeys, "Secret/intake-nats": natsSecretKeys},
 	},
 }
-
-// pendingEnv are INTAKE_* variables the manifests set that no flag of
-// cmd/internal/cli reads yet: the NATS credentials of issue 6, in the
-// optional Secret intake-nats. A variable no flag reads is ignored by the
-// services.
-var pendingEnv = map[string]bool{"INTAKE_NATS_USER": true, "INTAKE_NATS_PASSWORD": true}
 
 // workers are the subcommands that consume a JetStream stream and scale
 // on its lag.
@@ -156,6 +157,7 @@ func newRendered(t *testing.T, rc renderCase, readme string, flags, cmds map[str
 			}
 			r.pods = append(r.pods, pod{o.String(), o.Kind, o.Name, o.Namespace, l, nil, nil})
 			r.rc.external["Secret/"+o.Name+"-app"] = cnpgAppSecretKeys
+			r.rc.external["Secret/"+o.Name+"-ca"] = cnpgCASecretKeys
 		}
 	}
 	return r
@@ -203,6 +205,8 @@ func TestManifests(t *testing.T) {
 				"monitoring":         checkMonitoring,
 				"config":             checkConfig,
 				"prod":               checkProd,
+				"credentials":        checkCredentials,
+				"database TLS":       checkDatabaseTLS,
 			} {
 				t.Run(name, func(t *testing.T) { check(t, r) })
 			}
@@ -465,7 +469,7 @@ func checkIntakeContainers(t *testing.T, r *rendered) {
 				t.Errorf("%s: args %v: want one of intake's service subcommands first", where, c.Args)
 			}
 			for _, name := range r.envNames(p.namespace, c) {
-				if strings.HasPrefix(name, "INTAKE_") && !r.flags[name] && !pendingEnv[name] {
+				if strings.HasPrefix(name, "INTAKE_") && !r.flags[name] {
 					t.Errorf("%s: %s is the variable of no intake flag (cmd/internal/cli)", where, name)
 				}
 			}

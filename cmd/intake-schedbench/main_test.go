@@ -152,6 +152,7 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.Dir = "" }, "-dir"},
 		{func(c *Config) { c.Jobs = 0 }, "jobs must be at least 1, got 0"},
 		{func(c *Config) { c.Ticks = 0 }, "ticks must be at least 1"},
+		{func(c *Config) { c.Warmup = -1 }, "warmup must not be negative, got -1"},
 		{func(c *Config) { c.Mappings = 5 }, "mappings must be 1 to 4, got 5"},
 		{func(c *Config) { c.Concurrency = 0 }, "concurrency"},
 		{func(c *Config) { c.PollInterval = -time.Second }, "poll interval"},

@@ -38,7 +38,9 @@ import (
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
 
-// Schema is the PostgreSQL schema of the object tables.
+// Schema is the PostgreSQL schema of the object tables of the default
+// tenant; another tenant's are in a schema of its own (the control API
+// makes it: "objects_<tenant>"), with the same tables.
 const Schema = "objects"
 
 // Attribute is one typed column of an object table.
@@ -73,6 +75,14 @@ type Object struct {
 
 // Table is the schema-qualified, quoted table name.
 func (o *Object) Table() string { return fmt.Sprintf("%q.%q", Schema, o.Name) }
+
+// TableIn is the object's table in another schema (a tenant's, see
+// Schema), qualified and quoted: "objects_acme"."accounts".
+func (o *Object) TableIn(schema string) string { return fmt.Sprintf("%q.%q", schema, o.Name) }
+
+// TableNameIn is the object's table in schema as DataObject.table has it,
+// e.g. "objects_acme.accounts".
+func (o *Object) TableNameIn(schema string) string { return schema + "." + o.Name }
 
 // TableName is the schema-qualified table name as DataObject.table has it,
 // e.g. "objects.accounts".

@@ -158,3 +158,13 @@ func TestTypes(t *testing.T) {
 	require.Equal(t, intakev1.AttributeType_ATTRIBUTE_TYPE_TIMESTAMP, ts.Type)
 	require.True(t, usage.IsKey("timestamp"))
 }
+
+// A tenant's table is the object's table in the tenant's schema.
+func TestTableInASchema(t *testing.T) {
+	o, err := objects.LookupName("usage_aggregations")
+	require.NoError(t, err)
+	require.Equal(t, `"objects"."usage_aggregations"`, o.Table())
+	require.Equal(t, `"objects_acme_eu"."usage_aggregations"`, o.TableIn("objects_acme_eu"))
+	require.Equal(t, "objects_acme_eu.usage_aggregations", o.TableNameIn("objects_acme_eu"))
+	require.Equal(t, o.TableName(), o.TableNameIn(objects.Schema))
+}

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/intakehq/intake/pkg/chunker"
+	"github.com/intakehq/intake/pkg/natsconn"
 	"github.com/intakehq/intake/pkg/source"
 )
 
@@ -29,6 +30,9 @@ const (
 type Config struct {
 	// NATSURL is the NATS server (or comma-separated servers) to connect to.
 	NATSURL string
+	// NATS are the credentials and TLS settings of the NATS connection
+	// (zero: none; TLS for a tls:// URL or a server that requires it).
+	NATS natsconn.Options
 	// APIAddr is the control API's gRPC address (host:port).
 	APIAddr string
 	// APICredentials, when set, go with every call to the control API:

@@ -24,8 +24,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/intakehq/intake/pkg/archive"
+	"github.com/intakehq/intake/pkg/natsconn"
 	"github.com/intakehq/intake/pkg/pipeline"
 	"github.com/intakehq/intake/pkg/source"
+	"github.com/intakehq/intake/pkg/tracing"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
 
@@ -74,9 +76,7 @@ func (s *Service) Ready() bool {
 // finish for up to ShutdownGrace and returns nil. It returns an error when it
 // cannot start.
 func (s *Service) Run(ctx context.Context) error {
-	nc, err := nats.Connect(s.cfg.NATSURL,
-		nats.Name("intake-fetcher"),
-		nats.MaxReconnects(-1),
+	nc, err := natsconn.Connect(ctx, s.cfg.NATSURL, s.cfg.NATS, "intake-fetcher",
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				s.log.Warn("disconnected from NATS", "err", err)
@@ -85,7 +85,7 @@ func (s *Service) Run(ctx context.Context) error {
 		nats.ReconnectHandler(func(nc *nats.Conn) { s.log.Info("reconnected to NATS", "url", nc.ConnectedUrlRedacted()) }),
 	)
 	if err != nil {
-		return fmt.Errorf("fetcher: connect to NATS at %s: %w", s.cfg.NATSURL, err)
+		return fmt.Errorf("fetcher: %w", err)
 	}
 	defer nc.Close()
 	s.nc.Store(nc)
@@ -100,12 +100,12 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("fetcher: %w", err)
 	}
-	conn, err := grpc.NewClient(s.cfg.APIAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), apiCredentials(s.cfg.APICredentials))
+	conn, err := grpc.NewClient(s.cfg.APIAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), apiCredentials(s.cfg.APICredentials), tracing.GRPCDialOption())
 	if err != nil {
 		return fmt.Errorf("fetcher: control API client for %s: %w", s.cfg.APIAddr, err)
 	}
 	defer conn.Close()
-	s.js, s.archive, s.stage = js, arch, intakev1.NewStageServiceClient(conn)
+	s.js, s.archive, s.stage = tracing.JetStream(js), arch, intakev1.NewStageServiceClient(conn)
 	defer s.metrics.consumer.watch(js)() // metrics.go: the run request consumer's lag
 
 	s.log.Info("fetcher started", "nats", nc.ConnectedUrlRedacted(), "api", s.cfg.APIAddr,
@@ -117,7 +117,7 @@ func (s *Service) Run(ctx context.Context) error {
 		Consumer:    pipeline.ConsumerConfig(pipeline.ConsumerFetcher, s.cfg.AckWait, s.cfg.Concurrency),
 		Concurrency: s.cfg.Concurrency,
 		Logger:      s.log,
-	}, s.cfg.ShutdownGrace, s.handle)
+	}, s.cfg.ShutdownGrace, tracing.Handler("fetch", map[string]string{pipeline.SubjectRunRequest: "fetch run"}, s.handle))
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		s.log.Info("fetcher stopped")
 		return nil

@@ -19,6 +19,7 @@ import (
 	"github.com/intakehq/intake/pkg/dialect"
 	"github.com/intakehq/intake/pkg/pipeline"
 	"github.com/intakehq/intake/pkg/source"
+	"github.com/intakehq/intake/pkg/tracing"
 	pipelinev1 "github.com/intakehq/intake/proto/gen/intake/pipeline/v1"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
@@ -54,6 +55,8 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 		return pipeline.Term(fmt.Errorf("fetcher: %w", err))
 	}
 	log := s.log.With("run", req.GetRun(), "job", req.GetJob().GetName())
+	tracing.SetAttributes(ctx, tracing.Run(req.GetRun(), req.GetJob().GetName(), -1)...)
+	log = tracing.Logger(ctx, log) // trace_id, span_id
 	if md, err := msg.Metadata(); err == nil && md.NumDelivered > 1 {
 		log = log.With("delivery", md.NumDelivered)
 		log.Info("run request redelivered")
@@ -463,7 +466,7 @@ func (r *run) publish(ctx context.Context, opts chunker.Options, src string) (in
 		msg := &pipelinev1.Chunk{
 			Run: r.req.GetRun(), Job: job, Index: ch.Index, FirstRow: ch.FirstRow,
 			Header: header, Data: ch.Data, Rows: ch.Rows,
-			Model: r.req.GetModel(), DryRun: r.req.GetDryRun(), Dialect: resolved,
+			Model: r.req.GetModel(), DryRun: r.req.GetDryRun(), Dialect: resolved, Tenant: r.req.GetTenant(),
 		}
 		if err := pipeline.Publish(ctx, r.s.js, pipeline.SubjectChunk, pipeline.ChunkMsgID(r.req.GetRun(), ch.Index), msg); err != nil {
 			return n, fmt.Errorf("fetcher: %w", err)
@@ -477,7 +480,7 @@ func (r *run) publish(ctx context.Context, opts chunker.Options, src string) (in
 	}
 	seal := &pipelinev1.Seal{
 		Run: r.req.GetRun(), Chunks: n, Object: job.GetObject(),
-		AllowNewRecords: job.GetAllowNewRecords(), Attributes: attrs, DryRun: r.req.GetDryRun(),
+		AllowNewRecords: job.GetAllowNewRecords(), Attributes: attrs, DryRun: r.req.GetDryRun(), Tenant: r.req.GetTenant(),
 	}
 	if err := pipeline.Publish(ctx, r.s.js, pipeline.SubjectSeal, pipeline.SealMsgID(r.req.GetRun()), seal); err != nil {
 		return n, fmt.Errorf("fetcher: %w", err)

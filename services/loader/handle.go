@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/intakehq/intake/pkg/pipeline"
+	"github.com/intakehq/intake/pkg/tracing"
 	pipelinev1 "github.com/intakehq/intake/proto/gen/intake/pipeline/v1"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 	"github.com/intakehq/intake/services/loader/internal/store"
@@ -37,7 +38,8 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 		if err != nil {
 			return pipeline.Term(err)
 		}
-		return s.handleBatch(ctx, log.With("chunk", b.Chunk), &b)
+		tracing.SetAttributes(ctx, tracing.Run(b.Run, "", b.Chunk)...)
+		return s.handleBatch(ctx, tracing.Logger(ctx, log.With("chunk", b.Chunk)), &b)
 	case pipeline.SubjectSeal:
 		var m pipelinev1.Seal
 		if err := proto.Unmarshal(msg.Data(), &m); err != nil {
@@ -47,7 +49,8 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 		if err != nil {
 			return pipeline.Term(err)
 		}
-		return s.handleSeal(ctx, log, &m)
+		tracing.SetAttributes(ctx, tracing.Run(m.Run, "", -1)...)
+		return s.handleSeal(ctx, tracing.Logger(ctx, log), &m)
 	default:
 		return pipeline.Term(fmt.Errorf("loader: unexpected subject %q on stream %s", msg.Subject(), pipeline.StreamLoad))
 	}
@@ -158,6 +161,8 @@ func (s *Service) commit(ctx context.Context, log *slog.Logger, run string) erro
 		return s.abandon(ctx, log, run)
 	}
 
+	ctx, span := tracing.Start(ctx, "commit run", append(tracing.Run(run, "", -1), tracing.AttrStage.String("load"))...)
+	defer span.End()
 	start := time.Now()
 	res, committed, err := s.store.TryCommit(ctx, run)
 	if store.IsInvalid(err) {

@@ -47,7 +47,9 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/intakehq/intake/pkg/natsconn"
 	"github.com/intakehq/intake/pkg/pipeline"
+	"github.com/intakehq/intake/pkg/tracing"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 	"github.com/intakehq/intake/services/loader/internal/store"
 )
@@ -74,6 +76,9 @@ var (
 type Config struct {
 	// NATSURL is the NATS server with JetStream, e.g. nats://nats:4222.
 	NATSURL string
+	// NATS are the credentials and TLS settings of the NATS connection
+	// (zero: none; TLS for a tls:// URL or a server that requires it).
+	NATS natsconn.Options
 	// APIAddr is the control API's gRPC address, host:port.
 	APIAddr string
 	// APICredentials, when set, go with every call to the control API:
@@ -232,9 +237,9 @@ func (s *Service) run(ctx context.Context) error {
 	}
 	s.store = store.New(pool)
 
-	nc, err := nats.Connect(s.cfg.NATSURL, nats.Name("intake-loader"), nats.MaxReconnects(-1))
+	nc, err := natsconn.Connect(ctx, s.cfg.NATSURL, s.cfg.NATS, "intake-loader")
 	if err != nil {
-		return fmt.Errorf("loader: connect to NATS at %s: %w", s.cfg.NATSURL, err)
+		return fmt.Errorf("loader: %w", err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
@@ -245,7 +250,7 @@ func (s *Service) run(ctx context.Context) error {
 		return fmt.Errorf("loader: %w", err)
 	}
 
-	conn, err := grpc.NewClient(s.cfg.APIAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), apiCredentials(s.cfg.APICredentials))
+	conn, err := grpc.NewClient(s.cfg.APIAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), apiCredentials(s.cfg.APICredentials), tracing.GRPCDialOption())
 	if err != nil {
 		return fmt.Errorf("loader: control API at %s: %w", s.cfg.APIAddr, err)
 	}
@@ -268,7 +273,7 @@ func (s *Service) run(ctx context.Context) error {
 		Consumer:    pipeline.ConsumerConfig(pipeline.ConsumerLoader, s.cfg.AckWait, 0),
 		Concurrency: s.cfg.Concurrency,
 		Logger:      s.log,
-	}, s.cfg.ShutdownGrace, s.handle)
+	}, s.cfg.ShutdownGrace, tracing.Handler("load", map[string]string{pipeline.SubjectBatch: "load batch", pipeline.SubjectSeal: "seal run"}, s.handle))
 	stopJanitor()
 	<-janitorDone
 	s.log.Info("loader stopped")

@@ -9,12 +9,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+
+	"github.com/intakehq/intake/pkg/natsconn"
 )
 
 // Config configures the mapper.
 type Config struct {
 	// NATSURL is the NATS server, e.g. "nats://127.0.0.1:4222". Required.
 	NATSURL string
+	// NATS are the credentials and TLS settings of the NATS connection
+	// (zero: none; TLS for a tls:// URL or a server that requires it).
+	NATS natsconn.Options
 	// APIAddr is the control API's gRPC address, e.g. "127.0.0.1:7400". Required.
 	APIAddr string
 	// APICredentials, when set, go with every call to the control API:

@@ -22,6 +22,7 @@ import (
 	"github.com/intakehq/intake/pkg/mapping"
 	"github.com/intakehq/intake/pkg/objects"
 	"github.com/intakehq/intake/pkg/pipeline"
+	"github.com/intakehq/intake/pkg/tracing"
 	pipelinev1 "github.com/intakehq/intake/proto/gen/intake/pipeline/v1"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
@@ -46,6 +47,8 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 		return pipeline.Term(errors.New("mapper: chunk without a run"))
 	}
 	log := s.log.With("run", chunk.GetRun(), "job", chunk.GetJob().GetName(), "chunk", chunk.GetIndex())
+	tracing.SetAttributes(ctx, tracing.Run(chunk.GetRun(), chunk.GetJob().GetName(), chunk.GetIndex())...)
+	log = tracing.Logger(ctx, log) // trace_id, span_id
 
 	plan, d, err := s.plan(chunk)
 	if err != nil {
@@ -73,6 +76,7 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 
 	batch := &pipelinev1.Batch{
 		Run:             chunk.GetRun(),
+		Tenant:          chunk.GetTenant(),
 		Object:          chunk.GetJob().GetObject(),
 		AllowNewRecords: chunk.GetJob().GetAllowNewRecords(),
 		Attributes:      plan.Attributes(),

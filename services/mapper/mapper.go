@@ -20,12 +20,13 @@ import (
 	"log/slog"
 	"sync/atomic"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/intakehq/intake/pkg/natsconn"
 	"github.com/intakehq/intake/pkg/pipeline"
+	"github.com/intakehq/intake/pkg/tracing"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
 
@@ -68,12 +69,12 @@ func New(cfg Config) (*Service, error) {
 // cancelled. Then it stops taking chunks, lets the ones in flight finish
 // within ShutdownGrace, and returns ctx.Err(). Run may be called once.
 func (s *Service) Run(ctx context.Context) error {
-	nc, err := nats.Connect(s.cfg.NATSURL, nats.Name("intake-mapper"), nats.MaxReconnects(-1))
+	nc, err := natsconn.Connect(ctx, s.cfg.NATSURL, s.cfg.NATS, "intake-mapper")
 	if err != nil {
-		return fmt.Errorf("mapper: connect to NATS at %s: %w", s.cfg.NATSURL, err)
+		return fmt.Errorf("mapper: %w", err)
 	}
 	defer nc.Close()
-	conn, err := grpc.NewClient(s.cfg.APIAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), apiCredentials(s.cfg.APICredentials))
+	conn, err := grpc.NewClient(s.cfg.APIAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), apiCredentials(s.cfg.APICredentials), tracing.GRPCDialOption())
 	if err != nil {
 		return fmt.Errorf("mapper: control API client for %s: %w", s.cfg.APIAddr, err)
 	}
@@ -85,7 +86,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if err := pipeline.EnsureStreams(ctx, js, s.cfg.StreamReplicas); err != nil {
 		return fmt.Errorf("mapper: %w", err)
 	}
-	s.js = js
+	s.js = tracing.JetStream(js) // batches carry the chunk's trace
 	s.stage = intakev1.NewStageServiceClient(conn)
 	defer s.metrics.consumer.watch(js)() // metrics.go: the chunk consumer's lag
 	s.maxPayload = nc.MaxPayload()
@@ -98,7 +99,7 @@ func (s *Service) Run(ctx context.Context) error {
 		Consumer:    pipeline.ConsumerConfig(pipeline.ConsumerMapper, s.cfg.AckWait, 2*s.cfg.Concurrency),
 		Concurrency: s.cfg.Concurrency,
 		Logger:      s.log,
-	}, s.cfg.ShutdownGrace, s.handle)
+	}, s.cfg.ShutdownGrace, tracing.Handler("map", map[string]string{pipeline.SubjectChunk: "map chunk"}, s.handle))
 	s.log.Info("mapper stopped")
 	return err
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+
+	"github.com/intakehq/intake/pkg/natsconn"
 )
 
 // DefaultPollInterval is how often the job list is reconciled when
@@ -22,6 +24,9 @@ type Config struct {
 	// "nats://127.0.0.1:4222". The pipeline's streams must exist
 	// (pipeline.EnsureStreams).
 	NATSURL string
+	// NATS are the credentials and TLS settings of the NATS connection
+	// (zero: none; TLS for a tls:// URL or a server that requires it).
+	NATS natsconn.Options
 	// APIAddr is the control API's gRPC address, e.g. "127.0.0.1:9090".
 	APIAddr string
 	// APICredentials, when set, go with every call to the control API:

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -72,21 +73,105 @@ func (s *Service) fireOwn(ticks []firedTick) {
 	s.fireTicks(fire)
 }
 
-// fireTicks creates the runs of ticks (and has their requests published),
-// in batches of at most batchSize ticks, at most batchesInFlight batches at
-// once across the replica, and returns when every one is done.
+// queuedTick is a tick waiting in the replica's queue to be fired.
+type queuedTick struct {
+	firedTick
+	call *fireCall
+}
+
+// fireCall counts the ticks of one fireTicks call still to fire.
+type fireCall struct {
+	left atomic.Int64
+	done chan struct{} // closed when left reaches 0
+}
+
+func (c *fireCall) finish() {
+	if c.left.Add(-1) == 0 {
+		close(c.done)
+	}
+}
+
+// fireTicks creates the runs of ticks (and has their requests published)
+// through the replica's queue, and returns when every one is done. The
+// queue's batchesInFlight workers send the ticks queued at about the same
+// time (by every group of an instant) together, in batches of at most
+// batchSize.
 func (s *Service) fireTicks(ticks []firedTick) {
+	if len(ticks) == 0 {
+		return
+	}
 	s.inflight.Add(int64(len(ticks)))
 	defer s.inflight.Add(-int64(len(ticks)))
-	var wg sync.WaitGroup
-	for chunk := range slices.Chunk(ticks, batchSize) {
-		s.batches <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-s.batches }()
-			s.fireBatch(chunk)
-		})
+	call := &fireCall{done: make(chan struct{})}
+	call.left.Store(int64(len(ticks)))
+	for _, t := range ticks {
+		select {
+		case s.queue <- queuedTick{firedTick: t, call: call}:
+		case <-s.tickCtx.Done(): // stopped: not fired
+			return
+		}
 	}
-	wg.Wait()
+	select {
+	case <-call.done:
+	case <-s.tickCtx.Done():
+	}
+}
+
+// collect forms batches of the queued ticks for the fireWorkers until stop
+// is closed: a batch takes the ticks queued until it holds batchSize or no
+// tick comes for collectWindow, and goes on taking them while every worker
+// is busy.
+func (s *Service) collect(batches chan<- []queuedTick, stop <-chan struct{}) {
+	for {
+		var batch []queuedTick
+		select {
+		case t := <-s.queue:
+			batch = append(make([]queuedTick, 0, batchSize), t)
+		case <-stop:
+			return
+		}
+		timer := time.NewTimer(collectWindow)
+	fill:
+		for len(batch) < batchSize {
+			select {
+			case t := <-s.queue:
+				batch = append(batch, t)
+			case <-timer.C:
+				break fill
+			}
+		}
+		timer.Stop()
+	handOff:
+		for {
+			in := s.queue
+			if len(batch) >= batchSize {
+				in = nil
+			}
+			select {
+			case batches <- batch:
+				break handOff
+			case t := <-in:
+				batch = append(batch, t)
+			case <-stop:
+				return
+			}
+		}
+	}
+}
+
+// fireWorker fires the batches of ticks it is handed until batches is
+// closed.
+func (s *Service) fireWorker(batches <-chan []queuedTick) {
+	for batch := range batches {
+		ticks := make([]firedTick, len(batch))
+		for i, t := range batch {
+			ticks[i] = t.firedTick
+		}
+		s.fireBatch(ticks)
+		for _, t := range batch {
+			t.call.finish()
+		}
+	}
 }
 
 // fireBatch creates the runs of one batch of ticks, counts their outcomes

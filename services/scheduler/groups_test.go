@@ -38,7 +38,7 @@ func TestTicksOfOneInstantFireInBatches(t *testing.T) {
 	e.api.mu.Lock()
 	batches, singles := e.api.batchCalls, e.api.singleCalls
 	e.api.mu.Unlock()
-	require.LessOrEqual(t, batches, scheduler.GroupShards, "at most one CreateScheduledRuns call per group")
+	require.LessOrEqual(t, batches, scheduler.GroupShards, "the groups' ticks go out together, up to 500 a call")
 	require.Zero(t, singles)
 	require.Equal(t, float64(n), r.metric(t, "intake_scheduler_tick_locks_total", "outcome", "acquired"), "the locks count ticks")
 	require.Equal(t, float64(n), r.metric(t, "intake_scheduler_tick_lateness_seconds"))

@@ -17,7 +17,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/intakehq/intake/pkg/natsconn"
 	"github.com/intakehq/intake/pkg/schedule"
+	"github.com/intakehq/intake/pkg/tracing"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
 
@@ -46,9 +48,11 @@ const (
 	// lock key, whose value lists its jobs (8 bytes each).
 	groupShards = 16
 	// batchSize is the most ticks per CreateScheduledRuns call, and
-	// batchesInFlight how many calls run at once.
+	// batchesInFlight how many calls run at once. A batch takes the ticks
+	// queued until it is full or no tick came for collectWindow.
 	batchSize       = 500
 	batchesInFlight = 4
+	collectWindow   = 2 * time.Millisecond
 	// singleInFlight is how many CreateScheduledRun calls run at once
 	// for an API without CreateScheduledRuns.
 	singleInFlight = 32
@@ -88,8 +92,8 @@ type Service struct {
 	// ticks are created one CreateScheduledRun call each (the API
 	// answered CreateScheduledRuns Unimplemented).
 	batchOffUntil atomic.Int64
-	// batches bounds the CreateScheduledRuns calls in flight.
-	batches chan struct{}
+	// queue holds the ticks to fire, for the fireWorkers.
+	queue chan queuedTick
 	// bg counts the catch-ups in flight.
 	bg sync.WaitGroup
 	// inflight counts the ticks being fired.
@@ -143,7 +147,7 @@ func New(cfg Config) (*Service, error) {
 		groups:   map[string]*group{},
 		invalid:  map[string]string{},
 		cadences: map[string]cadence{},
-		batches:  make(chan struct{}, batchesInFlight),
+		queue:    make(chan queuedTick, 4*batchSize),
 		rec:      newRecorder(),
 	}, nil
 }
@@ -175,13 +179,9 @@ func (s *Service) Run(ctx context.Context) error {
 	if !s.started.CompareAndSwap(false, true) {
 		return errors.New("scheduler: Run called more than once")
 	}
-	nc, err := nats.Connect(s.cfg.NATSURL,
-		nats.Name("intake-scheduler"),
-		nats.RetryOnFailedConnect(true),
-		nats.MaxReconnects(-1),
-	)
+	nc, err := natsconn.Connect(ctx, s.cfg.NATSURL, s.cfg.NATS, "intake-scheduler", nats.RetryOnFailedConnect(true))
 	if err != nil {
-		return fmt.Errorf("scheduler: connect to NATS %s: %w", s.cfg.NATSURL, err)
+		return fmt.Errorf("scheduler: %w", err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
@@ -193,7 +193,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	locker := &tickLocker{kv: ticks, replica: s.replica, m: s.m, log: s.log, claim: s.claim, lost: s.lost}
-	conn, err := grpc.NewClient(s.cfg.APIAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), apiCredentials(s.cfg.APICredentials))
+	conn, err := grpc.NewClient(s.cfg.APIAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), apiCredentials(s.cfg.APICredentials), tracing.GRPCDialOption())
 	if err != nil {
 		return fmt.Errorf("scheduler: control API client for %s: %w", s.cfg.APIAddr, err)
 	}
@@ -214,7 +214,7 @@ func (s *Service) Run(ctx context.Context) error {
 	defer cancelTicks()
 
 	s.mu.Lock()
-	s.sched, s.js, s.tickCtx, s.locker = sched, js, tickCtx, locker
+	s.sched, s.js, s.tickCtx, s.locker = sched, tracing.JetStream(js), tickCtx, locker
 	s.last = lastTicks{kv: last, js: js, subject: "$KV." + LastTickBucket + "."}
 	s.jobsAPI = intakev1.NewJobServiceClient(conn)
 	s.stageAPI = intakev1.NewStageServiceClient(conn)
@@ -223,6 +223,12 @@ func (s *Service) Run(ctx context.Context) error {
 	sched.Start()
 	s.log.Info("scheduler: started", "api", s.cfg.APIAddr, "nats", s.cfg.NATSURL, "poll_interval", s.cfg.PollInterval)
 
+	var workers sync.WaitGroup
+	stopWorkers, batches := make(chan struct{}), make(chan []queuedTick)
+	workers.Go(func() { defer close(batches); s.collect(batches, stopWorkers) })
+	for range batchesInFlight {
+		workers.Go(func() { s.fireWorker(batches) })
+	}
 	recDone, recStopped := make(chan struct{}), make(chan struct{})
 	go func() { defer close(recStopped); s.runRecorder(recDone) }()
 
@@ -257,6 +263,8 @@ func (s *Service) Run(ctx context.Context) error {
 		cancelTicks()
 		<-done
 	}
+	close(stopWorkers) // every tick fired (or given up: tickCtx)
+	workers.Wait()
 	close(recDone)
 	<-recStopped
 	s.mu.Lock()

@@ -199,7 +199,7 @@ func (s *Store) AccessTokenUsed(ctx context.Context, id string, t time.Time, eve
 
 // MissingJobs returns the ids among ids that name no job, in their order.
 func (s *Store) MissingJobs(ctx context.Context, ids []string) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id FROM intake.jobs WHERE id = ANY($1)`, ids)
+	rows, err := s.pool.Query(ctx, `SELECT id FROM intake.jobs WHERE id = ANY($1) AND ($2::text = '' OR tenant_id = $2)`, ids, TenantOf(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("look up jobs %s: %w", strings.Join(ids, ", "), err)
 	}

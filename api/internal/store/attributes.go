@@ -56,7 +56,7 @@ func scanAttribute(row pgx.Row) (*intakev1.Attribute, error) {
 // given id ("accounts"), oldest first; of every object when object is "".
 func (s *Store) CustomAttributes(ctx context.Context, object string) ([]*intakev1.Attribute, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+attributeColumns+` FROM intake.attributes
-		WHERE $1 = '' OR object = $1 ORDER BY object, create_time, attribute_id`, object)
+		WHERE ($1 = '' OR object = $1) AND tenant_id = $2 ORDER BY object, create_time, attribute_id`, object, tenantOrDefault(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("list custom attributes: %w", err)
 	}
@@ -71,7 +71,7 @@ func (s *Store) CustomAttributes(ctx context.Context, object string) ([]*intakev
 // none.
 func (s *Store) CustomAttribute(ctx context.Context, object, id string) (*intakev1.Attribute, error) {
 	a, err := scanAttribute(s.pool.QueryRow(ctx, `SELECT `+attributeColumns+` FROM intake.attributes
-		WHERE object = $1 AND attribute_id = $2`, object, id))
+		WHERE object = $1 AND attribute_id = $2 AND tenant_id = $3`, object, id, tenantOrDefault(ctx)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -115,18 +115,23 @@ func ddlError(err error) error {
 // exists.
 func (s *Store) CreateAttribute(ctx context.Context, obj *objects.Object, a *intakev1.Attribute, lockTimeout time.Duration) (*intakev1.Attribute, error) {
 	var out *intakev1.Attribute
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	tenant := tenantOrDefault(ctx)
+	schema, err := s.objectSchema(ctx, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("create attribute %s of %s: %w", a.GetAttributeId(), obj.Name, err)
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := setLockTimeout(ctx, tx, lockTimeout); err != nil {
 			return err
 		}
-		row := tx.QueryRow(ctx, `INSERT INTO intake.attributes (object, attribute_id, display_name, type, references_object, description, create_time)
-			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING `+attributeColumns,
-			obj.Name, a.GetAttributeId(), a.GetDisplayName(), int16(a.GetType()), a.GetReferences(), a.GetDescription(), s.now())
+		row := tx.QueryRow(ctx, `INSERT INTO intake.attributes (object, attribute_id, display_name, type, references_object, description, create_time, tenant_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING `+attributeColumns,
+			obj.Name, a.GetAttributeId(), a.GetDisplayName(), int16(a.GetType()), a.GetReferences(), a.GetDescription(), s.now(), tenant)
 		var err error
 		if out, err = scanAttribute(row); err != nil {
 			return ddlError(err)
 		}
-		ddl := "ALTER TABLE " + obj.Table() + " ADD COLUMN " + pgx.Identifier{a.GetAttributeId()}.Sanitize() + " " + objects.PostgresType(a.GetType())
+		ddl := "ALTER TABLE " + obj.TableIn(schema) + " ADD COLUMN " + pgx.Identifier{a.GetAttributeId()}.Sanitize() + " " + objects.PostgresType(a.GetType())
 		if _, err := tx.Exec(ctx, ddl); err != nil {
 			return ddlError(err)
 		}
@@ -149,12 +154,18 @@ func (s *Store) CreateAttribute(ctx context.Context, obj *objects.Object, a *int
 // such custom attribute; ErrBusy when the table's lock was not had within
 // lockTimeout.
 func (s *Store) DeleteAttribute(ctx context.Context, obj *objects.Object, id string, lockTimeout time.Duration) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	tenant := tenantOrDefault(ctx)
+	schema, err := s.objectSchema(ctx, tenant)
+	if err != nil {
+		return fmt.Errorf("delete attribute %s of %s: %w", id, obj.Name, err)
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := setLockTimeout(ctx, tx, lockTimeout); err != nil {
 			return err
 		}
 		var found bool
-		err := tx.QueryRow(ctx, `SELECT true FROM intake.attributes WHERE object = $1 AND attribute_id = $2 FOR UPDATE`, obj.Name, id).Scan(&found)
+		err := tx.QueryRow(ctx, `SELECT true FROM intake.attributes WHERE object = $1 AND attribute_id = $2 AND tenant_id = $3 FOR UPDATE`,
+			obj.Name, id, tenant).Scan(&found)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -164,17 +175,17 @@ func (s *Store) DeleteAttribute(ctx context.Context, obj *objects.Object, id str
 		if _, err := tx.Exec(ctx, `LOCK TABLE intake.jobs IN SHARE MODE`); err != nil {
 			return ddlError(err)
 		}
-		inUse, err := recurringJobsUsing(ctx, tx, obj.Type, id)
+		inUse, err := recurringJobsUsing(ctx, tx, tenant, obj.Type, id)
 		if err != nil {
 			return err
 		}
 		if len(inUse.Jobs) > 0 {
 			return inUse
 		}
-		if _, err := tx.Exec(ctx, "ALTER TABLE "+obj.Table()+" DROP COLUMN IF EXISTS "+pgx.Identifier{id}.Sanitize()); err != nil {
+		if _, err := tx.Exec(ctx, "ALTER TABLE "+obj.TableIn(schema)+" DROP COLUMN IF EXISTS "+pgx.Identifier{id}.Sanitize()); err != nil {
 			return ddlError(err)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM intake.attributes WHERE object = $1 AND attribute_id = $2`, obj.Name, id); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM intake.attributes WHERE object = $1 AND attribute_id = $2 AND tenant_id = $3`, obj.Name, id, tenant); err != nil {
 			return err
 		}
 		return nil
@@ -186,10 +197,11 @@ func (s *Store) DeleteAttribute(ctx context.Context, obj *objects.Object, id str
 	return fmt.Errorf("delete attribute %s of %s: %w", id, obj.Name, err)
 }
 
-// recurringJobsUsing finds the enabled jobs with a schedule whose mapping
-// fills the attribute (an entry) or declares it (new_attributes).
-func recurringJobsUsing(ctx context.Context, q querier, object intakev1.ObjectType, id string) (*InUseError, error) {
-	rows, err := q.Query(ctx, `SELECT id, spec FROM intake.jobs WHERE enabled ORDER BY id`)
+// recurringJobsUsing finds the enabled jobs of a tenant with a schedule
+// whose mapping fills the attribute (an entry) or declares it
+// (new_attributes).
+func recurringJobsUsing(ctx context.Context, q querier, tenant string, object intakev1.ObjectType, id string) (*InUseError, error) {
+	rows, err := q.Query(ctx, `SELECT id, spec FROM intake.jobs WHERE enabled AND tenant_id = $1 ORDER BY id`, tenant)
 	if err != nil {
 		return nil, fmt.Errorf("find the jobs that map the attribute: %w", err)
 	}
@@ -229,7 +241,8 @@ func recurringJobsUsing(ctx context.Context, q querier, object intakev1.ObjectTy
 func (s *Store) RunModel(ctx context.Context, jobID, runID string, resolve func(context.Context) (*intakev1.DataObject, error)) (*intakev1.DataObject, error) {
 	read := func() (*intakev1.DataObject, error) {
 		var raw []byte
-		err := s.pool.QueryRow(ctx, `SELECT model FROM intake.runs WHERE id = $1 AND job_id = $2`, runID, jobID).Scan(&raw)
+		err := s.pool.QueryRow(ctx, `SELECT model FROM intake.runs WHERE id = $1 AND job_id = $2 AND ($3::text = '' OR tenant_id = $3)`,
+			runID, jobID, TenantOf(ctx)).Scan(&raw)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, ErrNotFound
 		}

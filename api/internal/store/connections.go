@@ -144,7 +144,8 @@ func scanConnection(row pgx.Row) (*connRow, error) {
 }
 
 func readConnection(ctx context.Context, q querier, id, lock string) (*connRow, error) {
-	r, err := scanConnection(q.QueryRow(ctx, `SELECT `+connectionColumns+` FROM intake.connections c WHERE c.id = $1 `+lock, id))
+	r, err := scanConnection(q.QueryRow(ctx, `SELECT `+connectionColumns+` FROM intake.connections c
+		WHERE c.id = $1 AND ($2::text = '' OR c.tenant_id = $2) `+lock, id, TenantOf(ctx)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -171,10 +172,15 @@ func (s *Store) CreateConnection(ctx context.Context, id string, c *intakev1.Con
 		return nil, fmt.Errorf("encode the secrets of connection %s: %w", ConnectionName(id), err)
 	}
 	now := s.now()
-	_, err = s.pool.Exec(ctx, `INSERT INTO intake.connections (id, spec, secrets, etag, create_time, update_time)
-		VALUES ($1, $2::jsonb, $3::jsonb, $4, $5, $5)`, id, string(spec), string(secrets), newEtag(), now)
+	tenant := tenantOrDefault(ctx)
+	_, err = s.pool.Exec(ctx, `INSERT INTO intake.connections (id, spec, secrets, etag, create_time, update_time, tenant_id)
+		VALUES ($1, $2::jsonb, $3::jsonb, $4, $5, $5, $6)`, id, string(spec), string(secrets), newEtag(), now, tenant)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		var owner string
+		if err := s.pool.QueryRow(ctx, `SELECT tenant_id FROM intake.connections WHERE id = $1`, id).Scan(&owner); err == nil && owner != tenant {
+			return nil, ErrIDTaken
+		}
 		return nil, ErrAlreadyExists
 	}
 	if err != nil {
@@ -242,10 +248,12 @@ func (s *Store) ListConnections(ctx context.Context, after *Cursor, limit int) (
 	)
 	if after == nil {
 		rows, err = s.pool.Query(ctx, `SELECT `+connectionColumns+` FROM intake.connections c
-			ORDER BY c.create_time, c.id LIMIT $1`, limit)
+			WHERE ($2::text = '' OR c.tenant_id = $2)
+			ORDER BY c.create_time, c.id LIMIT $1`, limit, TenantOf(ctx))
 	} else {
 		rows, err = s.pool.Query(ctx, `SELECT `+connectionColumns+` FROM intake.connections c
-			WHERE (c.create_time, c.id) > ($1, $2) ORDER BY c.create_time, c.id LIMIT $3`, after.Time, after.ID, limit)
+			WHERE (c.create_time, c.id) > ($1, $2) AND ($4::text = '' OR c.tenant_id = $4)
+			ORDER BY c.create_time, c.id LIMIT $3`, after.Time, after.ID, limit, TenantOf(ctx))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list connections: %w", err)

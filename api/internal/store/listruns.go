@@ -35,6 +35,9 @@ func (s *Store) ListRuns(ctx context.Context, jobID string, f RunFilter, after *
 	if jobID != "" {
 		where = append(where, "job_id = "+arg(jobID))
 	}
+	if t := TenantOf(ctx); t != "" {
+		where = append(where, "tenant_id = "+arg(t))
+	}
 	if len(f.States) > 0 {
 		states := make([]int16, len(f.States))
 		for i, st := range f.States {

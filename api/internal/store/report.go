@@ -383,7 +383,8 @@ func (s *Store) LastValidators(ctx context.Context, jobID, runID string) (Valida
 // run request carries it); ErrNotFound for an unknown run.
 func (s *Store) RunSnapshot(ctx context.Context, jobID, runID string) (*intakev1.Job, error) {
 	var b []byte
-	err := s.pool.QueryRow(ctx, `SELECT job FROM intake.runs WHERE id = $1 AND job_id = $2`, runID, jobID).Scan(&b)
+	err := s.pool.QueryRow(ctx, `SELECT job FROM intake.runs WHERE id = $1 AND job_id = $2 AND ($3::text = '' OR tenant_id = $3)`,
+		runID, jobID, TenantOf(ctx)).Scan(&b)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -402,7 +403,8 @@ func (s *Store) RunSnapshot(ctx context.Context, jobID, runID string) (*intakev1
 // the run whose file it is.
 func (s *Store) FileRun(ctx context.Context, jobID, runID string) (string, error) {
 	var fileRun string
-	err := s.pool.QueryRow(ctx, `SELECT file_run FROM intake.runs WHERE id = $1 AND job_id = $2`, runID, jobID).Scan(&fileRun)
+	err := s.pool.QueryRow(ctx, `SELECT file_run FROM intake.runs WHERE id = $1 AND job_id = $2 AND ($3::text = '' OR tenant_id = $3)`,
+		runID, jobID, TenantOf(ctx)).Scan(&fileRun)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", ErrNotFound
 	}
@@ -419,7 +421,7 @@ func (s *Store) FileRun(ctx context.Context, jobID, runID string) (string, error
 // itself when no run has that id.
 func (s *Store) FileRunOf(ctx context.Context, runID string) (string, error) {
 	var fileRun string
-	err := s.pool.QueryRow(ctx, `SELECT file_run FROM intake.runs WHERE id = $1`, runID).Scan(&fileRun)
+	err := s.pool.QueryRow(ctx, `SELECT file_run FROM intake.runs WHERE id = $1 AND ($2::text = '' OR tenant_id = $2)`, runID, TenantOf(ctx)).Scan(&fileRun)
 	if errors.Is(err, pgx.ErrNoRows) || err == nil && fileRun == "" {
 		return runID, nil
 	}

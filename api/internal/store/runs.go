@@ -157,7 +157,8 @@ func (r *runRow) stage(st intakev1.Stage) *intakev1.StageStatus {
 }
 
 func readRun(ctx context.Context, q querier, jobID, runID, lock string, withErrors bool) (*runRow, error) {
-	r, err := scanRun(q.QueryRow(ctx, `SELECT `+runColumns+` FROM intake.runs WHERE id = $1 AND job_id = $2 `+lock, runID, jobID))
+	r, err := scanRun(q.QueryRow(ctx, `SELECT `+runColumns+` FROM intake.runs
+		WHERE id = $1 AND job_id = $2 AND ($3::text = '' OR tenant_id = $3) `+lock, runID, jobID, TenantOf(ctx)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -209,7 +210,8 @@ func (s *Store) GetRun(ctx context.Context, jobID, runID string) (*intakev1.Run,
 // RunVersion returns the change counter of a run, which every change bumps.
 func (s *Store) RunVersion(ctx context.Context, jobID, runID string) (int64, error) {
 	var v int64
-	err := s.pool.QueryRow(ctx, `SELECT version FROM intake.runs WHERE id = $1 AND job_id = $2`, runID, jobID).Scan(&v)
+	err := s.pool.QueryRow(ctx, `SELECT version FROM intake.runs WHERE id = $1 AND job_id = $2 AND ($3::text = '' OR tenant_id = $3)`,
+		runID, jobID, TenantOf(ctx)).Scan(&v)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, ErrNotFound
 	}
@@ -352,7 +354,8 @@ func (s *Store) Rejects(ctx context.Context, jobID, runID string, fn func(e *int
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // read only
 	var dropped int64
-	err = tx.QueryRow(ctx, `SELECT row_errors_dropped FROM intake.runs WHERE id = $1 AND job_id = $2`, runID, jobID).Scan(&dropped)
+	err = tx.QueryRow(ctx, `SELECT row_errors_dropped FROM intake.runs WHERE id = $1 AND job_id = $2 AND ($3::text = '' OR tenant_id = $3)`,
+		runID, jobID, TenantOf(ctx)).Scan(&dropped)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, ErrNotFound
 	}

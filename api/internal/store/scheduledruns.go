@@ -2,9 +2,16 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
 
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
@@ -52,7 +59,9 @@ type ModelFunc func(ctx context.Context, object intakev1.ObjectType) (*intakev1.
 // object), so its run request can be published without reading it back.
 // The results are in the order of ticks; a tick repeated in ticks gets the
 // same run. An error is returned only when the database fails.
-func (s *Store) CreateScheduledRuns(ctx context.Context, ticks []ScheduledTick, model ModelFunc) ([]ScheduledRun, error) {
+//
+// cache, which may be nil, keeps the jobs decoded by earlier calls.
+func (s *Store) CreateScheduledRuns(ctx context.Context, ticks []ScheduledTick, model ModelFunc, cache *JobCache) ([]ScheduledRun, error) {
 	out := make([]ScheduledRun, len(ticks))
 	if len(ticks) == 0 {
 		return out, nil
@@ -75,21 +84,19 @@ func (s *Store) CreateScheduledRuns(ctx context.Context, ticks []ScheduledTick, 
 		}
 	}
 
-	jobs, err := s.jobsByID(ctx, jobIDs)
-	if err != nil {
-		return nil, err
-	}
-	existing, err := s.scheduledRunIDs(ctx, ticks, norm, first)
+	jobs, snapshots, err := s.jobsByID(ctx, jobIDs, cache)
 	if err != nil {
 		return nil, err
 	}
 
-	// The rows to insert: distinct ticks of enabled jobs without a run.
+	// The rows to insert: the distinct ticks of enabled jobs (a tick whose
+	// run exists conflicts, and is looked up after). The ticks of disabled
+	// jobs get their run if it exists, else ErrDisabled.
 	var (
-		ins    insertRows
-		insIdx = map[string]int{} // run id → index in ticks
+		ins      insertRows
+		insIdx   = map[string]int{} // run id → index in ticks
+		disabled []int
 	)
-	snapshots := map[string]string{}
 	models := map[intakev1.ObjectType]*intakev1.DataObject{}
 	modelIdx := map[intakev1.ObjectType]int32{} // in ins.models, from 1
 	for i, t := range ticks {
@@ -102,22 +109,11 @@ func (s *Store) CreateScheduledRuns(ctx context.Context, ticks []ScheduledTick, 
 			continue
 		}
 		out[i].Job = job
-		if _, ok := existing[keyOf(t.JobID, norm[i])]; ok {
-			continue
-		}
 		if !job.GetEnabled() {
-			out[i].Err = ErrDisabled
+			disabled = append(disabled, i)
 			continue
 		}
-		snap, ok := snapshots[t.JobID]
-		if !ok {
-			b, err := jsonOpts.Marshal(job)
-			if err != nil {
-				return nil, fmt.Errorf("encode the snapshot of job %s: %w", t.JobID, err)
-			}
-			snap = string(b)
-			snapshots[t.JobID] = snap
-		}
+		snap := snapshots[t.JobID]
 		obj := job.GetObject()
 		mi, ok := modelIdx[obj]
 		if !ok {
@@ -144,8 +140,9 @@ func (s *Store) CreateScheduledRuns(ctx context.Context, ticks []ScheduledTick, 
 	if err != nil {
 		return nil, err
 	}
-	// Runs inserted concurrently by another caller (it won the race): look
-	// them up as existing ones.
+	// Ticks whose run existed (a retry, another replica, a catch-up of a
+	// tick that did fire), or was inserted meanwhile by another caller:
+	// look them up, with the disabled jobs' ticks.
 	var lost []int
 	for id, i := range insIdx {
 		if r, ok := runs[id]; ok {
@@ -154,17 +151,18 @@ func (s *Store) CreateScheduledRuns(ctx context.Context, ticks []ScheduledTick, 
 		}
 		lost = append(lost, i)
 	}
-	if len(lost) > 0 {
-		again, err := s.scheduledRunIDs(ctx, ticks, norm, first)
-		if err != nil {
-			return nil, err
+	existing, err := s.scheduledRunIDs(ctx, ticks, norm, append(lost, disabled...))
+	if err != nil {
+		return nil, err
+	}
+	for _, i := range lost {
+		if _, ok := existing[keyOf(ticks[i].JobID, norm[i])]; !ok {
+			return nil, fmt.Errorf("run of job %s at %s vanished", ticks[i].JobID, norm[i].Format(time.RFC3339))
 		}
-		for _, i := range lost {
-			id, ok := again[keyOf(ticks[i].JobID, norm[i])]
-			if !ok {
-				return nil, fmt.Errorf("run of job %s at %s vanished", ticks[i].JobID, norm[i].Format(time.RFC3339))
-			}
-			existing[keyOf(ticks[i].JobID, norm[i])] = id
+	}
+	for _, i := range disabled {
+		if _, ok := existing[keyOf(ticks[i].JobID, norm[i])]; !ok {
+			out[i].Err = ErrDisabled
 		}
 	}
 	// Existing runs: read whole, as GetRun does (rare: retries, other
@@ -191,38 +189,164 @@ func (s *Store) CreateScheduledRuns(ctx context.Context, ticks []ScheduledTick, 
 	return out, nil
 }
 
-// jobsByID reads the jobs with the given ids, as GetJob does; an unknown id
-// is absent from the map.
-func (s *Store) jobsByID(ctx context.Context, ids []string) (map[string]*intakev1.Job, error) {
+// jobsByID reads the jobs with the given ids, as GetJob does, and the
+// snapshot each run of them keeps (protojson); an unknown id is absent from
+// the maps. A job whose row is unchanged since cache saw it (but for its
+// last run) is not decoded again.
+func (s *Store) jobsByID(ctx context.Context, ids []string, cache *JobCache) (map[string]*intakev1.Job, map[string]string, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+jobColumns+` FROM intake.jobs j WHERE j.id = ANY($1)`, ids)
 	if err != nil {
-		return nil, fmt.Errorf("read %d jobs: %w", len(ids), err)
+		return nil, nil, fmt.Errorf("read %d jobs: %w", len(ids), err)
 	}
 	defer rows.Close()
-	out := make(map[string]*intakev1.Job, len(ids))
+	jobs := make(map[string]*intakev1.Job, len(ids))
+	snapshots := make(map[string]string, len(ids))
 	for rows.Next() {
-		job, err := scanJob(rows)
+		job, snap, err := cache.scan(rows)
 		if err != nil {
-			return nil, fmt.Errorf("read %d jobs: %w", len(ids), err)
+			return nil, nil, fmt.Errorf("read %d jobs: %w", len(ids), err)
 		}
-		out[job.GetName()[len("jobs/"):]] = job
+		id := job.GetName()[len("jobs/"):]
+		jobs[id], snapshots[id] = job, snap
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read %d jobs: %w", len(ids), err)
+		return nil, nil, fmt.Errorf("read %d jobs: %w", len(ids), err)
 	}
-	return out, nil
+	return jobs, snapshots, nil
 }
 
-// scheduledRunIDs returns the id of the run of each distinct tick that has
-// one, by job and scheduled time (Unix microseconds).
-func (s *Store) scheduledRunIDs(ctx context.Context, ticks []ScheduledTick, norm []time.Time, first map[scheduledKey]int) (map[scheduledKey]string, error) {
-	jobIDs := make([]string, 0, len(first))
-	times := make([]time.Time, 0, len(first))
-	for i, t := range ticks {
-		if first[scheduledKey{t.JobID, norm[i].UnixMicro()}] == i {
-			jobIDs = append(jobIDs, t.JobID)
-			times = append(times, norm[i])
+// JobCache keeps, per job, the job as scanJob decodes its row (without its
+// last run) and that job's snapshot, so that the ticks of a job whose row
+// has not changed since its previous tick decode and encode no JSON
+// (protojson takes some 50 µs a job, most of a scheduled run's cost in the
+// API). An entry is used only while every column of the job's row but its
+// last run hashes the same. The zero value is ready to use; it is safe for
+// concurrent use.
+type JobCache struct {
+	mu   sync.Mutex
+	seed maphash.Seed
+	m    map[string]cachedJob
+}
+
+type cachedJob struct {
+	sum      uint64 // of the row's columns but the last run
+	job      []byte // the job without its last run, binary protobuf
+	snapshot string // the job without its last run, protojson
+}
+
+// maxCachedJobs bounds a JobCache: past it, it starts again empty.
+const maxCachedJobs = 200_000
+
+// lastRunColumn is the index of the last run among jobColumns.
+const lastRunColumn = 5
+
+// scan reads the job at rows (a row of jobColumns) and its snapshot,
+// through the cache when c is not nil.
+func (c *JobCache) scan(rows pgx.Rows) (*intakev1.Job, string, error) {
+	raw := rows.RawValues()
+	if c == nil || len(raw) <= lastRunColumn {
+		job, err := scanJob(rows)
+		if err != nil {
+			return nil, "", err
 		}
+		b, err := jsonOpts.Marshal(job)
+		if err != nil {
+			return nil, "", fmt.Errorf("encode the snapshot of %s: %w", job.GetName(), err)
+		}
+		return job, string(b), nil
+	}
+	id, lastRun := string(raw[0]), string(raw[lastRunColumn])
+	c.mu.Lock()
+	if c.m == nil {
+		c.m, c.seed = map[string]cachedJob{}, maphash.MakeSeed()
+	}
+	seed := c.seed
+	c.mu.Unlock()
+	var h maphash.Hash
+	h.SetSeed(seed)
+	for i, v := range raw {
+		if i == lastRunColumn {
+			continue
+		}
+		var n [9]byte // the length, or a NULL
+		if v == nil {
+			n[8] = 1
+		} else {
+			binary.LittleEndian.PutUint64(n[:8], uint64(len(v)))
+		}
+		_, _ = h.Write(n[:])
+		_, _ = h.Write(v)
+	}
+	sum := h.Sum64()
+	c.mu.Lock()
+	e, ok := c.m[id]
+	c.mu.Unlock()
+	job := &intakev1.Job{}
+	if ok && e.sum == sum {
+		if err := proto.Unmarshal(e.job, job); err != nil {
+			return nil, "", fmt.Errorf("decode cached job %s: %w", id, err)
+		}
+		if lastRun != "" {
+			job.LastRun = RunName(id, lastRun) // as scanJob sets it
+		}
+		return job, withLastRun(e.snapshot, job.GetLastRun()), nil
+	}
+	job, err := scanJob(rows)
+	if err != nil {
+		return nil, "", err
+	}
+	withRun := job.GetLastRun()
+	job.LastRun = ""
+	b, err := proto.Marshal(job)
+	if err != nil {
+		return nil, "", fmt.Errorf("encode job %s: %w", job.GetName(), err)
+	}
+	snap, err := jsonOpts.Marshal(job)
+	if err != nil {
+		return nil, "", fmt.Errorf("encode the snapshot of %s: %w", job.GetName(), err)
+	}
+	job.LastRun = withRun
+	c.mu.Lock()
+	if len(c.m) >= maxCachedJobs {
+		clear(c.m)
+	}
+	c.m[id] = cachedJob{sum: sum, job: b, snapshot: string(snap)}
+	c.mu.Unlock()
+	return job, withLastRun(string(snap), withRun), nil
+}
+
+// withLastRun is the protojson object snapshot (of a job without its last
+// run) with the field lastRun added, as protojson would write it. Key order
+// does not matter: the snapshot is stored as jsonb.
+func withLastRun(snapshot, lastRun string) string {
+	if lastRun == "" {
+		return snapshot
+	}
+	rest, ok := strings.CutPrefix(strings.TrimSpace(snapshot), "{")
+	if !ok {
+		return snapshot
+	}
+	v, _ := json.Marshal(lastRun) // a string always encodes
+	sep := ","
+	if strings.HasPrefix(strings.TrimSpace(rest), "}") {
+		sep = ""
+	}
+	return `{"lastRun":` + string(v) + sep + rest
+}
+
+// scheduledRunIDs returns the id of the run of each tick ticks[i] (at
+// norm[i]), for i in idx, that has one, by job and scheduled time (Unix
+// microseconds).
+func (s *Store) scheduledRunIDs(ctx context.Context, ticks []ScheduledTick, norm []time.Time, idx []int) (map[scheduledKey]string, error) {
+	out := map[scheduledKey]string{}
+	if len(idx) == 0 {
+		return out, nil
+	}
+	jobIDs := make([]string, 0, len(idx))
+	times := make([]time.Time, 0, len(idx))
+	for _, i := range idx {
+		jobIDs = append(jobIDs, ticks[i].JobID)
+		times = append(times, norm[i])
 	}
 	rows, err := s.pool.Query(ctx, `SELECT r.job_id, r.scheduled_time, r.id
 		FROM unnest($1::text[], $2::timestamptz[]) AS t(job_id, tick)
@@ -231,7 +355,6 @@ func (s *Store) scheduledRunIDs(ctx context.Context, ticks []ScheduledTick, norm
 		return nil, fmt.Errorf("look up the runs of %d ticks: %w", len(jobIDs), err)
 	}
 	defer rows.Close()
-	out := map[scheduledKey]string{}
 	for rows.Next() {
 		var (
 			job, id string

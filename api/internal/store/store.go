@@ -51,6 +51,8 @@ type Store struct {
 	ring *secretbox.Ring
 	// onSaveJob checks the stored connection a job names (connections.go).
 	onSaveJob JobConnectionCheck
+	// schemas caches the tenants' object schemas (tenant.go).
+	schemas tenantSchemas
 }
 
 // New returns a Store on pool.
@@ -229,12 +231,18 @@ func (s *Store) CreateJob(ctx context.Context, id string, job *intakev1.Job, v *
 		return nil, fmt.Errorf("insert job %s: %w", id, err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
-	var used bool
-	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM intake.runs WHERE job_id = $1)
-		AND NOT EXISTS (SELECT 1 FROM intake.jobs WHERE id = $1)`, id).Scan(&used); err != nil {
+	// The tenant of the runs of a deleted job with this id, if any: the
+	// id is that tenant's history (another tenant sees only "taken").
+	var usedBy string
+	err = tx.QueryRow(ctx, `SELECT r.tenant_id FROM intake.runs r
+		WHERE r.job_id = $1 AND NOT EXISTS (SELECT 1 FROM intake.jobs WHERE id = $1) LIMIT 1`, id).Scan(&usedBy)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("check job id %s: %w", id, err)
 	}
-	if used {
+	if usedBy != "" && usedBy != tenantOrDefault(ctx) {
+		return nil, ErrIDTaken
+	}
+	if usedBy != "" {
 		return nil, ErrIDUsed
 	}
 	named := proto.Clone(job).(*intakev1.Job)
@@ -243,12 +251,17 @@ func (s *Store) CreateJob(ctx context.Context, id string, job *intakev1.Job, v *
 		return nil, err
 	}
 	now := s.now()
+	tenant := tenantOrDefault(ctx)
 	_, err = tx.Exec(ctx, `INSERT INTO intake.jobs (id, spec, enabled, etag, create_time, update_time,
-			validated_hash, validate_time, validated_columns, webhook_secret, webhook_secret_sealed)
-		VALUES ($1, $2::jsonb, $3, $4, $5, $5, $6, $7, $8::jsonb, $9, $10)`,
-		id, string(spec), job.GetEnabled(), newEtag(), now, v.Hash, nullTime(v.Time), cols, plain, sealed)
+			validated_hash, validate_time, validated_columns, webhook_secret, webhook_secret_sealed, tenant_id)
+		VALUES ($1, $2::jsonb, $3, $4, $5, $5, $6, $7, $8::jsonb, $9, $10, $11)`,
+		id, string(spec), job.GetEnabled(), newEtag(), now, v.Hash, nullTime(v.Time), cols, plain, sealed, tenant)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		var owner string
+		if err := s.pool.QueryRow(ctx, `SELECT tenant_id FROM intake.jobs WHERE id = $1`, id).Scan(&owner); err == nil && owner != tenant {
+			return nil, ErrIDTaken
+		}
 		return nil, ErrAlreadyExists
 	}
 	if err != nil {
@@ -277,7 +290,8 @@ func getJob(ctx context.Context, q querier, id, lock string) (*intakev1.Job, err
 }
 
 func getJobState(ctx context.Context, q querier, id, lock string) (*intakev1.Job, *JobValidation, error) {
-	job, v, err := scanJobState(q.QueryRow(ctx, `SELECT `+jobColumns+` FROM intake.jobs j WHERE j.id = $1 `+lock, id))
+	job, v, err := scanJobState(q.QueryRow(ctx, `SELECT `+jobColumns+` FROM intake.jobs j
+		WHERE j.id = $1 AND ($2::text = '' OR j.tenant_id = $2) `+lock, id, TenantOf(ctx)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil, ErrNotFound
 	}
@@ -300,10 +314,12 @@ func (s *Store) ListJobs(ctx context.Context, after *Cursor, limit int) ([]*inta
 	)
 	if after == nil {
 		rows, err = s.pool.Query(ctx, `SELECT `+jobColumns+` FROM intake.jobs j
-			ORDER BY j.create_time, j.id LIMIT $1`, limit)
+			WHERE ($2::text = '' OR j.tenant_id = $2)
+			ORDER BY j.create_time, j.id LIMIT $1`, limit, TenantOf(ctx))
 	} else {
 		rows, err = s.pool.Query(ctx, `SELECT `+jobColumns+` FROM intake.jobs j
-			WHERE (j.create_time, j.id) > ($1, $2) ORDER BY j.create_time, j.id LIMIT $3`, after.Time, after.ID, limit)
+			WHERE (j.create_time, j.id) > ($1, $2) AND ($4::text = '' OR j.tenant_id = $4)
+			ORDER BY j.create_time, j.id LIMIT $3`, after.Time, after.ID, limit, TenantOf(ctx))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
@@ -384,11 +400,14 @@ func (s *Store) DeleteJob(ctx context.Context, id string) ([]*intakev1.Run, erro
 	// Lock the job's unfinished runs before the job: a report that ends a
 	// run locks the run, then the job (failure policy), so taking the locks
 	// in the same order here cannot deadlock with it.
+	if _, err := getJob(ctx, tx, id, ""); err != nil { // another tenant's job is not found
+		return nil, err
+	}
 	if _, err := tx.Exec(ctx, `SELECT 1 FROM intake.runs WHERE job_id = $1 AND state < $2 ORDER BY id FOR UPDATE`,
 		id, int16(intakev1.RunState_RUN_STATE_SUCCEEDED)); err != nil {
 		return nil, fmt.Errorf("delete job %s: lock its runs: %w", id, err)
 	}
-	tag, err := tx.Exec(ctx, `DELETE FROM intake.jobs WHERE id = $1`, id)
+	tag, err := tx.Exec(ctx, `DELETE FROM intake.jobs WHERE id = $1 AND ($2::text = '' OR tenant_id = $2)`, id, TenantOf(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("delete job %s: %w", id, err)
 	}
@@ -425,8 +444,8 @@ func (s *Store) DeleteJob(ctx context.Context, id string) ([]*intakev1.Run, erro
 // JobKnown reports whether a job exists or once existed (has runs).
 func (s *Store) JobKnown(ctx context.Context, id string) (bool, error) {
 	var ok bool
-	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM intake.jobs WHERE id = $1)
-		OR EXISTS (SELECT 1 FROM intake.runs WHERE job_id = $1)`, id).Scan(&ok)
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM intake.jobs WHERE id = $1 AND ($2::text = '' OR tenant_id = $2))
+		OR EXISTS (SELECT 1 FROM intake.runs WHERE job_id = $1 AND ($2::text = '' OR tenant_id = $2))`, id, TenantOf(ctx)).Scan(&ok)
 	if err != nil {
 		return false, fmt.Errorf("look up job %s: %w", id, err)
 	}

@@ -33,7 +33,8 @@ type TokenHash struct {
 // ends; ErrNotFound when there is no such job.
 func lockJob(ctx context.Context, tx pgx.Tx, jobID string) error {
 	var one int
-	err := tx.QueryRow(ctx, `SELECT 1 FROM intake.jobs WHERE id = $1 FOR KEY SHARE`, jobID).Scan(&one)
+	err := tx.QueryRow(ctx, `SELECT 1 FROM intake.jobs WHERE id = $1 AND ($2::text = '' OR tenant_id = $2) FOR KEY SHARE`,
+		jobID, TenantOf(ctx)).Scan(&one)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return ErrNotFound
 	}
@@ -78,7 +79,8 @@ func (s *Store) CreateTriggerToken(ctx context.Context, jobID, tokenID string, h
 // changes nothing. ErrNotFound when the job has no such token.
 func (s *Store) RevokeTriggerToken(ctx context.Context, jobID, tokenID string) error {
 	tag, err := s.pool.Exec(ctx, `UPDATE intake.trigger_tokens SET revoked_time = coalesce(revoked_time, $3)
-		WHERE id = $1 AND job_id = $2`, tokenID, jobID, s.now())
+		WHERE id = $1 AND job_id = $2
+			AND ($4::text = '' OR job_id IN (SELECT j.id FROM intake.jobs j WHERE j.tenant_id = $4))`, tokenID, jobID, s.now(), TenantOf(ctx))
 	if err != nil {
 		return fmt.Errorf("revoke trigger token %s: %w", TriggerTokenName(jobID, tokenID), err)
 	}
@@ -92,7 +94,8 @@ func (s *Store) RevokeTriggerToken(ctx context.Context, jobID, tokenID string) e
 // first, without secrets. ErrNotFound when the job does not exist.
 func (s *Store) ListTriggerTokens(ctx context.Context, jobID string) ([]*intakev1.TriggerToken, error) {
 	var exists bool
-	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM intake.jobs WHERE id = $1)`, jobID).Scan(&exists); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM intake.jobs WHERE id = $1 AND ($2::text = '' OR tenant_id = $2))`,
+		jobID, TenantOf(ctx)).Scan(&exists); err != nil {
 		return nil, fmt.Errorf("look up job %s: %w", jobID, err)
 	}
 	if !exists {
@@ -126,7 +129,7 @@ func (s *Store) ListTriggerTokens(ctx context.Context, jobID string) ([]*intakev
 // exists: none for a deleted or unknown job.
 func (s *Store) LiveTokenHashes(ctx context.Context, jobID string) ([]TokenHash, error) {
 	rows, err := s.pool.Query(ctx, `SELECT t.id, t.hash FROM intake.trigger_tokens t JOIN intake.jobs j ON j.id = t.job_id
-		WHERE t.job_id = $1 AND t.revoked_time IS NULL`, jobID)
+		WHERE t.job_id = $1 AND t.revoked_time IS NULL AND ($2::text = '' OR j.tenant_id = $2)`, jobID, TenantOf(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("read the trigger tokens of job %s: %w", jobID, err)
 	}
@@ -157,7 +160,8 @@ func (s *Store) TokenUsed(ctx context.Context, jobID, tokenID string) error {
 // nil when there is none.
 func (s *Store) TriggeredRun(ctx context.Context, jobID, key string) (*intakev1.Run, error) {
 	var id string
-	err := s.pool.QueryRow(ctx, `SELECT id FROM intake.runs WHERE job_id = $1 AND idempotency_key = $2`, jobID, key).Scan(&id)
+	err := s.pool.QueryRow(ctx, `SELECT id FROM intake.runs WHERE job_id = $1 AND idempotency_key = $2 AND ($3::text = '' OR tenant_id = $3)`,
+		jobID, key, TenantOf(ctx)).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -223,4 +227,34 @@ func (s *Store) CreateTriggeredRun(ctx context.Context, job *intakev1.Job, jobID
 	}
 	run.IdempotencyKey = key
 	return run, true, nil
+}
+
+// JobTenant returns the tenant of a job ("default"); ErrNotFound when
+// there is no such job (of ctx's tenant, when ctx has one).
+func (s *Store) JobTenant(ctx context.Context, jobID string) (string, error) {
+	var t string
+	err := s.pool.QueryRow(ctx, `SELECT tenant_id FROM intake.jobs WHERE id = $1 AND ($2::text = '' OR tenant_id = $2)`,
+		jobID, TenantOf(ctx)).Scan(&t)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("look up the tenant of job %s: %w", jobID, err)
+	}
+	return t, nil
+}
+
+// RunTenant returns the tenant of a run ("default"); ErrNotFound when
+// there is no such run (of ctx's tenant, when ctx has one).
+func (s *Store) RunTenant(ctx context.Context, jobID, runID string) (string, error) {
+	var t string
+	err := s.pool.QueryRow(ctx, `SELECT tenant_id FROM intake.runs WHERE id = $1 AND job_id = $2 AND ($3::text = '' OR tenant_id = $3)`,
+		runID, jobID, TenantOf(ctx)).Scan(&t)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("look up the tenant of run %s: %w", RunName(jobID, runID), err)
+	}
+	return t, nil
 }

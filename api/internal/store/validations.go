@@ -59,8 +59,8 @@ func (s *Store) CreateValidation(ctx context.Context, jobID, hash string, column
 	if jobID != "" {
 		job = &jobID
 	}
-	if _, err := s.pool.Exec(ctx, `INSERT INTO intake.validations (token, job_id, mapping_hash, columns, create_time)
-		VALUES ($1, $2, $3, $4::jsonb, $5)`, token, job, hash, string(cols), now); err != nil {
+	if _, err := s.pool.Exec(ctx, `INSERT INTO intake.validations (token, job_id, mapping_hash, columns, create_time, tenant_id)
+		VALUES ($1, $2, $3, $4::jsonb, $5, $6)`, token, job, hash, string(cols), now, tenantOrDefault(ctx)); err != nil {
 		return nil, fmt.Errorf("store the validation: %w", err)
 	}
 	if _, err := s.pool.Exec(ctx, `DELETE FROM intake.validations WHERE create_time < $1`, now.Add(-ValidationTTL)); err != nil {
@@ -77,8 +77,8 @@ func (s *Store) GetValidation(ctx context.Context, token string) (*Validation, e
 		job  *string
 		cols []byte
 	)
-	err := s.pool.QueryRow(ctx, `SELECT job_id, mapping_hash, columns, create_time FROM intake.validations WHERE token = $1`,
-		token).Scan(&job, &v.Hash, &cols, &v.CreateTime)
+	err := s.pool.QueryRow(ctx, `SELECT job_id, mapping_hash, columns, create_time FROM intake.validations
+		WHERE token = $1 AND ($2::text = '' OR tenant_id = $2)`, token, TenantOf(ctx)).Scan(&job, &v.Hash, &cols, &v.CreateTime)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}

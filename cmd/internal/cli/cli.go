@@ -19,6 +19,7 @@ import (
 
 	"github.com/intakehq/intake/cmd/internal/command"
 	"github.com/intakehq/intake/cmd/internal/flagenv"
+	"github.com/intakehq/intake/pkg/tracing"
 )
 
 // subcommand is one of intake's subcommands.
@@ -93,6 +94,12 @@ func RunCommand(ctx context.Context, prog, name string, args []string, sys comma
 	if err != nil {
 		return &command.ExitError{Code: 2, Err: err}
 	}
+	log = slog.New(tracing.LogHandler(log.Handler())) // tracing.go: trace ids in log lines
+	stopTracing, err := startTracing(ctx, o, name, log, sys)
+	if err != nil {
+		return &command.ExitError{Code: 2, Err: err}
+	}
+	defer stopTracing()
 	return cmd.run(ctx, o, log, sys)
 }
 

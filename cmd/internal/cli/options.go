@@ -29,6 +29,8 @@ type options struct {
 	dev         bool
 	logFormat   string
 	logLevel    string
+	// otlpEndpoint: where traces are exported (tracing.go).
+	otlpEndpoint string
 
 	concurrency   int
 	maxChunkBytes int
@@ -60,6 +62,8 @@ type options struct {
 
 	// auth: the bootstrap and worker tokens (auth.go).
 	auth authOptions
+	// nats: the NATS credentials and TLS settings (natsflags.go).
+	nats natsFlags
 }
 
 // Defaults shared by the subcommands.
@@ -74,6 +78,7 @@ func (o *options) common(fs *flag.FlagSet, httpAddr string) {
 	fs.StringVar(&o.logFormat, "log-format", "", "log format: json or text (default json; text with --dev)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	o.shutdownFlags(fs) // shutdown.go
+	o.tracingFlags(fs)  // tracing.go
 }
 
 func (o *options) databaseFlag(fs *flag.FlagSet) {
@@ -82,6 +87,7 @@ func (o *options) databaseFlag(fs *flag.FlagSet) {
 
 func (o *options) natsFlag(fs *flag.FlagSet, def, help string) {
 	fs.StringVar(&o.natsURL, "nats-url", def, help)
+	o.natsAuthFlags(fs) // natsflags.go: credentials and TLS
 }
 
 func (o *options) apiAddrFlag(fs *flag.FlagSet) {
@@ -182,6 +188,9 @@ func (o *options) validate(fs *flag.FlagSet) error {
 		return fmt.Errorf("--stream-replicas %d: want 1 to 5 (0: 1)", o.streamReplicas)
 	case o.kvReplicas < 0 || o.kvReplicas > 5:
 		return fmt.Errorf("--kv-replicas %d: want 1 to 5 (0: 1)", o.kvReplicas)
+	}
+	if err := o.validateNATS(fs); err != nil { // natsflags.go
+		return err
 	}
 	for _, a := range []struct{ name, addr string }{{"http-addr", o.httpAddr}, {"grpc-addr", o.grpcAddr}, {"api-addr", o.apiAddr}, {"files-addr", o.filesAddr}} {
 		if !has(a.name) {

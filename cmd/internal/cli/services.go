@@ -119,6 +119,7 @@ func newAPI(o *options, reg prometheus.Registerer, log *slog.Logger) (*api.Serve
 		Auth:        auth,
 		DatabaseURL: o.databaseURL,
 		NATSURL:     o.natsURL,
+		NATS:        o.nats.conn, // natsflags.go
 		GRPCAddr:    o.grpcAddr,
 		Registerer:  reg,
 		Logger:      log, // the API names itself in its logs
@@ -141,6 +142,7 @@ func newFetcher(o *options, reg prometheus.Registerer, log *slog.Logger) (*fetch
 		APICredentials: creds, // auth.go
 
 		NATSURL:       o.natsURL,
+		NATS:          o.nats.conn, // natsflags.go
 		APIAddr:       o.apiAddr,
 		DevMode:       o.dev,
 		Concurrency:   o.concurrency,
@@ -163,6 +165,7 @@ func newMapper(o *options, reg prometheus.Registerer, log *slog.Logger) (*mapper
 		APICredentials: creds, // auth.go
 
 		NATSURL:        o.natsURL,
+		NATS:           o.nats.conn, // natsflags.go
 		APIAddr:        o.apiAddr,
 		Concurrency:    o.concurrency,
 		AckWait:        o.ackWait,
@@ -182,6 +185,7 @@ func newLoader(o *options, reg prometheus.Registerer, log *slog.Logger) (*loader
 		APICredentials: creds, // auth.go
 
 		NATSURL:        o.natsURL,
+		NATS:           o.nats.conn, // natsflags.go
 		APIAddr:        o.apiAddr,
 		DatabaseURL:    o.databaseURL,
 		Concurrency:    o.concurrency,
@@ -202,6 +206,7 @@ func newScheduler(o *options, reg prometheus.Registerer, log *slog.Logger) (*sch
 		APICredentials: creds, // auth.go
 
 		NATSURL:      o.natsURL,
+		NATS:         o.nats.conn, // natsflags.go
 		APIAddr:      o.apiAddr,
 		PollInterval: o.pollInterval,
 		KVReplicas:   o.kvReplicas,

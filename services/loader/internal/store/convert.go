@@ -18,7 +18,25 @@ type shape struct {
 	object     *objects.Object
 	allowNew   bool
 	attributes []objects.Attribute
+	// schema holds the object tables of the run's tenant: objects.Schema
+	// when empty (the default tenant). Set by merge.
+	schema string
 }
+
+// schemaName is the schema of the run's object table.
+func (s *shape) schemaName() string {
+	if s.schema == "" {
+		return objects.Schema
+	}
+	return s.schema
+}
+
+// table is the run's object table in its tenant's schema, quoted.
+func (s *shape) table() string { return s.object.TableIn(s.schemaName()) }
+
+// tableName is the run's object table as people read it:
+// "objects_acme.accounts".
+func (s *shape) tableName() string { return s.object.TableNameIn(s.schemaName()) }
 
 // names are the mapped attribute names, in order.
 func (s *shape) names() []string {

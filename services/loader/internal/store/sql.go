@@ -46,7 +46,7 @@ func countsSQL(table pgx.Identifier, sh *shape) string {
 	keys := join(obj.Keys, "", ", ")
 	return "SELECT count(*), coalesce(sum(s._n), 0)::bigint, count(*) FILTER (WHERE t." + ident(obj.Keys[0]) + " IS NULL)" +
 		" FROM (SELECT " + keys + ", count(*) AS _n FROM " + table.Sanitize() + " GROUP BY " + keys + ") s" +
-		" LEFT JOIN " + obj.Table() + " t ON " + keysOn(obj)
+		" LEFT JOIN " + sh.table() + " t ON " + keysOn(obj)
 }
 
 // updatable are the mapped attributes a merge may update: the non-key
@@ -105,7 +105,7 @@ func mergeSQL(table pgx.Identifier, sh *shape, dedupe bool) string {
 		return ""
 	}
 	var b strings.Builder
-	b.WriteString("MERGE INTO " + obj.Table() + " t USING " + source(table, sh, dedupe) + " s ON " + keysOn(obj))
+	b.WriteString("MERGE INTO " + sh.table() + " t USING " + source(table, sh, dedupe) + " s ON " + keysOn(obj))
 	if len(upd) > 0 {
 		b.WriteString(" WHEN MATCHED AND (" + changedCondition(upd) + ") THEN UPDATE SET ")
 		for _, n := range upd {
@@ -126,6 +126,6 @@ func changedSQL(table pgx.Identifier, sh *shape, dedupe bool) string {
 	if len(upd) == 0 {
 		return ""
 	}
-	return "SELECT count(*) FROM " + source(table, sh, dedupe) + " s JOIN " + sh.object.Table() + " t ON " + keysOn(sh.object) +
+	return "SELECT count(*) FROM " + source(table, sh, dedupe) + " s JOIN " + sh.table() + " t ON " + keysOn(sh.object) +
 		" WHERE " + changedCondition(upd)
 }

@@ -193,6 +193,9 @@ type runRow struct {
 	// a batch brought them.
 	types  []int32
 	dryRun bool
+	// tenant is the id of the tenant whose object tables the run loads
+	// into ("default").
+	tenant string
 }
 
 func (r *runRow) state() State {
@@ -260,10 +263,10 @@ func (r *runRow) matches(what string, sh *shape, dryRun bool) error {
 	return nil
 }
 
-const runColumns = `run, object, allow_new_records, attributes, chunks, committed, abandoned, counters, types, dry_run`
+const runColumns = `run, object, allow_new_records, attributes, chunks, committed, abandoned, counters, types, dry_run, tenant_id`
 
 func (r *runRow) dest() []any {
-	return []any{&r.name, &r.object, &r.allowNew, &r.attributes, &r.chunks, &r.committed, &r.abandoned, &r.counters, &r.types, &r.dryRun}
+	return []any{&r.name, &r.object, &r.allowNew, &r.attributes, &r.chunks, &r.committed, &r.abandoned, &r.counters, &r.types, &r.dryRun, &r.tenant}
 }
 
 func getRun(ctx context.Context, q querier, id, lock string) (runRow, bool, error) {
@@ -299,7 +302,11 @@ func getRunStaged(ctx context.Context, q querier, id string) (runRow, int64, boo
 // message of the run, and records the run's shape when it has none yet, and
 // its attribute types when it has none yet and the message brings them.
 // It takes no lock that would make concurrent stagers wait.
-func (s *Store) ensureRun(ctx context.Context, id, name string, sh *shape, dryRun bool) (runRow, error) {
+//
+// The run's tenant is the message's; a message without one (of a version
+// before tenants) is of the tenant of the control API's run, else of the
+// default tenant.
+func (s *Store) ensureRun(ctx context.Context, id, name, tenant string, sh *shape, dryRun bool) (runRow, error) {
 	r, found, err := getRun(ctx, s.pool, id, "")
 	if err != nil {
 		return r, err
@@ -317,8 +324,10 @@ func (s *Store) ensureRun(ctx context.Context, id, name string, sh *shape, dryRu
 	}
 	switch {
 	case !found:
-		if _, err := s.pool.Exec(ctx, `INSERT INTO intake.load_runs (run_id, run, object, allow_new_records, attributes, types, dry_run)
-			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (run_id) DO NOTHING`, id, name, object, allowNew, attrs, types, dryRun); err != nil {
+		if _, err := s.pool.Exec(ctx, `INSERT INTO intake.load_runs (run_id, run, object, allow_new_records, attributes, types, dry_run, tenant_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7,
+				COALESCE(NULLIF($8::text, ''), (SELECT r.tenant_id FROM intake.runs r WHERE r.id = $1), 'default'))
+			ON CONFLICT (run_id) DO NOTHING`, id, name, object, allowNew, attrs, types, dryRun, tenant); err != nil {
 			return r, fmt.Errorf("record run %s: %w", id, err)
 		}
 	case r.state() != Open || sh == nil:
@@ -409,7 +418,7 @@ func (s *Store) StageBatch(ctx context.Context, b *pipelinev1.Batch) (StageResul
 	if err != nil {
 		return StageResult{}, fmt.Errorf("run %s: %w", b.Run, err)
 	}
-	r, err := s.ensureRun(ctx, id, b.Run, sh, b.DryRun)
+	r, err := s.ensureRun(ctx, id, b.Run, b.Tenant, sh, b.DryRun)
 	if err != nil {
 		return StageResult{}, err
 	}
@@ -506,7 +515,7 @@ func (s *Store) Seal(ctx context.Context, m *pipelinev1.Seal) (SealResult, error
 			return SealResult{}, err
 		}
 	}
-	r, err := s.ensureRun(ctx, id, m.Run, sh, m.DryRun)
+	r, err := s.ensureRun(ctx, id, m.Run, m.Tenant, sh, m.DryRun)
 	if err != nil {
 		return SealResult{}, err
 	}
@@ -693,11 +702,14 @@ func merge(ctx context.Context, tx pgx.Tx, id string, r *runRow) (Counts, error)
 		_, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+table.Sanitize())
 		return c, err
 	}
+	if sh.schema, err = tenantSchema(ctx, tx, r.tenant); err != nil {
+		return c, fmt.Errorf("run %s: %w", r.name, err)
+	}
 	if _, err := tx.Exec(ctx, "SET LOCAL work_mem = '"+commitWorkMem+"'"); err != nil {
 		return c, fmt.Errorf("set work_mem: %w", err)
 	}
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", advisoryClass, sh.object.Table()); err != nil {
-		return c, fmt.Errorf("lock %s: %w", sh.object.Table(), err)
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", advisoryClass, sh.table()); err != nil {
+		return c, fmt.Errorf("lock %s: %w", sh.tableName(), err)
 	}
 	if _, err := tx.Exec(ctx, createStagingSQL(table, sh)); err != nil {
 		return c, fmt.Errorf("create staging table: %w", err)
@@ -726,12 +738,12 @@ func merge(ctx context.Context, tx pgx.Tx, id string, r *runRow) (Counts, error)
 	var missing []string
 	if err := tx.QueryRow(ctx, `SELECT coalesce(array_agg(n ORDER BY n), '{}') FROM unnest($1::text[]) n
 		WHERE NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $2::regclass AND attname = n AND attnum > 0 AND NOT attisdropped)`,
-		sh.names(), sh.object.TableName()).Scan(&missing); err != nil {
-		return c, fmt.Errorf("read the columns of %s: %w", sh.object.TableName(), err)
+		sh.names(), sh.table()).Scan(&missing); err != nil {
+		return c, fmt.Errorf("read the columns of %s: %w", sh.tableName(), err)
 	}
 	if len(missing) > 0 {
 		return c, invalidf("run %s: mapped attributes %q are not columns of %s: deleted from the data model since the run started?",
-			r.name, missing, sh.object.TableName())
+			r.name, missing, sh.tableName())
 	}
 	var changed int64
 	if r.dryRun {
@@ -739,13 +751,13 @@ func merge(ctx context.Context, tx pgx.Tx, id string, r *runRow) (Counts, error)
 		// attributes differ (the merge's WHEN MATCHED condition).
 		if q := changedSQL(table, sh, rows > keys); q != "" {
 			if err := tx.QueryRow(ctx, q).Scan(&changed); err != nil {
-				return c, missingColumn(r.name, sh, fmt.Errorf("count the changes a merge into %s would make: %w", sh.object.Table(), err))
+				return c, missingColumn(r.name, sh, fmt.Errorf("count the changes a merge into %s would make: %w", sh.tableName(), err))
 			}
 		}
 	} else if q := mergeSQL(table, sh, rows > keys); q != "" {
 		tag, err := tx.Exec(ctx, q, id)
 		if err != nil {
-			return c, missingColumn(r.name, sh, fmt.Errorf("merge into %s: %w", sh.object.Table(), err))
+			return c, missingColumn(r.name, sh, fmt.Errorf("merge into %s: %w", sh.tableName(), err))
 		}
 		changed = tag.RowsAffected()
 		if sh.allowNew {
@@ -772,7 +784,7 @@ func missingColumn(run string, sh *shape, err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "42703" { // undefined_column
 		return invalidf("run %s: %s has no column for a mapped attribute (deleted from the data model since the run started?): %s",
-			run, sh.object.TableName(), pgErr.Message)
+			run, sh.tableName(), pgErr.Message)
 	}
 	return err
 }
@@ -819,4 +831,21 @@ func abandon(ctx context.Context, tx pgx.Tx, id, run string) (bool, error) {
 		return false, fmt.Errorf("forget chunks: %w", err)
 	}
 	return !abandoned, nil
+}
+
+// tenantSchema returns the schema of a tenant's object tables
+// (intake.tenants); an InvalidError for a tenant that has none.
+func tenantSchema(ctx context.Context, q querier, tenant string) (string, error) {
+	if tenant == "" {
+		tenant = "default"
+	}
+	var schema string
+	err := q.QueryRow(ctx, `SELECT object_schema FROM intake.tenants WHERE id = $1`, tenant).Scan(&schema)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", invalidf("tenant %q has no object tables (it is not in intake.tenants)", tenant)
+	}
+	if err != nil {
+		return "", fmt.Errorf("read the object schema of tenant %q: %w", tenant, err)
+	}
+	return schema, nil
 }
