@@ -20,6 +20,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/intakehq/intake/cmd/internal/cli"
+	"github.com/intakehq/intake/cmd/internal/command"
 	"github.com/intakehq/intake/pkg/pgtest"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
@@ -215,4 +217,16 @@ func TestAllExportsOneTracePerRunAcrossTheStages(t *testing.T) {
 		require.NotEmpty(t, l["span_id"])
 	}
 	require.True(t, committed, "no run committed log line; logs:\n%s", logs)
+}
+
+// A malformed --otlp-endpoint stops the command at start, exit code 2,
+// naming the flag.
+func TestMalformedOTLPEndpointIsAUsageError(t *testing.T) {
+	logs := &syncBuffer{}
+	err := cli.Run(context.Background(), []string{"fetcher", "--otlp-endpoint", "otel-collector"},
+		system(logs, withAuth(nil)))
+	var exit *command.ExitError
+	require.ErrorAs(t, err, &exit)
+	require.Equal(t, 2, exit.Code)
+	require.ErrorContains(t, err, `--otlp-endpoint: tracing: OTLP endpoint "otel-collector"`)
 }
