@@ -442,9 +442,6 @@ func (f *inFlightRun) restartAndWait(t *testing.T) {
 
 	p.signal(t, syscall.SIGTERM)
 	require.Equal(t, 0, p.waitExit(t, 30*time.Second))
-	if os.Getenv("DEBUGX") != "" {
-		t.Logf("restarted:\n%s", p.out)
-	}
 }
 
 // A run whose download outlasts the shutdown grace is handed back: the
