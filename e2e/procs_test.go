@@ -113,7 +113,9 @@ func start(t *testing.T, name, bin string, args ...string) *proc {
 	p.cmd.Env = append(os.Environ(), "INTAKE_LOG_FORMAT=text",
 		// Every API takes the bootstrap admin token and accepts the worker
 		// token; every worker sends the worker token.
-		"INTAKE_BOOTSTRAP_TOKEN="+e2eAdminToken, "INTAKE_WORKER_TOKEN="+e2eWorkerToken)
+		"INTAKE_BOOTSTRAP_TOKEN="+e2eAdminToken, "INTAKE_WORKER_TOKEN="+e2eWorkerToken,
+		// Stop at once: no load balancer needs time to notice readiness.
+		"INTAKE_SHUTDOWN_DELAY=0s")
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}

@@ -71,7 +71,10 @@ func Work(ctx context.Context, js jetstream.JetStream, cfg WorkerConfig, grace t
 	stopped := make(chan struct{})
 	go func() {
 		<-ctx.Done()
-		it.Stop()
+		// Drain, not Stop: messages already pulled are still returned by
+		// Next, so they can be handed back below instead of waiting out
+		// their ack deadline.
+		it.Drain()
 		close(stopped)
 	}()
 
@@ -103,6 +106,7 @@ func Work(ctx context.Context, js jetstream.JetStream, cfg WorkerConfig, grace t
 		}()
 	}
 	<-stopped
+	handBack(it, log, cfg.Stream)
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	select {
@@ -113,6 +117,39 @@ func Work(ctx context.Context, js jetstream.JetStream, cfg WorkerConfig, grace t
 		<-done
 	}
 	return ctx.Err()
+}
+
+// handBackWait bounds how long a stopping worker waits for the messages it
+// pulled but did not start.
+const handBackWait = 2 * time.Second
+
+// handBack naks the messages a stopping worker pulled but did not start, so
+// another replica takes them at once rather than after their ack deadline.
+func handBack(it jetstream.MessagesContext, log *slog.Logger, stream string) {
+	done := make(chan int)
+	go func() {
+		n := 0
+		for {
+			msg, err := it.Next()
+			if err != nil {
+				done <- n
+				return
+			}
+			if err := msg.Nak(); err == nil {
+				n++
+			}
+		}
+	}()
+	var n int
+	select {
+	case n = <-done:
+	case <-time.After(handBackWait):
+		it.Stop()
+		n = <-done
+	}
+	if n > 0 {
+		log.Info("pipeline: handed back messages not started", "stream", stream, "messages", n)
+	}
 }
 
 func handle(ctx context.Context, msg jetstream.Msg, ackWait time.Duration, log *slog.Logger, h Handler) {
