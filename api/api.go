@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -344,9 +345,12 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	gs := grpc.NewServer(
 		tracing.GRPCServerOption(), // a span per call, in the caller's trace
-		// auth.go: after the metrics, so that refused calls count too.
-		grpc.ChainUnaryInterceptor(s.unaryInterceptor, s.authUnary),
-		grpc.ChainStreamInterceptor(s.streamInterceptor, s.authStream),
+		// Metrics first, so that refused calls and recovered panics count
+		// too; auth.go last.
+		grpc.ChainUnaryInterceptor(s.metrics.grpc.UnaryServerInterceptor(),
+			recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(s.recoverPanic)), s.authUnary),
+		grpc.ChainStreamInterceptor(s.metrics.grpc.StreamServerInterceptor(),
+			recovery.StreamServerInterceptor(recovery.WithRecoveryHandlerContext(s.recoverPanic)), s.authStream),
 	)
 	s.logAuth()
 	intakev1.RegisterJobServiceServer(gs, &jobService{s: s})
@@ -358,6 +362,7 @@ func (s *Server) Run(ctx context.Context) error {
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
+	s.metrics.grpc.InitializeMetrics(gs) // every method's series start at zero
 	for _, name := range []string{"",
 		intakev1.JobService_ServiceDesc.ServiceName,
 		intakev1.RunService_ServiceDesc.ServiceName,

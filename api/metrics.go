@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -55,7 +56,7 @@ type metrics struct {
 	runsFinished *prometheus.CounterVec
 	rows         *prometheus.CounterVec
 	runDuration  *prometheus.HistogramVec
-	grpc         *grpcMetrics
+	grpc         *grpcprom.ServerMetrics
 	// runs exports the runs in progress once Run has connected (watchRuns).
 	runs         *runsInProgress
 	runsRequeued prometheus.Counter
@@ -108,8 +109,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			return nil, fmt.Errorf("api: register metrics: %w", err)
 		}
 	}
-	if err := m.grpc.register(reg); err != nil {
-		return nil, err
+	if err := reg.Register(m.grpc); err != nil {
+		return nil, fmt.Errorf("api: register gRPC metrics: %w", err)
 	}
 	if err := m.registerJobOps(reg); err != nil { // jobops.go
 		return nil, err
@@ -263,168 +264,20 @@ func (r *runsInProgress) query(db runQuerier) (map[intakev1.RunState]runStat, er
 	return out, nil
 }
 
-// grpcMetrics are the gRPC server metrics, with the names, labels and
-// meaning of go-grpc-middleware's providers/prometheus (grpc_server_*), so
-// that dashboards and alerts written for it work unchanged: grpc_type
-// (unary, client_stream, server_stream, bidi_stream), grpc_service,
-// grpc_method and grpc_code (the status code name, e.g. OK, NotFound).
-type grpcMetrics struct {
-	started, handled, received, sent *prometheus.CounterVec
-	handling                         *prometheus.HistogramVec
+// newGRPCMetrics returns go-grpc-middleware's gRPC server metrics
+// (grpc_server_started_total, grpc_server_handled_total{grpc_code},
+// grpc_server_msg_received_total, grpc_server_msg_sent_total and the
+// grpc_server_handling_seconds histogram, labelled grpc_type, grpc_service,
+// grpc_method), the names dashboards and alerts written for gRPC expect.
+func newGRPCMetrics() *grpcprom.ServerMetrics {
+	return grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
+		grpcprom.WithHistogramBuckets(prometheus.DefBuckets)))
 }
 
-// gRPC method types, the values of the grpc_type label.
-const (
-	grpcUnary        = "unary"
-	grpcClientStream = "client_stream"
-	grpcServerStream = "server_stream"
-	grpcBidiStream   = "bidi_stream"
-)
-
-func newGRPCMetrics() *grpcMetrics {
-	labels := []string{"grpc_type", "grpc_service", "grpc_method"}
-	return &grpcMetrics{
-		started: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "grpc_server_started_total",
-			Help: "Total number of RPCs started on the server.",
-		}, labels),
-		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "grpc_server_handled_total",
-			Help: "Total number of RPCs completed on the server, regardless of success or failure.",
-		}, append(labels, "grpc_code")),
-		received: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "grpc_server_msg_received_total",
-			Help: "Total number of RPC stream messages received on the server.",
-		}, labels),
-		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "grpc_server_msg_sent_total",
-			Help: "Total number of gRPC stream messages sent by the server.",
-		}, labels),
-		handling: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "grpc_server_handling_seconds",
-			Help:    "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
-			Buckets: prometheus.DefBuckets,
-		}, labels),
-	}
-}
-
-// register registers the metrics and creates the series of every method of
-// the Intake services (code OK for grpc_server_handled_total), so rates
-// start at zero.
-func (g *grpcMetrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{g.started, g.handled, g.received, g.sent, g.handling} {
-		if err := reg.Register(c); err != nil {
-			return fmt.Errorf("api: register gRPC metrics: %w", err)
-		}
-	}
-	for _, sd := range []*grpc.ServiceDesc{
-		&intakev1.JobService_ServiceDesc, &intakev1.RunService_ServiceDesc,
-		&intakev1.StageService_ServiceDesc, &intakev1.DataModelService_ServiceDesc,
-		&intakev1.ConnectionService_ServiceDesc, &intakev1.AccessService_ServiceDesc,
-	} {
-		for _, md := range sd.Methods {
-			g.init(grpcUnary, sd.ServiceName, md.MethodName)
-		}
-		for _, st := range sd.Streams {
-			g.init(streamType(st.ClientStreams, st.ServerStreams), sd.ServiceName, st.StreamName)
-		}
-	}
-	return nil
-}
-
-func (g *grpcMetrics) init(typ, service, method string) {
-	g.started.WithLabelValues(typ, service, method)
-	g.handled.WithLabelValues(typ, service, method, codes.OK.String())
-	g.received.WithLabelValues(typ, service, method)
-	g.sent.WithLabelValues(typ, service, method)
-	g.handling.WithLabelValues(typ, service, method)
-}
-
-func streamType(client, server bool) string {
-	switch {
-	case client && server:
-		return grpcBidiStream
-	case client:
-		return grpcClientStream
-	case server:
-		return grpcServerStream
-	}
-	return grpcUnary
-}
-
-// splitMethod splits "/intake.v1.JobService/GetJob" into service and method.
-func splitMethod(full string) (service, method string) {
-	full = strings.TrimPrefix(full, "/")
-	if i := strings.LastIndex(full, "/"); i >= 0 {
-		return full[:i], full[i+1:]
-	}
-	return "unknown", full
-}
-
-// done counts a finished call.
-func (g *grpcMetrics) done(typ, service, method string, start time.Time, err error) {
-	g.handled.WithLabelValues(typ, service, method, status.Code(err).String()).Inc()
-	g.handling.WithLabelValues(typ, service, method).Observe(time.Since(start).Seconds())
-}
-
-// unaryInterceptor counts and times calls and turns a panic into Internal.
-func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
-	start := time.Now()
-	service, method := splitMethod(info.FullMethod)
-	g := s.metrics.grpc
-	g.started.WithLabelValues(grpcUnary, service, method).Inc()
-	g.received.WithLabelValues(grpcUnary, service, method).Inc()
-	defer func() {
-		if p := recover(); p != nil {
-			s.log.Error("panic in gRPC handler", "method", info.FullMethod, "panic", p, "stack", string(debug.Stack()))
-			err = status.Errorf(codes.Internal, "internal error in %s", info.FullMethod)
-		}
-		if err == nil {
-			g.sent.WithLabelValues(grpcUnary, service, method).Inc()
-		}
-		g.done(grpcUnary, service, method, start, err)
-	}()
-	return handler(ctx, req)
-}
-
-// streamInterceptor counts and times streams and their messages and turns
-// a panic into Internal.
-func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
-	start := time.Now()
-	service, method := splitMethod(info.FullMethod)
-	typ := streamType(info.IsClientStream, info.IsServerStream)
-	g := s.metrics.grpc
-	g.started.WithLabelValues(typ, service, method).Inc()
-	defer func() {
-		if p := recover(); p != nil {
-			s.log.Error("panic in gRPC handler", "method", info.FullMethod, "panic", p, "stack", string(debug.Stack()))
-			err = status.Errorf(codes.Internal, "internal error in %s", info.FullMethod)
-		}
-		g.done(typ, service, method, start, err)
-	}()
-	return handler(srv, &countedStream{ServerStream: ss,
-		received: g.received.WithLabelValues(typ, service, method),
-		sent:     g.sent.WithLabelValues(typ, service, method)})
-}
-
-// countedStream counts the messages a stream receives and sends.
-type countedStream struct {
-	grpc.ServerStream
-	received, sent prometheus.Counter
-}
-
-func (c *countedStream) RecvMsg(m any) error {
-	err := c.ServerStream.RecvMsg(m)
-	if err == nil {
-		c.received.Inc()
-	}
-	return err
-}
-
-func (c *countedStream) SendMsg(m any) error {
-	err := c.ServerStream.SendMsg(m)
-	if err == nil {
-		c.sent.Inc()
-	}
-	return err
+// recoverPanic turns a panic in a gRPC handler into Internal, logged with
+// its stack.
+func (s *Server) recoverPanic(ctx context.Context, p any) error {
+	method, _ := grpc.Method(ctx)
+	s.log.ErrorContext(ctx, "panic in gRPC handler", "method", method, "panic", p, "stack", string(debug.Stack()))
+	return status.Errorf(codes.Internal, "internal error in %s", method)
 }
