@@ -106,7 +106,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	defer conn.Close()
 	s.js, s.archive, s.stage = tracing.JetStream(js), arch, intakev1.NewStageServiceClient(conn)
-	defer s.metrics.consumer.watch(js)() // metrics.go: the run request consumer's lag
+	defer s.metrics.consumer.Watch(js)() // metrics.go: the run request consumer's lag
 
 	s.log.Info("fetcher started", "nats", nc.ConnectedUrlRedacted(), "api", s.cfg.APIAddr,
 		"concurrency", s.cfg.Concurrency, "dev_mode", s.cfg.DevMode)

@@ -256,7 +256,7 @@ func (s *Service) run(ctx context.Context) error {
 	}
 	defer conn.Close()
 	s.api = intakev1.NewStageServiceClient(conn)
-	defer s.metrics.consumer.watch(js)() // metrics.go: the batch consumer's lag
+	defer s.metrics.consumer.Watch(js)() // metrics.go: the batch consumer's lag
 
 	s.nc.Store(nc)
 	s.ready.Store(true)

@@ -88,7 +88,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.js = tracing.JetStream(js) // batches carry the chunk's trace
 	s.stage = intakev1.NewStageServiceClient(conn)
-	defer s.metrics.consumer.watch(js)() // metrics.go: the chunk consumer's lag
+	defer s.metrics.consumer.Watch(js)() // metrics.go: the chunk consumer's lag
 	s.maxPayload = nc.MaxPayload()
 
 	s.log.Info("mapper started", "concurrency", s.cfg.Concurrency)
