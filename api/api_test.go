@@ -129,6 +129,23 @@ func setup(t *testing.T, opts ...setupOpts) *testBundle {
 	if o.rowErrorCap > 0 {
 		api.SetRowErrorCap(srv, o.rowErrorCap)
 	}
+	startServer(t, srv)
+	require.True(t, srv.Ready())
+	conn, err := grpc.NewClient(srv.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	return &testBundle{
+		srv: srv, reg: reg, conn: conn, js: js, dsn: o.dsn, nats: o.nats, files: newFileServer(t),
+		jobs:  intakev1.NewJobServiceClient(conn),
+		runs:  intakev1.NewRunServiceClient(conn),
+		stage: intakev1.NewStageServiceClient(conn),
+	}
+}
+
+// startServer runs srv until the test ends, waiting for it to start, and
+// checks that it then stops cleanly.
+func startServer(t *testing.T, srv *api.Server) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Run(ctx) }()
@@ -150,16 +167,6 @@ func setup(t *testing.T, opts ...setupOpts) *testBundle {
 			t.Error("server did not stop within 30s")
 		}
 	})
-	require.True(t, srv.Ready())
-	conn, err := grpc.NewClient(srv.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
-	return &testBundle{
-		srv: srv, reg: reg, conn: conn, js: js, dsn: o.dsn, nats: o.nats, files: newFileServer(t),
-		jobs:  intakev1.NewJobServiceClient(conn),
-		runs:  intakev1.NewRunServiceClient(conn),
-		stage: intakev1.NewStageServiceClient(conn),
-	}
 }
 
 func testCtx(t *testing.T) context.Context {

@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -10,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -49,27 +47,7 @@ func setupHTTP(t *testing.T) *httpBundle {
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Run(ctx) }()
-	select {
-	case <-srv.Started():
-	case err := <-errc:
-		cancel()
-		t.Fatalf("server did not start: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("server did not start within 60s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-errc:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			t.Error("server did not stop within 30s")
-		}
-	})
+	startServer(t, srv)
 	require.NotNil(t, srv.HTTPAddr())
 	return &httpBundle{
 		testBundle: &testBundle{srv: srv, reg: reg, js: js, nats: nats, files: newFileServer(t)},

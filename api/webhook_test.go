@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -54,27 +53,7 @@ func setupWebhooks(t *testing.T, change func(*api.Config), shared ...*testBundle
 	}
 	srv, err := api.New(cfg)
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Run(ctx) }()
-	select {
-	case <-srv.Started():
-	case err := <-errc:
-		cancel()
-		t.Fatalf("server did not start: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("server did not start within 60s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-errc:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			t.Error("server did not stop within 30s")
-		}
-	})
+	startServer(t, srv)
 	conn, err := grpc.NewClient(srv.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
