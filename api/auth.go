@@ -446,20 +446,7 @@ func (s *Server) triggerAs(ctx context.Context, c Caller, req *intakev1.TriggerJ
 	if err != nil {
 		return nil, s.storeError(ctx, "read", "job "+name, err)
 	}
-	run, created, err := s.store.CreateTriggeredRun(ctx, job, id, key, req.GetForce())
-	if err != nil {
-		return nil, s.storeError(ctx, "create a run of", "job "+name, err)
-	}
-	if !created {
-		s.metrics.triggers.WithLabelValues(triggerDuplicate).Inc()
-		log.InfoContext(ctx, "trigger repeated: its idempotency key has a run already", "run", run.GetName())
-		return &intakev1.TriggerJobResponse{Run: run, Created: false}, nil
-	}
-	if err := s.queueRun(ctx, id, job, run, store.RunOptions{Force: req.GetForce()}); err != nil {
-		return nil, err
-	}
-	s.metrics.triggers.WithLabelValues(triggerStarted).Inc()
-	return &intakev1.TriggerJobResponse{Run: run, Created: true}, nil
+	return s.startTriggeredRun(ctx, log, id, job, key, req.GetForce())
 }
 
 // checkIdempotencyKey is TriggerJob's rule for idempotency_key.

@@ -9,8 +9,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
@@ -121,11 +121,8 @@ func (j *jobService) TriggerJob(ctx context.Context, req *intakev1.TriggerJobReq
 		return nil, err
 	}
 	key := req.GetIdempotencyKey()
-	if len(key) > MaxIdempotencyKey {
-		return nil, badField("idempotency_key", "%d bytes: at most %d", len(key), MaxIdempotencyKey)
-	}
-	if !utf8.ValidString(key) || strings.ContainsFunc(key, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return nil, badField("idempotency_key", "must be printable text (control characters are not allowed)")
+	if err := checkIdempotencyKey(key); err != nil {
+		return nil, err
 	}
 	tokenID, err := s.authorizeTrigger(ctx, id, secret)
 	if err != nil {
@@ -154,7 +151,14 @@ func (j *jobService) TriggerJob(ctx context.Context, req *intakev1.TriggerJobReq
 	if err != nil {
 		return nil, s.storeError(ctx, "read", "job "+store.JobName(id), err)
 	}
-	run, created, err := s.store.CreateTriggeredRun(ctx, job, id, key, req.GetForce())
+	return s.startTriggeredRun(ctx, log, id, job, key, req.GetForce())
+}
+
+// startTriggeredRun creates and queues the run of a TriggerJob call that
+// passed its checks, or returns the run of an earlier call with the same
+// idempotency key.
+func (s *Server) startTriggeredRun(ctx context.Context, log *slog.Logger, id string, job *intakev1.Job, key string, force bool) (*intakev1.TriggerJobResponse, error) {
+	run, created, err := s.store.CreateTriggeredRun(ctx, job, id, key, force)
 	if errors.Is(err, store.ErrNotFound) { // deleted meanwhile
 		s.metrics.triggers.WithLabelValues(triggerDenied).Inc()
 		return nil, deniedFor(store.JobName(id))
@@ -167,7 +171,7 @@ func (j *jobService) TriggerJob(ctx context.Context, req *intakev1.TriggerJobReq
 		log.InfoContext(ctx, "trigger repeated: its idempotency key has a run already", "run", run.GetName())
 		return &intakev1.TriggerJobResponse{Run: run, Created: false}, nil
 	}
-	if err := s.queueRun(ctx, id, job, run, store.RunOptions{Force: req.GetForce()}); err != nil {
+	if err := s.queueRun(ctx, id, job, run, store.RunOptions{Force: force}); err != nil {
 		return nil, err
 	}
 	s.metrics.triggers.WithLabelValues(triggerStarted).Inc()
