@@ -147,6 +147,7 @@ func (s *Server) publishScheduledRuns(ctx context.Context, runs []store.Schedule
 		}
 		req := &pipelinev1.RunRequest{
 			Run: r.Run.GetName(), Job: r.Job, Trigger: intakev1.Trigger_TRIGGER_SCHEDULE, CreateTime: r.Run.GetCreateTime(),
+			Tenant: r.Tenant,
 		}
 		data, err := proto.Marshal(req)
 		if err != nil {

@@ -34,6 +34,8 @@ type ScheduledRun struct {
 	// Model is the data model stored with a created run (the one its run
 	// request carries); nil when the run already existed.
 	Model *intakev1.DataObject
+	// Tenant is the job's tenant (its run request carries it).
+	Tenant string
 	// Err is ErrNotFound for an unknown job and ErrDisabled for a disabled
 	// one that has no run for this tick yet; the run was not created.
 	Err error
@@ -88,6 +90,10 @@ func (s *Store) CreateScheduledRuns(ctx context.Context, ticks []ScheduledTick, 
 	if err != nil {
 		return nil, err
 	}
+	tenants, err := s.jobTenants(ctx, jobIDs)
+	if err != nil {
+		return nil, err
+	}
 
 	// The rows to insert: the distinct ticks of enabled jobs (a tick whose
 	// run exists conflicts, and is looked up after). The ticks of disabled
@@ -97,8 +103,13 @@ func (s *Store) CreateScheduledRuns(ctx context.Context, ticks []ScheduledTick, 
 		insIdx   = map[string]int{} // run id → index in ticks
 		disabled []int
 	)
-	models := map[intakev1.ObjectType]*intakev1.DataObject{}
-	modelIdx := map[intakev1.ObjectType]int32{} // in ins.models, from 1
+	// A tenant's data model is its own (its custom attributes).
+	type modelKey struct {
+		tenant string
+		obj    intakev1.ObjectType
+	}
+	models := map[modelKey]*intakev1.DataObject{}
+	modelIdx := map[modelKey]int32{} // in ins.models, from 1
 	for i, t := range ticks {
 		if first[keyOf(t.JobID, norm[i])] != i {
 			continue
@@ -108,16 +119,17 @@ func (s *Store) CreateScheduledRuns(ctx context.Context, ticks []ScheduledTick, 
 			out[i].Err = ErrNotFound
 			continue
 		}
-		out[i].Job = job
+		out[i].Job, out[i].Tenant = job, tenants[t.JobID]
 		if !job.GetEnabled() {
 			disabled = append(disabled, i)
 			continue
 		}
 		snap := snapshots[t.JobID]
 		obj := job.GetObject()
-		mi, ok := modelIdx[obj]
+		mk := modelKey{tenants[t.JobID], obj}
+		mi, ok := modelIdx[mk]
 		if !ok {
-			m, err := model(ctx, obj)
+			m, err := model(WithTenant(ctx, mk.tenant), obj)
 			if err != nil {
 				return nil, fmt.Errorf("read the data model of %s: %w", obj, err)
 			}
@@ -125,11 +137,11 @@ func (s *Store) CreateScheduledRuns(ctx context.Context, ticks []ScheduledTick, 
 			if err != nil {
 				return nil, fmt.Errorf("encode the data model of %s: %w", obj, err)
 			}
-			models[obj] = m
+			models[mk] = m
 			ins.models = append(ins.models, string(b))
 			ins.templates = append(ins.templates, templateRun(jobs, ticks, obj))
 			mi = int32(len(ins.models))
-			modelIdx[obj] = mi
+			modelIdx[mk] = mi
 		}
 		id := NewRunID()
 		insIdx[id] = i
@@ -146,7 +158,7 @@ func (s *Store) CreateScheduledRuns(ctx context.Context, ticks []ScheduledTick, 
 	var lost []int
 	for id, i := range insIdx {
 		if r, ok := runs[id]; ok {
-			out[i].Run, out[i].Created, out[i].Model = r, true, models[out[i].Job.GetObject()]
+			out[i].Run, out[i].Created, out[i].Model = r, true, models[modelKey{out[i].Tenant, out[i].Job.GetObject()}]
 			continue
 		}
 		lost = append(lost, i)
@@ -193,6 +205,23 @@ func (s *Store) CreateScheduledRuns(ctx context.Context, ticks []ScheduledTick, 
 // snapshot each run of them keeps (protojson); an unknown id is absent from
 // the maps. A job whose row is unchanged since cache saw it (but for its
 // last run) is not decoded again.
+// jobTenants returns the tenant of each of the jobs ids that exist.
+func (s *Store) jobTenants(ctx context.Context, ids []string) (map[string]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, tenant_id FROM intake.jobs WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read the tenants of %d jobs: %w", len(ids), err)
+	}
+	out := make(map[string]string, len(ids))
+	var id, tenant string
+	if _, err := pgx.ForEachRow(rows, []any{&id, &tenant}, func() error {
+		out[id] = tenant
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read the tenants of %d jobs: %w", len(ids), err)
+	}
+	return out, nil
+}
+
 func (s *Store) jobsByID(ctx context.Context, ids []string, cache *JobCache) (map[string]*intakev1.Job, map[string]string, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+jobColumns+` FROM intake.jobs j WHERE j.id = ANY($1)`, ids)
 	if err != nil {
