@@ -96,9 +96,9 @@ type Config struct {
 	// Ticks is how many consecutive minutes of ticks are measured.
 	Ticks int
 	// Warmup is how many minutes of ticks pass before the measured ones:
-	// the first tick of every job is also the first time the API sees
-	// it (it decodes each job then, and remembers it for the next ticks);
-	// its lateness is reported on its own line.
+	// the API decodes a job the first time it creates one of its runs,
+	// and remembers it for the next ticks. The first warm-up minute's
+	// lateness is reported on its own line.
 	Warmup int
 	// Mappings is how many distinct mappings the jobs use (one
 	// ValidateMapping each).
@@ -223,8 +223,8 @@ type result struct {
 	pickup      time.Duration // from the last CreateJob to the scheduler holding every job
 	windowStart time.Time     // the first measured tick
 	windowEnd   time.Time     // the last measured tick
-	firstTick   time.Time     // the first tick of every job after the scheduler held them all
-	first       latencies     // lateness from the runs of firstTick, when it is before windowStart
+	firstTick   time.Time     // the first whole minute after the scheduler held every job
+	first       latencies     // lateness from the runs of firstTick, when it is a warm-up minute
 	elapsed     time.Duration // from just before the first measured tick to the end of the measurement
 
 	runs      latencies // run created: create_time − scheduled_time, from the database
@@ -520,7 +520,7 @@ func (r *result) print(w io.Writer, cfg Config) {
 	fmt.Fprintf(w, "scheduler: %d jobs, %d ticks, lateness p50 %s p99 %s max %s (from runs%s), peak RSS %s\n",
 		r.jobs, r.runs.n(), secs(r.runs.quantile(0.5)), secs(r.runs.quantile(0.99)), secs(r.runs.max()), missing, mib(r.peak))
 	if cfg.Warmup > 0 {
-		fmt.Fprintf(w, "scheduler: warm-up, the first tick of every job (%s UTC, the API decoding each job the first time): lateness p50 %s p99 %s max %s (from runs, not measured)\n",
+		fmt.Fprintf(w, "scheduler: warm-up minute (%s UTC, not measured; the API decodes a job the first time it sees it): lateness p50 %s p99 %s max %s (from runs)\n",
 			r.firstTick.UTC().Format("15:04"), secs(r.first.quantile(0.5)), secs(r.first.quantile(0.99)), secs(r.first.max()))
 	}
 	missing = ""

@@ -42,8 +42,13 @@ type wallSpec struct {
 func (w *wallSpec) next(after time.Time, loc *time.Location) time.Time {
 	a := after.In(loc)
 	// Start a day early: a skipped time at the end of a day fires at a
-	// transition on the next calendar day.
-	start := time.Date(a.Year(), a.Month(), a.Day()-1, 0, 0, 0, 0, time.UTC)
+	// transition on the next calendar day. Far from any transition the
+	// day before has no fire time after after.
+	first := -1
+	if farFromTransition(a) {
+		first = 0
+	}
+	start := time.Date(a.Year(), a.Month(), a.Day()+first, 0, 0, 0, 0, time.UTC)
 	var best time.Time
 	for i := range scanDays {
 		d := start.AddDate(0, 0, i)
@@ -61,9 +66,22 @@ func (w *wallSpec) next(after time.Time, loc *time.Location) time.Time {
 			return t
 		}
 		best = t
+		if farFromTransition(best) {
+			// The wall times of the next days all come later.
+			return best
+		}
 		// Look at one more matching day, then stop.
 	}
 	return best
+}
+
+// farFromTransition reports whether no zone transition of t's location
+// lies within two days of t: wall times there map to instants one to one,
+// in order.
+func farFromTransition(t time.Time) bool {
+	const far = 2 * 24 * time.Hour
+	start, end := t.ZoneBounds()
+	return (start.IsZero() || t.Sub(start) > far) && (end.IsZero() || end.Sub(t) > far)
 }
 
 // nextOnDay is the earliest fire time strictly after after among the wall

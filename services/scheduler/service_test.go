@@ -81,6 +81,7 @@ func (f *fakeAPI) ListJobs(_ context.Context, req *intakev1.ListJobsRequest) (*i
 			return nil, status.Errorf(codes.InvalidArgument, "bad page token %q", req.GetPageToken())
 		}
 	}
+	from = min(from, len(f.jobs)) // the list shrank between two pages
 	to := min(from+f.pageSize, len(f.jobs))
 	resp := &intakev1.ListJobsResponse{}
 	for _, j := range f.jobs[from:to] {
