@@ -23,7 +23,9 @@ type metrics struct {
 	catchUps prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// newMetrics registers the scheduler's metrics; active reports whether
+// this replica fires ticks (intake_scheduler_active).
+func newMetrics(reg prometheus.Registerer, active func() bool) (*metrics, error) {
 	m := &metrics{
 		jobs: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "intake_scheduler_jobs",
@@ -53,7 +55,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, o := range []string{outcomeCreated, outcomeDuplicate, outcomeSkipped, outcomeFailed} {
 		m.ticks.WithLabelValues(o)
 	}
-	for _, c := range []prometheus.Collector{m.jobs, m.ticks, m.lateness, m.locks, m.catchUps} {
+	activeGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "intake_scheduler_active",
+		Help: "1 while this replica fires ticks (it has read the job list and is connected to NATS: what /readyz reports), 0 otherwise.",
+	}, func() float64 {
+		if active() {
+			return 1
+		}
+		return 0
+	})
+	for _, c := range []prometheus.Collector{m.jobs, m.ticks, m.lateness, m.locks, m.catchUps, activeGauge} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("scheduler: register metrics: %w", err)
 		}

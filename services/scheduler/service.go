@@ -132,24 +132,25 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	m, err := newMetrics(cfg.Registerer)
-	if err != nil {
-		return nil, err
-	}
 	replica := uuid.NewString()
-	return &Service{
+	s := &Service{
 		cfg:      cfg,
 		replica:  replica,
 		log:      cfg.Logger.With("replica", replica),
 		clock:    cfg.Clock,
-		m:        m,
 		jobs:     map[string]*entry{},
 		groups:   map[string]*group{},
 		invalid:  map[string]string{},
 		cadences: map[string]cadence{},
 		queue:    make(chan queuedTick, 4*batchSize),
 		rec:      newRecorder(),
-	}, nil
+	}
+	m, err := newMetrics(cfg.Registerer, s.Ready)
+	if err != nil {
+		return nil, err
+	}
+	s.m = m
+	return s, nil
 }
 
 // Ready reports whether the scheduler has read the job list at least once
@@ -179,7 +180,18 @@ func (s *Service) Run(ctx context.Context) error {
 	if !s.started.CompareAndSwap(false, true) {
 		return errors.New("scheduler: Run called more than once")
 	}
-	nc, err := natsconn.Connect(ctx, s.cfg.NATSURL, s.cfg.NATS, "intake-scheduler", nats.RetryOnFailedConnect(true))
+	// The scheduler keeps trying to connect (ticks resume when NATS is
+	// back); the handlers say why it is not connected, e.g. a refused
+	// password, instead of retrying silently.
+	nc, err := natsconn.Connect(ctx, s.cfg.NATSURL, s.cfg.NATS, "intake-scheduler", nats.RetryOnFailedConnect(true),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			s.log.Error("scheduler: NATS error", "error", err)
+		}),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				s.log.Warn("scheduler: disconnected from NATS", "error", err)
+			}
+		}))
 	if err != nil {
 		return fmt.Errorf("scheduler: %w", err)
 	}
