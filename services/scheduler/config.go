@@ -38,6 +38,10 @@ type Config struct {
 	// to pick up new, changed, disabled and deleted jobs. Zero means
 	// DefaultPollInterval.
 	PollInterval time.Duration
+	// ShutdownGrace bounds a stop: gocron's running jobs and the ticks and
+	// catch-ups in flight get this long, then their work is cancelled.
+	// Zero means DefaultShutdownGrace.
+	ShutdownGrace time.Duration
 	// KVReplicas is the number of JetStream replicas of the scheduler's
 	// key-value buckets (TickBucket, LastTickBucket). Zero means 1.
 	KVReplicas int
@@ -77,9 +81,16 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// DefaultShutdownGrace is Config.ShutdownGrace when unset: as long as one
+// tick may take, and a little more.
+const DefaultShutdownGrace = tickTimeout + 5*time.Second
+
 func (c Config) withDefaults() Config {
 	if c.PollInterval == 0 {
 		c.PollInterval = DefaultPollInterval
+	}
+	if c.ShutdownGrace <= 0 {
+		c.ShutdownGrace = DefaultShutdownGrace
 	}
 	if c.Clock == nil {
 		c.Clock = clockwork.NewRealClock()

@@ -214,7 +214,7 @@ func (s *Service) Run(ctx context.Context) error {
 		gocron.WithClock(s.clock),
 		gocron.WithLocation(time.UTC),
 		gocron.WithLogger(s.log),
-		gocron.WithStopTimeout(tickTimeout+5*time.Second),
+		gocron.WithStopTimeout(s.cfg.ShutdownGrace),
 		gocron.WithDistributedLocker(locker),
 	)
 	if err != nil {
@@ -263,6 +263,7 @@ func (s *Service) Run(ctx context.Context) error {
 	poll.Stop()
 
 	s.synced.Store(false)
+	stopBy := time.Now().Add(s.cfg.ShutdownGrace) // one grace for the whole stop
 	if err := sched.Shutdown(); err != nil {
 		s.log.Warn("scheduler: stopping gocron", "err", err)
 	}
@@ -271,7 +272,7 @@ func (s *Service) Run(ctx context.Context) error {
 	go func() { s.bg.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(tickTimeout + 5*time.Second):
+	case <-time.After(time.Until(stopBy)):
 		cancelTicks()
 		<-done
 	}

@@ -205,13 +205,14 @@ func newScheduler(o *options, reg prometheus.Registerer, log *slog.Logger) (*sch
 	return scheduler.New(scheduler.Config{
 		APICredentials: creds, // auth.go
 
-		NATSURL:      o.natsURL,
-		NATS:         o.nats.conn, // natsflags.go
-		APIAddr:      o.apiAddr,
-		PollInterval: o.pollInterval,
-		KVReplicas:   o.kvReplicas,
-		Registerer:   reg,
-		Logger:       log.With("service", "scheduler"),
+		NATSURL:       o.natsURL,
+		NATS:          o.nats.conn, // natsflags.go
+		APIAddr:       o.apiAddr,
+		PollInterval:  o.pollInterval,
+		ShutdownGrace: o.shutdownGrace, // shutdown.go
+		KVReplicas:    o.kvReplicas,
+		Registerer:    reg,
+		Logger:        log.With("service", "scheduler"),
 	})
 }
 
