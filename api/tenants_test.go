@@ -7,11 +7,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/intakehq/intake/api"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
@@ -508,4 +510,36 @@ func TestTenantsIDsOfDeletedJobs(t *testing.T) {
 	require.NoError(t, err)
 	_, err = intakev1.NewRunServiceClient(b.conn).GetRun(as(testCtx(t), w.beta), &intakev1.GetRunRequest{Name: w.run})
 	requireCode(t, err, codes.NotFound)
+}
+
+// A scheduled run of a tenant's job stores that tenant's data model (its
+// custom attributes), not the default tenant's: the scheduler's batch path
+// creates runs for every tenant at once.
+func TestTenantsScheduledRunHasItsTenantsModel(t *testing.T) {
+	t.Parallel()
+	b := setupAuth(t)
+	ctx := testCtx(t)
+	w := setupTenants(t, b)
+	a := as(ctx, w.alpha)
+	jobs := intakev1.NewJobServiceClient(b.conn)
+	v, err := jobs.ValidateMapping(a, &intakev1.ValidateMappingRequest{Name: w.job})
+	require.NoError(t, err)
+	_, err = jobs.SetJobEnabled(a, &intakev1.SetJobEnabledRequest{Name: w.job, Enabled: true, ValidationToken: v.GetValidationToken()})
+	require.NoError(t, err)
+
+	tick := time.Now().UTC().Truncate(time.Minute).Add(time.Minute)
+	res, err := intakev1.NewStageServiceClient(b.conn).CreateScheduledRuns(as(ctx, testWorkerToken),
+		&intakev1.CreateScheduledRunsRequest{Ticks: []*intakev1.CreateScheduledRunRequest{{Job: w.job, ScheduledTime: timestamppb.New(tick)}}})
+	require.NoError(t, err)
+	require.Len(t, res.GetResults(), 1)
+	require.Empty(t, res.GetResults()[0].GetError())
+	run := res.GetResults()[0].GetResponse().GetRun()
+	require.True(t, res.GetResults()[0].GetResponse().GetCreated())
+
+	var tenant, model string
+	_, runID, _ := strings.Cut(strings.TrimPrefix(run.GetName(), w.job+"/"), "runs/")
+	require.NoError(t, b.db.QueryRow(ctx, `SELECT tenant_id, model::text FROM intake.runs WHERE id = $1`, runID).Scan(&tenant, &model))
+	require.Equal(t, "alpha", tenant)
+	require.Contains(t, model, "alpha_only", "the run's model is tenant alpha's, with its custom attribute")
+	require.Contains(t, model, "objects_alpha.accounts")
 }
