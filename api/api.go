@@ -210,7 +210,9 @@ type Server struct {
 	started  chan struct{}
 	addrMu   sync.Mutex
 	addr     net.Addr
-	rest     *restServer // http.go: the HTTP API, under addrMu
+	rest     *restServer    // http.go: the HTTP API, under addrMu
+	health   *health.Server // under addrMu; nil before Run
+	draining bool           // Drain was called; under addrMu
 	stopOnce sync.Once
 }
 
@@ -361,6 +363,10 @@ func (s *Server) Run(ctx context.Context) error {
 	intakev1.RegisterAccessServiceServer(gs, &accessService{s: s})         // access.go
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
+	s.addrMu.Lock()
+	s.health = hs
+	draining := s.draining
+	s.addrMu.Unlock()
 	reflection.Register(gs)
 	s.metrics.grpc.InitializeMetrics(gs) // every method's series start at zero
 	for _, name := range []string{"",
@@ -372,6 +378,9 @@ func (s *Server) Run(ctx context.Context) error {
 		intakev1.AccessService_ServiceDesc.ServiceName,
 	} {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+	if draining {
+		hs.Shutdown()
 	}
 
 	serveErr := make(chan error, 1)
@@ -413,4 +422,16 @@ func (s *Server) Run(ctx context.Context) error {
 		<-stopped
 	}
 	return nil
+}
+
+// Drain tells gRPC health checkers that the API is stopping (every service
+// NOT_SERVING) while it still serves calls: a stop calls it when it begins,
+// before the shutdown delay, as /readyz turns 503 at the same moment.
+func (s *Server) Drain() {
+	s.addrMu.Lock()
+	defer s.addrMu.Unlock()
+	s.draining = true
+	if s.health != nil {
+		s.health.Shutdown()
+	}
 }

@@ -357,6 +357,28 @@ func TestHealthAndReadiness(t *testing.T) {
 		map[string]string{"grpc_service": "intake.v1.JobService", "grpc_method": "GetJob", "grpc_code": "NotFound"}))
 }
 
+// Drain (called as a stop begins) turns the gRPC health checks to
+// NOT_SERVING at once, while calls are still served until the stop.
+func TestDrainTurnsHealthBeforeTheStop(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := testCtx(t)
+	health := healthpb.NewHealthClient(b.conn)
+	for _, name := range []string{"", "intake.v1.JobService"} {
+		st, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: name})
+		require.NoError(t, err)
+		require.Equal(t, healthpb.HealthCheckResponse_SERVING, st.GetStatus(), "service %q", name)
+	}
+	b.srv.Drain()
+	for _, name := range []string{"", "intake.v1.JobService"} {
+		st, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: name})
+		require.NoError(t, err)
+		require.Equal(t, healthpb.HealthCheckResponse_NOT_SERVING, st.GetStatus(), "service %q", name)
+	}
+	_, err := b.jobs.ListJobs(ctx, &intakev1.ListJobsRequest{})
+	require.NoError(t, err, "a draining API still serves calls")
+}
+
 // A second API replica on the same database starts (migrations are
 // already applied) and sees the first one's jobs.
 func TestSecondReplicaSharesState(t *testing.T) {

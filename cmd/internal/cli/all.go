@@ -119,6 +119,7 @@ func (s *stack) run(ctx context.Context) error {
 	}
 
 	stop := newStopper(&o, s.log)
+	stop.onBegin(apiSrv.Drain) // the API's gRPC health turns with /readyz
 	sctx, cancel := stop.services(ctx)
 	defer cancel()
 	g, gctx := errgroup.WithContext(sctx)

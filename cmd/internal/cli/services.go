@@ -227,6 +227,9 @@ func runOne(ctx context.Context, o *options, log *slog.Logger, name string, buil
 		return &command.ExitError{Code: 2, Err: fmt.Errorf("%s: %w", name, err)}
 	}
 	stop := newStopper(o, log.With("service", name))
+	if d, ok := svc.(interface{ Drain() }); ok { // the API's gRPC health
+		stop.onBegin(d.Drain)
+	}
 	sctx, cancel := stop.services(ctx)
 	defer cancel()
 	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))

@@ -54,7 +54,11 @@ type stopper struct {
 	delay time.Duration
 	grace time.Duration
 	log   *slog.Logger
+	begin []func() // called as the stop begins (onBegin)
 }
+
+// onBegin adds f to what the stop calls as it begins (with readiness off).
+func (s *stopper) onBegin(f func()) { s.begin = append(s.begin, f) }
 
 func newStopper(o *options, log *slog.Logger) *stopper {
 	return &stopper{delay: o.shutdownDelay, grace: o.grace(), log: log}
@@ -74,6 +78,9 @@ func (s *stopper) services(ctx context.Context) (context.Context, context.Cancel
 			return
 		}
 		s.drain.Begin()
+		for _, f := range s.begin {
+			f()
+		}
 		s.log.Info("stopping: readiness is off; work stops being taken after the shutdown delay, then work in flight gets the shutdown grace",
 			"shutdown_delay", s.delay, "shutdown_grace", s.grace)
 		if s.delay > 0 {
