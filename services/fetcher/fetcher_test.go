@@ -23,6 +23,8 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/intakehq/intake/pkg/testutil"
+
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -164,29 +166,11 @@ func (f *files) hitCount(path string) int {
 	return f.hits[path]
 }
 
-// syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type env struct {
 	js   jetstream.JetStream
 	api  *fakeAPI
 	reg  *prometheus.Registry
-	logs *syncBuffer
+	logs *testutil.SyncBuffer
 }
 
 // start runs a fetcher on an embedded JetStream server, reporting to a fake
@@ -195,7 +179,7 @@ func start(t *testing.T, cfg fetcher.Config, answer func(*intakev1.ReportRunEven
 	t.Helper()
 	srv := natstest.Start(t)
 	_, js := srv.Connect(t)
-	e := &env{js: js, api: startAPI(t, answer), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	e := &env{js: js, api: startAPI(t, answer), reg: prometheus.NewRegistry(), logs: &testutil.SyncBuffer{}}
 	cfg.NATSURL, cfg.APIAddr, cfg.Registerer = srv.URL, e.api.addr, e.reg
 	cfg.Logger = slog.New(slog.NewTextHandler(e.logs, nil))
 	if cfg.MaxChunkRows == 0 {

@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net"
@@ -9,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/intakehq/intake/pkg/testutil"
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
@@ -24,39 +25,11 @@ import (
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
 
-// syncBuffer is a bytes.Buffer safe for the logs of several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func system(out io.Writer, env map[string]string) command.System {
 	return command.System{
 		Stdout: out, Stderr: out,
 		LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
 	}
-}
-
-// freeAddr returns a loopback address with a port free right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
 }
 
 func httpGet(url string) (int, string, error) {
@@ -70,9 +43,9 @@ func httpGet(url string) (int, string, error) {
 }
 
 // start runs the intake binary's args until the test ends or stop is called.
-func start(t *testing.T, args []string, env map[string]string) (logs *syncBuffer, stop func() error) {
+func start(t *testing.T, args []string, env map[string]string) (logs *testutil.SyncBuffer, stop func() error) {
 	t.Helper()
-	logs = &syncBuffer{}
+	logs = &testutil.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- cli.Run(ctx, args, system(logs, env)) }()
@@ -96,7 +69,7 @@ func start(t *testing.T, args []string, env map[string]string) (logs *syncBuffer
 func TestAllStartsServesAndStopsOnCancel(t *testing.T) {
 	t.Parallel()
 	dsn := pgtest.NewDatabase(t)
-	grpcAddr, httpAddr := freeAddr(t), freeAddr(t)
+	grpcAddr, httpAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	logs, stop := start(t, []string{"all",
 		"--nats-port", "0", "--nats-store", t.TempDir(),
 		"--grpc-addr", grpcAddr, "--http-addr", httpAddr,
@@ -150,13 +123,13 @@ func TestAllStartsServesAndStopsOnCancel(t *testing.T) {
 
 func TestAllFailsFastWhenPostgreSQLIsUnreachable(t *testing.T) {
 	t.Parallel()
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	err := cli.Run(ctx, []string{"all",
-		"--database-url", "postgres://postgres@" + freeAddr(t) + "/nope?sslmode=disable&connect_timeout=2",
+		"--database-url", "postgres://postgres@" + testutil.FreeAddr(t) + "/nope?sslmode=disable&connect_timeout=2",
 		"--nats-port", "0", "--nats-store", t.TempDir(),
-		"--grpc-addr", freeAddr(t), "--http-addr", freeAddr(t),
+		"--grpc-addr", testutil.FreeAddr(t), "--http-addr", testutil.FreeAddr(t),
 	}, system(logs, withAuth(nil)))
 	require.ErrorContains(t, err, "PostgreSQL")
 	require.NoError(t, ctx.Err(), "gave up only after the test's deadline")
@@ -167,9 +140,9 @@ func TestAllFailsFastWhenPostgreSQLIsUnreachable(t *testing.T) {
 func TestOneServiceServesProbes(t *testing.T) {
 	t.Parallel()
 	ns := natstest.Start(t)
-	httpAddr := freeAddr(t)
+	httpAddr := testutil.FreeAddr(t)
 	logs, stop := start(t, []string{"scheduler", "--http-addr", httpAddr, "--poll-interval", "100ms"},
-		map[string]string{"INTAKE_NATS_URL": ns.URL, "INTAKE_API_ADDR": freeAddr(t), "INTAKE_WORKER_TOKEN": authWorkerToken})
+		map[string]string{"INTAKE_NATS_URL": ns.URL, "INTAKE_API_ADDR": testutil.FreeAddr(t), "INTAKE_WORKER_TOKEN": authWorkerToken})
 	require.Eventually(t, func() bool {
 		code, _, err := httpGet("http://" + httpAddr + "/healthz")
 		return err == nil && code == http.StatusOK

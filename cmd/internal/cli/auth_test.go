@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intakehq/intake/pkg/testutil"
+
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 
@@ -65,7 +67,7 @@ func TestAuthSettingsAreRequired(t *testing.T) {
 			"api.example.com:7070 is not a loopback address: the API has no TLS yet, so the token would cross the network in plain text; set --api-insecure"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			logs := &syncBuffer{}
+			logs := &testutil.SyncBuffer{}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			err := cli.Run(ctx, c.args, system(logs, c.env))
@@ -84,9 +86,9 @@ func TestAllDevKeepsItsTokens(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
 	data := t.TempDir()
 	run := func(env map[string]string) (string, string) {
-		grpcAddr := freeAddr(t)
+		grpcAddr := testutil.FreeAddr(t)
 		logs, stop := start(t, []string{"all", "--dev", "--nats-port", "0", "--nats-store", filepath.Join(data, "nats"),
-			"--grpc-addr", grpcAddr, "--http-addr", freeAddr(t), "--database-url", dsn}, env)
+			"--grpc-addr", grpcAddr, "--http-addr", testutil.FreeAddr(t), "--database-url", dsn}, env)
 		admin, err := os.ReadFile(filepath.Join(data, "bootstrap-token"))
 		require.Eventually(t, func() bool {
 			admin, err = os.ReadFile(filepath.Join(data, "bootstrap-token"))
@@ -109,9 +111,9 @@ func TestAllDevKeepsItsTokens(t *testing.T) {
 	second, _ := run(nil)
 	require.Equal(t, first, second, "the second start reuses the token")
 	// A configured bootstrap token wins over the generated one.
-	grpcAddr := freeAddr(t)
+	grpcAddr := testutil.FreeAddr(t)
 	logs, stop := start(t, []string{"all", "--dev", "--nats-port", "0", "--nats-store", filepath.Join(data, "nats"),
-		"--grpc-addr", grpcAddr, "--http-addr", freeAddr(t), "--database-url", dsn}, withAuth(nil))
+		"--grpc-addr", grpcAddr, "--http-addr", testutil.FreeAddr(t), "--database-url", dsn}, withAuth(nil))
 	require.Contains(t, whoami(t, grpcAddr, map[string]string{"INTAKE_TOKEN": authAdminToken}, logs), "bootstrap admin token")
 	out, err := intakectl(grpcAddr, map[string]string{"INTAKE_TOKEN": first}, "whoami")
 	require.ErrorContains(t, err, "unknown token", out)
@@ -120,7 +122,7 @@ func TestAllDevKeepsItsTokens(t *testing.T) {
 
 // intakectl runs intakectl against addr with env.
 func intakectl(addr string, env map[string]string, args ...string) (string, error) {
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{}
 	e := map[string]string{"INTAKE_API_ADDR": addr}
 	for k, v := range env {
 		e[k] = v
@@ -132,7 +134,7 @@ func intakectl(addr string, env map[string]string, args ...string) (string, erro
 }
 
 // whoami waits for the API at addr and returns what intakectl whoami says.
-func whoami(t *testing.T, addr string, env map[string]string, logs *syncBuffer) string {
+func whoami(t *testing.T, addr string, env map[string]string, logs *testutil.SyncBuffer) string {
 	t.Helper()
 	var out string
 	var err error

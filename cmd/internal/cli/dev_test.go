@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intakehq/intake/pkg/testutil"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
@@ -44,7 +46,7 @@ func copyExamples(t *testing.T) string {
 }
 
 // waitFor waits until the output matches re and returns the match.
-func waitFor(t *testing.T, out *syncBuffer, re string, logs *syncBuffer) []string {
+func waitFor(t *testing.T, out *testutil.SyncBuffer, re string, logs *testutil.SyncBuffer) []string {
 	t.Helper()
 	rx := regexp.MustCompile(re)
 	var m []string
@@ -62,9 +64,9 @@ func TestDevDemoImportsTheSampleAndFollowsEdits(t *testing.T) {
 	t.Parallel()
 	dsn := pgtest.NewDatabase(t)
 	examples := copyExamples(t)
-	grpcAddr := freeAddr(t)
-	out := &syncBuffer{}
-	logs := &syncBuffer{}
+	grpcAddr := testutil.FreeAddr(t)
+	out := &testutil.SyncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	// intakectl's default token file goes here (auth.go).
@@ -73,7 +75,7 @@ func TestDevDemoImportsTheSampleAndFollowsEdits(t *testing.T) {
 		sys := system(out, map[string]string{"XDG_CONFIG_HOME": config})
 		sys.Stderr = logs
 		done <- cli.Run(ctx, []string{"dev", "--database-url", dsn, "--examples", examples,
-			"--grpc-addr", grpcAddr, "--http-addr", freeAddr(t), "--nats-store", t.TempDir(), "--log-level", "info"}, sys)
+			"--grpc-addr", grpcAddr, "--http-addr", testutil.FreeAddr(t), "--nats-store", t.TempDir(), "--log-level", "info"}, sys)
 	}()
 	stopped := false
 	t.Cleanup(func() {

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intakehq/intake/pkg/testutil"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
@@ -93,7 +95,7 @@ func dialAPIAsAdmin(t *testing.T, addr string) *grpc.ClientConn {
 type process struct {
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testutil.SyncBuffer
 	done chan struct{}
 	http string // base URL of its metrics and health endpoints
 }
@@ -102,11 +104,11 @@ type process struct {
 // on a free port; the test's end kills it if it still runs.
 func startProcess(t *testing.T, name string, args ...string) *process {
 	t.Helper()
-	httpAddr := freeAddr(t)
+	httpAddr := testutil.FreeAddr(t)
 	p := &process{
 		name: name,
 		cmd:  exec.Command(intakeBinary(t), append(args, "--http-addr", httpAddr, "--log-format", "text")...),
-		out:  &syncBuffer{},
+		out:  &testutil.SyncBuffer{},
 		done: make(chan struct{}),
 		http: "http://" + httpAddr,
 	}
@@ -228,7 +230,7 @@ func TestEveryServiceStopsGracefullyOnSIGTERM(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
 	stop := []string{"--shutdown-delay", testDelay.String(), "--shutdown-grace", testGrace.String()}
 
-	apiAddr := freeAddr(t)
+	apiAddr := testutil.FreeAddr(t)
 	api := startProcess(t, "api", append([]string{"api", "--database-url", dsn, "--nats-url", ns.URL, "--grpc-addr", apiAddr}, stop...)...)
 	api.waitReady(t)
 
@@ -268,7 +270,7 @@ func TestEveryServiceStopsGracefullyOnSIGTERM(t *testing.T) {
 func TestAllStopsGracefullyOnSIGTERM(t *testing.T) {
 	t.Parallel()
 	p := startProcess(t, "all", "all", "--database-url", pgtest.NewDatabase(t),
-		"--nats-port", "0", "--nats-store", t.TempDir(), "--grpc-addr", freeAddr(t),
+		"--nats-port", "0", "--nats-store", t.TempDir(), "--grpc-addr", testutil.FreeAddr(t),
 		"--shutdown-delay", testDelay.String(), "--shutdown-grace", testGrace.String())
 	sigtermAndCheck(t, p, nil)
 	require.Contains(t, p.out.String(), "intake stopped")
@@ -279,7 +281,7 @@ func TestAllStopsGracefullyOnSIGTERM(t *testing.T) {
 func TestSecondSignalExitsAtOnce(t *testing.T) {
 	t.Parallel()
 	ns := natstest.Start(t)
-	p := startProcess(t, "mapper", "mapper", "--nats-url", ns.URL, "--api-addr", freeAddr(t),
+	p := startProcess(t, "mapper", "mapper", "--nats-url", ns.URL, "--api-addr", testutil.FreeAddr(t),
 		"--shutdown-delay", "1m")
 	p.waitReady(t)
 	p.signal(t, syscall.SIGTERM)
@@ -366,7 +368,7 @@ func startRunAndSIGTERM(t *testing.T, grace, slowFor time.Duration) *inFlightRun
 	f := &inFlightRun{dsn: pgtest.NewDatabase(t), store: t.TempDir(), rows: 3000}
 	var url string
 	f.src, url = newSlowCSV(t, f.rows, slowFor)
-	grpcAddr := freeAddr(t)
+	grpcAddr := testutil.FreeAddr(t)
 	f.args = []string{"all", "--database-url", f.dsn, "--nats-port", "0", "--nats-store", f.store,
 		"--grpc-addr", grpcAddr, "--shutdown-delay", "0s", "--shutdown-grace", grace.String(), "--ack-wait", "5s"}
 	p := startProcess(t, "all", f.args...)
@@ -409,7 +411,7 @@ func startRunAndSIGTERM(t *testing.T, grace, slowFor time.Duration) *inFlightRun
 // succeeded with every row and that every row is in objects.accounts.
 func (f *inFlightRun) restartAndWait(t *testing.T) {
 	t.Helper()
-	grpcAddr := freeAddr(t)
+	grpcAddr := testutil.FreeAddr(t)
 	args := append([]string{}, f.args...)
 	for i := range args {
 		if args[i] == "--grpc-addr" {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intakehq/intake/pkg/testutil"
+
 	"github.com/stretchr/testify/require"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
@@ -124,9 +126,9 @@ func TestAllExportsOneTracePerRunAcrossTheStages(t *testing.T) {
 	}))
 	defer files.Close()
 
-	grpcAddr := freeAddr(t)
+	grpcAddr := testutil.FreeAddr(t)
 	logs, stop := start(t, []string{"all",
-		"--nats-port", "0", "--nats-store", t.TempDir(), "--grpc-addr", grpcAddr, "--http-addr", freeAddr(t),
+		"--nats-port", "0", "--nats-store", t.TempDir(), "--grpc-addr", grpcAddr, "--http-addr", testutil.FreeAddr(t),
 		"--max-chunk-rows", "20", // three chunks: three map and load spans
 		"--shutdown-delay", "0s",
 	}, withAuth(map[string]string{
@@ -222,7 +224,7 @@ func TestAllExportsOneTracePerRunAcrossTheStages(t *testing.T) {
 // A malformed --otlp-endpoint stops the command at start, exit code 2,
 // naming the flag.
 func TestMalformedOTLPEndpointIsAUsageError(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	err := cli.Run(context.Background(), []string{"fetcher", "--otlp-endpoint", "otel-collector"},
 		system(logs, withAuth(nil)))
 	var exit *command.ExitError

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intakehq/intake/pkg/testutil"
+
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -29,20 +31,20 @@ import (
 
 // startIntakeWithKeys runs `intake all --dev` with an encryption key ring
 // (INTAKE_ENCRYPTION_KEYS), so connections may hold secrets.
-func startIntakeWithKeys(t *testing.T) (string, *syncBuffer) {
+func startIntakeWithKeys(t *testing.T) (string, *testutil.SyncBuffer) {
 	t.Helper()
 	key := make([]byte, 32)
 	_, err := rand.Read(key)
 	require.NoError(t, err)
 	env := map[string]string{"INTAKE_ENCRYPTION_KEYS": "k1:" + base64.StdEncoding.EncodeToString(key)}
 	dsn := pgtest.NewDatabase(t)
-	addr := freeAddr(t)
-	logs := &syncBuffer{}
+	addr := testutil.FreeAddr(t)
+	logs := &testutil.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- cli.Run(ctx, []string{"all", "--dev", "--database-url", dsn, "--nats-port", "0", "--nats-store", t.TempDir(),
-			"--grpc-addr", addr, "--http-addr", freeAddr(t), "--poll-interval", "200ms"},
+			"--grpc-addr", addr, "--http-addr", testutil.FreeAddr(t), "--poll-interval", "200ms"},
 			command.System{Stdout: logs, Stderr: logs, LookupEnv: intakeEnv(env)}) // access_test.go: with the tokens
 	}()
 	t.Cleanup(func() {
@@ -317,7 +319,7 @@ func TestSFTPConnectionTestThroughTheCLI(t *testing.T) {
 // nothing is sent.
 func TestConnectionUsageErrors(t *testing.T) {
 	t.Parallel()
-	addr := freeAddr(t) // nothing listens: every case must fail before a call
+	addr := testutil.FreeAddr(t) // nothing listens: every case must fail before a call
 	cases := []struct {
 		args []string
 		want string

@@ -5,15 +5,15 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/intakehq/intake/pkg/testutil"
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
@@ -28,42 +28,17 @@ import (
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // startIntake runs `intake all` for the test and returns the API address.
-func startIntake(t *testing.T) (string, *syncBuffer) {
+func startIntake(t *testing.T) (string, *testutil.SyncBuffer) {
 	t.Helper()
 	dsn := pgtest.NewDatabase(t)
-	addr := freeAddr(t)
-	logs := &syncBuffer{}
+	addr := testutil.FreeAddr(t)
+	logs := &testutil.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- cli.Run(ctx, []string{"all", "--dev", "--database-url", dsn, "--nats-port", "0", "--nats-store", t.TempDir(),
-			"--grpc-addr", addr, "--http-addr", freeAddr(t), "--poll-interval", "200ms"},
+			"--grpc-addr", addr, "--http-addr", testutil.FreeAddr(t), "--poll-interval", "200ms"},
 			command.System{Stdout: logs, Stderr: logs, LookupEnv: intakeEnv(nil)})
 	}()
 	t.Cleanup(func() {
@@ -215,7 +190,7 @@ func TestCLIErrorsSayWhatIsWrong(t *testing.T) {
 	require.Equal(t, 2, exitCode(err))
 	require.ErrorContains(t, err, "-f FILE is required")
 
-	_, err = intakectl(t, freeAddr(t), "job", "list", "--timeout", "3s")
+	_, err = intakectl(t, testutil.FreeAddr(t), "job", "list", "--timeout", "3s")
 	require.ErrorContains(t, err, "cannot reach the Intake API at")
 }
 

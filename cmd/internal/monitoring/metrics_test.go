@@ -3,13 +3,13 @@ package monitoring
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/intakehq/intake/pkg/testutil"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
@@ -28,32 +28,6 @@ import (
 	"github.com/intakehq/intake/pkg/pgtest"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
-
-// syncBuffer collects the logs of the process's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 func get(url string) (int, string, error) {
 	resp, err := http.Get(url)
@@ -74,8 +48,8 @@ func get(url string) (int, string, error) {
 func scrapeAll(t *testing.T) string {
 	t.Helper()
 	dsn := pgtest.NewDatabase(t)
-	grpcAddr, httpAddr := freeAddr(t), freeAddr(t)
-	logs := &syncBuffer{}
+	grpcAddr, httpAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
+	logs := &testutil.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
