@@ -15,15 +15,10 @@ import (
 	"github.com/intakehq/intake/pkg/testutil"
 
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/intakehq/intake/cmd/internal/cli"
 	"github.com/intakehq/intake/cmd/internal/command"
 	"github.com/intakehq/intake/cmd/internal/ctl"
-	"github.com/intakehq/intake/pkg/pgtest"
 	"github.com/intakehq/intake/pkg/s3test"
 	"github.com/intakehq/intake/pkg/sftptest"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
@@ -37,35 +32,7 @@ func startIntakeWithKeys(t *testing.T) (string, *testutil.SyncBuffer) {
 	_, err := rand.Read(key)
 	require.NoError(t, err)
 	env := map[string]string{"INTAKE_ENCRYPTION_KEYS": "k1:" + base64.StdEncoding.EncodeToString(key)}
-	dsn := pgtest.NewDatabase(t)
-	addr := testutil.FreeAddr(t)
-	logs := &testutil.SyncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- cli.Run(ctx, []string{"all", "--dev", "--database-url", dsn, "--nats-port", "0", "--nats-store", t.TempDir(),
-			"--grpc-addr", addr, "--http-addr", testutil.FreeAddr(t), "--poll-interval", "200ms"},
-			command.System{Stdout: logs, Stderr: logs, LookupEnv: intakeEnv(env)}) // access_test.go: with the tokens
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(90 * time.Second):
-			t.Error("intake all did not stop")
-		}
-	})
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	defer conn.Close()
-	require.Eventually(t, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		r, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
-		return err == nil && r.GetStatus() == healthpb.HealthCheckResponse_SERVING
-	}, 60*time.Second, 100*time.Millisecond, "API never serving; logs:\n%s", logs)
-	return addr, logs
+	return startIntakeEnv(t, env)
 }
 
 // intakectlWith runs the CLI with environment variables and standard input.

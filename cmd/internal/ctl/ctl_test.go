@@ -31,15 +31,24 @@ import (
 // startIntake runs `intake all` for the test and returns the API address.
 func startIntake(t *testing.T) (string, *testutil.SyncBuffer) {
 	t.Helper()
+	return startIntakeEnv(t, nil)
+}
+
+// startIntakeEnv is startIntake with extra environment variables.
+func startIntakeEnv(t *testing.T, env map[string]string) (string, *testutil.SyncBuffer) {
+	t.Helper()
 	dsn := pgtest.NewDatabase(t)
 	addr := testutil.FreeAddr(t)
 	logs := &testutil.SyncBuffer{}
+	// Made here, not in the goroutine: the store's removal must be
+	// registered before the cleanup that stops Intake, so it runs after it.
+	store, httpAddr := t.TempDir(), testutil.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- cli.Run(ctx, []string{"all", "--dev", "--database-url", dsn, "--nats-port", "0", "--nats-store", t.TempDir(),
-			"--grpc-addr", addr, "--http-addr", testutil.FreeAddr(t), "--poll-interval", "200ms"},
-			command.System{Stdout: logs, Stderr: logs, LookupEnv: intakeEnv(nil)})
+		done <- cli.Run(ctx, []string{"all", "--dev", "--database-url", dsn, "--nats-port", "0", "--nats-store", store,
+			"--grpc-addr", addr, "--http-addr", httpAddr, "--poll-interval", "200ms"},
+			command.System{Stdout: logs, Stderr: logs, LookupEnv: intakeEnv(env)}) // access_test.go: with the tokens
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -52,8 +52,9 @@ func scrapeAll(t *testing.T) string {
 	logs := &testutil.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	store := t.TempDir() // its removal registered before the stop below, so it runs after it
 	go func() {
-		done <- cli.Run(ctx, []string{"all", "--nats-port", "0", "--nats-store", t.TempDir(),
+		done <- cli.Run(ctx, []string{"all", "--nats-port", "0", "--nats-store", store,
 			"--grpc-addr", grpcAddr, "--http-addr", httpAddr, "--poll-interval", "200ms"},
 			command.System{Stdout: logs, Stderr: logs, LookupEnv: func(k string) (string, bool) {
 				switch k {
