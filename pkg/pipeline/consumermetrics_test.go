@@ -5,10 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intakehq/intake/pkg/metricstest"
+
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -22,58 +22,6 @@ const (
 	testConsumer = pipeline.ConsumerFetcher
 	testSubject  = pipeline.SubjectRunRequest
 )
-
-// gathered returns the value of the sample of name whose labels include
-// want, and whether there is one.
-func gathered(t *testing.T, reg prometheus.Gatherer, name string, want map[string]string) (float64, bool) {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			for k, v := range want {
-				if labels[k] != v {
-					continue metrics
-				}
-			}
-			return sampleValue(m), true
-		}
-	}
-	return 0, false
-}
-
-func sampleValue(m *dto.Metric) float64 {
-	switch {
-	case m.GetCounter() != nil:
-		return m.GetCounter().GetValue()
-	case m.GetGauge() != nil:
-		return m.GetGauge().GetValue()
-	case m.GetHistogram() != nil:
-		return float64(m.GetHistogram().GetSampleCount())
-	}
-	return m.GetUntyped().GetValue()
-}
-
-// consumerGauges reads the three consumer gauges of the service's consumer;
-// ok is false when none is exported.
-func consumerGauges(t *testing.T, reg prometheus.Gatherer) (pending, ackPending, redelivered float64, ok bool) {
-	t.Helper()
-	labels := map[string]string{"stream": testStream, "consumer": testConsumer}
-	pending, ok1 := gathered(t, reg, "intake_jetstream_consumer_pending_messages", labels)
-	ackPending, ok2 := gathered(t, reg, "intake_jetstream_consumer_ack_pending_messages", labels)
-	redelivered, ok3 := gathered(t, reg, "intake_jetstream_consumer_redelivered_messages", labels)
-	require.Equal(t, ok1, ok2, "pending and ack pending exported together")
-	require.Equal(t, ok1, ok3, "pending and redelivered exported together")
-	return pending, ackPending, redelivered, ok1
-}
 
 // The consumer gauges follow the real JetStream consumer: messages waiting,
 // delivered but unacknowledged, redelivered; and they go when the service
@@ -90,9 +38,9 @@ func TestConsumerMetricsFollowTheConsumer(t *testing.T) {
 	require.NoError(t, reg.Register(c))
 	stop := c.Watch(js)
 
-	_, _, _, ok := consumerGauges(t, reg)
+	_, _, _, ok := metricstest.ConsumerGauges(t, reg, testStream, testConsumer)
 	require.False(t, ok, "no gauges while the consumer does not exist")
-	errs, _ := gathered(t, reg, "intake_jetstream_consumer_info_errors_total", nil)
+	errs, _ := metricstest.Gathered(t, reg, "intake_jetstream_consumer_info_errors_total", nil)
 	require.Zero(t, errs, "a consumer not created yet is no error")
 
 	cons, err := js.CreateOrUpdateConsumer(ctx, testStream, pipeline.ConsumerConfig(testConsumer, time.Minute, 10))
@@ -108,7 +56,7 @@ func TestConsumerMetricsFollowTheConsumer(t *testing.T) {
 		t.Helper()
 		// JetStream updates a consumer's counts asynchronously: wait for them.
 		require.EventuallyWithT(t, func(c *assert.CollectT) {
-			pending, ackPending, redelivered, ok := consumerGauges(t, reg)
+			pending, ackPending, redelivered, ok := metricstest.ConsumerGauges(c, reg, testStream, testConsumer)
 			require.True(c, ok, msg)
 			require.Equal(c, want, []float64{pending, ackPending, redelivered}, "pending, ack pending, redelivered: %s", msg)
 		}, 5*time.Second, 20*time.Millisecond)
@@ -134,14 +82,12 @@ func TestConsumerMetricsFollowTheConsumer(t *testing.T) {
 	requireGauges([]float64{0, 1, 1}, "redelivered, not acked")
 	publish(2)
 	requireGauges([]float64{2, 1, 1}, "two more published")
-	problems, err := testutil.GatherAndLint(reg)
-	require.NoError(t, err)
-	require.Empty(t, problems)
+	metricstest.RequireLintClean(t, reg)
 	require.NoError(t, msg.DoubleAck(ctx))
 	requireGauges([]float64{2, 0, 0}, "the redelivered message acked")
 
 	stop()
-	_, _, _, ok = consumerGauges(t, reg)
+	_, _, _, ok = metricstest.ConsumerGauges(t, reg, testStream, testConsumer)
 	require.False(t, ok, "no gauges once the service stopped watching")
 }
 
@@ -161,16 +107,16 @@ func TestConsumerMetricsCountAnUnansweredRequest(t *testing.T) {
 	require.NoError(t, reg.Register(c))
 	c.Timeout = 300 * time.Millisecond
 	defer c.Watch(js)()
-	_, _, _, ok := consumerGauges(t, reg)
+	_, _, _, ok := metricstest.ConsumerGauges(t, reg, testStream, testConsumer)
 	require.True(t, ok)
 
 	ns.Shutdown()
 	ns.WaitForShutdown()
 	start := time.Now()
-	_, _, _, ok = consumerGauges(t, reg)
+	_, _, _, ok = metricstest.ConsumerGauges(t, reg, testStream, testConsumer)
 	require.Less(t, time.Since(start), 3*time.Second, "the scrape waited past the info timeout")
 	require.False(t, ok, "gauges exported without an answer")
-	errs, _ := gathered(t, reg, "intake_jetstream_consumer_info_errors_total",
+	errs, _ := metricstest.Gathered(t, reg, "intake_jetstream_consumer_info_errors_total",
 		map[string]string{"stream": testStream, "consumer": testConsumer})
 	require.GreaterOrEqual(t, errs, 1.0)
 }
