@@ -81,22 +81,19 @@ func NewHTTPClient(timeout time.Duration) *http.Client {
 }
 
 // Open opens the file of an inline connection (an HTTP URL, or a local file
-// path in development mode). The caller closes the reader. Errors are
-// *Error. Stored connections with a file selector go through OpenFile.
+// path in development mode), in one attempt. The caller closes the reader.
+// Errors are *Error. It is OpenFile without a file selector, retries or
+// validators; stored connections with a file selector go through OpenFile.
 func Open(ctx context.Context, conn *intakev1.Connection, opts Options) (io.ReadCloser, Info, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
-	switch kind := conn.GetKind().(type) {
-	case *intakev1.Connection_Http:
-		return openInlineHTTP(ctx, kind.Http, opts)
-	case *intakev1.Connection_Local:
-		return openLocal(kind.Local, opts)
-	case nil:
+	if conn.GetKind() == nil {
 		return nil, Info{}, Errorf(kindConfig, false, nil, "the job has no connection to read the file from")
-	default:
-		return nil, Info{}, Errorf(kindConfig, false, nil, "connection kind %T is not supported inline: store it as a connection and name the file", kind)
 	}
+	opts.Retry = RetryPolicy{Attempts: 1}
+	rc, fm, err := openInlineFile(ctx, Request{Conn: conn}, opts)
+	return rc, Info{Source: fm.Source}, err
 }
 
 // Describe returns the Info.Source that Open reports for conn, without
@@ -113,24 +110,6 @@ func Describe(conn *intakev1.Connection) string {
 		return kind.Local.GetPath()
 	}
 	return ""
-}
-
-// openInlineHTTP reads the URL of an inline HTTP connection.
-func openInlineHTTP(ctx context.Context, conn *intakev1.HttpConnection, opts Options) (io.ReadCloser, Info, error) {
-	info := Info{}
-	if u, err := url.Parse(conn.GetUrl()); err == nil {
-		info.Source = Redact(u)
-	}
-	c, err := dialHTTPConn(conn, opts, "file URL")
-	if err != nil {
-		return nil, info, err
-	}
-	rc, _, err := c.Open(ctx, "", Conditional{})
-	if err != nil {
-		_ = c.Close()
-		return nil, info, err
-	}
-	return &clientReader{ReadCloser: rc, client: c}, info, nil
 }
 
 // clientReader is a file's reader whose Close also closes its Client.
