@@ -299,7 +299,10 @@ func explain(err error, o Options, url string) error {
 		hint = fmt.Sprintf("the server requires TLS: use a tls:// URL and %s", caSetting)
 	case o.CertFile != "" && clientCertRefused(err):
 		hint = fmt.Sprintf("the server refused the client certificate %s (%s): is it signed by a CA the server trusts, and for client use?", o.CertFile, certSetting)
-	case strings.Contains(err.Error(), "certificate required"):
+	case o.CertFile == "" && clientCertRefused(err):
+		// TLS 1.3 sends the server's refusal after the handshake: the
+		// client sees either the alert ("certificate required") or, when
+		// it writes first, the closed connection.
 		hint = fmt.Sprintf("the server requires a client certificate: set %s and %s", certSetting, keySetting)
 	case errors.Is(err, nats.ErrNoServers):
 		hint = "no server answered at that address (is NATS running there, and reachable from here?)"
