@@ -148,6 +148,54 @@ func TestListJobsPages(t *testing.T) {
 	requireCode(t, err, codes.InvalidArgument, "page_size")
 }
 
+// ListJobs (the scheduler's poll) serves jobs it decoded before from the
+// API's cache while their rows are unchanged: every change of a row shows,
+// whichever statement made it, and a deleted job is gone.
+func TestListJobsSeesEveryChangeOfARow(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := testCtx(t)
+	b.createJob(t, "watched")
+	listed := func() *intakev1.Job {
+		t.Helper()
+		resp, err := b.jobs.ListJobs(ctx, &intakev1.ListJobsRequest{})
+		require.NoError(t, err)
+		require.Len(t, resp.GetJobs(), 1)
+		got, err := b.jobs.GetJob(ctx, &intakev1.GetJobRequest{Name: "jobs/watched"})
+		require.NoError(t, err)
+		j := resp.GetJobs()[0]
+		require.True(t, proto.Equal(got, j), "ListJobs %v, GetJob %v", j, got)
+		return j
+	}
+	first := listed()
+	require.Empty(t, first.GetLastRun())
+	require.True(t, proto.Equal(first, listed()), "listed twice, unchanged")
+
+	_, err := b.jobs.UpdateJob(ctx, &intakev1.UpdateJobRequest{Job: &intakev1.Job{Name: "jobs/watched", Description: "edited"},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"description"}}})
+	require.NoError(t, err)
+	require.Equal(t, "edited", listed().GetDescription())
+
+	_, err = b.jobs.SetJobEnabled(ctx, &intakev1.SetJobEnabledRequest{Name: "jobs/watched", Enabled: false})
+	require.NoError(t, err)
+	require.False(t, listed().GetEnabled())
+
+	// A change that leaves the etag and update time alone.
+	_, err = pgPool(t, b.dsn).Exec(ctx, `UPDATE intake.jobs SET consecutive_failures = 3 WHERE id = 'watched'`)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, listed().GetConsecutiveFailures())
+
+	// A run: the job's last run shows, though its row is unchanged.
+	run := b.runNow(t, "jobs/watched")
+	require.Equal(t, run.GetName(), listed().GetLastRun())
+
+	_, err = b.jobs.DeleteJob(ctx, &intakev1.DeleteJobRequest{Name: "jobs/watched"})
+	require.NoError(t, err)
+	resp, err := b.jobs.ListJobs(ctx, &intakev1.ListJobsRequest{})
+	require.NoError(t, err)
+	require.Empty(t, resp.GetJobs())
+}
+
 func TestCreateJobValidation(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

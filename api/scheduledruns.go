@@ -60,7 +60,7 @@ func (g *stageService) CreateScheduledRuns(ctx context.Context, req *intakev1.Cr
 		index = append(index, i)
 	}
 
-	runs, err := s.store.CreateScheduledRuns(ctx, ticks, s.objectModel, &g.jobs)
+	runs, err := s.store.CreateScheduledRuns(ctx, ticks, s.objectModel)
 	if err != nil {
 		return nil, s.storeError(ctx, "create the scheduled runs of", fmt.Sprintf("%d ticks", len(ticks)), err)
 	}
@@ -80,7 +80,11 @@ func (g *stageService) CreateScheduledRuns(ctx context.Context, req *intakev1.Cr
 			results[i] = tickError(codes.Internal, "create the scheduled run of job %s: %v", job, r.Err)
 			continue
 		}
-		results[i] = &intakev1.CreateScheduledRunResult{Response: &intakev1.CreateScheduledRunResponse{Run: r.Run, Job: r.Job, Created: r.Created}}
+		resp := &intakev1.CreateScheduledRunResponse{Run: r.Run, Created: r.Created}
+		if !req.GetOmitJobs() {
+			resp.Job = r.Job // the store's cached job: marshalled, never changed
+		}
+		results[i] = &intakev1.CreateScheduledRunResult{Response: resp}
 		if r.Created {
 			created++
 			s.log.DebugContext(ctx, "scheduled run created", "job", job, "run", r.Run.GetName(),
@@ -105,8 +109,12 @@ func (g *stageService) CreateScheduledRuns(ctx context.Context, req *intakev1.Cr
 	return &intakev1.CreateScheduledRunsResponse{Results: results}, nil
 }
 
-// runRequestModelField is the field number of RunRequest.model.
-var runRequestModelField = (&pipelinev1.RunRequest{}).ProtoReflect().Descriptor().Fields().ByName("model").Number()
+// runRequestModelField and runRequestJobField are the field numbers of
+// RunRequest.model and RunRequest.job.
+var (
+	runRequestModelField = (&pipelinev1.RunRequest{}).ProtoReflect().Descriptor().Fields().ByName("model").Number()
+	runRequestJobField   = (&pipelinev1.RunRequest{}).ProtoReflect().Descriptor().Fields().ByName("job").Number()
+)
 
 // tickError is the result of a tick whose run was not created.
 func tickError(code codes.Code, format string, args ...any) *intakev1.CreateScheduledRunResult {
@@ -133,7 +141,8 @@ func (s *Server) publishScheduledRuns(ctx context.Context, runs []store.Schedule
 	}
 	var inFlight []pending
 	// A model is encoded once and appended to each request that carries
-	// it (a message's fields may come in any order on the wire).
+	// it, as is each job (a message's fields may come in any order on the
+	// wire).
 	models := map[*intakev1.DataObject][]byte{}
 	for _, k := range queued {
 		r := runs[k]
@@ -146,15 +155,21 @@ func (s *Server) publishScheduledRuns(ctx context.Context, runs []store.Schedule
 			}
 		}
 		req := &pipelinev1.RunRequest{
-			Run: r.Run.GetName(), Job: r.Job, Trigger: intakev1.Trigger_TRIGGER_SCHEDULE, CreateTime: r.Run.GetCreateTime(),
+			Run: r.Run.GetName(), Trigger: intakev1.Trigger_TRIGGER_SCHEDULE, CreateTime: r.Run.GetCreateTime(),
 			Tenant: r.Tenant,
+		}
+		if r.JobWire == nil {
+			req.Job = r.Job
 		}
 		data, err := proto.Marshal(req)
 		if err != nil {
 			failed[k] = fmt.Errorf("encode the run request: %w", err)
 			continue
 		}
-		req.Model = model
+		if r.JobWire != nil { // the job as the store keeps it encoded
+			data = protowire.AppendBytes(protowire.AppendTag(data, runRequestJobField, protowire.BytesType), r.JobWire)
+		}
+		req.Job, req.Model = r.Job, model // for a synchronous publish again
 		mb, ok := models[model]
 		if !ok {
 			if mb, err = proto.Marshal(model); err != nil {

@@ -218,9 +218,43 @@ func TestCreateScheduledRunsConcurrentReplicas(t *testing.T) {
 	require.Len(t, publishedRunRequests(t, b), len(req.GetTicks()), "one run request per run")
 }
 
-// Tick after tick, each run keeps the job as it is at its tick: its last
-// run, and any change made meanwhile (the API remembers decoded jobs, but
-// only while their rows are unchanged).
+// The scheduler asks for results without the jobs (omit_jobs): the runs
+// are created and their requests published, each with the whole job, as
+// without it.
+func TestCreateScheduledRunsOmitJobs(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := testCtx(t)
+	job := b.createJob(t, "lean")
+	at := time.Date(2026, 3, 29, 9, 0, 0, 0, time.UTC)
+	var header metadata.MD
+	resp, err := b.stage.CreateScheduledRuns(ctx, &intakev1.CreateScheduledRunsRequest{OmitJobs: true, Ticks: []*intakev1.CreateScheduledRunRequest{
+		{Job: job.GetName(), ScheduledTime: timestamppb.New(at)},
+	}}, grpc.Header(&header))
+	require.NoError(t, err)
+	require.Equal(t, []string{"true"}, header.Get(api.RunRequestPublishedHeader))
+	r := resp.GetResults()[0]
+	require.Empty(t, r.GetError())
+	require.True(t, r.GetResponse().GetCreated())
+	require.Nil(t, r.GetResponse().GetJob())
+	run := r.GetResponse().GetRun().GetName()
+	require.True(t, strings.HasPrefix(run, job.GetName()+"/runs/"), run)
+
+	reqs := publishedRunRequests(t, b)
+	require.Len(t, reqs, 1)
+	require.Equal(t, run, reqs[0].GetRun())
+	got, err := b.jobs.GetJob(ctx, &intakev1.GetJobRequest{Name: job.GetName()})
+	require.NoError(t, err)
+	want := proto.Clone(got).(*intakev1.Job)
+	want.LastRun, want.NextRunTime, want.NextRunTimes = "", nil, nil // history and output of GetJob
+	require.True(t, proto.Equal(want, reqs[0].GetJob()), "request's job %v, want %v", reqs[0].GetJob(), want)
+	require.Equal(t, "objects/accounts", reqs[0].GetModel().GetName())
+}
+
+// Tick after tick, each run keeps the job as it is at its tick, any change
+// made meanwhile included (the API remembers decoded jobs, but only at the
+// version of their rows it decoded), and without its last run (history, not
+// configuration: every run's snapshot is so).
 func TestCreateScheduledRunsJobSnapshots(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -249,17 +283,18 @@ func TestCreateScheduledRunsJobSnapshots(t *testing.T) {
 	first := tick(0)
 	require.Empty(t, first.GetJob().GetLastRun())
 	second := tick(1)
-	require.Equal(t, first.GetRun().GetName(), second.GetJob().GetLastRun())
-	want := proto.Clone(first.GetJob()).(*intakev1.Job)
-	want.LastRun = first.GetRun().GetName()
-	require.True(t, proto.Equal(want, second.GetJob()), "the same job but its last run: %v", second.GetJob())
+	require.Empty(t, second.GetJob().GetLastRun())
+	require.True(t, proto.Equal(first.GetJob(), second.GetJob()), "the same job: %v", second.GetJob())
+	listed, err := b.jobs.GetJob(ctx, &intakev1.GetJobRequest{Name: job.GetName()})
+	require.NoError(t, err)
+	require.Equal(t, second.GetRun().GetName(), listed.GetLastRun(), "GetJob still shows the last run")
 
-	_, err := b.jobs.UpdateJob(ctx, &intakev1.UpdateJobRequest{Job: &intakev1.Job{Name: job.GetName(), Description: "changed"},
+	_, err = b.jobs.UpdateJob(ctx, &intakev1.UpdateJobRequest{Job: &intakev1.Job{Name: job.GetName(), Description: "changed"},
 		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"description"}}})
 	require.NoError(t, err)
 	third := tick(2)
 	require.Equal(t, "changed", third.GetJob().GetDescription())
-	require.Equal(t, second.GetRun().GetName(), third.GetJob().GetLastRun())
+	require.Empty(t, third.GetJob().GetLastRun())
 	got, err := b.jobs.GetJob(ctx, &intakev1.GetJobRequest{Name: job.GetName()})
 	require.NoError(t, err)
 	require.Equal(t, got.GetEtag(), third.GetJob().GetEtag())

@@ -17,8 +17,6 @@ import (
 type stageService struct {
 	intakev1.UnimplementedStageServiceServer
 	s *Server
-	// jobs keeps the jobs CreateScheduledRuns decoded (scheduledruns.go).
-	jobs store.JobCache
 }
 
 var sha256Pattern = regexp.MustCompile(`^[0-9a-f]{64}$`)

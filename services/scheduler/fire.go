@@ -224,7 +224,10 @@ func (s *Service) createRuns(ctx context.Context, ticks []firedTick) []string {
 			s.createRunsOneByOne(ctx, ticks, pending, out)
 			return out
 		}
-		req := &intakev1.CreateScheduledRunsRequest{Ticks: make([]*intakev1.CreateScheduledRunRequest, len(pending))}
+		// The API publishes the run requests (runRequestPublishedHeader), so
+		// the results need not carry the jobs; an API older than omit_jobs
+		// sends them, for finishTick to publish with.
+		req := &intakev1.CreateScheduledRunsRequest{Ticks: make([]*intakev1.CreateScheduledRunRequest, len(pending)), OmitJobs: true}
 		for k, i := range pending {
 			req.Ticks[k] = &intakev1.CreateScheduledRunRequest{Job: ticks[i].job, ScheduledTime: timestamppb.New(ticks[i].at)}
 		}
@@ -330,6 +333,10 @@ func (s *Service) finishTick(ctx context.Context, t firedTick, resp *intakev1.Cr
 		// The control API published the run request itself, with the
 		// run's data model (see runRequestPublishedHeader).
 		return outcome
+	}
+	if resp.GetJob() == nil {
+		t.logger(s.log).Error("scheduler: tick failed: the control API neither published the run request nor returned the job", "run", run.GetName())
+		return outcomeFailed
 	}
 	createTime := run.GetCreateTime()
 	if createTime == nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
@@ -244,6 +245,10 @@ func NewRunID() string {
 }
 
 func insertRun(ctx context.Context, q querier, id string, job *intakev1.Job, jobID string, trigger intakev1.Trigger, scheduled *time.Time, now time.Time, dryRun bool) (bool, error) {
+	if job.GetLastRun() != "" { // a run keeps the job as configured, not its history
+		job = proto.Clone(job).(*intakev1.Job)
+		job.LastRun = ""
+	}
 	snapshot, err := jsonOpts.Marshal(job)
 	if err != nil {
 		return false, fmt.Errorf("encode job snapshot: %w", err)

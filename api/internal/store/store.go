@@ -53,6 +53,8 @@ type Store struct {
 	onSaveJob JobConnectionCheck
 	// schemas caches the tenants' object schemas (tenant.go).
 	schemas tenantSchemas
+	// jobs keeps decoded jobs by version (jobcache.go).
+	jobs JobCache
 }
 
 // New returns a Store on pool.
@@ -105,10 +107,19 @@ func specOf(job *intakev1.Job) ([]byte, error) {
 // newEtag is a fresh random etag: it only has to differ from the previous one.
 func newEtag() string { return fmt.Sprintf("%016x", rand.Uint64()) }
 
-const jobColumns = `j.id, j.spec, j.etag, j.create_time, j.update_time,
-	COALESCE((SELECT r.id FROM intake.runs r WHERE r.job_id = j.id ORDER BY r.create_time DESC, r.id DESC LIMIT 1), ''),
-	j.validated_hash, j.validate_time, j.validated_columns, j.disabled_reason, j.consecutive_failures,
+// jobColumns are the columns scanJob reads, the job's last run among them.
+const jobColumns = jobColumnsHead + lastRunColumnSQL + jobColumnsTail
+
+// jobColumnsNoLastRun are jobColumns with an empty last run: the scheduled
+// runs' batch does not look each job's last run up (scheduledruns.go).
+const jobColumnsNoLastRun = jobColumnsHead + `''` + jobColumnsTail
+
+const (
+	jobColumnsHead   = `j.id, j.spec, j.etag, j.create_time, j.update_time, `
+	lastRunColumnSQL = `COALESCE((SELECT r.id FROM intake.runs r WHERE r.job_id = j.id ORDER BY r.create_time DESC, r.id DESC LIMIT 1), '')`
+	jobColumnsTail   = `, j.validated_hash, j.validate_time, j.validated_columns, j.disabled_reason, j.consecutive_failures,
 	j.webhook_secret IS NOT NULL OR j.webhook_secret_sealed IS NOT NULL` // webhook.go
+)
 
 // JobValidation is a job's validation state.
 type JobValidation struct {
@@ -138,7 +149,9 @@ func scanJob(row pgx.Row) (*intakev1.Job, error) {
 	return job, err
 }
 
-func scanJobState(row pgx.Row) (*intakev1.Job, *JobValidation, error) {
+// scanJobState reads a row of jobColumns, followed by the columns extra
+// scans into.
+func scanJobState(row pgx.Row, extra ...any) (*intakev1.Job, *JobValidation, error) {
 	var (
 		id, etag, lastRun string
 		spec              []byte
@@ -150,8 +163,8 @@ func scanJobState(row pgx.Row) (*intakev1.Job, *JobValidation, error) {
 		failures          int32
 		secretSet         bool
 	)
-	if err := row.Scan(&id, &spec, &etag, &created, &updated, &lastRun, &v.Hash, &validated, &columns,
-		&disabledReason, &failures, &secretSet); err != nil {
+	if err := row.Scan(append([]any{&id, &spec, &etag, &created, &updated, &lastRun, &v.Hash, &validated, &columns,
+		&disabledReason, &failures, &secretSet}, extra...)...); err != nil {
 		return nil, nil, err
 	}
 	if validated != nil {
@@ -306,37 +319,69 @@ func (s *Store) GetJobValidation(ctx context.Context, id string) (*intakev1.Job,
 	return getJobState(ctx, s.pool, id, "")
 }
 
-// ListJobs returns up to limit jobs after the cursor, oldest first.
+// ListJobs returns up to limit jobs after the cursor, oldest first. It
+// reads the page's ids, versions and last runs, and the rows of the jobs
+// the cache does not hold at that version (JobCache): the scheduler lists
+// every job every few seconds. A job deleted between the two reads makes
+// it read the page again, so that a short page always means the last one.
 func (s *Store) ListJobs(ctx context.Context, after *Cursor, limit int) ([]*intakev1.Job, error) {
-	var (
-		rows pgx.Rows
-		err  error
-	)
+	for attempt := 1; ; attempt++ {
+		jobs, complete, err := s.listJobsPage(ctx, after, limit)
+		switch {
+		case err != nil:
+			return nil, err
+		case complete:
+			return jobs, nil
+		case attempt == 5:
+			return nil, fmt.Errorf("list jobs: jobs were deleted while the page was read, 5 times: try again")
+		}
+	}
+}
+
+// listJobsPage is one attempt of ListJobs; complete is false when a job of
+// the page was deleted before its row was read.
+func (s *Store) listJobsPage(ctx context.Context, after *Cursor, limit int) (jobs []*intakev1.Job, complete bool, err error) {
+	const page = `SELECT j.id, j.version, ` + lastRunColumnSQL + ` FROM intake.jobs j `
+	var rows pgx.Rows
 	if after == nil {
-		rows, err = s.pool.Query(ctx, `SELECT `+jobColumns+` FROM intake.jobs j
-			WHERE ($2::text = '' OR j.tenant_id = $2)
+		rows, err = s.pool.Query(ctx, page+`WHERE ($2::text = '' OR j.tenant_id = $2)
 			ORDER BY j.create_time, j.id LIMIT $1`, limit, TenantOf(ctx))
 	} else {
-		rows, err = s.pool.Query(ctx, `SELECT `+jobColumns+` FROM intake.jobs j
-			WHERE (j.create_time, j.id) > ($1, $2) AND ($4::text = '' OR j.tenant_id = $4)
+		rows, err = s.pool.Query(ctx, page+`WHERE (j.create_time, j.id) > ($1, $2) AND ($4::text = '' OR j.tenant_id = $4)
 			ORDER BY j.create_time, j.id LIMIT $3`, after.Time, after.ID, limit, TenantOf(ctx))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("list jobs: %w", err)
+		return nil, false, fmt.Errorf("list jobs: %w", err)
 	}
-	defer rows.Close()
-	var jobs []*intakev1.Job
-	for rows.Next() {
-		j, err := scanJob(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list jobs: %w", err)
+	var (
+		versions []jobVersion
+		lastRuns []string
+		v        jobVersion
+		lastRun  string
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&v.id, &v.version, &lastRun}, func() error {
+		versions, lastRuns = append(versions, v), append(lastRuns, lastRun)
+		return nil
+	}); err != nil {
+		return nil, false, fmt.Errorf("list jobs: %w", err)
+	}
+	cached, err := s.jobsByVersion(ctx, versions)
+	if err != nil {
+		return nil, false, fmt.Errorf("list jobs: %w", err)
+	}
+	jobs = make([]*intakev1.Job, 0, len(versions))
+	for i, v := range versions {
+		e := cached[v.id]
+		if e == nil {
+			return nil, false, nil // deleted since the page was read
 		}
-		jobs = append(jobs, j)
+		job, err := e.copyJob(v.id, lastRuns[i])
+		if err != nil {
+			return nil, false, fmt.Errorf("list jobs: %w", err)
+		}
+		jobs = append(jobs, job)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list jobs: %w", err)
-	}
-	return jobs, nil
+	return jobs, true, nil
 }
 
 // UpdateJob locks the job, lets update change it and its validation state

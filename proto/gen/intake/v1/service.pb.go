@@ -4133,8 +4133,13 @@ func (x *CreateScheduledRunResponse) GetCreated() bool {
 }
 
 type CreateScheduledRunsRequest struct {
-	state         protoimpl.MessageState       `protogen:"open.v1"`
-	Ticks         []*CreateScheduledRunRequest `protobuf:"bytes,1,rep,name=ticks,proto3" json:"ticks,omitempty"`
+	state protoimpl.MessageState       `protogen:"open.v1"`
+	Ticks []*CreateScheduledRunRequest `protobuf:"bytes,1,rep,name=ticks,proto3" json:"ticks,omitempty"`
+	// Leave the job out of every result (response.job unset). A caller that
+	// lets the API publish the run requests (it sets the
+	// intake-run-request-published header) needs only the runs; the jobs are
+	// most of the response's size and of its encoding.
+	OmitJobs      bool `protobuf:"varint,2,opt,name=omit_jobs,json=omitJobs,proto3" json:"omit_jobs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4174,6 +4179,13 @@ func (x *CreateScheduledRunsRequest) GetTicks() []*CreateScheduledRunRequest {
 		return x.Ticks
 	}
 	return nil
+}
+
+func (x *CreateScheduledRunsRequest) GetOmitJobs() bool {
+	if x != nil {
+		return x.OmitJobs
+	}
+	return false
 }
 
 type CreateScheduledRunsResponse struct {
@@ -4683,9 +4695,10 @@ const file_intake_v1_service_proto_rawDesc = "" +
 	"\x1aCreateScheduledRunResponse\x12 \n" +
 	"\x03run\x18\x01 \x01(\v2\x0e.intake.v1.RunR\x03run\x12 \n" +
 	"\x03job\x18\x02 \x01(\v2\x0e.intake.v1.JobR\x03job\x12\x18\n" +
-	"\acreated\x18\x03 \x01(\bR\acreated\"X\n" +
+	"\acreated\x18\x03 \x01(\bR\acreated\"u\n" +
 	"\x1aCreateScheduledRunsRequest\x12:\n" +
-	"\x05ticks\x18\x01 \x03(\v2$.intake.v1.CreateScheduledRunRequestR\x05ticks\"\\\n" +
+	"\x05ticks\x18\x01 \x03(\v2$.intake.v1.CreateScheduledRunRequestR\x05ticks\x12\x1b\n" +
+	"\tomit_jobs\x18\x02 \x01(\bR\bomitJobs\"\\\n" +
 	"\x1bCreateScheduledRunsResponse\x12=\n" +
 	"\aresults\x18\x01 \x03(\v2#.intake.v1.CreateScheduledRunResultR\aresults\"\x87\x01\n" +
 	"\x18CreateScheduledRunResult\x12A\n" +

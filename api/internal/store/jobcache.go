@@ -1,0 +1,137 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
+
+	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
+)
+
+// JobCache keeps jobs decoded from their rows by id and row version
+// (intake.jobs.version: a new number with every change of the row,
+// migration 00014), so that a job read again unchanged costs no JSON. The
+// scheduled runs' batches (scheduledruns.go) and ListJobs (the scheduler's
+// poll) read every job every minute; protojson takes some 50 µs a job. A
+// reader first reads the versions of the jobs it needs, then the rows of
+// those it does not hold (jobsByVersion). An entry holds the job without
+// its last run, which changes without its row. The zero value is ready to
+// use; it is safe for concurrent use.
+type JobCache struct {
+	mu sync.Mutex
+	m  map[string]*cachedJob
+}
+
+// cachedJob is a job as decoded at one version of its row. Nothing in it
+// changes once it is cached: job is shared by every reader and must not be
+// modified (proto.Clone it, or decode wire, to get one to change).
+type cachedJob struct {
+	version  int64
+	tenant   string
+	job      *intakev1.Job // without its last run
+	wire     []byte        // job, binary protobuf
+	snapshot string        // job, protojson: what a run stores of it
+}
+
+// maxCachedJobs bounds a JobCache: past it, it starts again empty.
+const maxCachedJobs = 200_000
+
+// jobVersion names a job's row at one version.
+type jobVersion struct {
+	id      string
+	version int64
+}
+
+func (c *JobCache) get(v jobVersion) *cachedJob {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.m[v.id]; e != nil && e.version == v.version {
+		return e
+	}
+	return nil
+}
+
+func (c *JobCache) put(id string, e *cachedJob) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxCachedJobs {
+		c.m = map[string]*cachedJob{}
+	}
+	if old := c.m[id]; old == nil || old.version <= e.version {
+		c.m[id] = e
+	}
+}
+
+// jobsByVersion returns the jobs named by versions, from the cache when it
+// holds that version, else read (one query for all of them), decoded and
+// cached. A job read at a newer version than asked is returned at that
+// version; a job deleted meanwhile is absent from the map.
+func (s *Store) jobsByVersion(ctx context.Context, versions []jobVersion) (map[string]*cachedJob, error) {
+	out := make(map[string]*cachedJob, len(versions))
+	var missing []string
+	for _, v := range versions {
+		if e := s.jobs.get(v); e != nil {
+			out[v.id] = e
+			continue
+		}
+		missing = append(missing, v.id)
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+jobColumnsNoLastRun+`, j.version, j.tenant_id
+		FROM intake.jobs j WHERE j.id = ANY($1)`, missing)
+	if err != nil {
+		return nil, fmt.Errorf("read %d jobs: %w", len(missing), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e, err := decodeCachedJob(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read %d jobs: %w", len(missing), err)
+		}
+		id := e.job.GetName()[len("jobs/"):]
+		s.jobs.put(id, e)
+		out[id] = e
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read %d jobs: %w", len(missing), err)
+	}
+	return out, nil
+}
+
+// decodeCachedJob decodes a row of jobColumnsNoLastRun, j.version and
+// j.tenant_id.
+func decodeCachedJob(rows pgx.Rows) (*cachedJob, error) {
+	e := &cachedJob{}
+	job, _, err := scanJobState(rows, &e.version, &e.tenant)
+	if err != nil {
+		return nil, err
+	}
+	job.LastRun = ""
+	if e.wire, err = proto.Marshal(job); err != nil {
+		return nil, fmt.Errorf("encode job %s: %w", job.GetName(), err)
+	}
+	snap, err := jsonOpts.Marshal(job)
+	if err != nil {
+		return nil, fmt.Errorf("encode the snapshot of %s: %w", job.GetName(), err)
+	}
+	e.job, e.snapshot = job, string(snap)
+	return e, nil
+}
+
+// copyJob is a job of the cache for the caller to change, with its last
+// run (a run id, or "").
+func (e *cachedJob) copyJob(id, lastRun string) (*intakev1.Job, error) {
+	job := &intakev1.Job{}
+	if err := proto.Unmarshal(e.wire, job); err != nil {
+		return nil, fmt.Errorf("decode cached job %s: %w", id, err)
+	}
+	if lastRun != "" {
+		job.LastRun = RunName(id, lastRun) // as scanJobState sets it
+	}
+	return job, nil
+}
