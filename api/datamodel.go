@@ -71,7 +71,7 @@ func (s *Server) objectModel(ctx context.Context, t intakev1.ObjectType) (*intak
 // runModel is the data model a run loads into: the one stored with the run
 // when its request was first published, or the job's object's model now
 // (then stored with the run).
-func (s *Server) runModel(ctx context.Context, run string, job *intakev1.Job) (*intakev1.DataObject, error) {
+func (s *Server) runModel(ctx context.Context, run string, object intakev1.ObjectType) (*intakev1.DataObject, error) {
 	jobID, runID, err := parseRunName("run", run)
 	if err != nil {
 		return nil, err
@@ -84,7 +84,7 @@ func (s *Server) runModel(ctx context.Context, run string, job *intakev1.Job) (*
 		ctx = store.WithTenant(ctx, tenant)
 	}
 	return s.store.RunModel(ctx, jobID, runID, func(ctx context.Context) (*intakev1.DataObject, error) {
-		return s.objectModel(ctx, job.GetObject())
+		return s.objectModel(ctx, object)
 	})
 }
 
@@ -97,7 +97,7 @@ func (s *Server) publishScheduledRun(ctx context.Context, run *intakev1.Run, job
 	if run.GetState() == intakev1.RunState_RUN_STATE_QUEUED {
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 		defer cancel()
-		model, err := s.runModel(pctx, run.GetName(), job)
+		model, err := s.runModel(pctx, run.GetName(), job.GetObject())
 		if err == nil {
 			err = pipeline.Publish(pctx, s.js, pipeline.SubjectRunRequest, run.GetName(), &pipelinev1.RunRequest{
 				Run: run.GetName(), Job: job, Trigger: intakev1.Trigger_TRIGGER_SCHEDULE, CreateTime: run.GetCreateTime(), Model: model,

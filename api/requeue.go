@@ -100,7 +100,7 @@ func (s *Server) requeue(ctx context.Context, r store.StuckRun, now time.Time) (
 	}
 	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
-	model, err := s.runModel(pctx, name, r.Job)
+	model, err := s.runModel(pctx, name, r.Job.GetObject())
 	if err == nil {
 		err = pipeline.Publish(pctx, s.js, pipeline.SubjectRunRequest, name, &pipelinev1.RunRequest{
 			Run: name, Job: r.Job, Trigger: r.Trigger, CreateTime: timestamppb.New(r.CreateTime), DryRun: r.DryRun, Model: model,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/nats-io/nats.go"
@@ -82,7 +83,10 @@ func (g *stageService) CreateScheduledRuns(ctx context.Context, req *intakev1.Cr
 		}
 		resp := &intakev1.CreateScheduledRunResponse{Run: r.Run, Created: r.Created}
 		if !req.GetOmitJobs() {
-			resp.Job = r.Job // the store's cached job: marshalled, never changed
+			if resp.Job, err = r.DecodeJob(); err != nil {
+				results[i] = tickError(codes.Internal, "%v", err)
+				continue
+			}
 		}
 		results[i] = &intakev1.CreateScheduledRunResult{Response: resp}
 		if r.Created {
@@ -96,7 +100,7 @@ func (g *stageService) CreateScheduledRuns(ctx context.Context, req *intakev1.Cr
 	}
 	for k, err := range s.publishScheduledRuns(ctx, runs, queued) {
 		i := index[k]
-		s.log.ErrorContext(ctx, "scheduled run request not published", "job", runs[k].Job.GetName(), "run", runs[k].Run.GetName(), "error", err)
+		s.log.ErrorContext(ctx, "scheduled run request not published", "job", store.JobName(runs[k].JobID), "run", runs[k].Run.GetName(), "error", err)
 		results[i] = tickError(codes.Unavailable, "run %s is created but its run request could not be published (it stays queued: call again, or the requeue sweeper publishes it): %v",
 			runs[k].Run.GetName(), err)
 	}
@@ -136,7 +140,7 @@ func (s *Server) publishScheduledRuns(ctx context.Context, runs []store.Schedule
 	defer cancel()
 	type pending struct {
 		k   int
-		req *pipelinev1.RunRequest
+		msg *nats.Msg
 		ack jetstream.PubAckFuture
 	}
 	var inFlight []pending
@@ -149,7 +153,7 @@ func (s *Server) publishScheduledRuns(ctx context.Context, runs []store.Schedule
 		model := r.Model
 		if model == nil {
 			var err error
-			if model, err = s.runModel(pctx, r.Run.GetName(), r.Job); err != nil {
+			if model, err = s.runModel(pctx, r.Run.GetName(), r.Object); err != nil {
 				failed[k] = err
 				continue
 			}
@@ -158,18 +162,13 @@ func (s *Server) publishScheduledRuns(ctx context.Context, runs []store.Schedule
 			Run: r.Run.GetName(), Trigger: intakev1.Trigger_TRIGGER_SCHEDULE, CreateTime: r.Run.GetCreateTime(),
 			Tenant: r.Tenant,
 		}
-		if r.JobWire == nil {
-			req.Job = r.Job
-		}
 		data, err := proto.Marshal(req)
 		if err != nil {
 			failed[k] = fmt.Errorf("encode the run request: %w", err)
 			continue
 		}
-		if r.JobWire != nil { // the job as the store keeps it encoded
-			data = protowire.AppendBytes(protowire.AppendTag(data, runRequestJobField, protowire.BytesType), r.JobWire)
-		}
-		req.Job, req.Model = r.Job, model // for a synchronous publish again
+		// The job as the store keeps it encoded.
+		data = protowire.AppendBytes(protowire.AppendTag(data, runRequestJobField, protowire.BytesType), r.Job)
 		mb, ok := models[model]
 		if !ok {
 			if mb, err = proto.Marshal(model); err != nil {
@@ -187,7 +186,7 @@ func (s *Server) publishScheduledRuns(ctx context.Context, runs []store.Schedule
 		if err != nil {
 			ack = nil // published again below
 		}
-		inFlight = append(inFlight, pending{k: k, req: req, ack: ack})
+		inFlight = append(inFlight, pending{k: k, msg: msg, ack: ack})
 	}
 	for _, p := range inFlight {
 		if p.ack != nil {
@@ -200,7 +199,10 @@ func (s *Server) publishScheduledRuns(ctx context.Context, runs []store.Schedule
 		}
 		// Not acknowledged: publish it again, synchronously, with retries
 		// (the stream drops a copy it already stored by its Nats-Msg-Id).
-		if err := pipeline.Publish(pctx, s.js, pipeline.SubjectRunRequest, p.req.GetRun(), p.req); err != nil {
+		// A new message: the asynchronous publish may still hold its own.
+		msg := nats.NewMsg(p.msg.Subject)
+		msg.Data, msg.Header = p.msg.Data, maps.Clone(p.msg.Header)
+		if err := pipeline.PublishMsg(pctx, s.js, msg); err != nil {
 			failed[p.k] = err
 		}
 	}

@@ -208,7 +208,7 @@ func (s *Server) queueRun(ctx context.Context, jobID string, job *intakev1.Job, 
 	// The run exists now: finish queueing it even if the caller goes away.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
-	model, err := s.runModel(pctx, run.GetName(), job)
+	model, err := s.runModel(pctx, run.GetName(), job.GetObject())
 	if err == nil {
 		err = pipeline.Publish(pctx, s.js, pipeline.SubjectRunRequest, run.GetName(), &pipelinev1.RunRequest{
 			Run: run.GetName(), Job: job, Trigger: run.GetTrigger(), CreateTime: run.GetCreateTime(), DryRun: o.DryRun, Model: model,

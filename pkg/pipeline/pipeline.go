@@ -91,13 +91,19 @@ func Publish(ctx context.Context, js jetstream.JetStream, subject, msgID string,
 	msg := nats.NewMsg(subject)
 	msg.Data = data
 	msg.Header.Set(jetstream.MsgIDHeader, msgID)
+	return PublishMsg(ctx, js, msg)
+}
+
+// PublishMsg sends msg, already encoded and with its Nats-Msg-Id header,
+// as Publish does: retrying while the stream does not answer.
+func PublishMsg(ctx context.Context, js jetstream.JetStream, msg *nats.Msg) error {
 	for attempt := 0; ; attempt++ {
-		_, err = js.PublishMsg(ctx, msg)
+		_, err := js.PublishMsg(ctx, msg)
 		if err == nil {
 			return nil
 		}
 		if attempt >= 4 || ctx.Err() != nil || !errors.Is(err, jetstream.ErrNoStreamResponse) && !errors.Is(err, nats.ErrTimeout) {
-			return fmt.Errorf("pipeline: publish %s %s: %w", subject, msgID, err)
+			return fmt.Errorf("pipeline: publish %s %s: %w", msg.Subject, msg.Header.Get(jetstream.MsgIDHeader), err)
 		}
 		select {
 		case <-ctx.Done():

@@ -11,33 +11,39 @@ import (
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
 
-// JobCache keeps jobs decoded from their rows by id and row version
+// JobCache keeps jobs decoded from their rows, encoded as binary protobuf
+// and as a run's snapshot, by id and row version
 // (intake.jobs.version: a new number with every change of the row,
 // migration 00014), so that a job read again unchanged costs no JSON. The
 // scheduled runs' batches (scheduledruns.go) and ListJobs (the scheduler's
 // poll) read every job every minute; protojson takes some 50 µs a job. A
 // reader first reads the versions of the jobs it needs, then the rows of
 // those it does not hold (jobsByVersion). An entry holds the job without
-// its last run, which changes without its row. The zero value is ready to
-// use; it is safe for concurrent use.
+// its last run, which changes without its row, and holds it encoded (some
+// 2 KB a job), not as a decoded message (several times that). The zero
+// value is ready to use; it is safe for concurrent use.
 type JobCache struct {
-	mu sync.Mutex
-	m  map[string]*cachedJob
+	mu    sync.Mutex
+	m     map[string]*cachedJob
+	bytes int
 }
 
 // cachedJob is a job as decoded at one version of its row. Nothing in it
-// changes once it is cached: job is shared by every reader and must not be
-// modified (proto.Clone it, or decode wire, to get one to change).
+// changes once it is cached: wire is shared by every reader.
 type cachedJob struct {
 	version  int64
 	tenant   string
-	job      *intakev1.Job // without its last run
-	wire     []byte        // job, binary protobuf
-	snapshot string        // job, protojson: what a run stores of it
+	enabled  bool
+	object   intakev1.ObjectType
+	wire     []byte // the job without its last run, binary protobuf
+	snapshot string // the same, protojson: what a run stores of it
 }
 
-// maxCachedJobs bounds a JobCache: past it, it starts again empty.
-const maxCachedJobs = 200_000
+// maxCachedBytes bounds a JobCache's encoded jobs: past it, it starts again
+// empty (100,000 jobs of 2 KB fit).
+const maxCachedBytes = 256 << 20
+
+func (e *cachedJob) size() int { return len(e.wire) + len(e.snapshot) + 128 }
 
 // jobVersion names a job's row at one version.
 type jobVersion struct {
@@ -57,12 +63,18 @@ func (c *JobCache) get(v jobVersion) *cachedJob {
 func (c *JobCache) put(id string, e *cachedJob) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= maxCachedJobs {
-		c.m = map[string]*cachedJob{}
+	if c.m == nil || c.bytes+e.size() > maxCachedBytes {
+		c.m, c.bytes = map[string]*cachedJob{}, 0
 	}
-	if old := c.m[id]; old == nil || old.version <= e.version {
-		c.m[id] = e
+	old := c.m[id]
+	switch {
+	case old == nil:
+	case old.version > e.version:
+		return
+	default:
+		c.bytes -= old.size()
 	}
+	c.m[id], c.bytes = e, c.bytes+e.size()
 }
 
 // jobsByVersion returns the jobs named by versions, from the cache when it
@@ -89,11 +101,10 @@ func (s *Store) jobsByVersion(ctx context.Context, versions []jobVersion) (map[s
 	}
 	defer rows.Close()
 	for rows.Next() {
-		e, err := decodeCachedJob(rows)
+		e, id, err := decodeCachedJob(rows)
 		if err != nil {
 			return nil, fmt.Errorf("read %d jobs: %w", len(missing), err)
 		}
-		id := e.job.GetName()[len("jobs/"):]
 		s.jobs.put(id, e)
 		out[id] = e
 	}
@@ -104,34 +115,42 @@ func (s *Store) jobsByVersion(ctx context.Context, versions []jobVersion) (map[s
 }
 
 // decodeCachedJob decodes a row of jobColumnsNoLastRun, j.version and
-// j.tenant_id.
-func decodeCachedJob(rows pgx.Rows) (*cachedJob, error) {
+// j.tenant_id, and returns the job's id.
+func decodeCachedJob(rows pgx.Rows) (*cachedJob, string, error) {
 	e := &cachedJob{}
 	job, _, err := scanJobState(rows, &e.version, &e.tenant)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	job.LastRun = ""
 	if e.wire, err = proto.Marshal(job); err != nil {
-		return nil, fmt.Errorf("encode job %s: %w", job.GetName(), err)
+		return nil, "", fmt.Errorf("encode job %s: %w", job.GetName(), err)
 	}
 	snap, err := jsonOpts.Marshal(job)
 	if err != nil {
-		return nil, fmt.Errorf("encode the snapshot of %s: %w", job.GetName(), err)
+		return nil, "", fmt.Errorf("encode the snapshot of %s: %w", job.GetName(), err)
 	}
-	e.job, e.snapshot = job, string(snap)
-	return e, nil
+	e.snapshot, e.enabled, e.object = string(snap), job.GetEnabled(), job.GetObject()
+	return e, job.GetName()[len("jobs/"):], nil
 }
 
-// copyJob is a job of the cache for the caller to change, with its last
-// run (a run id, or "").
+// copyJob decodes a job of the cache, with its last run (a run id, or "").
 func (e *cachedJob) copyJob(id, lastRun string) (*intakev1.Job, error) {
-	job := &intakev1.Job{}
-	if err := proto.Unmarshal(e.wire, job); err != nil {
-		return nil, fmt.Errorf("decode cached job %s: %w", id, err)
+	job, err := decodeJob(id, e.wire)
+	if err != nil {
+		return nil, err
 	}
 	if lastRun != "" {
 		job.LastRun = RunName(id, lastRun) // as scanJobState sets it
+	}
+	return job, nil
+}
+
+// decodeJob decodes the binary protobuf of job id.
+func decodeJob(id string, wire []byte) (*intakev1.Job, error) {
+	job := &intakev1.Job{}
+	if err := proto.Unmarshal(wire, job); err != nil {
+		return nil, fmt.Errorf("decode cached job %s: %w", id, err)
 	}
 	return job, nil
 }

@@ -22,10 +22,12 @@ type ScheduledTick struct {
 type ScheduledRun struct {
 	Run *intakev1.Run
 	// Job is the job as it is now (also set with ErrDisabled), without its
-	// last run. It is shared with the store's cache: do not modify it.
-	Job *intakev1.Job
-	// JobWire is Job in binary protobuf.
-	JobWire []byte
+	// last run, in binary protobuf, as the run request carries it (shared
+	// with the store's cache: do not modify it). DecodeJob decodes it.
+	Job []byte
+	// JobID and Object are the job's id and object.
+	JobID  string
+	Object intakev1.ObjectType
 	// Created is false when the run of this tick already existed.
 	Created bool
 	// Model is the data model stored with a created run (the one its run
@@ -37,6 +39,9 @@ type ScheduledRun struct {
 	// one that has no run for this tick yet; the run was not created.
 	Err error
 }
+
+// DecodeJob decodes the run's job (without its last run).
+func (r *ScheduledRun) DecodeJob() (*intakev1.Job, error) { return decodeJob(r.JobID, r.Job) }
 
 // scheduledKey identifies a tick: job id and scheduled time in Unix
 // microseconds (the precision PostgreSQL keeps).
@@ -111,12 +116,12 @@ func (s *Store) CreateScheduledRuns(ctx context.Context, ticks []ScheduledTick, 
 			out[i].Err = ErrNotFound
 			continue
 		}
-		out[i].Job, out[i].JobWire, out[i].Tenant = e.job, e.wire, e.tenant
-		if !e.job.GetEnabled() {
+		out[i].Job, out[i].JobID, out[i].Object, out[i].Tenant = e.wire, t.JobID, e.object, e.tenant
+		if !e.enabled {
 			disabled = append(disabled, i)
 			continue
 		}
-		obj := e.job.GetObject()
+		obj := e.object
 		mk := modelKey{e.tenant, obj}
 		mi, ok := modelIdx[mk]
 		if !ok {
@@ -150,7 +155,7 @@ func (s *Store) CreateScheduledRuns(ctx context.Context, ticks []ScheduledTick, 
 	var lost []int
 	for id, i := range insIdx {
 		if r, ok := runs[id]; ok {
-			out[i].Run, out[i].Created, out[i].Model = r, true, models[modelKey{out[i].Tenant, out[i].Job.GetObject()}]
+			out[i].Run, out[i].Created, out[i].Model = r, true, models[modelKey{out[i].Tenant, out[i].Object}]
 			continue
 		}
 		lost = append(lost, i)
