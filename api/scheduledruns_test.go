@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/intakehq/intake/api"
+	"github.com/intakehq/intake/pkg/pipeline"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
 
@@ -249,6 +250,41 @@ func TestCreateScheduledRunsOmitJobs(t *testing.T) {
 	want.LastRun, want.NextRunTime, want.NextRunTimes = "", nil, nil // history and output of GetJob
 	require.True(t, proto.Equal(want, reqs[0].GetJob()), "request's job %v, want %v", reqs[0].GetJob(), want)
 	require.Equal(t, "objects/accounts", reqs[0].GetModel().GetName())
+}
+
+// With no stream to take the run requests, a tick's run is still created
+// (QUEUED) and the tick answers Unavailable, saying so; the same call once
+// the stream is back publishes the request of that run, not a new run.
+func TestCreateScheduledRunsWithoutTheStream(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := testCtx(t)
+	job := b.createJob(t, "nostream")
+	require.NoError(t, b.js.DeleteStream(ctx, "INTAKE_RUNS"))
+	req := &intakev1.CreateScheduledRunsRequest{OmitJobs: true, Ticks: []*intakev1.CreateScheduledRunRequest{
+		{Job: job.GetName(), ScheduledTime: timestamppb.New(time.Date(2026, 3, 29, 10, 0, 0, 0, time.UTC))},
+	}}
+	resp, err := b.stage.CreateScheduledRuns(ctx, req)
+	require.NoError(t, err)
+	r := resp.GetResults()[0]
+	require.Equal(t, int32(codes.Unavailable), r.GetCode(), r.GetError())
+	require.Contains(t, r.GetError(), "is created but its run request could not be published")
+	runs, err := b.runs.ListRuns(ctx, &intakev1.ListRunsRequest{Parent: job.GetName()})
+	require.NoError(t, err)
+	require.Len(t, runs.GetRuns(), 1)
+	require.Equal(t, intakev1.RunState_RUN_STATE_QUEUED, runs.GetRuns()[0].GetState())
+
+	require.NoError(t, pipeline.EnsureStreams(ctx, b.js, 1))
+	resp, err = b.stage.CreateScheduledRuns(ctx, req)
+	require.NoError(t, err)
+	r = resp.GetResults()[0]
+	require.Empty(t, r.GetError())
+	require.False(t, r.GetResponse().GetCreated())
+	require.Equal(t, runs.GetRuns()[0].GetName(), r.GetResponse().GetRun().GetName())
+	reqs := publishedRunRequests(t, b)
+	require.Len(t, reqs, 1)
+	require.Equal(t, runs.GetRuns()[0].GetName(), reqs[0].GetRun())
+	require.Equal(t, job.GetName(), reqs[0].GetJob().GetName())
 }
 
 // Tick after tick, each run keeps the job as it is at its tick, any change
