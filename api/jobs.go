@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -10,7 +11,9 @@ import (
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/intakehq/intake/api/internal/jobspec"
@@ -188,13 +191,13 @@ func (j *jobService) ListJobs(ctx context.Context, req *intakev1.ListJobsRequest
 	if err != nil {
 		return nil, err
 	}
+	mask, err := parseJobReadMask(req.GetReadMask())
+	if err != nil {
+		return nil, err
+	}
 	jobs, err := j.s.store.ListJobs(ctx, after, n+1)
 	if err != nil {
 		return nil, j.s.storeError(ctx, "list", "jobs", err)
-	}
-	now := time.Now()
-	for _, job := range jobs {
-		withNextRun(job, now)
 	}
 	resp := &intakev1.ListJobsResponse{Jobs: jobs}
 	if len(jobs) > n {
@@ -203,7 +206,59 @@ func (j *jobService) ListJobs(ctx context.Context, req *intakev1.ListJobsRequest
 		id, _ := strings.CutPrefix(last.GetName(), "jobs/")
 		resp.NextPageToken = encodePageToken("jobs", "", store.Cursor{Time: last.GetCreateTime().AsTime(), ID: id})
 	}
+	now := time.Now()
+	nextRuns := mask.wants("next_run_time") || mask.wants("next_run_times")
+	for _, job := range resp.Jobs {
+		if nextRuns {
+			withNextRun(job, now)
+		}
+		mask.apply(job)
+	}
 	return resp, nil
+}
+
+// jobReadMask is the set of Job fields a read returns; nil is every field.
+type jobReadMask map[protoreflect.Name]bool
+
+// parseJobReadMask checks a read mask of Job's top-level fields.
+func parseJobReadMask(m *fieldmaskpb.FieldMask) (jobReadMask, error) {
+	if len(m.GetPaths()) == 0 {
+		return nil, nil
+	}
+	fields := (&intakev1.Job{}).ProtoReflect().Descriptor().Fields()
+	out := jobReadMask{}
+	for i, p := range m.GetPaths() {
+		if p == "*" {
+			return nil, nil
+		}
+		if fields.ByName(protoreflect.Name(p)) == nil {
+			return nil, badField(fmt.Sprintf("read_mask.paths[%d]", i),
+				"%q is not a field of Job (top-level fields only, e.g. name, enabled, schedule)", p)
+		}
+		out[protoreflect.Name(p)] = true
+	}
+	return out, nil
+}
+
+// wants reports whether the mask keeps the field.
+func (m jobReadMask) wants(field protoreflect.Name) bool { return m == nil || m[field] }
+
+// apply clears the fields of job the mask does not keep.
+func (m jobReadMask) apply(job *intakev1.Job) {
+	if m == nil {
+		return
+	}
+	r := job.ProtoReflect()
+	var drop []protoreflect.FieldDescriptor
+	r.Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
+		if !m[fd.Name()] {
+			drop = append(drop, fd)
+		}
+		return true
+	})
+	for _, fd := range drop {
+		r.Clear(fd)
+	}
 }
 
 func (j *jobService) UpdateJob(ctx context.Context, req *intakev1.UpdateJobRequest) (*intakev1.Job, error) {

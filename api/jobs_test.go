@@ -196,6 +196,45 @@ func TestListJobsSeesEveryChangeOfARow(t *testing.T) {
 	require.Empty(t, resp.GetJobs())
 }
 
+// A read mask returns only the named fields of each listed job (the
+// scheduler's poll asks for what decides a schedule), pages as without it,
+// and a field Job does not have is refused, named.
+func TestListJobsReadMask(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := testCtx(t)
+	for i := range 3 {
+		b.createJob(t, fmt.Sprintf("masked-%d", i))
+	}
+	mask := &fieldmaskpb.FieldMask{Paths: []string{"name", "enabled", "schedule", "update_time"}}
+	var names []string
+	token := ""
+	for {
+		resp, err := b.jobs.ListJobs(ctx, &intakev1.ListJobsRequest{PageSize: 2, PageToken: token, ReadMask: mask})
+		require.NoError(t, err)
+		for _, j := range resp.GetJobs() {
+			full, err := b.jobs.GetJob(ctx, &intakev1.GetJobRequest{Name: j.GetName()})
+			require.NoError(t, err)
+			want := &intakev1.Job{Name: full.GetName(), Enabled: full.GetEnabled(), Schedule: full.GetSchedule(), UpdateTime: full.GetUpdateTime()}
+			require.True(t, proto.Equal(want, j), "listed %v, want %v", j, want)
+			require.NotNil(t, j.GetSchedule().GetCadence())
+			names = append(names, j.GetName())
+		}
+		if token = resp.GetNextPageToken(); token == "" {
+			break
+		}
+	}
+	require.Equal(t, []string{"jobs/masked-0", "jobs/masked-1", "jobs/masked-2"}, names)
+
+	all, err := b.jobs.ListJobs(ctx, &intakev1.ListJobsRequest{ReadMask: &fieldmaskpb.FieldMask{Paths: []string{"*"}}})
+	require.NoError(t, err)
+	require.NotEmpty(t, all.GetJobs()[0].GetMapping().GetEntries(), "* is every field")
+	require.NotEmpty(t, all.GetJobs()[0].GetNextRunTimes())
+
+	_, err = b.jobs.ListJobs(ctx, &intakev1.ListJobsRequest{ReadMask: &fieldmaskpb.FieldMask{Paths: []string{"name", "schedule.cadence"}}})
+	requireCode(t, err, codes.InvalidArgument, "read_mask.paths[1]")
+}
+
 func TestCreateJobValidation(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

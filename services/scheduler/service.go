@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/intakehq/intake/pkg/natsconn"
 	"github.com/intakehq/intake/pkg/schedule"
@@ -555,12 +556,15 @@ func (s *Service) catchUps(ctx context.Context, news []fresh) map[*entry]time.Ti
 // listJobs reads all pages of ListJobs and keeps, per job, what reconcile
 // needs (the pages themselves are dropped as they are read).
 func (s *Service) listJobs(ctx context.Context) (map[string]listed, error) {
+	// What a poll reads of each job: what decides its schedule (an API
+	// older than read masks sends every field).
+	listMask := &fieldmaskpb.FieldMask{Paths: []string{"name", "enabled", "schedule", "update_time"}}
 	ctx, cancel := context.WithTimeout(ctx, listTimeout)
 	defer cancel()
 	jobs := map[string]listed{}
 	token := ""
 	for {
-		resp, err := s.jobsAPI.ListJobs(ctx, &intakev1.ListJobsRequest{PageSize: listPageSize, PageToken: token},
+		resp, err := s.jobsAPI.ListJobs(ctx, &intakev1.ListJobsRequest{PageSize: listPageSize, PageToken: token, ReadMask: listMask},
 			grpc.MaxCallRecvMsgSize(listMaxMsgSize))
 		if err != nil {
 			return nil, fmt.Errorf("scheduler: list jobs (page after %d jobs): %w", len(jobs), err)

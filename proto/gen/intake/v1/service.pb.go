@@ -896,9 +896,15 @@ func (x *GetJobRequest) GetName() string {
 }
 
 type ListJobsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	PageSize      int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	PageSize  int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// The fields of each job to return, by their names in Job (top-level
+	// fields only, e.g. "name", "enabled", "schedule"); every field when
+	// empty or "*". The scheduler's poll asks only for what decides a
+	// schedule: the next run times, the mapping and the source are most of
+	// a listed job's cost.
+	ReadMask      *fieldmaskpb.FieldMask `protobuf:"bytes,3,opt,name=read_mask,json=readMask,proto3" json:"read_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -945,6 +951,13 @@ func (x *ListJobsRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListJobsRequest) GetReadMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.ReadMask
+	}
+	return nil
 }
 
 type ListJobsResponse struct {
@@ -4455,11 +4468,12 @@ const file_intake_v1_service_proto_rawDesc = "" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12)\n" +
 	"\x10validation_token\x18\x03 \x01(\tR\x0fvalidationToken\"#\n" +
 	"\rGetJobRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"M\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x86\x01\n" +
 	"\x0fListJobsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\"^\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x127\n" +
+	"\tread_mask\x18\x03 \x01(\v2\x1a.google.protobuf.FieldMaskR\breadMask\"^\n" +
 	"\x10ListJobsResponse\x12\"\n" +
 	"\x04jobs\x18\x01 \x03(\v2\x0e.intake.v1.JobR\x04jobs\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9c\x01\n" +
@@ -4907,152 +4921,153 @@ var file_intake_v1_service_proto_depIdxs = []int32{
 	75,  // 2: intake.v1.TriggerToken.last_used_time:type_name -> google.protobuf.Timestamp
 	6,   // 3: intake.v1.ListTriggerTokensResponse.tokens:type_name -> intake.v1.TriggerToken
 	76,  // 4: intake.v1.CreateJobRequest.job:type_name -> intake.v1.Job
-	76,  // 5: intake.v1.ListJobsResponse.jobs:type_name -> intake.v1.Job
-	76,  // 6: intake.v1.UpdateJobRequest.job:type_name -> intake.v1.Job
-	77,  // 7: intake.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
-	76,  // 8: intake.v1.ValidateMappingRequest.job:type_name -> intake.v1.Job
-	0,   // 9: intake.v1.Finding.severity:type_name -> intake.v1.FindingSeverity
-	22,  // 10: intake.v1.ValidateMappingResponse.findings:type_name -> intake.v1.Finding
-	23,  // 11: intake.v1.ValidateMappingResponse.columns:type_name -> intake.v1.SourceColumn
-	24,  // 12: intake.v1.ValidateMappingResponse.detected:type_name -> intake.v1.DialectDetection
-	76,  // 13: intake.v1.PreviewJobRequest.job:type_name -> intake.v1.Job
-	27,  // 14: intake.v1.PreviewRow.cells:type_name -> intake.v1.PreviewCell
-	28,  // 15: intake.v1.PreviewJobResponse.rows:type_name -> intake.v1.PreviewRow
-	22,  // 16: intake.v1.PreviewJobResponse.findings:type_name -> intake.v1.Finding
-	24,  // 17: intake.v1.PreviewJobResponse.detected:type_name -> intake.v1.DialectDetection
-	76,  // 18: intake.v1.SuggestMappingRequest.job:type_name -> intake.v1.Job
-	78,  // 19: intake.v1.SuggestMappingResponse.mapping:type_name -> intake.v1.MappingSpec
-	31,  // 20: intake.v1.SuggestMappingResponse.suggestions:type_name -> intake.v1.Suggestion
-	24,  // 21: intake.v1.SuggestMappingResponse.detected:type_name -> intake.v1.DialectDetection
-	79,  // 22: intake.v1.ListObjectsResponse.objects:type_name -> intake.v1.DataObject
-	80,  // 23: intake.v1.ListAttributesResponse.attributes:type_name -> intake.v1.Attribute
-	80,  // 24: intake.v1.CreateAttributeRequest.attribute:type_name -> intake.v1.Attribute
-	81,  // 25: intake.v1.ListRunsRequest.states:type_name -> intake.v1.RunState
-	82,  // 26: intake.v1.ListRunsRequest.triggers:type_name -> intake.v1.Trigger
-	75,  // 27: intake.v1.ListRunsRequest.create_time_from:type_name -> google.protobuf.Timestamp
-	75,  // 28: intake.v1.ListRunsRequest.create_time_to:type_name -> google.protobuf.Timestamp
-	74,  // 29: intake.v1.ListRunsResponse.runs:type_name -> intake.v1.Run
-	74,  // 30: intake.v1.WatchRunResponse.run:type_name -> intake.v1.Run
-	83,  // 31: intake.v1.CreateConnectionRequest.connection:type_name -> intake.v1.Connection
-	83,  // 32: intake.v1.ListConnectionsResponse.connections:type_name -> intake.v1.Connection
-	83,  // 33: intake.v1.UpdateConnectionRequest.connection:type_name -> intake.v1.Connection
-	77,  // 34: intake.v1.UpdateConnectionRequest.update_mask:type_name -> google.protobuf.FieldMask
-	83,  // 35: intake.v1.TestConnectionRequest.connection:type_name -> intake.v1.Connection
-	84,  // 36: intake.v1.TestConnectionRequest.file:type_name -> intake.v1.FileSelector
-	85,  // 37: intake.v1.TestConnectionResponse.error_kind:type_name -> intake.v1.ConnectionErrorKind
-	86,  // 38: intake.v1.TestConnectionResponse.file:type_name -> intake.v1.FileInfo
-	86,  // 39: intake.v1.ListFilesResponse.files:type_name -> intake.v1.FileInfo
-	1,   // 40: intake.v1.AccessToken.role:type_name -> intake.v1.Role
-	75,  // 41: intake.v1.AccessToken.create_time:type_name -> google.protobuf.Timestamp
-	75,  // 42: intake.v1.AccessToken.expire_time:type_name -> google.protobuf.Timestamp
-	75,  // 43: intake.v1.AccessToken.revoke_time:type_name -> google.protobuf.Timestamp
-	75,  // 44: intake.v1.AccessToken.last_used_time:type_name -> google.protobuf.Timestamp
-	59,  // 45: intake.v1.CreateTokenRequest.token:type_name -> intake.v1.AccessToken
-	59,  // 46: intake.v1.ListTokensResponse.tokens:type_name -> intake.v1.AccessToken
-	87,  // 47: intake.v1.ReportRunEventRequest.stage:type_name -> intake.v1.Stage
-	2,   // 48: intake.v1.ReportRunEventRequest.kind:type_name -> intake.v1.RunEventKind
-	88,  // 49: intake.v1.ReportRunEventRequest.counters:type_name -> intake.v1.RunCounters
-	89,  // 50: intake.v1.ReportRunEventRequest.row_errors:type_name -> intake.v1.RowError
-	75,  // 51: intake.v1.ReportRunEventRequest.event_time:type_name -> google.protobuf.Timestamp
-	75,  // 52: intake.v1.ReportRunEventRequest.source_modify_time:type_name -> google.protobuf.Timestamp
-	3,   // 53: intake.v1.ReportRunEventResponse.directive:type_name -> intake.v1.Directive
-	74,  // 54: intake.v1.ReportRunEventResponse.run:type_name -> intake.v1.Run
-	75,  // 55: intake.v1.CreateScheduledRunRequest.scheduled_time:type_name -> google.protobuf.Timestamp
-	74,  // 56: intake.v1.CreateScheduledRunResponse.run:type_name -> intake.v1.Run
-	76,  // 57: intake.v1.CreateScheduledRunResponse.job:type_name -> intake.v1.Job
-	67,  // 58: intake.v1.CreateScheduledRunsRequest.ticks:type_name -> intake.v1.CreateScheduledRunRequest
-	71,  // 59: intake.v1.CreateScheduledRunsResponse.results:type_name -> intake.v1.CreateScheduledRunResult
-	68,  // 60: intake.v1.CreateScheduledRunResult.response:type_name -> intake.v1.CreateScheduledRunResponse
-	83,  // 61: intake.v1.ResolveConnectionResponse.connection:type_name -> intake.v1.Connection
-	14,  // 62: intake.v1.JobService.CreateJob:input_type -> intake.v1.CreateJobRequest
-	15,  // 63: intake.v1.JobService.GetJob:input_type -> intake.v1.GetJobRequest
-	16,  // 64: intake.v1.JobService.ListJobs:input_type -> intake.v1.ListJobsRequest
-	18,  // 65: intake.v1.JobService.UpdateJob:input_type -> intake.v1.UpdateJobRequest
-	19,  // 66: intake.v1.JobService.DeleteJob:input_type -> intake.v1.DeleteJobRequest
-	20,  // 67: intake.v1.JobService.RunJob:input_type -> intake.v1.RunJobRequest
-	21,  // 68: intake.v1.JobService.ValidateMapping:input_type -> intake.v1.ValidateMappingRequest
-	26,  // 69: intake.v1.JobService.PreviewJob:input_type -> intake.v1.PreviewJobRequest
-	30,  // 70: intake.v1.JobService.SuggestMapping:input_type -> intake.v1.SuggestMappingRequest
-	12,  // 71: intake.v1.JobService.DuplicateJob:input_type -> intake.v1.DuplicateJobRequest
-	13,  // 72: intake.v1.JobService.SetJobEnabled:input_type -> intake.v1.SetJobEnabledRequest
-	4,   // 73: intake.v1.JobService.TriggerJob:input_type -> intake.v1.TriggerJobRequest
-	7,   // 74: intake.v1.JobService.CreateTriggerToken:input_type -> intake.v1.CreateTriggerTokenRequest
-	8,   // 75: intake.v1.JobService.RotateTriggerToken:input_type -> intake.v1.RotateTriggerTokenRequest
-	9,   // 76: intake.v1.JobService.RevokeTriggerToken:input_type -> intake.v1.RevokeTriggerTokenRequest
-	10,  // 77: intake.v1.JobService.ListTriggerTokens:input_type -> intake.v1.ListTriggerTokensRequest
-	44,  // 78: intake.v1.RunService.GetRun:input_type -> intake.v1.GetRunRequest
-	45,  // 79: intake.v1.RunService.ListRuns:input_type -> intake.v1.ListRunsRequest
-	47,  // 80: intake.v1.RunService.WatchRun:input_type -> intake.v1.WatchRunRequest
-	36,  // 81: intake.v1.RunService.DownloadRejects:input_type -> intake.v1.DownloadRejectsRequest
-	33,  // 82: intake.v1.RunService.CancelRun:input_type -> intake.v1.CancelRunRequest
-	34,  // 83: intake.v1.RunService.DownloadSource:input_type -> intake.v1.DownloadSourceRequest
-	35,  // 84: intake.v1.RunService.ReplayRun:input_type -> intake.v1.ReplayRunRequest
-	38,  // 85: intake.v1.DataModelService.ListObjects:input_type -> intake.v1.ListObjectsRequest
-	40,  // 86: intake.v1.DataModelService.ListAttributes:input_type -> intake.v1.ListAttributesRequest
-	42,  // 87: intake.v1.DataModelService.CreateAttribute:input_type -> intake.v1.CreateAttributeRequest
-	43,  // 88: intake.v1.DataModelService.DeleteAttribute:input_type -> intake.v1.DeleteAttributeRequest
-	49,  // 89: intake.v1.ConnectionService.CreateConnection:input_type -> intake.v1.CreateConnectionRequest
-	50,  // 90: intake.v1.ConnectionService.GetConnection:input_type -> intake.v1.GetConnectionRequest
-	51,  // 91: intake.v1.ConnectionService.ListConnections:input_type -> intake.v1.ListConnectionsRequest
-	53,  // 92: intake.v1.ConnectionService.UpdateConnection:input_type -> intake.v1.UpdateConnectionRequest
-	54,  // 93: intake.v1.ConnectionService.DeleteConnection:input_type -> intake.v1.DeleteConnectionRequest
-	55,  // 94: intake.v1.ConnectionService.TestConnection:input_type -> intake.v1.TestConnectionRequest
-	57,  // 95: intake.v1.ConnectionService.ListFiles:input_type -> intake.v1.ListFilesRequest
-	60,  // 96: intake.v1.AccessService.CreateToken:input_type -> intake.v1.CreateTokenRequest
-	61,  // 97: intake.v1.AccessService.ListTokens:input_type -> intake.v1.ListTokensRequest
-	63,  // 98: intake.v1.AccessService.RevokeToken:input_type -> intake.v1.RevokeTokenRequest
-	64,  // 99: intake.v1.AccessService.WhoAmI:input_type -> intake.v1.WhoAmIRequest
-	65,  // 100: intake.v1.StageService.ReportRunEvent:input_type -> intake.v1.ReportRunEventRequest
-	67,  // 101: intake.v1.StageService.CreateScheduledRun:input_type -> intake.v1.CreateScheduledRunRequest
-	69,  // 102: intake.v1.StageService.CreateScheduledRuns:input_type -> intake.v1.CreateScheduledRunsRequest
-	72,  // 103: intake.v1.StageService.ResolveConnection:input_type -> intake.v1.ResolveConnectionRequest
-	76,  // 104: intake.v1.JobService.CreateJob:output_type -> intake.v1.Job
-	76,  // 105: intake.v1.JobService.GetJob:output_type -> intake.v1.Job
-	17,  // 106: intake.v1.JobService.ListJobs:output_type -> intake.v1.ListJobsResponse
-	76,  // 107: intake.v1.JobService.UpdateJob:output_type -> intake.v1.Job
-	90,  // 108: intake.v1.JobService.DeleteJob:output_type -> google.protobuf.Empty
-	74,  // 109: intake.v1.JobService.RunJob:output_type -> intake.v1.Run
-	25,  // 110: intake.v1.JobService.ValidateMapping:output_type -> intake.v1.ValidateMappingResponse
-	29,  // 111: intake.v1.JobService.PreviewJob:output_type -> intake.v1.PreviewJobResponse
-	32,  // 112: intake.v1.JobService.SuggestMapping:output_type -> intake.v1.SuggestMappingResponse
-	76,  // 113: intake.v1.JobService.DuplicateJob:output_type -> intake.v1.Job
-	76,  // 114: intake.v1.JobService.SetJobEnabled:output_type -> intake.v1.Job
-	5,   // 115: intake.v1.JobService.TriggerJob:output_type -> intake.v1.TriggerJobResponse
-	6,   // 116: intake.v1.JobService.CreateTriggerToken:output_type -> intake.v1.TriggerToken
-	6,   // 117: intake.v1.JobService.RotateTriggerToken:output_type -> intake.v1.TriggerToken
-	90,  // 118: intake.v1.JobService.RevokeTriggerToken:output_type -> google.protobuf.Empty
-	11,  // 119: intake.v1.JobService.ListTriggerTokens:output_type -> intake.v1.ListTriggerTokensResponse
-	74,  // 120: intake.v1.RunService.GetRun:output_type -> intake.v1.Run
-	46,  // 121: intake.v1.RunService.ListRuns:output_type -> intake.v1.ListRunsResponse
-	48,  // 122: intake.v1.RunService.WatchRun:output_type -> intake.v1.WatchRunResponse
-	37,  // 123: intake.v1.RunService.DownloadRejects:output_type -> intake.v1.FileChunk
-	74,  // 124: intake.v1.RunService.CancelRun:output_type -> intake.v1.Run
-	37,  // 125: intake.v1.RunService.DownloadSource:output_type -> intake.v1.FileChunk
-	74,  // 126: intake.v1.RunService.ReplayRun:output_type -> intake.v1.Run
-	39,  // 127: intake.v1.DataModelService.ListObjects:output_type -> intake.v1.ListObjectsResponse
-	41,  // 128: intake.v1.DataModelService.ListAttributes:output_type -> intake.v1.ListAttributesResponse
-	80,  // 129: intake.v1.DataModelService.CreateAttribute:output_type -> intake.v1.Attribute
-	90,  // 130: intake.v1.DataModelService.DeleteAttribute:output_type -> google.protobuf.Empty
-	83,  // 131: intake.v1.ConnectionService.CreateConnection:output_type -> intake.v1.Connection
-	83,  // 132: intake.v1.ConnectionService.GetConnection:output_type -> intake.v1.Connection
-	52,  // 133: intake.v1.ConnectionService.ListConnections:output_type -> intake.v1.ListConnectionsResponse
-	83,  // 134: intake.v1.ConnectionService.UpdateConnection:output_type -> intake.v1.Connection
-	90,  // 135: intake.v1.ConnectionService.DeleteConnection:output_type -> google.protobuf.Empty
-	56,  // 136: intake.v1.ConnectionService.TestConnection:output_type -> intake.v1.TestConnectionResponse
-	58,  // 137: intake.v1.ConnectionService.ListFiles:output_type -> intake.v1.ListFilesResponse
-	59,  // 138: intake.v1.AccessService.CreateToken:output_type -> intake.v1.AccessToken
-	62,  // 139: intake.v1.AccessService.ListTokens:output_type -> intake.v1.ListTokensResponse
-	59,  // 140: intake.v1.AccessService.RevokeToken:output_type -> intake.v1.AccessToken
-	59,  // 141: intake.v1.AccessService.WhoAmI:output_type -> intake.v1.AccessToken
-	66,  // 142: intake.v1.StageService.ReportRunEvent:output_type -> intake.v1.ReportRunEventResponse
-	68,  // 143: intake.v1.StageService.CreateScheduledRun:output_type -> intake.v1.CreateScheduledRunResponse
-	70,  // 144: intake.v1.StageService.CreateScheduledRuns:output_type -> intake.v1.CreateScheduledRunsResponse
-	73,  // 145: intake.v1.StageService.ResolveConnection:output_type -> intake.v1.ResolveConnectionResponse
-	104, // [104:146] is the sub-list for method output_type
-	62,  // [62:104] is the sub-list for method input_type
-	62,  // [62:62] is the sub-list for extension type_name
-	62,  // [62:62] is the sub-list for extension extendee
-	0,   // [0:62] is the sub-list for field type_name
+	77,  // 5: intake.v1.ListJobsRequest.read_mask:type_name -> google.protobuf.FieldMask
+	76,  // 6: intake.v1.ListJobsResponse.jobs:type_name -> intake.v1.Job
+	76,  // 7: intake.v1.UpdateJobRequest.job:type_name -> intake.v1.Job
+	77,  // 8: intake.v1.UpdateJobRequest.update_mask:type_name -> google.protobuf.FieldMask
+	76,  // 9: intake.v1.ValidateMappingRequest.job:type_name -> intake.v1.Job
+	0,   // 10: intake.v1.Finding.severity:type_name -> intake.v1.FindingSeverity
+	22,  // 11: intake.v1.ValidateMappingResponse.findings:type_name -> intake.v1.Finding
+	23,  // 12: intake.v1.ValidateMappingResponse.columns:type_name -> intake.v1.SourceColumn
+	24,  // 13: intake.v1.ValidateMappingResponse.detected:type_name -> intake.v1.DialectDetection
+	76,  // 14: intake.v1.PreviewJobRequest.job:type_name -> intake.v1.Job
+	27,  // 15: intake.v1.PreviewRow.cells:type_name -> intake.v1.PreviewCell
+	28,  // 16: intake.v1.PreviewJobResponse.rows:type_name -> intake.v1.PreviewRow
+	22,  // 17: intake.v1.PreviewJobResponse.findings:type_name -> intake.v1.Finding
+	24,  // 18: intake.v1.PreviewJobResponse.detected:type_name -> intake.v1.DialectDetection
+	76,  // 19: intake.v1.SuggestMappingRequest.job:type_name -> intake.v1.Job
+	78,  // 20: intake.v1.SuggestMappingResponse.mapping:type_name -> intake.v1.MappingSpec
+	31,  // 21: intake.v1.SuggestMappingResponse.suggestions:type_name -> intake.v1.Suggestion
+	24,  // 22: intake.v1.SuggestMappingResponse.detected:type_name -> intake.v1.DialectDetection
+	79,  // 23: intake.v1.ListObjectsResponse.objects:type_name -> intake.v1.DataObject
+	80,  // 24: intake.v1.ListAttributesResponse.attributes:type_name -> intake.v1.Attribute
+	80,  // 25: intake.v1.CreateAttributeRequest.attribute:type_name -> intake.v1.Attribute
+	81,  // 26: intake.v1.ListRunsRequest.states:type_name -> intake.v1.RunState
+	82,  // 27: intake.v1.ListRunsRequest.triggers:type_name -> intake.v1.Trigger
+	75,  // 28: intake.v1.ListRunsRequest.create_time_from:type_name -> google.protobuf.Timestamp
+	75,  // 29: intake.v1.ListRunsRequest.create_time_to:type_name -> google.protobuf.Timestamp
+	74,  // 30: intake.v1.ListRunsResponse.runs:type_name -> intake.v1.Run
+	74,  // 31: intake.v1.WatchRunResponse.run:type_name -> intake.v1.Run
+	83,  // 32: intake.v1.CreateConnectionRequest.connection:type_name -> intake.v1.Connection
+	83,  // 33: intake.v1.ListConnectionsResponse.connections:type_name -> intake.v1.Connection
+	83,  // 34: intake.v1.UpdateConnectionRequest.connection:type_name -> intake.v1.Connection
+	77,  // 35: intake.v1.UpdateConnectionRequest.update_mask:type_name -> google.protobuf.FieldMask
+	83,  // 36: intake.v1.TestConnectionRequest.connection:type_name -> intake.v1.Connection
+	84,  // 37: intake.v1.TestConnectionRequest.file:type_name -> intake.v1.FileSelector
+	85,  // 38: intake.v1.TestConnectionResponse.error_kind:type_name -> intake.v1.ConnectionErrorKind
+	86,  // 39: intake.v1.TestConnectionResponse.file:type_name -> intake.v1.FileInfo
+	86,  // 40: intake.v1.ListFilesResponse.files:type_name -> intake.v1.FileInfo
+	1,   // 41: intake.v1.AccessToken.role:type_name -> intake.v1.Role
+	75,  // 42: intake.v1.AccessToken.create_time:type_name -> google.protobuf.Timestamp
+	75,  // 43: intake.v1.AccessToken.expire_time:type_name -> google.protobuf.Timestamp
+	75,  // 44: intake.v1.AccessToken.revoke_time:type_name -> google.protobuf.Timestamp
+	75,  // 45: intake.v1.AccessToken.last_used_time:type_name -> google.protobuf.Timestamp
+	59,  // 46: intake.v1.CreateTokenRequest.token:type_name -> intake.v1.AccessToken
+	59,  // 47: intake.v1.ListTokensResponse.tokens:type_name -> intake.v1.AccessToken
+	87,  // 48: intake.v1.ReportRunEventRequest.stage:type_name -> intake.v1.Stage
+	2,   // 49: intake.v1.ReportRunEventRequest.kind:type_name -> intake.v1.RunEventKind
+	88,  // 50: intake.v1.ReportRunEventRequest.counters:type_name -> intake.v1.RunCounters
+	89,  // 51: intake.v1.ReportRunEventRequest.row_errors:type_name -> intake.v1.RowError
+	75,  // 52: intake.v1.ReportRunEventRequest.event_time:type_name -> google.protobuf.Timestamp
+	75,  // 53: intake.v1.ReportRunEventRequest.source_modify_time:type_name -> google.protobuf.Timestamp
+	3,   // 54: intake.v1.ReportRunEventResponse.directive:type_name -> intake.v1.Directive
+	74,  // 55: intake.v1.ReportRunEventResponse.run:type_name -> intake.v1.Run
+	75,  // 56: intake.v1.CreateScheduledRunRequest.scheduled_time:type_name -> google.protobuf.Timestamp
+	74,  // 57: intake.v1.CreateScheduledRunResponse.run:type_name -> intake.v1.Run
+	76,  // 58: intake.v1.CreateScheduledRunResponse.job:type_name -> intake.v1.Job
+	67,  // 59: intake.v1.CreateScheduledRunsRequest.ticks:type_name -> intake.v1.CreateScheduledRunRequest
+	71,  // 60: intake.v1.CreateScheduledRunsResponse.results:type_name -> intake.v1.CreateScheduledRunResult
+	68,  // 61: intake.v1.CreateScheduledRunResult.response:type_name -> intake.v1.CreateScheduledRunResponse
+	83,  // 62: intake.v1.ResolveConnectionResponse.connection:type_name -> intake.v1.Connection
+	14,  // 63: intake.v1.JobService.CreateJob:input_type -> intake.v1.CreateJobRequest
+	15,  // 64: intake.v1.JobService.GetJob:input_type -> intake.v1.GetJobRequest
+	16,  // 65: intake.v1.JobService.ListJobs:input_type -> intake.v1.ListJobsRequest
+	18,  // 66: intake.v1.JobService.UpdateJob:input_type -> intake.v1.UpdateJobRequest
+	19,  // 67: intake.v1.JobService.DeleteJob:input_type -> intake.v1.DeleteJobRequest
+	20,  // 68: intake.v1.JobService.RunJob:input_type -> intake.v1.RunJobRequest
+	21,  // 69: intake.v1.JobService.ValidateMapping:input_type -> intake.v1.ValidateMappingRequest
+	26,  // 70: intake.v1.JobService.PreviewJob:input_type -> intake.v1.PreviewJobRequest
+	30,  // 71: intake.v1.JobService.SuggestMapping:input_type -> intake.v1.SuggestMappingRequest
+	12,  // 72: intake.v1.JobService.DuplicateJob:input_type -> intake.v1.DuplicateJobRequest
+	13,  // 73: intake.v1.JobService.SetJobEnabled:input_type -> intake.v1.SetJobEnabledRequest
+	4,   // 74: intake.v1.JobService.TriggerJob:input_type -> intake.v1.TriggerJobRequest
+	7,   // 75: intake.v1.JobService.CreateTriggerToken:input_type -> intake.v1.CreateTriggerTokenRequest
+	8,   // 76: intake.v1.JobService.RotateTriggerToken:input_type -> intake.v1.RotateTriggerTokenRequest
+	9,   // 77: intake.v1.JobService.RevokeTriggerToken:input_type -> intake.v1.RevokeTriggerTokenRequest
+	10,  // 78: intake.v1.JobService.ListTriggerTokens:input_type -> intake.v1.ListTriggerTokensRequest
+	44,  // 79: intake.v1.RunService.GetRun:input_type -> intake.v1.GetRunRequest
+	45,  // 80: intake.v1.RunService.ListRuns:input_type -> intake.v1.ListRunsRequest
+	47,  // 81: intake.v1.RunService.WatchRun:input_type -> intake.v1.WatchRunRequest
+	36,  // 82: intake.v1.RunService.DownloadRejects:input_type -> intake.v1.DownloadRejectsRequest
+	33,  // 83: intake.v1.RunService.CancelRun:input_type -> intake.v1.CancelRunRequest
+	34,  // 84: intake.v1.RunService.DownloadSource:input_type -> intake.v1.DownloadSourceRequest
+	35,  // 85: intake.v1.RunService.ReplayRun:input_type -> intake.v1.ReplayRunRequest
+	38,  // 86: intake.v1.DataModelService.ListObjects:input_type -> intake.v1.ListObjectsRequest
+	40,  // 87: intake.v1.DataModelService.ListAttributes:input_type -> intake.v1.ListAttributesRequest
+	42,  // 88: intake.v1.DataModelService.CreateAttribute:input_type -> intake.v1.CreateAttributeRequest
+	43,  // 89: intake.v1.DataModelService.DeleteAttribute:input_type -> intake.v1.DeleteAttributeRequest
+	49,  // 90: intake.v1.ConnectionService.CreateConnection:input_type -> intake.v1.CreateConnectionRequest
+	50,  // 91: intake.v1.ConnectionService.GetConnection:input_type -> intake.v1.GetConnectionRequest
+	51,  // 92: intake.v1.ConnectionService.ListConnections:input_type -> intake.v1.ListConnectionsRequest
+	53,  // 93: intake.v1.ConnectionService.UpdateConnection:input_type -> intake.v1.UpdateConnectionRequest
+	54,  // 94: intake.v1.ConnectionService.DeleteConnection:input_type -> intake.v1.DeleteConnectionRequest
+	55,  // 95: intake.v1.ConnectionService.TestConnection:input_type -> intake.v1.TestConnectionRequest
+	57,  // 96: intake.v1.ConnectionService.ListFiles:input_type -> intake.v1.ListFilesRequest
+	60,  // 97: intake.v1.AccessService.CreateToken:input_type -> intake.v1.CreateTokenRequest
+	61,  // 98: intake.v1.AccessService.ListTokens:input_type -> intake.v1.ListTokensRequest
+	63,  // 99: intake.v1.AccessService.RevokeToken:input_type -> intake.v1.RevokeTokenRequest
+	64,  // 100: intake.v1.AccessService.WhoAmI:input_type -> intake.v1.WhoAmIRequest
+	65,  // 101: intake.v1.StageService.ReportRunEvent:input_type -> intake.v1.ReportRunEventRequest
+	67,  // 102: intake.v1.StageService.CreateScheduledRun:input_type -> intake.v1.CreateScheduledRunRequest
+	69,  // 103: intake.v1.StageService.CreateScheduledRuns:input_type -> intake.v1.CreateScheduledRunsRequest
+	72,  // 104: intake.v1.StageService.ResolveConnection:input_type -> intake.v1.ResolveConnectionRequest
+	76,  // 105: intake.v1.JobService.CreateJob:output_type -> intake.v1.Job
+	76,  // 106: intake.v1.JobService.GetJob:output_type -> intake.v1.Job
+	17,  // 107: intake.v1.JobService.ListJobs:output_type -> intake.v1.ListJobsResponse
+	76,  // 108: intake.v1.JobService.UpdateJob:output_type -> intake.v1.Job
+	90,  // 109: intake.v1.JobService.DeleteJob:output_type -> google.protobuf.Empty
+	74,  // 110: intake.v1.JobService.RunJob:output_type -> intake.v1.Run
+	25,  // 111: intake.v1.JobService.ValidateMapping:output_type -> intake.v1.ValidateMappingResponse
+	29,  // 112: intake.v1.JobService.PreviewJob:output_type -> intake.v1.PreviewJobResponse
+	32,  // 113: intake.v1.JobService.SuggestMapping:output_type -> intake.v1.SuggestMappingResponse
+	76,  // 114: intake.v1.JobService.DuplicateJob:output_type -> intake.v1.Job
+	76,  // 115: intake.v1.JobService.SetJobEnabled:output_type -> intake.v1.Job
+	5,   // 116: intake.v1.JobService.TriggerJob:output_type -> intake.v1.TriggerJobResponse
+	6,   // 117: intake.v1.JobService.CreateTriggerToken:output_type -> intake.v1.TriggerToken
+	6,   // 118: intake.v1.JobService.RotateTriggerToken:output_type -> intake.v1.TriggerToken
+	90,  // 119: intake.v1.JobService.RevokeTriggerToken:output_type -> google.protobuf.Empty
+	11,  // 120: intake.v1.JobService.ListTriggerTokens:output_type -> intake.v1.ListTriggerTokensResponse
+	74,  // 121: intake.v1.RunService.GetRun:output_type -> intake.v1.Run
+	46,  // 122: intake.v1.RunService.ListRuns:output_type -> intake.v1.ListRunsResponse
+	48,  // 123: intake.v1.RunService.WatchRun:output_type -> intake.v1.WatchRunResponse
+	37,  // 124: intake.v1.RunService.DownloadRejects:output_type -> intake.v1.FileChunk
+	74,  // 125: intake.v1.RunService.CancelRun:output_type -> intake.v1.Run
+	37,  // 126: intake.v1.RunService.DownloadSource:output_type -> intake.v1.FileChunk
+	74,  // 127: intake.v1.RunService.ReplayRun:output_type -> intake.v1.Run
+	39,  // 128: intake.v1.DataModelService.ListObjects:output_type -> intake.v1.ListObjectsResponse
+	41,  // 129: intake.v1.DataModelService.ListAttributes:output_type -> intake.v1.ListAttributesResponse
+	80,  // 130: intake.v1.DataModelService.CreateAttribute:output_type -> intake.v1.Attribute
+	90,  // 131: intake.v1.DataModelService.DeleteAttribute:output_type -> google.protobuf.Empty
+	83,  // 132: intake.v1.ConnectionService.CreateConnection:output_type -> intake.v1.Connection
+	83,  // 133: intake.v1.ConnectionService.GetConnection:output_type -> intake.v1.Connection
+	52,  // 134: intake.v1.ConnectionService.ListConnections:output_type -> intake.v1.ListConnectionsResponse
+	83,  // 135: intake.v1.ConnectionService.UpdateConnection:output_type -> intake.v1.Connection
+	90,  // 136: intake.v1.ConnectionService.DeleteConnection:output_type -> google.protobuf.Empty
+	56,  // 137: intake.v1.ConnectionService.TestConnection:output_type -> intake.v1.TestConnectionResponse
+	58,  // 138: intake.v1.ConnectionService.ListFiles:output_type -> intake.v1.ListFilesResponse
+	59,  // 139: intake.v1.AccessService.CreateToken:output_type -> intake.v1.AccessToken
+	62,  // 140: intake.v1.AccessService.ListTokens:output_type -> intake.v1.ListTokensResponse
+	59,  // 141: intake.v1.AccessService.RevokeToken:output_type -> intake.v1.AccessToken
+	59,  // 142: intake.v1.AccessService.WhoAmI:output_type -> intake.v1.AccessToken
+	66,  // 143: intake.v1.StageService.ReportRunEvent:output_type -> intake.v1.ReportRunEventResponse
+	68,  // 144: intake.v1.StageService.CreateScheduledRun:output_type -> intake.v1.CreateScheduledRunResponse
+	70,  // 145: intake.v1.StageService.CreateScheduledRuns:output_type -> intake.v1.CreateScheduledRunsResponse
+	73,  // 146: intake.v1.StageService.ResolveConnection:output_type -> intake.v1.ResolveConnectionResponse
+	105, // [105:147] is the sub-list for method output_type
+	63,  // [63:105] is the sub-list for method input_type
+	63,  // [63:63] is the sub-list for extension type_name
+	63,  // [63:63] is the sub-list for extension extendee
+	0,   // [0:63] is the sub-list for field type_name
 }
 
 func init() { file_intake_v1_service_proto_init() }
