@@ -12,6 +12,7 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,6 +27,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -58,6 +61,10 @@ type Config struct {
 	// GRPCAddr is the TCP address the gRPC server listens on, e.g.
 	// "127.0.0.1:7070" or ":7070"; port 0 picks a free port (see Addr).
 	GRPCAddr string
+	// TLS, when set, serves the gRPC and HTTP API over TLS with it
+	// (pkg/tlsconf: a certificate read again when its files change); nil
+	// serves them in plaintext (gRPC over h2c).
+	TLS *tls.Config
 	// Registerer receives the API's metrics; nil keeps them in a private
 	// registry.
 	Registerer prometheus.Registerer
@@ -345,7 +352,12 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("api: listen on %s: %w", s.cfg.GRPCAddr, err)
 	}
+	creds := insecure.NewCredentials()
+	if s.cfg.TLS != nil {
+		creds = credentials.NewTLS(s.cfg.TLS)
+	}
 	gs := grpc.NewServer(
+		grpc.Creds(creds),
 		tracing.GRPCServerOption(), // a span per call, in the caller's trace
 		// Metrics first, so that refused calls and recovered panics count
 		// too; auth.go last.
@@ -396,7 +408,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.addrMu.Unlock()
 	s.ready.Store(true)
 	close(s.started)
-	s.log.Info("control API serving", "addr", lis.Addr().String(), "dev_mode", s.cfg.DevMode, "requeue_after", s.cfg.RequeueAfter)
+	s.log.Info("control API serving", "addr", lis.Addr().String(), "tls", s.cfg.TLS != nil, "dev_mode", s.cfg.DevMode, "requeue_after", s.cfg.RequeueAfter)
 
 	select {
 	case err := <-serveErr:

@@ -20,9 +20,9 @@ import (
 //     binary protobuf) body; errors are JSON {"code": ..., "message": ...}
 //     with the matching HTTP status (401, 403, 404, ...);
 //   - gRPC-Web, for browsers;
-//   - gRPC itself (HTTP/2 without TLS, "h2c"),
+//   - gRPC itself (HTTP/2: over TLS with Config.TLS, else without, "h2c"),
 //
-// all on one port. Request headers reach the handlers as gRPC metadata, so
+// all on one port, over TLS with Config.TLS. Request headers reach the handlers as gRPC metadata, so
 // "Authorization: Bearer <token>" authorises TriggerJob here as over gRPC.
 
 // httpReadHeaderTimeout bounds how long a client may take to send its
@@ -65,7 +65,11 @@ func (s *Server) startHTTP(gs *grpc.Server, failed chan<- error) (*restServer, e
 	}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true) // gRPC and Connect over HTTP/2 without TLS
+	if s.cfg.TLS != nil {
+		protocols.SetHTTP2(true)
+	} else {
+		protocols.SetUnencryptedHTTP2(true) // gRPC and Connect over HTTP/2 without TLS
+	}
 	r := &restServer{
 		srv: &http.Server{
 			Handler:           connectByDefault(h),
@@ -75,8 +79,13 @@ func (s *Server) startHTTP(gs *grpc.Server, failed chan<- error) (*restServer, e
 		addr: lis.Addr(),
 		log:  s.log,
 	}
+	serve := r.srv.Serve
+	if s.cfg.TLS != nil {
+		r.srv.TLSConfig = s.cfg.TLS.Clone()
+		serve = func(lis net.Listener) error { return r.srv.ServeTLS(lis, "", "") } // the certificate of TLSConfig
+	}
 	go func() {
-		if err := r.srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			select {
 			case failed <- fmt.Errorf("HTTP API on %s: %w", lis.Addr(), err):
 			default:
@@ -86,7 +95,7 @@ func (s *Server) startHTTP(gs *grpc.Server, failed chan<- error) (*restServer, e
 	s.addrMu.Lock()
 	s.rest = r
 	s.addrMu.Unlock()
-	s.log.Info("HTTP API serving (Connect JSON, gRPC-Web, gRPC)", "http_addr", lis.Addr().String())
+	s.log.Info("HTTP API serving (Connect JSON, gRPC-Web, gRPC)", "http_addr", lis.Addr().String(), "tls", s.cfg.TLS != nil)
 	return r, nil
 }
 

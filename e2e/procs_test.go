@@ -63,7 +63,7 @@ func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 	return map[string]string{"authorization": "Bearer " + string(b)}, nil
 }
 
-// RequireTransportSecurity is false: the API has no TLS yet.
+// RequireTransportSecurity is false: the test API serves plaintext.
 func (bearer) RequireTransportSecurity() bool { return false }
 
 // adminCredentials is the dial option of a test's API client.

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -173,4 +174,13 @@ func Pinned(s *Server) credentials.TransportCredentials {
 			return nil
 		},
 	})
+}
+
+// DialOption is the dial option of a connection secured by creds;
+// plaintext when creds is nil.
+func DialOption(creds credentials.TransportCredentials) grpc.DialOption {
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
+	return grpc.WithTransportCredentials(creds)
 }

@@ -45,10 +45,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/intakehq/intake/pkg/natsconn"
 	"github.com/intakehq/intake/pkg/pipeline"
+	"github.com/intakehq/intake/pkg/tlsconf"
 	"github.com/intakehq/intake/pkg/tracing"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 	"github.com/intakehq/intake/services/loader/internal/store"
@@ -83,9 +83,11 @@ type Config struct {
 	APIAddr string
 	// APICredentials, when set, go with every call to the control API:
 	// the worker token ("authorization: Bearer <token>"), which the API
-	// requires of the workers. The connection has no TLS yet: the
-	// credentials must not require transport security.
+	// requires of the workers, over APITransport.
 	APICredentials credentials.PerRPCCredentials
+	// APITransport secures the connection to the control API
+	// (tlsconf.Client); nil is plaintext.
+	APITransport credentials.TransportCredentials
 	// DatabaseURL is the PostgreSQL database (connection URL or DSN).
 	DatabaseURL string
 	// Concurrency is how many messages are handled at once. 0 means
@@ -250,7 +252,7 @@ func (s *Service) run(ctx context.Context) error {
 		return fmt.Errorf("loader: %w", err)
 	}
 
-	conn, err := grpc.NewClient(s.cfg.APIAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), apiCredentials(s.cfg.APICredentials), tracing.GRPCDialOption())
+	conn, err := grpc.NewClient(s.cfg.APIAddr, tlsconf.DialOption(s.cfg.APITransport), apiCredentials(s.cfg.APICredentials), tracing.GRPCDialOption())
 	if err != nil {
 		return fmt.Errorf("loader: control API at %s: %w", s.cfg.APIAddr, err)
 	}

@@ -24,9 +24,11 @@ type Config struct {
 	APIAddr string
 	// APICredentials, when set, go with every call to the control API:
 	// the worker token ("authorization: Bearer <token>"), which the API
-	// requires of the workers. The connection has no TLS yet: the
-	// credentials must not require transport security.
+	// requires of the workers, over APITransport.
 	APICredentials credentials.PerRPCCredentials
+	// APITransport secures the connection to the control API
+	// (tlsconf.Client); nil is plaintext.
+	APITransport credentials.TransportCredentials
 	// Concurrency is how many chunks are mapped at once (each holds one chunk
 	// and its batch in memory). 0 means GOMAXPROCS.
 	Concurrency int

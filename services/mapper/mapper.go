@@ -22,10 +22,10 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/intakehq/intake/pkg/natsconn"
 	"github.com/intakehq/intake/pkg/pipeline"
+	"github.com/intakehq/intake/pkg/tlsconf"
 	"github.com/intakehq/intake/pkg/tracing"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
@@ -74,7 +74,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return fmt.Errorf("mapper: %w", err)
 	}
 	defer nc.Close()
-	conn, err := grpc.NewClient(s.cfg.APIAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), apiCredentials(s.cfg.APICredentials), tracing.GRPCDialOption())
+	conn, err := grpc.NewClient(s.cfg.APIAddr, tlsconf.DialOption(s.cfg.APITransport), apiCredentials(s.cfg.APICredentials), tracing.GRPCDialOption())
 	if err != nil {
 		return fmt.Errorf("mapper: control API client for %s: %w", s.cfg.APIAddr, err)
 	}

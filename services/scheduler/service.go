@@ -16,11 +16,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/intakehq/intake/pkg/natsconn"
 	"github.com/intakehq/intake/pkg/schedule"
+	"github.com/intakehq/intake/pkg/tlsconf"
 	"github.com/intakehq/intake/pkg/tracing"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
@@ -206,7 +206,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	locker := &tickLocker{kv: ticks, replica: s.replica, m: s.m, log: s.log, claim: s.claim, lost: s.lost}
-	conn, err := grpc.NewClient(s.cfg.APIAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), apiCredentials(s.cfg.APICredentials), tracing.GRPCDialOption())
+	conn, err := grpc.NewClient(s.cfg.APIAddr, tlsconf.DialOption(s.cfg.APITransport), apiCredentials(s.cfg.APICredentials), tracing.GRPCDialOption())
 	if err != nil {
 		return fmt.Errorf("scheduler: control API client for %s: %w", s.cfg.APIAddr, err)
 	}

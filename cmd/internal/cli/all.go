@@ -34,6 +34,7 @@ var allCommand = subcommand{
 		o.chunkFlags(fs)
 		o.pollFlag(fs)
 		o.apiFlags(fs)
+		o.apiTLSFlags(fs) // tls.go
 		o.streamReplicasFlag(fs)
 		o.kvReplicasFlag(fs)
 		o.common(fs, "127.0.0.1:9090")

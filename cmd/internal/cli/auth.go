@@ -28,9 +28,9 @@ import (
 //     --worker-token-file or INTAKE_WORKER_TOKEN (a file may hold several,
 //     one a line, for a rotation);
 //   - intake fetcher, mapper, loader and scheduler need a worker token (the
-//     first line of the file). The API has no TLS yet, so they send it only
-//     to a loopback --api-addr unless --api-insecure says the network
-//     between is trusted;
+//     first line of the file). Without TLS to the API (tls.go) they send
+//     it only to a loopback --api-addr unless --api-insecure says the
+//     network between is trusted;
 //   - intake all needs a bootstrap token too; its workers get a token made
 //     up in memory unless one is configured;
 //   - intake dev and intake all --dev generate both tokens in their data
@@ -73,7 +73,7 @@ func (o *options) apiAuthFlags(fs *flag.FlagSet) {
 func (o *options) workerAuthFlags(fs *flag.FlagSet) {
 	o.workerTokenFlags(fs, "the token the worker sends to the control API (the first line)")
 	fs.BoolVar(&o.auth.apiInsecure, "api-insecure", false,
-		"send the worker token to an --api-addr that is not a loopback address: the API has no TLS yet, so it crosses the network in plain text (a cluster network you trust)")
+		"send the worker token to an --api-addr that is not a loopback address in plain text, without TLS (--api-ca-file, --api-tls): on a cluster network you trust")
 }
 
 func (o *options) workerTokenFlags(fs *flag.FlagSet, what string) {
@@ -156,7 +156,8 @@ func (o *options) workerCredentials() (credentials.PerRPCCredentials, error) {
 		return nil, errors.New("a worker token is required to call the control API: set --worker-token-file FILE or INTAKE_WORKER_TOKEN " +
 			"(the API must accept it: its --worker-token-file or INTAKE_WORKER_TOKEN)")
 	}
-	if err := ctl.CheckTokenDestination(o.apiAddr, o.auth.apiInsecure, "--api-insecure (or INTAKE_API_INSECURE=true)"); err != nil {
+	// Over TLS (tls.go) the token is safe on any network.
+	if err := ctl.CheckTokenDestination(o.apiAddr, o.auth.apiInsecure || o.apiTLSOn(), "--api-ca-file or --api-tls (TLS), or --api-insecure (or INTAKE_API_INSECURE=true)"); err != nil {
 		return nil, fmt.Errorf("--api-addr %w", err)
 	}
 	return ctl.BearerCredentials(toks[0]), nil

@@ -62,9 +62,20 @@ func TestAuthSettingsAreRequired(t *testing.T) {
 			"--worker-token-file: open "},
 		{"a worker without a token", []string{"mapper"}, nil,
 			"a worker token is required to call the control API: set --worker-token-file FILE or INTAKE_WORKER_TOKEN"},
+		{"a TLS certificate without its key", []string{"api", "--database-url", dsn, "--tls-cert-file", tokenFile},
+			map[string]string{"INTAKE_BOOTSTRAP_TOKEN": authAdminToken},
+			"--tls-cert-file needs --tls-key-file (or INTAKE_TLS_KEY_FILE)"},
+		{"a TLS certificate that is not one", []string{"api", "--database-url", dsn, "--tls-cert-file", tokenFile, "--tls-key-file", tokenFile},
+			map[string]string{"INTAKE_BOOTSTRAP_TOKEN": authAdminToken},
+			"TLS certificate " + tokenFile + " with key " + tokenFile + ": tls: failed to find any PEM data in certificate input"},
+		// Over TLS the token may go to another machine: what fails is the
+		// missing CA file.
+		{"a missing API CA file", []string{"loader", "--database-url", dsn, "--api-addr", "api.example.com:7070", "--api-ca-file", tokenFile + ".nope"},
+			map[string]string{"INTAKE_WORKER_TOKEN": authWorkerToken},
+			"--api-ca-file (or INTAKE_API_CA_FILE): CA file: open " + tokenFile + ".nope: no such file or directory"},
 		{"a worker token to another machine", []string{"loader", "--database-url", dsn, "--api-addr", "api.example.com:7070"},
 			map[string]string{"INTAKE_WORKER_TOKEN": authWorkerToken},
-			"api.example.com:7070 is not a loopback address: the API has no TLS yet, so the token would cross the network in plain text; set --api-insecure"},
+			"api.example.com:7070 is not a loopback address and the connection has no TLS, so the token would cross the network in plain text; set --api-ca-file or --api-tls (TLS), or --api-insecure"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			logs := &testutil.SyncBuffer{}

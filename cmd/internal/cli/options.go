@@ -64,6 +64,8 @@ type options struct {
 	auth authOptions
 	// nats: the NATS credentials and TLS settings (natsflags.go).
 	nats natsFlags
+	// tls: the control API's TLS, served and called (tls.go).
+	tls tlsOptions
 }
 
 // Defaults shared by the subcommands.
@@ -92,7 +94,8 @@ func (o *options) natsFlag(fs *flag.FlagSet, def, help string) {
 
 func (o *options) apiAddrFlag(fs *flag.FlagSet) {
 	fs.StringVar(&o.apiAddr, "api-addr", defaultAPIAddr, "gRPC address of the control API")
-	o.workerAuthFlags(fs) // auth.go: the worker token
+	o.workerAuthFlags(fs)   // auth.go: the worker token
+	o.apiClientTLSFlags(fs) // tls.go
 }
 
 func (o *options) devFlag(fs *flag.FlagSet) {

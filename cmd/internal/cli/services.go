@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -33,6 +34,7 @@ var apiCommand = subcommand{
 		fs.StringVar(&o.grpcAddr, "grpc-addr", ":7070", "address the gRPC API listens on")
 		o.devFlag(fs)
 		o.apiFlags(fs)
+		o.apiTLSFlags(fs) // tls.go
 		o.streamReplicasFlag(fs)
 		o.common(fs, defaultHTTPAddr)
 	},
@@ -115,7 +117,16 @@ func newAPI(o *options, reg prometheus.Registerer, log *slog.Logger) (*api.Serve
 	if err != nil {
 		return nil, err
 	}
+	cert, err := o.serverTLS() // tls.go
+	if err != nil {
+		return nil, err
+	}
+	var tlsConfig *tls.Config
+	if cert != nil {
+		tlsConfig = cert.Config()
+	}
 	return api.New(api.Config{
+		TLS:         tlsConfig,
 		Auth:        auth,
 		DatabaseURL: o.databaseURL,
 		NATSURL:     o.natsURL,
@@ -138,8 +149,13 @@ func newFetcher(o *options, reg prometheus.Registerer, log *slog.Logger) (*fetch
 	if err != nil {
 		return nil, err
 	}
+	transport, err := o.apiTransport() // tls.go
+	if err != nil {
+		return nil, err
+	}
 	return fetcher.New(fetcher.Config{
 		APICredentials: creds, // auth.go
+		APITransport:   transport,
 
 		NATSURL:       o.natsURL,
 		NATS:          o.nats.conn, // natsflags.go
@@ -161,8 +177,13 @@ func newMapper(o *options, reg prometheus.Registerer, log *slog.Logger) (*mapper
 	if err != nil {
 		return nil, err
 	}
+	transport, err := o.apiTransport() // tls.go
+	if err != nil {
+		return nil, err
+	}
 	return mapper.New(mapper.Config{
 		APICredentials: creds, // auth.go
+		APITransport:   transport,
 
 		NATSURL:        o.natsURL,
 		NATS:           o.nats.conn, // natsflags.go
@@ -181,8 +202,13 @@ func newLoader(o *options, reg prometheus.Registerer, log *slog.Logger) (*loader
 	if err != nil {
 		return nil, err
 	}
+	transport, err := o.apiTransport() // tls.go
+	if err != nil {
+		return nil, err
+	}
 	return loader.New(loader.Config{
 		APICredentials: creds, // auth.go
+		APITransport:   transport,
 
 		NATSURL:        o.natsURL,
 		NATS:           o.nats.conn, // natsflags.go
@@ -202,8 +228,13 @@ func newScheduler(o *options, reg prometheus.Registerer, log *slog.Logger) (*sch
 	if err != nil {
 		return nil, err
 	}
+	transport, err := o.apiTransport() // tls.go
+	if err != nil {
+		return nil, err
+	}
 	return scheduler.New(scheduler.Config{
 		APICredentials: creds, // auth.go
+		APITransport:   transport,
 
 		NATSURL:       o.natsURL,
 		NATS:          o.nats.conn, // natsflags.go

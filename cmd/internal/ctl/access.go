@@ -16,11 +16,11 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/intakehq/intake/cmd/internal/command"
 	"github.com/intakehq/intake/cmd/internal/runview"
+	"github.com/intakehq/intake/pkg/tlsconf"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
 
@@ -30,15 +30,17 @@ import (
 //
 // The token comes from --token (INTAKE_TOKEN), else from the file of
 // --token-file (INTAKE_TOKEN_FILE), else from DefaultTokenFile when it
-// exists (`intake dev` writes its admin token there). The control API
-// does not speak TLS yet, so the token crosses the connection in plain
-// text: intakectl sends it only to a loopback address (127.0.0.1, ::1,
-// localhost) unless --insecure (INTAKE_INSECURE) says a network you trust
-// lies between (a cluster's, a port-forward, a VPN).
+// exists (`intake dev` writes its admin token there). With --ca-file
+// (INTAKE_CA_FILE, the CA of the API's certificate) or --tls (the system's
+// CAs) intakectl calls the API over TLS; without, the token would cross the
+// connection in plain text, so intakectl sends it only to a loopback
+// address (127.0.0.1, ::1, localhost) unless --insecure (INTAKE_INSECURE)
+// says a network you trust lies between (a cluster's, a port-forward, a
+// VPN).
 
 // BearerCredentials sends token as "authorization: Bearer <token>" with
-// every call. It does not require transport security (the API has no TLS
-// yet), so whoever dials with it decides where the token may go: see
+// every call. It does not require transport security (the API may serve
+// plaintext), so whoever dials with it decides where the token may go: see
 // CheckTokenDestination.
 func BearerCredentials(token string) credentials.PerRPCCredentials {
 	return bearer(token)
@@ -74,7 +76,7 @@ func CheckTokenDestination(addr string, allowed bool, flag string) error {
 	if allowed || IsLoopback(addr) {
 		return nil
 	}
-	return fmt.Errorf("%s is not a loopback address: the API has no TLS yet, so the token would cross the network in plain text; "+
+	return fmt.Errorf("%s is not a loopback address and the connection has no TLS, so the token would cross the network in plain text; "+
 		"set %s if the network between is yours (a cluster network, a port-forward, a VPN)", addr, flag)
 }
 
@@ -113,6 +115,8 @@ type authOptions struct {
 	token     string
 	tokenFile string
 	insecure  bool
+	caFile    string // --ca-file: TLS, verified with this CA
+	tls       bool   // --tls: TLS, verified with the system's CAs
 	// source says where the token came from, for errors: "" when there
 	// is none.
 	source string
@@ -132,11 +136,13 @@ type authOptions struct {
 func (c *cli) authFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.auth.token, "token", "", "the API token to send (prefer INTAKE_TOKEN or a file: a flag shows in ps)")
 	fs.StringVar(&c.auth.tokenFile, "token-file", "", "a file holding the API token (default: $XDG_CONFIG_HOME/intake/token or ~/.config/intake/token, if it exists)")
-	fs.BoolVar(&c.auth.insecure, "insecure", false, "send the token to an address that is not on this machine, in plain text (the API has no TLS yet)")
+	fs.BoolVar(&c.auth.insecure, "insecure", false, "send the token to an address that is not on this machine in plain text, without TLS")
+	fs.StringVar(&c.auth.caFile, "ca-file", "", "PEM file of the CA(s) that verify the API's certificate; turns TLS on")
+	fs.BoolVar(&c.auth.tls, "tls", false, "call the API over TLS, verified with the system's CAs (see --ca-file)")
 }
 
 // authEnvFlags are the credential flags read from the environment too.
-var authEnvFlags = []string{"token", "token-file", "insecure"}
+var authEnvFlags = []string{"token", "token-file", "insecure", "ca-file", "tls"}
 
 // dial connects to the API with the caller's token, when there is one.
 func (c *cli) dial() (*grpc.ClientConn, error) {
@@ -161,9 +167,14 @@ func (c *cli) dial() (*grpc.ClientConn, error) {
 			}
 		}
 	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	transport, err := tlsconf.Client(a.caFile, a.tls)
+	if err != nil {
+		return nil, fmt.Errorf("--ca-file (or INTAKE_CA_FILE): %w", err)
+	}
+	opts := []grpc.DialOption{tlsconf.DialOption(transport)}
 	if a.token != "" {
-		if err := CheckTokenDestination(c.addr, a.insecure, "--insecure (or INTAKE_INSECURE=true)"); err != nil {
+		tlsOn := a.caFile != "" || a.tls
+		if err := CheckTokenDestination(c.addr, a.insecure || tlsOn, "--ca-file or --tls (TLS), or --insecure (or INTAKE_INSECURE=true)"); err != nil {
 			return nil, fmt.Errorf("send the token of %s: %w", a.source, err)
 		}
 		opts = append(opts, grpc.WithPerRPCCredentials(BearerCredentials(a.token)))

@@ -100,8 +100,10 @@ Flags of every command:
                     $XDG_CONFIG_HOME/intake/token or ~/.config/intake/token if it exists;
                     intake dev writes its admin token there); or the token itself in
                     INTAKE_TOKEN (or --token, which shows in ps)
-  --insecure        send the token to an address that is not on this machine (env
-                    INTAKE_INSECURE): the API has no TLS yet, so it goes in plain text
+  --ca-file F       call the API over TLS, verified with the CA(s) of F (env INTAKE_CA_FILE);
+                    --tls (env INTAKE_TLS): over TLS, verified with the system's CAs
+  --insecure        send the token to an address that is not on this machine in plain
+                    text, without TLS (env INTAKE_INSECURE)
 
 Exit status: 0 on success; 1 on an error, when a mapping does not validate, or
 when a watched run ends failed, skipped or cancelled; 2 on a usage error.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -37,6 +38,13 @@ func startIntake(t *testing.T) (string, *testutil.SyncBuffer) {
 // startIntakeEnv is startIntake with extra environment variables.
 func startIntakeEnv(t *testing.T, env map[string]string) (string, *testutil.SyncBuffer) {
 	t.Helper()
+	return startIntakeWith(t, env, nil, insecure.NewCredentials())
+}
+
+// startIntakeWith starts intake all with env, and extra flags, and waits
+// until its API, dialled with creds, is serving.
+func startIntakeWith(t *testing.T, env map[string]string, extra []string, creds credentials.TransportCredentials) (string, *testutil.SyncBuffer) {
+	t.Helper()
 	dsn := pgtest.NewDatabase(t)
 	addr := testutil.FreeAddr(t)
 	logs := &testutil.SyncBuffer{}
@@ -46,8 +54,8 @@ func startIntakeEnv(t *testing.T, env map[string]string) (string, *testutil.Sync
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- cli.Run(ctx, []string{"all", "--dev", "--database-url", dsn, "--nats-port", "0", "--nats-store", store,
-			"--grpc-addr", addr, "--http-addr", httpAddr, "--poll-interval", "200ms"},
+		done <- cli.Run(ctx, append([]string{"all", "--dev", "--database-url", dsn, "--nats-port", "0", "--nats-store", store,
+			"--grpc-addr", addr, "--http-addr", httpAddr, "--poll-interval", "200ms"}, extra...),
 			command.System{Stdout: logs, Stderr: logs, LookupEnv: intakeEnv(env)}) // access_test.go: with the tokens
 	}()
 	t.Cleanup(func() {
@@ -59,7 +67,7 @@ func startIntakeEnv(t *testing.T, env map[string]string) (string, *testutil.Sync
 			t.Error("intake all did not stop")
 		}
 	})
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 	require.NoError(t, err)
 	defer conn.Close()
 	require.Eventually(t, func() bool {
