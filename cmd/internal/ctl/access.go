@@ -30,9 +30,9 @@ import (
 //
 // The token comes from --token (INTAKE_TOKEN), else from the file of
 // --token-file (INTAKE_TOKEN_FILE), else from DefaultTokenFile when it
-// exists (`intake dev` writes its admin token there). With --ca-file
-// (INTAKE_CA_FILE, the CA of the API's certificate) or --tls (the system's
-// CAs) intakectl calls the API over TLS; without, the token would cross the
+// exists (`intake dev` writes its admin token there). With --api-ca-file
+// (INTAKE_API_CA_FILE, the CA of the API's certificate) or --api-tls (the
+// system's CAs) intakectl calls the API over TLS; without, the token would cross the
 // connection in plain text, so intakectl sends it only to a loopback
 // address (127.0.0.1, ::1, localhost) unless --insecure (INTAKE_INSECURE)
 // says a network you trust lies between (a cluster's, a port-forward, a
@@ -115,8 +115,8 @@ type authOptions struct {
 	token     string
 	tokenFile string
 	insecure  bool
-	caFile    string // --ca-file: TLS, verified with this CA
-	tls       bool   // --tls: TLS, verified with the system's CAs
+	caFile    string // --api-ca-file: TLS, verified with this CA
+	tls       bool   // --api-tls: TLS, verified with the system's CAs
 	// source says where the token came from, for errors: "" when there
 	// is none.
 	source string
@@ -137,12 +137,12 @@ func (c *cli) authFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.auth.token, "token", "", "the API token to send (prefer INTAKE_TOKEN or a file: a flag shows in ps)")
 	fs.StringVar(&c.auth.tokenFile, "token-file", "", "a file holding the API token (default: $XDG_CONFIG_HOME/intake/token or ~/.config/intake/token, if it exists)")
 	fs.BoolVar(&c.auth.insecure, "insecure", false, "send the token to an address that is not on this machine in plain text, without TLS")
-	fs.StringVar(&c.auth.caFile, "ca-file", "", "PEM file of the CA(s) that verify the API's certificate; turns TLS on")
-	fs.BoolVar(&c.auth.tls, "tls", false, "call the API over TLS, verified with the system's CAs (see --ca-file)")
+	fs.StringVar(&c.auth.caFile, "api-ca-file", "", "PEM file of the CA(s) that verify the API's certificate; turns TLS on")
+	fs.BoolVar(&c.auth.tls, "api-tls", false, "call the API over TLS, verified with the system's CAs (see --api-ca-file)")
 }
 
 // authEnvFlags are the credential flags read from the environment too.
-var authEnvFlags = []string{"token", "token-file", "insecure", "ca-file", "tls"}
+var authEnvFlags = []string{"token", "token-file", "insecure", "api-ca-file", "api-tls"}
 
 // dial connects to the API with the caller's token, when there is one.
 func (c *cli) dial() (*grpc.ClientConn, error) {
@@ -169,12 +169,12 @@ func (c *cli) dial() (*grpc.ClientConn, error) {
 	}
 	transport, err := tlsconf.Client(a.caFile, a.tls)
 	if err != nil {
-		return nil, fmt.Errorf("--ca-file (or INTAKE_CA_FILE): %w", err)
+		return nil, fmt.Errorf("--api-ca-file (or INTAKE_API_CA_FILE): %w", err)
 	}
 	opts := []grpc.DialOption{tlsconf.DialOption(transport)}
 	if a.token != "" {
 		tlsOn := a.caFile != "" || a.tls
-		if err := CheckTokenDestination(c.addr, a.insecure || tlsOn, "--ca-file or --tls (TLS), or --insecure (or INTAKE_INSECURE=true)"); err != nil {
+		if err := CheckTokenDestination(c.addr, a.insecure || tlsOn, "--api-ca-file or --api-tls (TLS), or --insecure (or INTAKE_INSECURE=true)"); err != nil {
 			return nil, fmt.Errorf("send the token of %s: %w", a.source, err)
 		}
 		opts = append(opts, grpc.WithPerRPCCredentials(BearerCredentials(a.token)))

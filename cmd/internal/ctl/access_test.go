@@ -162,7 +162,7 @@ func TestTokenStaysOnThisMachine(t *testing.T) {
 		out, err := intakectlEnv(addr, map[string]string{"INTAKE_TOKEN": testAdminToken}, "job", "list")
 		require.Equal(t, 1, exitCode(err), out)
 		require.ErrorContains(t, err, "send the token of --token (or INTAKE_TOKEN): "+addr+
-			" is not a loopback address and the connection has no TLS, so the token would cross the network in plain text; set --ca-file or --tls (TLS), or --insecure")
+			" is not a loopback address and the connection has no TLS, so the token would cross the network in plain text; set --api-ca-file or --api-tls (TLS), or --insecure")
 		require.NotContains(t, err.Error(), testAdminToken)
 	}
 	for _, addr := range []string{"127.0.0.1:7070", "[::1]:7070", "localhost:7070"} {

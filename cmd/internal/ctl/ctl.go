@@ -100,8 +100,8 @@ Flags of every command:
                     $XDG_CONFIG_HOME/intake/token or ~/.config/intake/token if it exists;
                     intake dev writes its admin token there); or the token itself in
                     INTAKE_TOKEN (or --token, which shows in ps)
-  --ca-file F       call the API over TLS, verified with the CA(s) of F (env INTAKE_CA_FILE);
-                    --tls (env INTAKE_TLS): over TLS, verified with the system's CAs
+  --api-ca-file F   call the API over TLS, verified with the CA(s) of F (env
+                    INTAKE_API_CA_FILE); --api-tls (env INTAKE_API_TLS): the system's CAs
   --insecure        send the token to an address that is not on this machine in plain
                     text, without TLS (env INTAKE_INSECURE)
 

@@ -42,9 +42,9 @@ func TestTheAPIOverTLS(t *testing.T) {
 	defer files.Close()
 	jobFile := filepath.Join(dir, "job.yaml")
 	require.NoError(t, os.WriteFile(jobFile, []byte(strings.Replace(jobYAML, "URL", files.URL+"/accounts.csv", 1)), 0o600))
-	out, err := intakectl(t, addr, "job", "create", "-f", jobFile, "--ca-file", ca)
+	out, err := intakectl(t, addr, "job", "create", "-f", jobFile, "--api-ca-file", ca)
 	require.NoError(t, err, out)
-	out, err = intakectl(t, addr, "job", "run", "ctl-accounts", "--watch", "--ca-file", ca)
+	out, err = intakectl(t, addr, "job", "run", "ctl-accounts", "--watch", "--api-ca-file", ca)
 	require.NoError(t, err, "%s\nlogs:\n%s", out, logs)
 	require.Contains(t, out, "State:    succeeded")
 	require.Contains(t, out, "Rows:     50 read, 0 rejected, 50 created")
@@ -73,11 +73,11 @@ func TestTheAPIOverTLS(t *testing.T) {
 	_, err = http.Post("http://"+restAddr+"/intake.v1.JobService/ListJobs", "application/json", strings.NewReader(`{}`))
 	require.NoError(t, err, "a plaintext request gets the server's 400 answer")
 
-	out, err = intakectl(t, addr, "job", "list", "--ca-file", otherCA)
+	out, err = intakectl(t, addr, "job", "list", "--api-ca-file", otherCA)
 	require.ErrorContains(t, err, "certificate signed by unknown authority", out)
 	out, err = intakectl(t, addr, "job", "list")
 	require.Error(t, err, "plaintext to a TLS API: %s", out)
 
-	out, err = intakectl(t, addr, "job", "list", "--ca-file", filepath.Join(dir, "nope.pem"))
-	require.ErrorContains(t, err, "--ca-file (or INTAKE_CA_FILE): CA file: open "+filepath.Join(dir, "nope.pem")+": no such file or directory", out)
+	out, err = intakectl(t, addr, "job", "list", "--api-ca-file", filepath.Join(dir, "nope.pem"))
+	require.ErrorContains(t, err, "--api-ca-file (or INTAKE_API_CA_FILE): CA file: open "+filepath.Join(dir, "nope.pem")+": no such file or directory", out)
 }
