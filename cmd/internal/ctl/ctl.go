@@ -337,7 +337,15 @@ func (c *cli) apiError(what string, err error) error {
 	}
 	switch st.Code() {
 	case codes.Unavailable:
-		return fmt.Errorf("%s: cannot reach the Intake API at %s (is it running? set --api-addr or INTAKE_API_ADDR): %s", what, c.addr, st.Message())
+		hint := "is it running? set --api-addr or INTAKE_API_ADDR"
+		tlsOn := c.auth.caFile != "" || c.auth.tls
+		switch msg := st.Message(); {
+		case !tlsOn && strings.Contains(msg, "error reading server preface"):
+			hint += "; if it serves TLS, set --api-ca-file or --api-tls" // the TLS server hung up on plaintext
+		case tlsOn && strings.Contains(msg, "first record does not look like a TLS handshake"):
+			hint += "; it does not serve TLS: drop --api-ca-file and --api-tls"
+		}
+		return fmt.Errorf("%s: cannot reach the Intake API at %s (%s): %s", what, c.addr, hint, st.Message())
 	case codes.DeadlineExceeded:
 		return fmt.Errorf("%s: no answer from the Intake API at %s within %s", what, c.addr, c.timeout)
 	case codes.Unauthenticated:

@@ -76,7 +76,7 @@ func TestTheAPIOverTLS(t *testing.T) {
 	out, err = intakectl(t, addr, "job", "list", "--api-ca-file", otherCA)
 	require.ErrorContains(t, err, "certificate signed by unknown authority", out)
 	out, err = intakectl(t, addr, "job", "list")
-	require.Error(t, err, "plaintext to a TLS API: %s", out)
+	require.ErrorContains(t, err, "if it serves TLS, set --api-ca-file or --api-tls", "plaintext to a TLS API: %s", out)
 
 	out, err = intakectl(t, addr, "job", "list", "--api-ca-file", filepath.Join(dir, "nope.pem"))
 	require.ErrorContains(t, err, "--api-ca-file (or INTAKE_API_CA_FILE): CA file: open "+filepath.Join(dir, "nope.pem")+": no such file or directory", out)
