@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/intakehq/intake/pkg/metricstest"
 	"github.com/intakehq/intake/pkg/natstest"
 	"github.com/intakehq/intake/pkg/pipeline"
 	pipelinev1 "github.com/intakehq/intake/proto/gen/intake/pipeline/v1"
@@ -331,39 +332,19 @@ func (b *bundle) requireRunRequests(t *testing.T, n int) []published {
 	return got
 }
 
-// metric is the value of a gauge or counter (with labels), or the sample
-// count of a histogram.
+// metric is the value of a gauge or counter (with labels, in pairs), or
+// the sample count of a histogram (metricstest.Gathered).
 func (b *bundle) metric(t *testing.T, name string, labels ...string) float64 {
 	t.Helper()
-	families, err := b.reg.Gather()
-	require.NoError(t, err)
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range f.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				found := false
-				for _, l := range m.GetLabel() {
-					found = found || l.GetName() == labels[i] && l.GetValue() == labels[i+1]
-				}
-				if !found {
-					continue next
-				}
-			}
-			switch {
-			case m.GetCounter() != nil:
-				return m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				return m.GetGauge().GetValue()
-			case m.GetHistogram() != nil:
-				return float64(m.GetHistogram().GetSampleCount())
-			}
-		}
+	want := map[string]string{}
+	for i := 0; i+1 < len(labels); i += 2 {
+		want[labels[i]] = labels[i+1]
 	}
-	t.Fatalf("no metric %s %v", name, labels)
-	return 0
+	v, ok := metricstest.Gathered(t, b.reg, name, want)
+	if !ok {
+		t.Fatalf("no metric %s %v", name, labels)
+	}
+	return v
 }
 
 func (b *bundle) requireTicks(t *testing.T, outcome string, n float64) {
