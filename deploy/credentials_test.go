@@ -112,8 +112,8 @@ func (r *rendered) intakeContainers() (out []struct {
 }
 
 // checkCredentials: the API gets its bootstrap token and the worker token
-// from a Secret; every worker gets the worker token from a Secret and may
-// send it over the cluster network (INTAKE_API_INSECURE); when the render
+// from a Secret; every worker gets the worker token from a Secret (and may
+// send it over the cluster network: checkAPITLS); when the render
 // holds the values, the workers' token is the API's and long enough. The
 // NATS credentials, when given, are the same for every service.
 func checkCredentials(t *testing.T, r *rendered) {
@@ -145,11 +145,7 @@ func checkCredentials(t *testing.T, r *rendered) {
 			if v := need("INTAKE_WORKER_TOKEN"); v.known {
 				workerTokens = append(workerTokens, workerToken{where, strings.TrimSpace(v.value)})
 			}
-			// INTAKE_API_ADDR is a Service of the cluster, not a loopback
-			// address: the worker sends its token there only when told.
-			if v, ok := r.env(ic.p.namespace, ic.c, "INTAKE_API_INSECURE"); !ok || !v.known || v.value != "true" {
-				t.Errorf("%s (intake %s): INTAKE_API_INSECURE is not \"true\": the worker would refuse to send its token to the API's Service", where, ic.svc)
-			}
+			// Where the token may go (TLS, or INTAKE_API_INSECURE): checkAPITLS.
 		}
 		user, hasUser := r.env(ic.p.namespace, ic.c, "INTAKE_NATS_USER")
 		pass, hasPass := r.env(ic.p.namespace, ic.c, "INTAKE_NATS_PASSWORD")

@@ -37,6 +37,8 @@ var kinds = map[string]func() any{
 	"monitoring.coreos.com/v1/PrometheusRule": func() any { return new(monitoringv1.PrometheusRule) },
 	"keda.sh/v1alpha1/ScaledObject":           func() any { return new(scaledObject) },
 	"postgresql.cnpg.io/v1/Cluster":           func() any { return new(cnpgCluster) },
+	"cert-manager.io/v1/Issuer":               func() any { return new(certIssuer) },
+	"cert-manager.io/v1/Certificate":          func() any { return new(certificate) },
 }
 
 // KEDA's and CloudNativePG's own Go API types (github.com/kedacore/keda/v2,
@@ -108,6 +110,45 @@ type cnpgCluster struct {
 			Labels      map[string]string `json:"labels,omitempty"`
 			Annotations map[string]string `json:"annotations,omitempty"`
 		} `json:"inheritedMetadata,omitempty"`
+	} `json:"spec"`
+}
+
+// certIssuer mirrors cert-manager's cert-manager.io/v1 Issuer
+// (pkg/apis/certmanager/v1 types_issuer.go).
+type certIssuer struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		SelfSigned *struct{} `json:"selfSigned,omitempty"`
+		CA         *struct {
+			SecretName string `json:"secretName"`
+		} `json:"ca,omitempty"`
+	} `json:"spec"`
+}
+
+// certificate mirrors cert-manager's cert-manager.io/v1 Certificate
+// (types_certificate.go).
+type certificate struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		IsCA        bool             `json:"isCA,omitempty"`
+		CommonName  string           `json:"commonName,omitempty"`
+		DNSNames    []string         `json:"dnsNames,omitempty"`
+		SecretName  string           `json:"secretName"`
+		Duration    *metav1.Duration `json:"duration,omitempty"`
+		RenewBefore *metav1.Duration `json:"renewBefore,omitempty"`
+		Usages      []string         `json:"usages,omitempty"`
+		PrivateKey  *struct {
+			Algorithm      string `json:"algorithm,omitempty"`
+			Size           int    `json:"size,omitempty"`
+			RotationPolicy string `json:"rotationPolicy,omitempty"`
+		} `json:"privateKey,omitempty"`
+		IssuerRef struct {
+			Name  string `json:"name"`
+			Kind  string `json:"kind,omitempty"`
+			Group string `json:"group,omitempty"`
+		} `json:"issuerRef"`
 	} `json:"spec"`
 }
 
