@@ -33,6 +33,7 @@ var allCommand = subcommand{
 		o.workerFlags(fs)
 		o.chunkFlags(fs)
 		o.pollFlag(fs)
+		o.loaderFlags(fs)
 		o.apiFlags(fs)
 		o.apiTLSFlags(fs) // tls.go
 		o.streamReplicasFlag(fs)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/intakehq/intake/api"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
+	"github.com/intakehq/intake/services/loader"
 )
 
 // options are every flag of every subcommand; each subcommand registers the
@@ -39,6 +40,10 @@ type options struct {
 	shutdownGrace time.Duration
 	shutdownDelay time.Duration // shutdown.go
 	pollInterval  time.Duration
+	// The loader's janitor (loaderFlags).
+	janitorInterval    time.Duration
+	staleAfter         time.Duration
+	abandonedRetention time.Duration
 
 	natsStore string
 	natsPort  int
@@ -112,6 +117,17 @@ func (o *options) chunkFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.maxChunkRows, "max-chunk-rows", 0, "most records in a chunk (0: the fetcher's default)")
 }
 
+// loaderFlags are the settings of the loader's janitor, which drops the
+// staging of runs that ended elsewhere (cancelled, failed, replaced).
+func (o *options) loaderFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&o.janitorInterval, "janitor-interval", 0,
+		"how often the loader looks for open runs that ended elsewhere (0: the loader's default, "+loader.DefaultJanitorInterval.String()+")")
+	fs.DurationVar(&o.staleAfter, "stale-after", 0,
+		"how long an open run may go without a batch before the janitor asks the API whether it ended (0: the loader's default, "+loader.DefaultStaleAfter.String()+")")
+	fs.DurationVar(&o.abandonedRetention, "abandoned-retention", 0,
+		"how long the marker of an abandoned run is kept, so that its late batches are dropped (0: the loader's default, "+loader.DefaultAbandonedRetention.String()+")")
+}
+
 func (o *options) pollFlag(fs *flag.FlagSet) {
 	fs.DurationVar(&o.pollInterval, "poll-interval", 0, "how often the scheduler reads the job list (0: the scheduler's default)")
 }
@@ -179,6 +195,12 @@ func (o *options) validate(fs *flag.FlagSet) error {
 		return fmt.Errorf("--max-chunk-bytes %d must not be negative", o.maxChunkBytes)
 	case o.maxChunkRows < 0:
 		return fmt.Errorf("--max-chunk-rows %d must not be negative", o.maxChunkRows)
+	case o.janitorInterval < 0:
+		return fmt.Errorf("--janitor-interval %v must not be negative", o.janitorInterval)
+	case o.staleAfter < 0:
+		return fmt.Errorf("--stale-after %v must not be negative", o.staleAfter)
+	case o.abandonedRetention < 0:
+		return fmt.Errorf("--abandoned-retention %v must not be negative", o.abandonedRetention)
 	case o.requeueAfter < 0:
 		return fmt.Errorf("--requeue-after %v must not be negative", o.requeueAfter)
 	case o.requeueAfter > 0 && o.requeueAfter < api.MinRequeueAfter:

@@ -185,6 +185,14 @@ func TestReplicaAndRetentionOptions(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, 3, o.streamReplicas)
 	}
+	// The loader's janitor settings, from the environment like every flag.
+	withJanitor, _ := testSystem(map[string]string{"INTAKE_DATABASE_URL": "postgres://x@127.0.0.1/db",
+		"INTAKE_JANITOR_INTERVAL": "30s", "INTAKE_STALE_AFTER": "10m", "INTAKE_ABANDONED_RETENTION": "48h"})
+	lo, err := parseOptions("intake loader", loaderCommand, nil, withJanitor)
+	require.NoError(t, err)
+	require.Equal(t, []time.Duration{30 * time.Second, 10 * time.Minute, 48 * time.Hour},
+		[]time.Duration{lo.janitorInterval, lo.staleAfter, lo.abandonedRetention})
+
 	quiet := slog.New(slog.DiscardHandler)
 	_, err = newFetcher(o, nil, quiet)
 	require.NoError(t, err)
@@ -203,6 +211,10 @@ func TestReplicaAndRetentionOptions(t *testing.T) {
 		{apiCommand, []string{"--requeue-after", "-1s"}, "--requeue-after -1s must not be negative"},
 		{apiCommand, []string{"--requeue-after", "1ms"}, "--requeue-after 1ms is shorter than 100ms"},
 		{fetcherCommand, []string{"--stream-replicas", "7"}, "--stream-replicas 7: want 1 to 5"},
+		{loaderCommand, []string{"--stale-after", "-1m"}, "--stale-after -1m0s must not be negative"},
+		{loaderCommand, []string{"--janitor-interval", "-1s"}, "--janitor-interval -1s must not be negative"},
+		{loaderCommand, []string{"--abandoned-retention", "-1h"}, "--abandoned-retention -1h0m0s must not be negative"},
+		{fetcherCommand, []string{"--stale-after", "1m"}, "flag provided but not defined: -stale-after"},
 		{schedulerCommand, []string{"--kv-replicas", "-1"}, "--kv-replicas -1: want 1 to 5"},
 		{mapperCommand, []string{"--kv-replicas", "3"}, "flag provided but not defined: -kv-replicas"},
 	} {

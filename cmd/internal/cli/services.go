@@ -86,6 +86,7 @@ var loaderCommand = subcommand{
 		o.natsFlag(fs, defaultNATSURL, "NATS server URL")
 		o.apiAddrFlag(fs)
 		o.workerFlags(fs)
+		o.loaderFlags(fs)
 		o.streamReplicasFlag(fs)
 		o.common(fs, defaultHTTPAddr)
 	},
@@ -220,6 +221,10 @@ func newLoader(o *options, reg prometheus.Registerer, log *slog.Logger) (*loader
 		StreamReplicas: o.streamReplicas,
 		Registerer:     reg,
 		Logger:         log, // the loader names itself in its logs
+
+		JanitorInterval:    o.janitorInterval,
+		StaleAfter:         o.staleAfter,
+		AbandonedRetention: o.abandonedRetention,
 	})
 }
 
