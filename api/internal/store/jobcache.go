@@ -26,6 +26,15 @@ type JobCache struct {
 	mu    sync.Mutex
 	m     map[string]*cachedJob
 	bytes int
+	// maxBytes overrides maxCachedBytes (tests); 0: maxCachedBytes.
+	maxBytes int
+}
+
+func (c *JobCache) limit() int {
+	if c.maxBytes > 0 {
+		return c.maxBytes
+	}
+	return maxCachedBytes
 }
 
 // cachedJob is a job as decoded at one version of its row. Nothing in it
@@ -39,8 +48,9 @@ type cachedJob struct {
 	snapshot string // the same, protojson: what a run stores of it
 }
 
-// maxCachedBytes bounds a JobCache's encoded jobs: past it, it starts again
-// empty (100,000 jobs of 2 KB fit).
+// maxCachedBytes bounds a JobCache's encoded jobs (100,000 jobs of 2 KB
+// fit): past it, entries are dropped at random until a quarter of the room
+// is free, so that more jobs than fit cost some decoding, not all of it.
 const maxCachedBytes = 256 << 20
 
 func (e *cachedJob) size() int { return len(e.wire) + len(e.snapshot) + 128 }
@@ -63,8 +73,18 @@ func (c *JobCache) get(v jobVersion) *cachedJob {
 func (c *JobCache) put(id string, e *cachedJob) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.m == nil || c.bytes+e.size() > maxCachedBytes {
-		c.m, c.bytes = map[string]*cachedJob{}, 0
+	if c.m == nil {
+		c.m = map[string]*cachedJob{}
+	}
+	if c.bytes+e.size() > c.limit() {
+		// Map iteration order is random: a random quarter goes.
+		for k, old := range c.m {
+			if c.bytes+e.size() <= c.limit()*3/4 {
+				break
+			}
+			delete(c.m, k)
+			c.bytes -= old.size()
+		}
 	}
 	old := c.m[id]
 	switch {
