@@ -317,6 +317,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.store, s.js = store.New(pool), tracing.JetStream(js) // publishes carry the caller's trace
 	defer s.metrics.watchRuns(pool)()
+	s.metrics.jobCache.watch(s.store.JobCacheStats)
 	s.store.OnAutoDisable(s.jobAutoDisabled) // jobops.go: the failure policy
 	// issue 5 (connections): secrets sealed with the key ring, jobs that
 	// name a stored connection checked as they are saved.

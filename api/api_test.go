@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/intakehq/intake/api"
+	"github.com/intakehq/intake/pkg/metricstest"
 	"github.com/intakehq/intake/pkg/natstest"
 	"github.com/intakehq/intake/pkg/pgtest"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
@@ -261,34 +262,12 @@ func fieldViolations(t *testing.T, st *status.Status) map[string]string {
 	return out
 }
 
-// metricValue is the value of a counter (or a histogram's sample count)
-// with the given labels, 0 when absent.
+// metricValue is the value of a counter or gauge (or a histogram's sample
+// count) with the given labels, 0 when absent (metricstest.Gathered).
 func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
-	families, err := reg.Gather()
-	require.NoError(t, err)
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range f.GetMetric() {
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				got[l.GetName()] = l.GetValue()
-			}
-			for k, v := range labels {
-				if got[k] != v {
-					continue next
-				}
-			}
-			if m.GetHistogram() != nil {
-				return float64(m.GetHistogram().GetSampleCount())
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
+	v, _ := metricstest.Gathered(t, reg, name, labels)
+	return v
 }
 
 func TestConfigValidate(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/intakehq/intake/api/internal/store"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
 
@@ -63,6 +64,8 @@ type metrics struct {
 	jobsDisabled prometheus.Counter     // jobops.go
 	filesExpired prometheus.Counter     // issue 4 (files)
 	triggers     *prometheus.CounterVec // trigger.go
+	// jobCache exports the store's job cache once Run made the store.
+	jobCache *jobCacheCollector
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -83,8 +86,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time from a run's creation to its final state, by final state.",
 			Buckets: []float64{0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200},
 		}, []string{"state"}),
-		grpc: newGRPCMetrics(),
-		runs: newRunsInProgress(),
+		grpc:     newGRPCMetrics(),
+		runs:     newRunsInProgress(),
+		jobCache: newJobCacheCollector(),
 		runsRequeued: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "intake_api_runs_requeued_total",
 			Help: "Runs found still QUEUED with no stage report after RequeueAfter whose run request was published again.",
@@ -104,7 +108,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, o := range rowOutcomes {
 		m.rows.WithLabelValues(o[0], o[1])
 	}
-	for _, c := range []prometheus.Collector{m.runsFinished, m.rows, m.runDuration, m.runsRequeued, m.filesExpired, m.runs} {
+	for _, c := range []prometheus.Collector{m.runsFinished, m.rows, m.runDuration, m.runsRequeued, m.filesExpired, m.runs, m.jobCache} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("api: register metrics: %w", err)
 		}
@@ -280,4 +284,43 @@ func (s *Server) recoverPanic(ctx context.Context, p any) error {
 	method, _ := grpc.Method(ctx)
 	s.log.ErrorContext(ctx, "panic in gRPC handler", "method", method, "panic", p, "stack", string(debug.Stack()))
 	return status.Errorf(codes.Internal, "internal error in %s", method)
+}
+
+// jobCacheCollector exports the size and lookups of the store's job cache
+// (store.JobCache): the jobs the scheduled-run batches and ListJobs read
+// without decoding them. Zero until Run made the store.
+type jobCacheCollector struct {
+	stats                   atomic.Pointer[func() store.JobCacheStats]
+	entries, bytes, lookups *prometheus.Desc
+}
+
+func newJobCacheCollector() *jobCacheCollector {
+	return &jobCacheCollector{
+		entries: prometheus.NewDesc("intake_api_job_cache_entries",
+			"Jobs the API holds decoded, by version of their row.", nil, nil),
+		bytes: prometheus.NewDesc("intake_api_job_cache_bytes",
+			"Bytes of the jobs the API holds decoded (at most 256 MiB).", nil, nil),
+		lookups: prometheus.NewDesc("intake_api_job_cache_lookups_total",
+			"Jobs looked up in the job cache, by result: hit (held at the row's version) or miss (read and decoded).", []string{"result"}, nil),
+	}
+}
+
+// watch starts exporting stats.
+func (c *jobCacheCollector) watch(stats func() store.JobCacheStats) { c.stats.Store(&stats) }
+
+func (c *jobCacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.entries
+	ch <- c.bytes
+	ch <- c.lookups
+}
+
+func (c *jobCacheCollector) Collect(ch chan<- prometheus.Metric) {
+	var st store.JobCacheStats
+	if f := c.stats.Load(); f != nil {
+		st = (*f)()
+	}
+	ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(st.Entries))
+	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(st.Bytes))
+	ch <- prometheus.MustNewConstMetric(c.lookups, prometheus.CounterValue, float64(st.Hits), "hit")
+	ch <- prometheus.MustNewConstMetric(c.lookups, prometheus.CounterValue, float64(st.Misses), "miss")
 }

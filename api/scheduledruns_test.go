@@ -219,6 +219,44 @@ func TestCreateScheduledRunsConcurrentReplicas(t *testing.T) {
 	require.Len(t, publishedRunRequests(t, b), len(req.GetTicks()), "one run request per run")
 }
 
+// The job cache's metrics: the first tick of a job reads and decodes it (a
+// miss), the next finds it (a hit); a change of the job is a miss again.
+func TestJobCacheMetrics(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := testCtx(t)
+	job := b.createJob(t, "cached")
+	lookups := func() (hit, miss float64) {
+		return metricValue(t, b.reg, "intake_api_job_cache_lookups_total", map[string]string{"result": "hit"}),
+			metricValue(t, b.reg, "intake_api_job_cache_lookups_total", map[string]string{"result": "miss"})
+	}
+	at := time.Date(2026, 3, 29, 11, 0, 0, 0, time.UTC)
+	tick := func(m int) {
+		t.Helper()
+		resp, err := b.stage.CreateScheduledRuns(ctx, &intakev1.CreateScheduledRunsRequest{OmitJobs: true, Ticks: []*intakev1.CreateScheduledRunRequest{
+			{Job: job.GetName(), ScheduledTime: timestamppb.New(at.Add(time.Duration(m) * time.Minute))},
+		}})
+		require.NoError(t, err)
+		require.Empty(t, resp.GetResults()[0].GetError())
+	}
+	hit0, miss0 := lookups()
+	tick(0)
+	hit, miss := lookups()
+	require.Equal(t, [2]float64{hit0, miss0 + 1}, [2]float64{hit, miss}, "the first tick decodes the job")
+	require.GreaterOrEqual(t, metricValue(t, b.reg, "intake_api_job_cache_entries", nil), 1.0)
+	require.Greater(t, metricValue(t, b.reg, "intake_api_job_cache_bytes", nil), 0.0)
+	tick(1)
+	hit, miss = lookups()
+	require.Equal(t, [2]float64{hit0 + 1, miss0 + 1}, [2]float64{hit, miss}, "the next one finds it")
+
+	_, err := b.jobs.UpdateJob(ctx, &intakev1.UpdateJobRequest{Job: &intakev1.Job{Name: job.GetName(), Description: "changed"},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"description"}}})
+	require.NoError(t, err)
+	tick(2)
+	hit, miss = lookups()
+	require.Equal(t, [2]float64{hit0 + 1, miss0 + 2}, [2]float64{hit, miss}, "a changed job is decoded again")
+}
+
 // The scheduler asks for results without the jobs (omit_jobs): the runs
 // are created and their requests published, each with the whole job, as
 // without it.

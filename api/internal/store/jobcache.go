@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
@@ -28,7 +29,27 @@ type JobCache struct {
 	bytes int
 	// maxBytes overrides maxCachedBytes (tests); 0: maxCachedBytes.
 	maxBytes int
+
+	hits, misses atomic.Uint64
 }
+
+// JobCacheStats are a JobCache's size and lookups, for metrics.
+type JobCacheStats struct {
+	Entries, Bytes int
+	// Hits and Misses count the jobs looked up: held at their version, or
+	// read and decoded.
+	Hits, Misses uint64
+}
+
+// Stats returns the cache's size and lookups so far.
+func (c *JobCache) Stats() JobCacheStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return JobCacheStats{Entries: len(c.m), Bytes: c.bytes, Hits: c.hits.Load(), Misses: c.misses.Load()}
+}
+
+// JobCacheStats are the size and lookups of the store's job cache.
+func (s *Store) JobCacheStats() JobCacheStats { return s.jobs.Stats() }
 
 func (c *JobCache) limit() int {
 	if c.maxBytes > 0 {
@@ -111,6 +132,8 @@ func (s *Store) jobsByVersion(ctx context.Context, versions []jobVersion) (map[s
 		}
 		missing = append(missing, v.id)
 	}
+	s.jobs.hits.Add(uint64(len(versions) - len(missing)))
+	s.jobs.misses.Add(uint64(len(missing)))
 	if len(missing) == 0 {
 		return out, nil
 	}
