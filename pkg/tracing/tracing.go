@@ -43,6 +43,10 @@ const (
 	AttrJob   = attribute.Key("intake.job")   // the job's resource name
 	AttrStage = attribute.Key("intake.stage") // fetch, map, load
 	AttrChunk = attribute.Key("intake.chunk") // the chunk index
+	// AttrMerged says whether a loader's commit merged the run (the last
+	// batch and the seal may both try: one merges, the other finds it
+	// done).
+	AttrMerged = attribute.Key("intake.merged")
 )
 
 // Config configures Setup.

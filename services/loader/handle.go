@@ -171,6 +171,7 @@ func (s *Service) commit(ctx context.Context, log *slog.Logger, run string) erro
 	if err != nil {
 		return fmt.Errorf("loader: %w", err)
 	}
+	span.SetAttributes(tracing.AttrMerged.Bool(committed && res.Merged))
 	if !committed {
 		// Abandoned between the gate and the commit.
 		return nil

@@ -17,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -99,10 +100,14 @@ func (c *otlpCollector) names() []string {
 func spanAttr(s receivedSpan, key string) string {
 	for _, kv := range s.GetAttributes() {
 		if kv.GetKey() == key {
-			if v := kv.GetValue().GetStringValue(); v != "" {
-				return v
+			switch v := kv.GetValue().GetValue().(type) {
+			case *commonpb.AnyValue_StringValue:
+				return v.StringValue
+			case *commonpb.AnyValue_BoolValue:
+				return fmt.Sprint(v.BoolValue)
+			default:
+				return fmt.Sprint(kv.GetValue().GetIntValue())
 			}
-			return fmt.Sprint(kv.GetValue().GetIntValue())
 		}
 	}
 	return ""
@@ -185,7 +190,20 @@ func TestAllExportsOneTracePerRunAcrossTheStages(t *testing.T) {
 		{"commit run", "load", 1},
 	} {
 		spans := collector.named(want.name)
-		require.Len(t, spans, want.n, "%q spans; spans: %v", want.name, collector.names())
+		if want.name == "commit run" {
+			// The last batch and the seal may both try to commit (two
+			// loaders at once): one merges, the other finds it done.
+			merged := 0
+			for _, s := range spans {
+				if spanAttr(s, "intake.merged") == "true" {
+					merged++
+				}
+			}
+			require.Equal(t, 1, merged, "one commit merges the run; spans: %v", collector.names())
+			require.LessOrEqual(t, len(spans), 2, "%q spans; spans: %v", want.name, collector.names())
+		} else {
+			require.Len(t, spans, want.n, "%q spans; spans: %v", want.name, collector.names())
+		}
 		for _, s := range spans {
 			require.Equal(t, hex.EncodeToString(traceID), hex.EncodeToString(s.GetTraceId()),
 				"%q is in the RunJob call's trace", want.name)
