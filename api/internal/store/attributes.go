@@ -241,13 +241,8 @@ func recurringJobsUsing(ctx context.Context, q querier, tenant string, object in
 func (s *Store) RunModel(ctx context.Context, jobID, runID string, resolve func(context.Context) (*intakev1.DataObject, error)) (*intakev1.DataObject, error) {
 	read := func() (*intakev1.DataObject, error) {
 		var raw []byte
-		err := s.pool.QueryRow(ctx, `SELECT model FROM intake.runs WHERE id = $1 AND job_id = $2 AND ($3::text = '' OR tenant_id = $3)`,
-			runID, jobID, TenantOf(ctx)).Scan(&raw)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil, ErrNotFound
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read the model of run %s: %w", RunName(jobID, runID), err)
+		if err := runField(ctx, s.pool, jobID, runID, "model", "model", &raw); err != nil {
+			return nil, err
 		}
 		if raw == nil {
 			return nil, nil

@@ -383,13 +383,8 @@ func (s *Store) LastValidators(ctx context.Context, jobID, runID string) (Valida
 // run request carries it); ErrNotFound for an unknown run.
 func (s *Store) RunSnapshot(ctx context.Context, jobID, runID string) (*intakev1.Job, error) {
 	var b []byte
-	err := s.pool.QueryRow(ctx, `SELECT job FROM intake.runs WHERE id = $1 AND job_id = $2 AND ($3::text = '' OR tenant_id = $3)`,
-		runID, jobID, TenantOf(ctx)).Scan(&b)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read the job snapshot of run %s: %w", RunName(jobID, runID), err)
+	if err := runField(ctx, s.pool, jobID, runID, "job", "job snapshot", &b); err != nil {
+		return nil, err
 	}
 	job := &intakev1.Job{}
 	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, job); err != nil {
@@ -403,13 +398,8 @@ func (s *Store) RunSnapshot(ctx context.Context, jobID, runID string) (*intakev1
 // the run whose file it is.
 func (s *Store) FileRun(ctx context.Context, jobID, runID string) (string, error) {
 	var fileRun string
-	err := s.pool.QueryRow(ctx, `SELECT file_run FROM intake.runs WHERE id = $1 AND job_id = $2 AND ($3::text = '' OR tenant_id = $3)`,
-		runID, jobID, TenantOf(ctx)).Scan(&fileRun)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", ErrNotFound
-	}
-	if err != nil {
-		return "", fmt.Errorf("read run %s: %w", RunName(jobID, runID), err)
+	if err := runField(ctx, s.pool, jobID, runID, "file_run", "file run", &fileRun); err != nil {
+		return "", err
 	}
 	if fileRun == "" {
 		return runID, nil

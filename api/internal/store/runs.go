@@ -208,16 +208,26 @@ func (s *Store) GetRun(ctx context.Context, jobID, runID string) (*intakev1.Run,
 	return run, nil
 }
 
+// runField reads one column of a run (of ctx's tenant, when ctx has one)
+// into dest, through q; ErrNotFound when there is no such run. what names
+// the column in errors.
+func runField(ctx context.Context, q querier, jobID, runID, column, what string, dest any) error {
+	err := q.QueryRow(ctx, `SELECT `+column+` FROM intake.runs WHERE id = $1 AND job_id = $2 AND ($3::text = '' OR tenant_id = $3)`,
+		runID, jobID, TenantOf(ctx)).Scan(dest)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("read the %s of run %s: %w", what, RunName(jobID, runID), err)
+	}
+	return nil
+}
+
 // RunVersion returns the change counter of a run, which every change bumps.
 func (s *Store) RunVersion(ctx context.Context, jobID, runID string) (int64, error) {
 	var v int64
-	err := s.pool.QueryRow(ctx, `SELECT version FROM intake.runs WHERE id = $1 AND job_id = $2 AND ($3::text = '' OR tenant_id = $3)`,
-		runID, jobID, TenantOf(ctx)).Scan(&v)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, ErrNotFound
-	}
-	if err != nil {
-		return 0, fmt.Errorf("read run %s: %w", RunName(jobID, runID), err)
+	if err := runField(ctx, s.pool, jobID, runID, "version", "version", &v); err != nil {
+		return 0, err
 	}
 	return v, nil
 }
@@ -359,13 +369,8 @@ func (s *Store) Rejects(ctx context.Context, jobID, runID string, fn func(e *int
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // read only
 	var dropped int64
-	err = tx.QueryRow(ctx, `SELECT row_errors_dropped FROM intake.runs WHERE id = $1 AND job_id = $2 AND ($3::text = '' OR tenant_id = $3)`,
-		runID, jobID, TenantOf(ctx)).Scan(&dropped)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, ErrNotFound
-	}
-	if err != nil {
-		return 0, fmt.Errorf("read run %s: %w", name, err)
+	if err := runField(ctx, tx, jobID, runID, "row_errors_dropped", "rejects count", &dropped); err != nil {
+		return 0, err
 	}
 	rows, err := tx.Query(ctx, `SELECT row, col, reason, record FROM intake.run_row_errors WHERE run_id = $1 ORDER BY row, col`, runID)
 	if err != nil {

@@ -248,13 +248,8 @@ func (s *Store) JobTenant(ctx context.Context, jobID string) (string, error) {
 // there is no such run (of ctx's tenant, when ctx has one).
 func (s *Store) RunTenant(ctx context.Context, jobID, runID string) (string, error) {
 	var t string
-	err := s.pool.QueryRow(ctx, `SELECT tenant_id FROM intake.runs WHERE id = $1 AND job_id = $2 AND ($3::text = '' OR tenant_id = $3)`,
-		runID, jobID, TenantOf(ctx)).Scan(&t)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", ErrNotFound
-	}
-	if err != nil {
-		return "", fmt.Errorf("look up the tenant of run %s: %w", RunName(jobID, runID), err)
+	if err := runField(ctx, s.pool, jobID, runID, "tenant_id", "tenant", &t); err != nil {
+		return "", err
 	}
 	return t, nil
 }
