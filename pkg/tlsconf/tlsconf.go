@@ -2,7 +2,7 @@
 // clients: the server's certificate, read from PEM files and read again
 // when they change (a certificate renewed in place, as cert-manager or a
 // mounted Secret does, needs no restart), and a client's transport
-// credentials (a CA file, the system's CAs, or plaintext).
+// credentials (a CA file, the system's CAs, or plaintext) and dial options.
 package tlsconf
 
 import (
@@ -176,11 +176,16 @@ func Pinned(s *Server) credentials.TransportCredentials {
 	})
 }
 
-// DialOption is the dial option of a connection secured by creds;
-// plaintext when creds is nil.
-func DialOption(creds credentials.TransportCredentials) grpc.DialOption {
-	if creds == nil {
-		creds = insecure.NewCredentials()
+// DialOptions are the dial options of a client of the API: the connection
+// secured by transport (plaintext when nil) and perRPC (the caller's
+// token) sent with every call (nothing when nil).
+func DialOptions(transport credentials.TransportCredentials, perRPC credentials.PerRPCCredentials) []grpc.DialOption {
+	if transport == nil {
+		transport = insecure.NewCredentials()
 	}
-	return grpc.WithTransportCredentials(creds)
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(transport)}
+	if perRPC != nil {
+		opts = append(opts, grpc.WithPerRPCCredentials(perRPC))
+	}
+	return opts
 }

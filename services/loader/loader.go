@@ -252,7 +252,7 @@ func (s *Service) run(ctx context.Context) error {
 		return fmt.Errorf("loader: %w", err)
 	}
 
-	conn, err := grpc.NewClient(s.cfg.APIAddr, tlsconf.DialOption(s.cfg.APITransport), apiCredentials(s.cfg.APICredentials), tracing.GRPCDialOption())
+	conn, err := grpc.NewClient(s.cfg.APIAddr, append(tlsconf.DialOptions(s.cfg.APITransport, s.cfg.APICredentials), tracing.GRPCDialOption())...)
 	if err != nil {
 		return fmt.Errorf("loader: control API at %s: %w", s.cfg.APIAddr, err)
 	}
@@ -280,13 +280,4 @@ func (s *Service) run(ctx context.Context) error {
 	<-janitorDone
 	s.log.Info("loader stopped")
 	return err
-}
-
-// apiCredentials is the dial option that sends creds with every call to
-// the control API; none when creds is nil.
-func apiCredentials(creds credentials.PerRPCCredentials) grpc.DialOption {
-	if creds == nil {
-		return grpc.EmptyDialOption{}
-	}
-	return grpc.WithPerRPCCredentials(creds)
 }

@@ -74,7 +74,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return fmt.Errorf("mapper: %w", err)
 	}
 	defer nc.Close()
-	conn, err := grpc.NewClient(s.cfg.APIAddr, tlsconf.DialOption(s.cfg.APITransport), apiCredentials(s.cfg.APICredentials), tracing.GRPCDialOption())
+	conn, err := grpc.NewClient(s.cfg.APIAddr, append(tlsconf.DialOptions(s.cfg.APITransport, s.cfg.APICredentials), tracing.GRPCDialOption())...)
 	if err != nil {
 		return fmt.Errorf("mapper: control API client for %s: %w", s.cfg.APIAddr, err)
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
 	"github.com/intakehq/intake/pkg/natsconn"
@@ -104,13 +103,4 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	return c
-}
-
-// apiCredentials is the dial option that sends creds with every call to
-// the control API; none when creds is nil.
-func apiCredentials(creds credentials.PerRPCCredentials) grpc.DialOption {
-	if creds == nil {
-		return grpc.EmptyDialOption{}
-	}
-	return grpc.WithPerRPCCredentials(creds)
 }

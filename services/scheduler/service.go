@@ -206,7 +206,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	locker := &tickLocker{kv: ticks, replica: s.replica, m: s.m, log: s.log, claim: s.claim, lost: s.lost}
-	conn, err := grpc.NewClient(s.cfg.APIAddr, tlsconf.DialOption(s.cfg.APITransport), apiCredentials(s.cfg.APICredentials), tracing.GRPCDialOption())
+	conn, err := grpc.NewClient(s.cfg.APIAddr, append(tlsconf.DialOptions(s.cfg.APITransport, s.cfg.APICredentials), tracing.GRPCDialOption())...)
 	if err != nil {
 		return fmt.Errorf("scheduler: control API client for %s: %w", s.cfg.APIAddr, err)
 	}

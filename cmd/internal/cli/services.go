@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/intakehq/intake/api"
 	"github.com/intakehq/intake/cmd/internal/command"
@@ -145,12 +146,22 @@ func newAPI(o *options, reg prometheus.Registerer, log *slog.Logger) (*api.Serve
 	})
 }
 
-func newFetcher(o *options, reg prometheus.Registerer, log *slog.Logger) (*fetcher.Service, error) {
-	creds, err := o.workerCredentials() // auth.go: the worker token
+// apiClient is what a worker calls the control API with: its token
+// (auth.go) and the connection's security (tls.go).
+func (o *options) apiClient() (credentials.PerRPCCredentials, credentials.TransportCredentials, error) {
+	creds, err := o.workerCredentials()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	transport, err := o.apiTransport() // tls.go
+	transport, err := o.apiTransport()
+	if err != nil {
+		return nil, nil, err
+	}
+	return creds, transport, nil
+}
+
+func newFetcher(o *options, reg prometheus.Registerer, log *slog.Logger) (*fetcher.Service, error) {
+	creds, transport, err := o.apiClient()
 	if err != nil {
 		return nil, err
 	}
@@ -174,11 +185,7 @@ func newFetcher(o *options, reg prometheus.Registerer, log *slog.Logger) (*fetch
 }
 
 func newMapper(o *options, reg prometheus.Registerer, log *slog.Logger) (*mapper.Service, error) {
-	creds, err := o.workerCredentials() // auth.go: the worker token
-	if err != nil {
-		return nil, err
-	}
-	transport, err := o.apiTransport() // tls.go
+	creds, transport, err := o.apiClient()
 	if err != nil {
 		return nil, err
 	}
@@ -199,11 +206,7 @@ func newMapper(o *options, reg prometheus.Registerer, log *slog.Logger) (*mapper
 }
 
 func newLoader(o *options, reg prometheus.Registerer, log *slog.Logger) (*loader.Service, error) {
-	creds, err := o.workerCredentials() // auth.go: the worker token
-	if err != nil {
-		return nil, err
-	}
-	transport, err := o.apiTransport() // tls.go
+	creds, transport, err := o.apiClient()
 	if err != nil {
 		return nil, err
 	}
@@ -229,11 +232,7 @@ func newLoader(o *options, reg prometheus.Registerer, log *slog.Logger) (*loader
 }
 
 func newScheduler(o *options, reg prometheus.Registerer, log *slog.Logger) (*scheduler.Service, error) {
-	creds, err := o.workerCredentials() // auth.go: the worker token
-	if err != nil {
-		return nil, err
-	}
-	transport, err := o.apiTransport() // tls.go
+	creds, transport, err := o.apiClient()
 	if err != nil {
 		return nil, err
 	}

@@ -171,15 +171,15 @@ func (c *cli) dial() (*grpc.ClientConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--api-ca-file (or INTAKE_API_CA_FILE): %w", err)
 	}
-	opts := []grpc.DialOption{tlsconf.DialOption(transport)}
+	var perRPC credentials.PerRPCCredentials
 	if a.token != "" {
 		tlsOn := a.caFile != "" || a.tls
 		if err := CheckTokenDestination(c.addr, a.insecure || tlsOn, "--api-ca-file or --api-tls (TLS), or --insecure (or INTAKE_INSECURE=true)"); err != nil {
 			return nil, fmt.Errorf("send the token of %s: %w", a.source, err)
 		}
-		opts = append(opts, grpc.WithPerRPCCredentials(BearerCredentials(a.token)))
+		perRPC = BearerCredentials(a.token)
 	}
-	conn, err := grpc.NewClient(c.addr, opts...)
+	conn, err := grpc.NewClient(c.addr, tlsconf.DialOptions(transport, perRPC)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to the API at %s: %w", c.addr, err)
 	}
