@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,6 +28,7 @@ import (
 	"github.com/intakehq/intake/api"
 	"github.com/intakehq/intake/pkg/natstest"
 	"github.com/intakehq/intake/pkg/pgtest"
+	"github.com/intakehq/intake/pkg/testutil"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
 
@@ -97,23 +97,13 @@ func (b *authBundle) job(t *testing.T, id string) *intakev1.Job {
 // body ({"code", "message"}) or the raw answer.
 func (b *authBundle) post(t *testing.T, method, token, body string) (int, string, string) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(testCtx(t), http.MethodPost, b.rest+"/"+method, bytes.NewReader([]byte(body)))
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
+	code, out := testutil.PostJSON(testCtx(t), t, nil, b.rest+"/"+method, token, body)
 	var e struct{ Code, Message string }
-	if resp.StatusCode != http.StatusOK {
+	if code != http.StatusOK {
 		require.NoError(t, json.Unmarshal(out, &e), "%s", out)
-		return resp.StatusCode, e.Code, e.Message
+		return code, e.Code, e.Message
 	}
-	return resp.StatusCode, "", string(out)
+	return code, "", string(out)
 }
 
 // Calls without a valid token are refused, over gRPC and over HTTP, with

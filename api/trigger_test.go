@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -23,6 +22,7 @@ import (
 	"github.com/intakehq/intake/api"
 	"github.com/intakehq/intake/pkg/natstest"
 	"github.com/intakehq/intake/pkg/pgtest"
+	"github.com/intakehq/intake/pkg/testutil"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
 
@@ -61,18 +61,7 @@ func (b *httpBundle) post(t *testing.T, method, token string, req proto.Message)
 	t.Helper()
 	body, err := protojson.Marshal(req)
 	require.NoError(t, err)
-	hr, err := http.NewRequestWithContext(testCtx(t), http.MethodPost, b.base+"/"+method, bytes.NewReader(body))
-	require.NoError(t, err)
-	hr.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		hr.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(hr)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, out
+	return testutil.PostJSON(testCtx(t), t, nil, b.base+"/"+method, token, string(body))
 }
 
 // call is post that requires 200 and decodes the answer into resp.

@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -13,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/intakehq/intake/pkg/testutil"
 	intakev1 "github.com/intakehq/intake/proto/gen/intake/v1"
 )
 
@@ -26,18 +25,7 @@ type restClient struct {
 // and returns the HTTP status and the answer.
 func (c restClient) post(ctx context.Context, t *testing.T, method, token, body string) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/"+method, bytes.NewReader([]byte(body)))
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, out
+	return testutil.PostJSON(ctx, t, nil, c.base+"/"+method, token, body)
 }
 
 // startRESTAPI starts another control API replica that serves the REST/JSON

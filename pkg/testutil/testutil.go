@@ -1,6 +1,6 @@
 // Package testutil holds small helpers the tests of several modules share:
-// a goroutine-safe buffer for the logs of a process or a service, and a
-// free loopback address.
+// a goroutine-safe buffer for the logs of a process or a service, a free
+// loopback address, and a JSON POST to the API's HTTP port.
 package testutil
 
 import (

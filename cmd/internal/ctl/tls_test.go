@@ -1,9 +1,9 @@
 package ctl_test
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -55,16 +55,8 @@ func TestTheAPIOverTLS(t *testing.T) {
 	pool := x509.NewCertPool()
 	require.True(t, pool.AppendCertsFromPEM(pem))
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-	req, err := http.NewRequest(http.MethodPost, "https://"+restAddr+"/intake.v1.JobService/ListJobs", strings.NewReader(`{"readMask":"name"}`))
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+testAdminToken)
-	resp, err := client.Do(req)
-	require.NoError(t, err)
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	code, body := testutil.PostJSON(context.Background(), t, client, "https://"+restAddr+"/intake.v1.JobService/ListJobs", testAdminToken, `{"readMask":"name"}`)
+	require.Equal(t, http.StatusOK, code, string(body))
 	var listed intakev1.ListJobsResponse
 	require.NoError(t, protojson.Unmarshal(body, &listed), string(body))
 	require.Len(t, listed.GetJobs(), 1)
