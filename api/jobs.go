@@ -195,7 +195,7 @@ func (j *jobService) ListJobs(ctx context.Context, req *intakev1.ListJobsRequest
 	if err != nil {
 		return nil, err
 	}
-	jobs, err := j.s.store.ListJobs(ctx, after, n+1)
+	jobs, err := j.s.store.ListJobs(ctx, after, n+1, mask.wants("last_run"))
 	if err != nil {
 		return nil, j.s.storeError(ctx, "list", "jobs", err)
 	}

@@ -324,9 +324,11 @@ func (s *Store) GetJobValidation(ctx context.Context, id string) (*intakev1.Job,
 // the cache does not hold at that version (JobCache): the scheduler lists
 // every job every few seconds. A job deleted between the two reads makes
 // it read the page again, so that a short page always means the last one.
-func (s *Store) ListJobs(ctx context.Context, after *Cursor, limit int) ([]*intakev1.Job, error) {
+// withLastRun says whether to look each job's last run up (a query of the runs
+// per job, which the scheduler's poll does not need).
+func (s *Store) ListJobs(ctx context.Context, after *Cursor, limit int, withLastRun bool) ([]*intakev1.Job, error) {
 	for attempt := 1; ; attempt++ {
-		jobs, complete, err := s.listJobsPage(ctx, after, limit)
+		jobs, complete, err := s.listJobsPage(ctx, after, limit, withLastRun)
 		switch {
 		case err != nil:
 			return nil, err
@@ -340,8 +342,12 @@ func (s *Store) ListJobs(ctx context.Context, after *Cursor, limit int) ([]*inta
 
 // listJobsPage is one attempt of ListJobs; complete is false when a job of
 // the page was deleted before its row was read.
-func (s *Store) listJobsPage(ctx context.Context, after *Cursor, limit int) (jobs []*intakev1.Job, complete bool, err error) {
-	const page = `SELECT j.id, j.version, ` + lastRunColumnSQL + ` FROM intake.jobs j `
+func (s *Store) listJobsPage(ctx context.Context, after *Cursor, limit int, withLastRun bool) (jobs []*intakev1.Job, complete bool, err error) {
+	lastRunSQL := `''`
+	if withLastRun {
+		lastRunSQL = lastRunColumnSQL
+	}
+	page := `SELECT j.id, j.version, ` + lastRunSQL + ` FROM intake.jobs j `
 	var rows pgx.Rows
 	if after == nil {
 		rows, err = s.pool.Query(ctx, page+`WHERE ($2::text = '' OR j.tenant_id = $2)
